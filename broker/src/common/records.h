@@ -1,0 +1,93 @@
+#pragma once
+
+// Plain-C++ forms of what the broker stores, shared by store/ (which persists them) and core/
+// (which keeps the live state). The on-disk encodings are in schemas/records.capnp.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace sluice {
+
+using TopicId = uint32_t;
+using Offset = uint64_t;  // Offsets start at 1; 0 means "none".
+
+constexpr uint32_t kDefaultMaxMessageSize = 1u << 20;      // 1 MiB
+constexpr uint64_t kDefaultDedupWindowMs = 2 * 60 * 1000;  // 2 minutes
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+// Effective topic settings (defaults already applied; 0 limits mean unlimited).
+struct TopicSettings {
+  uint64_t maxAgeMs = 0;
+  uint64_t maxBytes = 0;
+  uint64_t maxMessages = 0;
+  uint32_t maxMessageSize = kDefaultMaxMessageSize;
+  bool workQueue = false;
+  uint32_t maxDeliveries = 0;
+  std::string deadLetterTopic;
+  uint64_t dedupWindowMs = kDefaultDedupWindowMs;
+};
+
+struct TopicRecord {
+  std::string name;
+  TopicId id = 0;
+  TopicSettings settings;
+  Offset nextOffset = 1;   // The offset the next message gets.
+  Offset firstOffset = 1;  // Oldest retained offset; == nextOffset when empty.
+  uint64_t messages = 0;
+  uint64_t bytes = 0;      // Payload + key + header bytes of retained messages.
+  int64_t createdMs = 0;
+  int64_t lastTimestampMs = 0;
+};
+
+struct GroupRecord {
+  TopicId topicId = 0;
+  std::string name;
+  Offset position = 1;  // Next offset never yet delivered.
+  int64_t createdMs = 0;
+  uint64_t redelivered = 0;
+  uint64_t deadLettered = 0;
+};
+
+struct PendingRecord {
+  TopicId topicId = 0;
+  std::string group;
+  Offset offset = 0;
+  uint32_t deliveries = 0;  // Times delivered so far.
+  int64_t visibleAtMs = 0;  // Not redelivered before this time.
+};
+
+// A message as published (before it has an offset and timestamp).
+struct MessageData {
+  std::optional<std::string> key;
+  HeaderList headers;
+  std::string payload;
+  std::string id;  // Producer message id; empty for none.
+
+  // The bytes that count against maxBytes and maxMessageSize accounting.
+  uint64_t accountedBytes() const;
+};
+
+// A stored message, copied out of the store.
+struct StoredMessageData {
+  Offset offset = 0;
+  int64_t timestampMs = 0;
+  MessageData data;
+};
+
+struct PublishAckData {
+  Offset offset = 0;
+  bool duplicate = false;
+};
+
+// Everything the broker loads at start-up.
+struct Snapshot {
+  std::vector<TopicRecord> topics;
+  std::vector<GroupRecord> groups;
+  std::vector<PendingRecord> pending;
+};
+
+}  // namespace sluice

@@ -1,0 +1,215 @@
+#pragma once
+
+// libsluice: the C++ client of the Sluice broker. Standard C++ types only.
+//
+// Threads: every class here is safe to use from any thread. A Client owns one connection and
+// one internal I/O thread on which all network work runs; blocking calls hand their work to it
+// and wait. Handles (Producer, Consumer, Admin, Message) share the connection: it stays open
+// while the Client or any handle made from it lives, until Client::close().
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sluice/error.h"
+#include "sluice/types.h"
+
+namespace sluice {
+
+namespace detail {
+class Connection;
+class SubscriptionState;
+}  // namespace detail
+
+// Connection options. Each field states its default.
+struct Options {
+  std::chrono::milliseconds connectTimeout{5000};  // Default 5 s.
+  std::chrono::milliseconds callTimeout{30000};    // Default 30 s; blocking calls give up with kTimeout.
+};
+
+// How a Producer batches asynchronous publishes. Blocking publish() sends at once.
+struct ProducerOptions {
+  // Messages per publish RPC at most (the broker's limit is 10,000). Default 1,000.
+  size_t maxBatchMessages = 1000;
+  // Payload bytes per publish RPC at most (a single larger message still goes alone). Default 4 MiB.
+  size_t maxBatchBytes = 4 << 20;
+  // Publish RPCs in flight per producer at most; further messages wait (backpressure). Default 8.
+  size_t maxInFlightBatches = 8;
+};
+
+struct SubscribeOptions {
+  // Where the group starts if this call creates it. Default: earliest retained message.
+  StartPosition start = StartPosition::earliest();
+  // Messages delivered to this consumer and not yet acknowledged, at most (1..65536). Default 256.
+  uint32_t prefetch = 256;
+  // Unacknowledged longer than this, a message is redelivered (1 ms .. 24 h). Default 30 s.
+  std::chrono::milliseconds ackTimeout{30000};
+};
+
+// A delivered (or peeked) message.
+class Message {
+ public:
+  Message() = default;
+
+  uint64_t offset() const { return offset_; }
+  int64_t timestampMs() const { return timestampMs_; }  // Publish time, Unix milliseconds.
+  const std::optional<std::string>& key() const { return key_; }
+  const Headers& headers() const { return headers_; }
+  const std::string& payload() const { return payload_; }
+  const std::string& id() const { return id_; }          // Producer message id, or empty.
+  uint32_t deliveries() const { return deliveries_; }    // 1 on first delivery; 0 from peek.
+  const std::string& topic() const { return topic_; }
+
+  // Acknowledges the message; returns once the broker committed the acknowledgement, after
+  // which this group never receives the message again, even across broker restarts.
+  // Errors: kNotPending (already acked, or redelivered elsewhere after its ack timeout),
+  //         kInvalidArgument (a peeked message), kStorageFailed, kDisconnected, kTimeout.
+  Result<void> ack() const;
+  // As ack(), without waiting. Acks from many messages are sent together.
+  std::future<Result<void>> ackAsync() const;
+  // Negative acknowledgement: the group redelivers the message after `delay` (to any of its
+  // consumers), or dead-letters it once the topic's maxDeliveries is reached.
+  // Errors: as ack().
+  Result<void> nack(std::chrono::milliseconds delay = std::chrono::milliseconds(0)) const;
+
+ private:
+  friend class detail::SubscriptionState;
+  friend class detail::Connection;
+  uint64_t offset_ = 0;
+  int64_t timestampMs_ = 0;
+  std::optional<std::string> key_;
+  Headers headers_;
+  std::string payload_;
+  std::string id_;
+  uint32_t deliveries_ = 0;
+  std::string topic_;
+  std::shared_ptr<detail::SubscriptionState> subscription_;  // Null for peeked messages.
+};
+
+// Publishes messages. Obtain from Client::producer().
+class Producer {
+ public:
+  // Publishes one message and returns its offset once the broker committed it with fsync.
+  // Errors: kInvalidArgument, kTopicNotFound, kMessageTooLarge, kStorageFull (retry later),
+  //         kStorageFailed, kLimitExceeded, kDisconnected (retrying is safe when an id is set),
+  //         kTimeout.
+  Result<PublishAck> publish(std::string_view topic, std::string_view payload);
+  Result<PublishAck> publish(std::string_view topic, OutgoingMessage message);
+  // Publishes the messages in one request: all are stored in one commit, or none is.
+  // Errors: as publish().
+  Result<std::vector<PublishAck>> publishBatch(std::string_view topic,
+                                               std::vector<OutgoingMessage> messages);
+
+  // Queues a message and returns at once; the future completes after the commit. Queued
+  // messages to one topic are sent together in batches (see ProducerOptions). When
+  // maxInFlightBatches are outstanding, messages queue in the client until acknowledgements
+  // return. Errors: as publish(). Order: offsets follow queueing order per topic.
+  std::future<Result<PublishAck>> publishAsync(std::string_view topic, OutgoingMessage message);
+  // As above, but calls `done` with the result on the client's I/O thread: it must not block.
+  void publishAsync(std::string_view topic, OutgoingMessage message,
+                    std::function<void(Result<PublishAck>)> done);
+  // Waits until every message queued so far by this producer has been answered.
+  // Errors: kTimeout (after Options::callTimeout), kDisconnected.
+  Result<void> flush();
+
+ private:
+  friend class Client;
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+// A member of a consumer group on one topic. Obtain from Client::subscribe().
+// Destroying the last handle (or close()) ends the subscription: its unacknowledged messages
+// go to the group's other consumers.
+class Consumer {
+ public:
+  // Waits up to `timeout` for the next message.
+  // Errors: kTimeout (nothing arrived), kDisconnected, kTopicNotFound / kGroupNotFound (the
+  //         topic or group was deleted), kInvalidArgument (a consumer in callback mode).
+  Result<Message> receive(std::chrono::milliseconds timeout);
+  // Ends the subscription; idempotent. Messages not yet received are redelivered to others.
+  void close();
+  // The broker's id for this consumer (shown by `sluice groups describe`).
+  uint64_t id() const;
+
+ private:
+  friend class Client;
+  std::shared_ptr<detail::SubscriptionState> state_;
+};
+
+// Topic and group administration. Obtain from Client::admin(). Errors common to every call:
+// kDisconnected, kTimeout, kShuttingDown.
+class Admin {
+ public:
+  // Errors: kInvalidArgument (bad name or setting), kTopicExists, kLimitExceeded, kStorageFull.
+  Result<TopicInfo> createTopic(std::string_view name, const TopicSettings& settings = {});
+  Result<std::vector<TopicInfo>> listTopics();
+  // Errors: kInvalidArgument, kTopicNotFound.
+  Result<TopicInfo> describeTopic(std::string_view name);
+  // Deletes the topic, its messages and groups; returns how many messages were removed.
+  // Connected consumers of it are closed with kTopicNotFound. Errors: kTopicNotFound.
+  Result<uint64_t> deleteTopic(std::string_view name);
+  // Removes every message (offsets keep counting up); returns how many. Errors: kTopicNotFound.
+  Result<uint64_t> purgeTopic(std::string_view name);
+  // Creates a group that starts at `start`. Errors: kTopicNotFound, kInvalidArgument,
+  // kLimitExceeded; an existing group is returned unchanged.
+  Result<GroupInfo> createGroup(std::string_view topic, std::string_view group,
+                                StartPosition start = StartPosition::earliest());
+  // Errors: kTopicNotFound.
+  Result<std::vector<GroupInfo>> listGroups(std::string_view topic);
+  // Errors: kTopicNotFound, kGroupNotFound.
+  Result<GroupInfo> describeGroup(std::string_view topic, std::string_view group);
+  // Moves the group's position and forgets its pending messages.
+  // Errors: kTopicNotFound, kGroupNotFound, kGroupBusy (consumers connected).
+  Result<GroupInfo> resetGroup(std::string_view topic, std::string_view group, StartPosition to);
+  // Returns how many pending messages were dropped. Errors: kTopicNotFound, kGroupNotFound,
+  // kGroupBusy.
+  Result<uint64_t> deleteGroup(std::string_view topic, std::string_view group);
+  // Reads up to `count` (1..1000) messages from `fromOffset` on, touching no group.
+  // Errors: kTopicNotFound, kInvalidArgument.
+  Result<std::vector<Message>> peek(std::string_view topic, uint64_t fromOffset, uint32_t count);
+  Result<BrokerStats> stats();
+
+ private:
+  friend class Client;
+  std::shared_ptr<detail::Connection> connection_;
+};
+
+// A connection to one broker. Move-only handle.
+class Client {
+ public:
+  // Connects to "host:port" (IPv4, [IPv6] or a name). Errors: kConnectFailed, kInvalidArgument
+  // (malformed address).
+  static Result<Client> connect(std::string_view hostPort, Options options = {});
+
+  Client(Client&&) noexcept;
+  Client& operator=(Client&&) noexcept;
+  ~Client();
+
+  Producer producer(ProducerOptions options = {});
+  Admin admin();
+  // Joins (creating if needed) `group` on `topic` as a pull consumer: use receive().
+  // Errors: kInvalidArgument, kTopicNotFound, kLimitExceeded, kDisconnected, kTimeout.
+  Result<Consumer> subscribe(std::string_view topic, std::string_view group,
+                             SubscribeOptions options = {});
+  // Callback mode: `handler` runs for each message on a thread owned by the consumer, one
+  // message at a time; it may block and may ack/nack. Errors: as above.
+  Result<Consumer> subscribe(std::string_view topic, std::string_view group,
+                             SubscribeOptions options, std::function<void(Message)> handler);
+
+  // False once the connection is gone.
+  bool connected() const;
+  // Closes the connection now; later calls on any handle return kDisconnected. Idempotent.
+  void close();
+
+ private:
+  explicit Client(std::shared_ptr<detail::Connection> connection);
+  std::shared_ptr<detail::Connection> connection_;
+};
+
+}  // namespace sluice

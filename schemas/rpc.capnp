@@ -1,0 +1,240 @@
+@0x992f0d7b263ff4cd;
+# The Sluice RPC interface. A client bootstraps a `Broker` capability and publishes, subscribes
+# and administers through it. Every business failure is an `Error` in a result union; an RPC
+# exception means a bug or a lost connection, never a rejected request.
+#
+# Compatibility: fields and methods are only ever added, never renumbered or removed.
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("sluice::wire");
+
+enum ErrorCode {
+  # The registry of errors a client can act on. Each says when it is returned and whether a
+  # retry can help.
+  unspecified @0;
+  invalidArgument @1;   # Malformed request (bad name, bad field, out-of-range value); resending it fails again.
+  topicNotFound @2;     # No topic has that name.
+  groupNotFound @3;     # The topic has no consumer group with that name.
+  messageTooLarge @4;   # A payload exceeds the topic's max message size; nothing of the batch is stored.
+  storageFull @5;       # Storage is at its configured limit; consumers, acks, deletes and purges still work. Retry later.
+  storageFailed @6;     # An earlier commit failed; this broker refuses writes until restarted.
+  topicExists @7;       # A topic with that name already exists; nothing changed.
+  notPending @8;        # Ack or nack of an offset that is not pending for this subscription.
+  groupBusy @9;         # The group has connected consumers; disconnect them first.
+  limitExceeded @10;    # A broker limit was reached (batch size, subscriptions, topics, groups).
+  shuttingDown @11;     # The broker is stopping; retry against it once it is back.
+}
+
+struct Error {
+  code @0 :ErrorCode;
+  message @1 :Text;     # States the problem, the rule and what was received.
+}
+
+struct Header {
+  key @0 :Text;
+  value @1 :Text;
+}
+
+struct PublishMessage {
+  payload @0 :Data;
+  key @1 :Data;
+  hasKey @2 :Bool;          # Distinguishes an empty key from no key.
+  headers @3 :List(Header);
+  id @4 :Text;              # Producer message id for deduplication; empty for none.
+}
+
+struct PublishAck {
+  offset @0 :UInt64;
+  duplicate @1 :Bool;       # The id was seen within the dedup window; `offset` is the original's.
+}
+
+struct PublishResult {
+  union {
+    acks @0 :List(PublishAck);  # One per message, in request order.
+    error @1 :Error;            # Nothing of the batch was stored.
+  }
+}
+
+struct TopicSettings {
+  # Zero means "no limit" for the retention limits and maxDeliveries, and "broker default" for
+  # maxMessageSize (1 MiB) and dedupWindowMs (2 minutes). Describe answers effective values.
+  maxAgeMs @0 :UInt64;
+  maxBytes @1 :UInt64;
+  maxMessages @2 :UInt64;
+  maxMessageSize @3 :UInt32;
+  workQueue @4 :Bool;           # Also drop messages once every group has acknowledged them.
+  maxDeliveries @5 :UInt32;
+  deadLetterTopic @6 :Text;     # Empty: past maxDeliveries a message is dropped from the group.
+  dedupWindowMs @7 :UInt64;
+}
+
+struct StartPosition {
+  # Where a group created by this call starts. Ignored for an existing group.
+  union {
+    earliest @0 :Void;
+    latest @1 :Void;            # Only messages published after the group was created.
+    offset @2 :UInt64;          # This offset (or the first retained one after it).
+    timestampMs @3 :Int64;      # The first message published at or after this time.
+  }
+}
+
+struct ConsumerInfo {
+  id @0 :UInt64;
+  peer @1 :Text;
+  prefetch @2 :UInt32;
+  inFlight @3 :UInt32;
+  connectedMs @4 :Int64;
+}
+
+struct GroupInfo {
+  topic @0 :Text;
+  name @1 :Text;
+  position @2 :UInt64;          # Next offset never yet delivered to this group.
+  ackFloor @3 :UInt64;          # Every offset below this is acknowledged (or no longer retained).
+  pending @4 :UInt64;           # Delivered or due for redelivery, not yet acknowledged.
+  lagMessages @5 :UInt64;       # Retained messages at or after `position`.
+  lagMs @6 :Int64;              # Age of the oldest undelivered message; 0 when caught up.
+  delivered @7 :UInt64;         # Deliveries since the broker started (including redeliveries).
+  acked @8 :UInt64;             # Since the broker started.
+  nacked @9 :UInt64;            # Since the broker started.
+  redelivered @10 :UInt64;      # Durable total.
+  deadLettered @11 :UInt64;     # Durable total.
+  consumers @12 :List(ConsumerInfo);
+  createdMs @13 :Int64;
+}
+
+struct TopicInfo {
+  name @0 :Text;
+  settings @1 :TopicSettings;   # Effective values.
+  messages @2 :UInt64;          # Retained messages.
+  bytes @3 :UInt64;             # Retained payload + key + header bytes.
+  firstOffset @4 :UInt64;       # Oldest retained offset; 0 when empty.
+  lastOffset @5 :UInt64;        # Newest offset ever assigned; 0 when nothing was published.
+  groups @6 :List(GroupInfo);
+  createdMs @7 :Int64;
+  publishedTotal @8 :UInt64;    # Messages appended since the broker started.
+  publishRate @9 :Float64;      # Messages per second over the last few seconds.
+}
+
+struct Delivery {
+  offset @0 :UInt64;
+  timestampMs @1 :Int64;
+  key @2 :Data;
+  hasKey @3 :Bool;
+  headers @4 :List(Header);
+  payload @5 :Data;
+  deliveries @6 :UInt32;        # 1 on first delivery; 0 when read by peek.
+  id @7 :Text;
+}
+
+struct BrokerStats {
+  version @0 :Text;
+  uptimeMs @1 :Int64;
+  topics @2 :UInt64;
+  messages @3 :UInt64;
+  bytes @4 :UInt64;
+  storageUsed @5 :UInt64;
+  storageLimit @6 :UInt64;
+  connections @7 :UInt64;
+  consumers @8 :UInt64;
+  publishedTotal @9 :UInt64;
+  deliveredTotal @10 :UInt64;
+  publishRate @11 :Float64;
+  deliveryRate @12 :Float64;
+  commits @13 :UInt64;
+}
+
+struct OffsetError {
+  offset @0 :UInt64;
+  error @1 :Error;
+}
+
+interface DeliveryHandler {
+  # Implemented by the consumer. The broker pushes batches within the prefetch window.
+  deliver @0 (messages :List(Delivery)) -> stream;
+  # The broker ended the subscription (topic or group deleted, broker stopping).
+  closed @1 (error :Error) -> ();
+}
+
+interface Subscription {
+  # Dropping this capability (or the connection) ends the subscription: its unacknowledged
+  # messages become available to the group's other consumers.
+  ack @0 (offsets :List(UInt64)) -> (failures :List(OffsetError));
+  # Answers once the acknowledgements are committed. Offsets not listed in `failures` are done.
+  nack @1 (offsets :List(UInt64), delayMs :UInt32) -> (failures :List(OffsetError));
+  # Redeliver after `delayMs` (to any consumer of the group).
+}
+
+struct SubscribeResult {
+  union {
+    subscription @0 :Subscription;
+    error @1 :Error;
+  }
+  consumerId @2 :UInt64;
+}
+
+struct TopicResult {
+  union {
+    topic @0 :TopicInfo;
+    error @1 :Error;
+  }
+}
+
+struct TopicListResult {
+  union {
+    topics @0 :List(TopicInfo);
+    error @1 :Error;
+  }
+}
+
+struct GroupResult {
+  union {
+    group @0 :GroupInfo;
+    error @1 :Error;
+  }
+}
+
+struct GroupListResult {
+  union {
+    groups @0 :List(GroupInfo);
+    error @1 :Error;
+  }
+}
+
+struct CountResult {
+  union {
+    count @0 :UInt64;
+    error @1 :Error;
+  }
+}
+
+struct PeekResult {
+  union {
+    messages @0 :List(Delivery);
+    error @1 :Error;
+  }
+}
+
+interface Admin {
+  createTopic @0 (name :Text, settings :TopicSettings) -> (result :TopicResult);
+  listTopics @1 () -> (result :TopicListResult);
+  describeTopic @2 (name :Text) -> (result :TopicResult);
+  deleteTopic @3 (name :Text) -> (result :CountResult);       # count: messages removed
+  purgeTopic @4 (name :Text) -> (result :CountResult);        # count: messages removed
+  createGroup @5 (topic :Text, group :Text, start :StartPosition) -> (result :GroupResult);
+  listGroups @6 (topic :Text) -> (result :GroupListResult);
+  describeGroup @7 (topic :Text, group :Text) -> (result :GroupResult);
+  resetGroup @8 (topic :Text, group :Text, to :StartPosition) -> (result :GroupResult);
+  deleteGroup @9 (topic :Text, group :Text) -> (result :CountResult);  # count: pending dropped
+  peek @10 (topic :Text, fromOffset :UInt64, count :UInt32) -> (result :PeekResult);
+  stats @11 () -> (stats :BrokerStats);
+}
+
+interface Broker {
+  publish @0 (topic :Text, messages :List(PublishMessage)) -> (result :PublishResult);
+  # Answers after the commit holding the batch is fsync'd. All or nothing per call.
+  subscribe @1 (topic :Text, group :Text, start :StartPosition, prefetch :UInt32,
+                ackTimeoutMs :UInt32, handler :DeliveryHandler) -> (result :SubscribeResult);
+  # Creates the group if it does not exist. prefetch 1..65536; ackTimeoutMs 0 = 30 s default.
+  admin @2 () -> (admin :Admin);
+}
