@@ -38,7 +38,7 @@ struct TopicRecord {
   Offset nextOffset = 1;   // The offset the next message gets.
   Offset firstOffset = 1;  // Oldest retained offset; == nextOffset when empty.
   uint64_t messages = 0;
-  uint64_t bytes = 0;      // Payload + key + header bytes of retained messages.
+  uint64_t bytes = 0;  // Payload + key + header bytes of retained messages.
   int64_t createdMs = 0;
   int64_t lastTimestampMs = 0;
 };

@@ -29,7 +29,6 @@ class [[nodiscard]] Status {
  public:
   Status() = default;
   Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}
-  static Status ok() { return {}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
@@ -46,7 +45,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : state_(std::move(value)) {}        // NOLINT
+  Result(T value) : state_(std::move(value)) {}         // NOLINT
   Result(Status status) : state_(std::move(status)) {}  // NOLINT; precondition: !status.ok()
   Result(Code code, std::string message) : state_(Status(code, std::move(message))) {}
 
@@ -54,7 +53,7 @@ class [[nodiscard]] Result {
   const T& value() const& { return std::get<0>(state_); }
   T& value() & { return std::get<0>(state_); }
   T&& value() && { return std::get<0>(std::move(state_)); }
-  Status status() const { return ok() ? Status::ok() : std::get<1>(state_); }
+  Status status() const { return ok() ? Status() : std::get<1>(state_); }
 
  private:
   std::variant<T, Status> state_;

@@ -1,0 +1,332 @@
+#include "rpc/services.h"
+
+#include <type_traits>
+
+#include <spdlog/spdlog.h>
+
+#include "rpc/wire.h"
+
+namespace sluice::rpc {
+
+// Logs an exception escaping `body` in full and hands the client a short one of the same type.
+template <typename Body>
+kj::Promise<void> guarded(const char* method, Body&& body);
+
+namespace {
+
+std::shared_ptr<spdlog::logger> rpcLog() {
+  static auto logger = [] {
+    auto named = spdlog::get("rpc");
+    return named ? named : spdlog::default_logger();
+  }();
+  return logger;
+}
+
+template <typename Builder>
+void setStatus(Builder result, const Status& status) {
+  setError(result.initError(), status);
+}
+
+// Pushes deliveries to the consumer's DeliveryHandler as `-> stream` calls: flow control
+// follows the consumer's socket, and the prefetch window bounds what can be outstanding.
+class DeliverySink final : public core::ConsumerSink, private kj::TaskSet::ErrorHandler {
+ public:
+  explicit DeliverySink(wire::DeliveryHandler::Client handler)
+      : handler_(kj::mv(handler)), tasks_(*this) {}
+  ~DeliverySink() noexcept override {}  // KJ members may throw from destructors; we do not.
+
+  void deliver(std::vector<core::Delivery> batch) override {
+    auto request = handler_.deliverRequest();
+    auto list = request.initMessages(static_cast<unsigned>(batch.size()));
+    for (unsigned i = 0; i < batch.size(); ++i) {
+      toWire(batch[i].message, batch[i].deliveries, list[i]);
+    }
+    tasks_.add(request.send());
+  }
+
+  void closed(const Status& why) override {
+    auto request = handler_.closedRequest();
+    setError(request.initError(), why);
+    tasks_.add(request.send().ignoreResult());
+  }
+
+ private:
+  void taskFailed(kj::Exception&& exception) override {
+    // The consumer's connection is gone; its subscription ends with it.
+    rpcLog()->debug("delivery failed: {}", exception.getDescription().cStr());
+  }
+
+  wire::DeliveryHandler::Client handler_;
+  kj::TaskSet tasks_;
+};
+
+class SubscriptionService final : public wire::Subscription::Server {
+ public:
+  SubscriptionService(core::Broker& broker, uint64_t consumerId, kj::Own<DeliverySink> sink,
+                      std::shared_ptr<ConnectionInfo> connection)
+      : broker_(broker),
+        consumerId_(consumerId),
+        sink_(kj::mv(sink)),
+        connection_(std::move(connection)) {}
+
+  ~SubscriptionService() noexcept(false) {
+    broker_.unsubscribe(consumerId_);
+    --connection_->subscriptions;
+  }
+
+ protected:
+  kj::Promise<void> ack(AckContext context) override {
+    return guarded("ack", [this, context]() mutable {
+      return broker_.ack(consumerId_, offsetsOf(context.getParams().getOffsets()))
+          .then([context](std::vector<core::OffsetFailure> failures) mutable {
+            writeFailures(context.getResults().initFailures(static_cast<unsigned>(failures.size())),
+                          failures);
+          });
+    });
+  }
+
+  kj::Promise<void> nack(NackContext context) override {
+    return guarded("nack", [this, context]() mutable {
+      auto params = context.getParams();
+      return broker_.nack(consumerId_, offsetsOf(params.getOffsets()), params.getDelayMs())
+          .then([context](std::vector<core::OffsetFailure> failures) mutable {
+            writeFailures(context.getResults().initFailures(static_cast<unsigned>(failures.size())),
+                          failures);
+          });
+    });
+  }
+
+ private:
+  static std::vector<Offset> offsetsOf(capnp::List<uint64_t>::Reader list) {
+    std::vector<Offset> offsets;
+    offsets.reserve(list.size());
+    for (uint64_t offset : list)
+      offsets.push_back(offset);
+    return offsets;
+  }
+  static void writeFailures(capnp::List<wire::OffsetError>::Builder out,
+                            const std::vector<core::OffsetFailure>& failures) {
+    for (unsigned i = 0; i < failures.size(); ++i) {
+      out[i].setOffset(failures[i].offset);
+      setError(out[i].initError(), failures[i].status);
+    }
+  }
+
+  core::Broker& broker_;
+  uint64_t consumerId_;
+  kj::Own<DeliverySink> sink_;
+  std::shared_ptr<ConnectionInfo> connection_;
+};
+
+}  // namespace
+
+template <typename Body>
+kj::Promise<void> guarded(const char* method, Body&& body) {
+  auto run = [&body]() -> kj::Promise<void> {
+    if constexpr (std::is_void_v<decltype(body())>) {
+      body();
+      return kj::READY_NOW;
+    } else {
+      return body();
+    }
+  };
+  return kj::evalNow(run).catch_([method](kj::Exception&& e) -> kj::Promise<void> {
+    rpcLog()->error("{} failed: {}", method, e.getDescription().cStr());
+    return kj::Exception(e.getType(), __FILE__, __LINE__,
+                         kj::str("internal error in ", method, "; see broker log"));
+  });
+}
+
+// Broker ---------------------------------------------------------------------------------------
+
+BrokerService::BrokerService(core::Broker& broker, std::shared_ptr<ConnectionInfo> connection,
+                             ServiceLimits limits)
+    : broker_(broker), connection_(std::move(connection)), limits_(limits) {}
+
+kj::Promise<void> BrokerService::publish(PublishContext context) {
+  return guarded("publish", [this, context]() mutable -> kj::Promise<void> {
+    auto params = context.getParams();
+    auto list = params.getMessages();
+    // Copied out: the request may be freed (call cancelled) before the commit answers.
+    std::vector<MessageData> messages;
+    messages.reserve(list.size());
+    for (auto message : list)
+      messages.push_back(fromWire(message));
+    return broker_.publish(toString(params.getTopic()), std::move(messages))
+        .then([context](Result<std::vector<PublishAckData>> acks) mutable {
+          auto result = context.getResults().initResult();
+          if (!acks.ok()) return setStatus(result, acks.status());
+          auto out = result.initAcks(static_cast<unsigned>(acks.value().size()));
+          for (unsigned i = 0; i < acks.value().size(); ++i) {
+            out[i].setOffset(acks.value()[i].offset);
+            out[i].setDuplicate(acks.value()[i].duplicate);
+          }
+        });
+  });
+}
+
+kj::Promise<void> BrokerService::subscribe(SubscribeContext context) {
+  return guarded("subscribe", [this, context]() mutable -> kj::Promise<void> {
+    auto params = context.getParams();
+    auto result = context.getResults().initResult();
+    if (connection_->subscriptions >= limits_.maxSubscriptionsPerConnection) {
+      setStatus(result, Status(Code::kLimitExceeded,
+                               "a connection may hold at most " +
+                                   std::to_string(limits_.maxSubscriptionsPerConnection) +
+                                   " subscriptions"));
+      return kj::READY_NOW;
+    }
+    auto sink = kj::heap<DeliverySink>(params.getHandler());
+    auto consumer = broker_.subscribe(toString(params.getTopic()), toString(params.getGroup()),
+                                      fromWire(params.getStart()), params.getPrefetch(),
+                                      params.getAckTimeoutMs(), *sink, connection_->peer);
+    if (!consumer.ok()) {
+      setStatus(result, consumer.status());
+      return kj::READY_NOW;
+    }
+    ++connection_->subscriptions;
+    result.setConsumerId(consumer.value());
+    result.setSubscription(
+        kj::heap<SubscriptionService>(broker_, consumer.value(), kj::mv(sink), connection_));
+    return kj::READY_NOW;
+  });
+}
+
+kj::Promise<void> BrokerService::admin(AdminContext context) {
+  context.getResults().setAdmin(kj::heap<AdminService>(broker_));
+  return kj::READY_NOW;
+}
+
+// Admin ----------------------------------------------------------------------------------------
+
+kj::Promise<void> AdminService::createTopic(CreateTopicContext context) {
+  return guarded("createTopic", [this, context]() mutable {
+    auto params = context.getParams();
+    return broker_.createTopic(toString(params.getName()), fromWire(params.getSettings()))
+        .then([context](Result<core::TopicView> topic) mutable {
+          auto result = context.getResults().initResult();
+          if (!topic.ok()) return setStatus(result, topic.status());
+          toWire(topic.value(), result.initTopic());
+        });
+  });
+}
+
+kj::Promise<void> AdminService::listTopics(ListTopicsContext context) {
+  return guarded("listTopics", [this, context]() mutable {
+    auto topics = broker_.listTopics();
+    auto result = context.getResults().initResult();
+    if (!topics.ok()) return setStatus(result, topics.status());
+    auto out = result.initTopics(static_cast<unsigned>(topics.value().size()));
+    for (unsigned i = 0; i < topics.value().size(); ++i)
+      toWire(topics.value()[i], out[i]);
+  });
+}
+
+kj::Promise<void> AdminService::describeTopic(DescribeTopicContext context) {
+  return guarded("describeTopic", [this, context]() mutable {
+    auto topic = broker_.describeTopic(toString(context.getParams().getName()));
+    auto result = context.getResults().initResult();
+    if (!topic.ok()) return setStatus(result, topic.status());
+    toWire(topic.value(), result.initTopic());
+  });
+}
+
+namespace {
+template <typename Context>
+kj::Promise<void> answerCount(kj::Promise<Result<uint64_t>> count, Context context) {
+  return count.then([context](Result<uint64_t> n) mutable {
+    auto result = context.getResults().initResult();
+    if (!n.ok()) return setStatus(result, n.status());
+    result.setCount(n.value());
+  });
+}
+template <typename Context>
+kj::Promise<void> answerGroup(kj::Promise<Result<core::GroupView>> group, Context context) {
+  return group.then([context](Result<core::GroupView> view) mutable {
+    auto result = context.getResults().initResult();
+    if (!view.ok()) return setStatus(result, view.status());
+    toWire(view.value(), result.initGroup());
+  });
+}
+}  // namespace
+
+kj::Promise<void> AdminService::deleteTopic(DeleteTopicContext context) {
+  return guarded("deleteTopic", [this, context]() mutable {
+    return answerCount(broker_.deleteTopic(toString(context.getParams().getName())), context);
+  });
+}
+
+kj::Promise<void> AdminService::purgeTopic(PurgeTopicContext context) {
+  return guarded("purgeTopic", [this, context]() mutable {
+    return answerCount(broker_.purgeTopic(toString(context.getParams().getName())), context);
+  });
+}
+
+kj::Promise<void> AdminService::createGroup(CreateGroupContext context) {
+  return guarded("createGroup", [this, context]() mutable {
+    auto params = context.getParams();
+    return answerGroup(broker_.createGroup(toString(params.getTopic()), toString(params.getGroup()),
+                                           fromWire(params.getStart())),
+                       context);
+  });
+}
+
+kj::Promise<void> AdminService::listGroups(ListGroupsContext context) {
+  return guarded("listGroups", [this, context]() mutable {
+    auto groups = broker_.listGroups(toString(context.getParams().getTopic()));
+    auto result = context.getResults().initResult();
+    if (!groups.ok()) return setStatus(result, groups.status());
+    auto out = result.initGroups(static_cast<unsigned>(groups.value().size()));
+    for (unsigned i = 0; i < groups.value().size(); ++i)
+      toWire(groups.value()[i], out[i]);
+  });
+}
+
+kj::Promise<void> AdminService::describeGroup(DescribeGroupContext context) {
+  return guarded("describeGroup", [this, context]() mutable {
+    auto params = context.getParams();
+    return answerGroup(kj::Promise<Result<core::GroupView>>(broker_.describeGroup(
+                           toString(params.getTopic()), toString(params.getGroup()))),
+                       context);
+  });
+}
+
+kj::Promise<void> AdminService::resetGroup(ResetGroupContext context) {
+  return guarded("resetGroup", [this, context]() mutable {
+    auto params = context.getParams();
+    return answerGroup(broker_.resetGroup(toString(params.getTopic()), toString(params.getGroup()),
+                                          fromWire(params.getTo())),
+                       context);
+  });
+}
+
+kj::Promise<void> AdminService::deleteGroup(DeleteGroupContext context) {
+  return guarded("deleteGroup", [this, context]() mutable {
+    auto params = context.getParams();
+    return answerCount(
+        broker_.deleteGroup(toString(params.getTopic()), toString(params.getGroup())), context);
+  });
+}
+
+kj::Promise<void> AdminService::peek(PeekContext context) {
+  return guarded("peek", [this, context]() mutable {
+    auto params = context.getParams();
+    auto messages =
+        broker_.peek(toString(params.getTopic()), params.getFromOffset(), params.getCount());
+    auto result = context.getResults().initResult();
+    if (!messages.ok()) return setStatus(result, messages.status());
+    auto out = result.initMessages(static_cast<unsigned>(messages.value().size()));
+    for (unsigned i = 0; i < messages.value().size(); ++i)
+      toWire(messages.value()[i], 0, out[i]);
+  });
+}
+
+kj::Promise<void> AdminService::stats(StatsContext context) {
+  return guarded("stats", [this, context]() mutable {
+    auto out = context.getResults().initStats();
+    toWire(broker_.stats(), out);
+    out.setVersion(SLUICE_VERSION);
+  });
+}
+
+}  // namespace sluice::rpc

@@ -1,0 +1,66 @@
+#pragma once
+
+// The Cap'n Proto servers. Each validates what only the wire can get wrong, calls core, and maps
+// the result to the wire once. Thread: kj.
+
+#include <memory>
+#include <string>
+
+#include <capnp/capability.h>
+#include <kj/async.h>
+
+#include "core/broker.h"
+#include "sluice/schemas/rpc.capnp.h"
+
+namespace sluice::rpc {
+
+// What the services of one connection share.
+struct ConnectionInfo {
+  std::string peer;
+  uint32_t subscriptions = 0;
+};
+
+struct ServiceLimits {
+  uint32_t maxSubscriptionsPerConnection = 1024;
+};
+
+// The bootstrap capability of one connection.
+class BrokerService final : public wire::Broker::Server {
+ public:
+  BrokerService(core::Broker& broker, std::shared_ptr<ConnectionInfo> connection,
+                ServiceLimits limits);
+
+ protected:
+  kj::Promise<void> publish(PublishContext context) override;
+  kj::Promise<void> subscribe(SubscribeContext context) override;
+  kj::Promise<void> admin(AdminContext context) override;
+
+ private:
+  core::Broker& broker_;
+  std::shared_ptr<ConnectionInfo> connection_;
+  ServiceLimits limits_;
+};
+
+class AdminService final : public wire::Admin::Server {
+ public:
+  explicit AdminService(core::Broker& broker) : broker_(broker) {}
+
+ protected:
+  kj::Promise<void> createTopic(CreateTopicContext context) override;
+  kj::Promise<void> listTopics(ListTopicsContext context) override;
+  kj::Promise<void> describeTopic(DescribeTopicContext context) override;
+  kj::Promise<void> deleteTopic(DeleteTopicContext context) override;
+  kj::Promise<void> purgeTopic(PurgeTopicContext context) override;
+  kj::Promise<void> createGroup(CreateGroupContext context) override;
+  kj::Promise<void> listGroups(ListGroupsContext context) override;
+  kj::Promise<void> describeGroup(DescribeGroupContext context) override;
+  kj::Promise<void> resetGroup(ResetGroupContext context) override;
+  kj::Promise<void> deleteGroup(DeleteGroupContext context) override;
+  kj::Promise<void> peek(PeekContext context) override;
+  kj::Promise<void> stats(StatsContext context) override;
+
+ private:
+  core::Broker& broker_;
+};
+
+}  // namespace sluice::rpc

@@ -1,0 +1,171 @@
+#include "rpc/wire.h"
+
+namespace sluice::rpc {
+
+wire::ErrorCode toWire(Code code) {
+  switch (code) {
+    case Code::kOk:
+      return wire::ErrorCode::UNSPECIFIED;
+    case Code::kInvalidArgument:
+      return wire::ErrorCode::INVALID_ARGUMENT;
+    case Code::kTopicNotFound:
+      return wire::ErrorCode::TOPIC_NOT_FOUND;
+    case Code::kGroupNotFound:
+      return wire::ErrorCode::GROUP_NOT_FOUND;
+    case Code::kMessageTooLarge:
+      return wire::ErrorCode::MESSAGE_TOO_LARGE;
+    case Code::kStorageFull:
+      return wire::ErrorCode::STORAGE_FULL;
+    case Code::kStorageFailed:
+      return wire::ErrorCode::STORAGE_FAILED;
+    case Code::kTopicExists:
+      return wire::ErrorCode::TOPIC_EXISTS;
+    case Code::kNotPending:
+      return wire::ErrorCode::NOT_PENDING;
+    case Code::kGroupBusy:
+      return wire::ErrorCode::GROUP_BUSY;
+    case Code::kLimitExceeded:
+      return wire::ErrorCode::LIMIT_EXCEEDED;
+    case Code::kShuttingDown:
+      return wire::ErrorCode::SHUTTING_DOWN;
+  }
+  return wire::ErrorCode::UNSPECIFIED;
+}
+
+void setError(wire::Error::Builder out, const Status& status) {
+  out.setCode(toWire(status.code()));
+  out.setMessage(status.message());
+}
+
+core::StartAt fromWire(wire::StartPosition::Reader start) {
+  core::StartAt at;
+  switch (start.which()) {
+    case wire::StartPosition::EARLIEST:
+      at.kind = core::StartAt::Kind::kEarliest;
+      break;
+    case wire::StartPosition::LATEST:
+      at.kind = core::StartAt::Kind::kLatest;
+      break;
+    case wire::StartPosition::OFFSET:
+      at.kind = core::StartAt::Kind::kOffset;
+      at.offset = start.getOffset();
+      break;
+    case wire::StartPosition::TIMESTAMP_MS:
+      at.kind = core::StartAt::Kind::kTimestamp;
+      at.timestampMs = start.getTimestampMs();
+      break;
+  }
+  return at;
+}
+
+core::RequestedSettings fromWire(wire::TopicSettings::Reader in) {
+  core::RequestedSettings out;
+  out.maxAgeMs = in.getMaxAgeMs();
+  out.maxBytes = in.getMaxBytes();
+  out.maxMessages = in.getMaxMessages();
+  out.maxMessageSize = in.getMaxMessageSize();
+  out.workQueue = in.getWorkQueue();
+  out.maxDeliveries = in.getMaxDeliveries();
+  out.deadLetterTopic = toString(in.getDeadLetterTopic());
+  out.dedupWindowMs = in.getDedupWindowMs();
+  return out;
+}
+
+MessageData fromWire(wire::PublishMessage::Reader in) {
+  MessageData out;
+  out.payload = toString(in.getPayload());
+  if (in.getHasKey()) out.key = toString(in.getKey());
+  auto headers = in.getHeaders();
+  out.headers.reserve(headers.size());
+  for (auto header : headers) {
+    out.headers.emplace_back(toString(header.getKey()), toString(header.getValue()));
+  }
+  out.id = toString(in.getId());
+  return out;
+}
+
+void toWire(const TopicSettings& in, wire::TopicSettings::Builder out) {
+  out.setMaxAgeMs(in.maxAgeMs);
+  out.setMaxBytes(in.maxBytes);
+  out.setMaxMessages(in.maxMessages);
+  out.setMaxMessageSize(in.maxMessageSize);
+  out.setWorkQueue(in.workQueue);
+  out.setMaxDeliveries(in.maxDeliveries);
+  out.setDeadLetterTopic(in.deadLetterTopic);
+  out.setDedupWindowMs(in.dedupWindowMs);
+}
+
+void toWire(const core::GroupView& in, wire::GroupInfo::Builder out) {
+  out.setTopic(in.topic);
+  out.setName(in.name);
+  out.setPosition(in.position);
+  out.setAckFloor(in.ackFloor);
+  out.setPending(in.pending);
+  out.setLagMessages(in.lagMessages);
+  out.setLagMs(in.lagMs);
+  out.setDelivered(in.delivered);
+  out.setAcked(in.acked);
+  out.setNacked(in.nacked);
+  out.setRedelivered(in.redelivered);
+  out.setDeadLettered(in.deadLettered);
+  out.setCreatedMs(in.createdMs);
+  auto consumers = out.initConsumers(static_cast<unsigned>(in.consumers.size()));
+  for (unsigned i = 0; i < in.consumers.size(); ++i) {
+    const core::ConsumerView& c = in.consumers[i];
+    consumers[i].setId(c.id);
+    consumers[i].setPeer(c.peer);
+    consumers[i].setPrefetch(c.prefetch);
+    consumers[i].setInFlight(c.inFlight);
+    consumers[i].setConnectedMs(c.connectedMs);
+  }
+}
+
+void toWire(const core::TopicView& in, wire::TopicInfo::Builder out) {
+  out.setName(in.name);
+  toWire(in.settings, out.initSettings());
+  out.setMessages(in.messages);
+  out.setBytes(in.bytes);
+  out.setFirstOffset(in.firstOffset);
+  out.setLastOffset(in.lastOffset);
+  out.setCreatedMs(in.createdMs);
+  out.setPublishedTotal(in.publishedTotal);
+  out.setPublishRate(in.publishRate);
+  auto groups = out.initGroups(static_cast<unsigned>(in.groups.size()));
+  for (unsigned i = 0; i < in.groups.size(); ++i)
+    toWire(in.groups[i], groups[i]);
+}
+
+void toWire(const core::StatsView& in, wire::BrokerStats::Builder out) {
+  out.setUptimeMs(in.uptimeMs);
+  out.setTopics(in.topics);
+  out.setMessages(in.messages);
+  out.setBytes(in.bytes);
+  out.setStorageUsed(in.storageUsed);
+  out.setStorageLimit(in.storageLimit);
+  out.setConnections(in.connections);
+  out.setConsumers(in.consumers);
+  out.setPublishedTotal(in.publishedTotal);
+  out.setDeliveredTotal(in.deliveredTotal);
+  out.setPublishRate(in.publishRate);
+  out.setDeliveryRate(in.deliveryRate);
+  out.setCommits(in.commits);
+}
+
+void toWire(const StoredMessageData& in, uint32_t deliveries, wire::Delivery::Builder out) {
+  out.setOffset(in.offset);
+  out.setTimestampMs(in.timestampMs);
+  if (in.data.key) {
+    out.setHasKey(true);
+    out.setKey(asData(*in.data.key));
+  }
+  auto headers = out.initHeaders(static_cast<unsigned>(in.data.headers.size()));
+  for (unsigned i = 0; i < in.data.headers.size(); ++i) {
+    headers[i].setKey(in.data.headers[i].first);
+    headers[i].setValue(in.data.headers[i].second);
+  }
+  out.setPayload(asData(in.data.payload));
+  out.setDeliveries(deliveries);
+  out.setId(in.data.id);
+}
+
+}  // namespace sluice::rpc

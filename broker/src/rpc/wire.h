@@ -1,0 +1,40 @@
+#pragma once
+
+// Conversions between core's types and the wire structs of schemas/rpc.capnp. The one place
+// where Status codes become wire ErrorCodes. Thread: kj.
+
+#include <string>
+#include <string_view>
+
+#include <capnp/blob.h>
+
+#include "common/status.h"
+#include "core/broker.h"
+#include "sluice/schemas/rpc.capnp.h"
+
+namespace sluice::rpc {
+
+wire::ErrorCode toWire(Code code);
+void setError(wire::Error::Builder out, const Status& status);
+
+inline std::string toString(capnp::Text::Reader text) {
+  return std::string(text.cStr(), text.size());
+}
+inline std::string toString(capnp::Data::Reader data) {
+  return std::string(reinterpret_cast<const char*>(data.begin()), data.size());
+}
+inline capnp::Data::Reader asData(const std::string& bytes) {
+  return capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(bytes.data()), bytes.size());
+}
+
+core::StartAt fromWire(wire::StartPosition::Reader start);
+core::RequestedSettings fromWire(wire::TopicSettings::Reader settings);
+MessageData fromWire(wire::PublishMessage::Reader message);
+
+void toWire(const TopicSettings& settings, wire::TopicSettings::Builder out);
+void toWire(const core::GroupView& view, wire::GroupInfo::Builder out);
+void toWire(const core::TopicView& view, wire::TopicInfo::Builder out);
+void toWire(const core::StatsView& view, wire::BrokerStats::Builder out);
+void toWire(const StoredMessageData& message, uint32_t deliveries, wire::Delivery::Builder out);
+
+}  // namespace sluice::rpc
