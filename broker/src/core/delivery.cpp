@@ -338,6 +338,7 @@ void Broker::pump(Group& group) {
   std::vector<Offset> dropped;  // Pending entries whose message retention removed.
   Offset startPosition = group.position;
   size_t nextDue = 0;
+  bool deliveredAny = false;
   size_t members = group.consumers.size();
   for (size_t k = 0; k < members; ++k) {
     Consumer* consumer = group.consumers[(group.nextConsumer + k) % members];
@@ -397,6 +398,7 @@ void Broker::pump(Group& group) {
       }
     }
     if (!batch.empty()) {
+      deliveredAny = true;
       consumer->inFlight += static_cast<uint32_t>(batch.size());
       group.delivered += batch.size();
       metrics_.deliveredTotal.fetch_add(batch.size(), std::memory_order_relaxed);
@@ -405,6 +407,10 @@ void Broker::pump(Group& group) {
     }
   }
   group.nextConsumer = (group.nextConsumer + 1) % members;
+  // A push is capped per consumer; come back in a later turn for the rest, so that one busy
+  // group cannot hold the event loop.
+  bool moreDue = nextDue < due.size() || group.position < topic.nextOffset;
+  if (moreDue && deliveredAny) schedulePump(group);
 
   if (persist.empty() && dropped.empty() && group.position == startPosition) return;
   // Delivery state is written without waiting: a crash before this commits only means the
