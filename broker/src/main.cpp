@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -14,6 +15,8 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "admin/http_server.h"
+#include "admin/metrics_page.h"
 #include "core/broker.h"
 #include "rpc/server.h"
 #include "store/store.h"
@@ -23,6 +26,7 @@ namespace {
 struct Flags {
   std::string data = "./data";
   std::string listen = "127.0.0.1:7400";
+  std::string admin = "127.0.0.1:7401";
   uint64_t maxStorage = 0;
   std::string logLevel = "info";
   bool autoCreateTopics = false;
@@ -48,7 +52,7 @@ uint64_t defaultMaxStorage(const std::string& dir) {
 
 void setUpLogging(const std::string& level) {
   auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-  for (const char* name : {"main", "core", "store", "rpc"}) {
+  for (const char* name : {"main", "core", "store", "rpc", "admin"}) {
     auto logger = std::make_shared<spdlog::logger>(name, sink);
     spdlog::register_logger(logger);
   }
@@ -80,6 +84,56 @@ int runCheck(const Flags& flags) {
   }
   std::printf("check passed: %s\n", flags.data.c_str());
   return 0;
+}
+
+// Thread: kj. Plain values only, so the admin thread can render them.
+sluice::admin::MetricsSnapshot takeSnapshot(sluice::core::Broker& broker,
+                                            const sluice::core::Metrics& metrics,
+                                            const sluice::store::Writer& writer) {
+  sluice::admin::MetricsSnapshot snapshot;
+  snapshot.version = SLUICE_VERSION;
+  snapshot.stats = broker.stats();
+  auto topics = broker.listTopics();
+  if (topics.ok()) snapshot.topics = std::move(topics).value();
+  snapshot.ackedTotal = metrics.ackedTotal.load(std::memory_order_relaxed);
+  snapshot.nackedTotal = metrics.nackedTotal.load(std::memory_order_relaxed);
+  snapshot.redeliveredTotal = metrics.redeliveredTotal.load(std::memory_order_relaxed);
+  snapshot.deadLetteredTotal = metrics.deadLetteredTotal.load(std::memory_order_relaxed);
+  snapshot.commitSeconds = writer.commitSeconds().snapshot();
+  snapshot.batchJobs = writer.batchJobs().snapshot();
+  snapshot.storageFailed = writer.failure().has_value();
+  return snapshot;
+}
+
+// Thread: admin. Reads counters and the writer's sticky failure; anything more comes from the
+// KJ thread through the executor.
+sluice::admin::HttpResponse answerAdmin(const std::string& path, const kj::Executor& kjThread,
+                                        sluice::core::Broker& broker,
+                                        const sluice::core::Metrics& metrics,
+                                        const sluice::store::Writer& writer,
+                                        const std::atomic<bool>& ready) {
+  sluice::admin::HttpResponse response;
+  if (path == "/healthz") {
+    if (auto failure = writer.failure()) {
+      response.status = 503;
+      response.body =
+          "unhealthy: a commit failed; writes are refused until restart: " + *failure + "\n";
+    } else {
+      response.body = "ok\n";
+    }
+  } else if (path == "/readyz") {
+    bool isReady = ready.load();
+    response.status = isReady ? 200 : 503;
+    response.body = isReady ? "ready\n" : "not ready: starting or stopping\n";
+  } else if (path == "/metrics") {
+    auto snapshot = kjThread.executeSync([&]() { return takeSnapshot(broker, metrics, writer); });
+    response.contentType = "text/plain; version=0.0.4; charset=utf-8";
+    response.body = sluice::admin::renderMetrics(snapshot);
+  } else {
+    response.status = 404;
+    response.body = "not found; try /metrics, /healthz or /readyz\n";
+  }
+  return response;
 }
 
 int serve(const Flags& flags) {
@@ -123,8 +177,24 @@ int serve(const Flags& flags) {
       writer.stop();
       return 1;
     }
-    log->info("listening rpc={} version={}", flags.listen, SLUICE_VERSION);
-    std::printf("ready rpc=%u\n", port);
+    std::atomic<bool> ready{false};
+    const kj::Executor& kjThread = kj::getCurrentThreadExecutor();
+    sluice::admin::HttpOptions adminOptions;
+    adminOptions.listen = flags.admin;
+    sluice::admin::HttpServer adminServer(adminOptions, [&](const std::string& path) {
+      return answerAdmin(path, kjThread, broker, metrics, writer, ready);
+    });
+    auto adminPort = adminServer.start();
+    if (!adminPort.ok()) {
+      log->error("{}", adminPort.status().message());
+      broker.shutdown();
+      writer.stop();
+      return 1;
+    }
+    ready = true;
+    log->info("listening rpc={} rpc_port={} admin={} admin_port={} version={}", flags.listen, port,
+              flags.admin, adminPort.value(), SLUICE_VERSION);
+    std::printf("ready rpc=%u admin=%u\n", port, static_cast<unsigned>(adminPort.value()));
     std::fflush(stdout);
 
     auto& events = io.unixEventPort;
@@ -133,6 +203,7 @@ int serve(const Flags& flags) {
 
     // Shutdown order: stop accepting, let calls waiting on commits get their answers, end
     // subscriptions, close connections, stop the writer (it commits what is queued), then LMDB.
+    ready = false;
     server.stopAccepting();
     auto& timer = io.provider->getTimer();
     auto deadline = timer.now() + 10 * kj::SECONDS;
@@ -143,6 +214,7 @@ int serve(const Flags& flags) {
     // One more short turn so that answers and `closed` notices reach the sockets.
     timer.afterDelay(20 * kj::MILLISECONDS).wait(io.waitScope);
     server.disconnectAll();
+    adminServer.stop();  // Before the KJ loop it reads through goes away.
     writer.stop();
     if (auto failure = writer.failure()) {
       log->error("stopped after a failed commit: {}", *failure);
@@ -167,6 +239,9 @@ int main(int argc, char** argv) {
   app.add_option("--data", flags.data, "Directory of the store (created if missing)")
       ->capture_default_str();
   app.add_option("--listen", flags.listen, "RPC address HOST:PORT; port 0 picks a free one")
+      ->capture_default_str();
+  app.add_option("--admin", flags.admin,
+                 "Admin HTTP address HOST:PORT for /metrics, /healthz, /readyz; port 0 picks one")
       ->capture_default_str();
   app.add_option("--max-storage", flags.maxStorage,
                  "Storage limit, e.g. 512MiB or 20GiB (default: half of the free disk)")

@@ -199,6 +199,10 @@ kj::Promise<Result<std::vector<PublishAckData>>> Broker::publish(
     Acks acks;
     TopicRecord record;
   };
+  std::vector<uint64_t> sizes;
+  sizes.reserve(messages.size());
+  for (const MessageData& message : messages)
+    sizes.push_back(message.accountedBytes());
   bool mayCreate = topic == nullptr;
   return commit<Appended>([topicName, messages = std::move(messages),
                            mayCreate](store::WriteTxn& txn) -> Result<Appended> {
@@ -212,7 +216,7 @@ kj::Promise<Result<std::vector<PublishAckData>>> Broker::publish(
            if (!record) return noTopic(topicName);
            return Appended{std::move(acks).value(), std::move(*record)};
          })
-      .then([this, topicName](Result<Appended> appended) -> Result<Acks> {
+      .then([this, topicName, sizes = std::move(sizes)](Result<Appended> appended) -> Result<Acks> {
         if (!appended.ok()) return appended.status();
         const TopicRecord& record = appended.value().record;
         Topic* topic = findTopic(topicName);
@@ -222,8 +226,14 @@ kj::Promise<Result<std::vector<PublishAckData>>> Broker::publish(
         }
         if (topic->id == record.id) {
           uint64_t fresh = 0;
-          for (const auto& ack : appended.value().acks)
-            fresh += ack.duplicate ? 0 : 1;
+          uint64_t freshBytes = 0;
+          const Acks& acks = appended.value().acks;
+          for (size_t i = 0; i < acks.size(); ++i) {
+            if (acks[i].duplicate) continue;
+            ++fresh;
+            freshBytes += sizes[i];
+          }
+          topic->publishedBytes += freshBytes;
           updateTopicStats(*topic, record);
           topic->publishedTotal += fresh;
           topic->publishRate.add(wallClockMs(), fresh);
@@ -576,6 +586,7 @@ TopicView Broker::viewOf(const Topic& topic, const store::ReadTxn& read, int64_t
   view.settings = topic.settings;
   view.createdMs = topic.createdMs;
   view.publishedTotal = topic.publishedTotal;
+  view.publishedBytes = topic.publishedBytes;
   view.publishRate = topic.publishRate.perSecond(nowMs);
   view.lastOffset = topic.nextOffset - 1;
   if (auto record = read.topic(topic.name); record && record->id == topic.id) {

@@ -93,6 +93,7 @@ struct TopicView {
   std::vector<GroupView> groups;
   int64_t createdMs = 0;
   uint64_t publishedTotal = 0;
+  uint64_t publishedBytes = 0;
   double publishRate = 0;
 };
 

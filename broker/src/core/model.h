@@ -48,9 +48,10 @@ struct Topic {
   TopicId id = 0;
   TopicSettings settings;
   int64_t createdMs = 0;
-  Offset nextOffset = 1;   // Committed: every offset below exists or was dropped.
-  Offset firstOffset = 1;  // Oldest retained; == nextOffset when empty.
-  uint64_t publishedTotal = 0;
+  Offset nextOffset = 1;        // Committed: every offset below exists or was dropped.
+  Offset firstOffset = 1;       // Oldest retained; == nextOffset when empty.
+  uint64_t publishedTotal = 0;  // Since start.
+  uint64_t publishedBytes = 0;  // Since start.
   RateMeter publishRate;
   std::map<std::string, std::unique_ptr<Group>> groups;
 };

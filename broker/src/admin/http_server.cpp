@@ -1,0 +1,201 @@
+#include "admin/http_server.h"
+
+#define ASIO_NO_DEPRECATED
+#include <spdlog/spdlog.h>
+#include <asio.hpp>
+
+namespace sluice::admin {
+namespace {
+
+std::shared_ptr<spdlog::logger> adminLog() {
+  static auto logger = [] {
+    auto named = spdlog::get("admin");
+    return named ? named : spdlog::default_logger();
+  }();
+  return logger;
+}
+
+const char* reasonOf(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Payload Too Large";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Error";
+  }
+}
+
+std::string serialize(const HttpResponse& response, bool withBody) {
+  std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " +
+                    reasonOf(response.status) + "\r\nContent-Type: " + response.contentType +
+                    "\r\nContent-Length: " + std::to_string(response.body.size()) +
+                    "\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n";
+  if (withBody) out += response.body;
+  return out;
+}
+
+HttpResponse plain(int status, std::string body) {
+  HttpResponse response;
+  response.status = status;
+  response.body = std::move(body);
+  return response;
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  HttpOptions options;
+  HttpHandler handler;
+  asio::io_context io{1};
+  asio::ip::tcp::acceptor acceptor{io};
+  std::thread thread;
+  std::atomic<size_t> open{0};
+
+  class Session : public std::enable_shared_from_this<Session> {
+   public:
+    Session(Impl& server, asio::ip::tcp::socket socket)
+        : server_(server), socket_(std::move(socket)), timer_(server.io) {}
+    ~Session() { --server_.open; }
+
+    void start() {
+      timer_.expires_after(server_.options.requestTimeout);
+      timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
+        if (!ec) self->finish(plain(408, "request timeout\n"), true);
+      });
+      asio::async_read_until(
+          socket_, asio::dynamic_buffer(buffer_, server_.options.maxRequestBytes), "\r\n\r\n",
+          [self = shared_from_this()](const asio::error_code& ec, size_t) { self->onRequest(ec); });
+    }
+
+   private:
+    void onRequest(const asio::error_code& ec) {
+      if (ec == asio::error::not_found) return finish(plain(413, "request too large\n"), true);
+      if (ec) return;  // Peer went away or the timer closed the socket.
+      std::string line = buffer_.substr(0, buffer_.find("\r\n"));
+      auto firstSpace = line.find(' ');
+      auto secondSpace = line.find(' ', firstSpace + 1);
+      if (firstSpace == std::string::npos || secondSpace == std::string::npos ||
+          line.compare(secondSpace + 1, 5, "HTTP/") != 0) {
+        return finish(plain(400, "malformed request line\n"), true);
+      }
+      std::string method = line.substr(0, firstSpace);
+      std::string target = line.substr(firstSpace + 1, secondSpace - firstSpace - 1);
+      bool head = method == "HEAD";
+      if (method != "GET" && !head) return finish(plain(405, "only GET and HEAD\n"), true);
+      if (target.empty() || target[0] != '/')
+        return finish(plain(400, "bad request target\n"), true);
+      std::string path = target.substr(0, target.find('?'));
+      HttpResponse response;
+      try {
+        response = server_.handler(path);
+      } catch (const std::exception& e) {
+        adminLog()->error("admin handler failed path={} err={}", path, e.what());
+        response = plain(500, "internal error\n");
+      }
+      finish(response, !head);
+    }
+
+    void finish(const HttpResponse& response, bool withBody) {
+      if (done_) return;
+      done_ = true;
+      timer_.cancel();
+      out_ = serialize(response, withBody);
+      asio::async_write(socket_, asio::buffer(out_),
+                        [self = shared_from_this()](const asio::error_code&, size_t) {
+                          asio::error_code ignored;
+                          self->socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+                          self->socket_.close(ignored);
+                        });
+    }
+
+    Impl& server_;
+    asio::ip::tcp::socket socket_;
+    asio::steady_timer timer_;
+    std::string buffer_;
+    std::string out_;
+    bool done_ = false;
+  };
+
+  void accept() {
+    acceptor.async_accept([this](const asio::error_code& ec, asio::ip::tcp::socket socket) {
+      if (ec == asio::error::operation_aborted) return;
+      if (!ec) {
+        if (open.load() >= options.maxConnections) {
+          asio::error_code ignored;
+          socket.close(ignored);
+        } else {
+          ++open;
+          std::make_shared<Session>(*this, std::move(socket))->start();
+        }
+      }
+      accept();
+    });
+  }
+};
+
+HttpServer::HttpServer(HttpOptions options, HttpHandler handler) : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+  impl_->handler = std::move(handler);
+}
+
+HttpServer::~HttpServer() {
+  stop();
+}
+
+Result<uint16_t> HttpServer::start() {
+  const std::string& listen = impl_->options.listen;
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos) {
+    return Status(Code::kInvalidArgument,
+                  "admin address must be HOST:PORT, got \"" + listen + "\"");
+  }
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  asio::error_code ec;
+  asio::ip::tcp::resolver resolver(impl_->io);
+  auto endpoints = resolver.resolve(host, listen.substr(colon + 1), ec);
+  if (ec || endpoints.empty()) {
+    return Status(Code::kInvalidArgument,
+                  "cannot resolve admin address \"" + listen + "\": " + ec.message());
+  }
+  asio::ip::tcp::endpoint endpoint = *endpoints.begin();
+  auto& acceptor = impl_->acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status(Code::kInvalidArgument,
+                  "cannot listen on admin address \"" + listen + "\": " + ec.message());
+  }
+  uint16_t port = acceptor.local_endpoint().port();
+  impl_->accept();
+  impl_->thread = std::thread([this] {
+    try {
+      impl_->io.run();
+    } catch (const std::exception& e) {
+      adminLog()->error("admin thread stopped: {}", e.what());
+    }
+  });
+  return port;
+}
+
+void HttpServer::stop() {
+  if (!impl_ || !impl_->thread.joinable()) return;
+  impl_->io.stop();
+  impl_->thread.join();
+}
+
+}  // namespace sluice::admin

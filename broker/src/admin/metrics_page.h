@@ -1,0 +1,29 @@
+#pragma once
+
+// Renders the Prometheus text exposition (format 0.0.4) of a metrics snapshot. The snapshot is
+// taken on the KJ thread (plain values only); rendering runs on the admin thread.
+
+#include <string>
+#include <vector>
+
+#include "common/histogram.h"
+#include "core/broker.h"
+
+namespace sluice::admin {
+
+struct MetricsSnapshot {
+  std::string version;
+  core::StatsView stats;
+  std::vector<core::TopicView> topics;
+  uint64_t ackedTotal = 0, nackedTotal = 0, redeliveredTotal = 0, deadLetteredTotal = 0;
+  HistogramSnapshot commitSeconds;  // Whole commit, including LMDB's two fsyncs.
+  HistogramSnapshot batchJobs;      // Jobs (publishes, acks, …) per commit.
+  bool storageFailed = false;
+};
+
+std::string renderMetrics(const MetricsSnapshot& snapshot);
+
+// Escapes a label value per the exposition format (backslash, quote, newline).
+std::string escapeLabel(const std::string& value);
+
+}  // namespace sluice::admin
