@@ -20,14 +20,15 @@
 
 #include <kj/async.h>
 
+#include "common/histogram.h"
 #include "common/records.h"
 #include "common/status.h"
 
 namespace sluice::store {
 
 struct EnvOptions {
-  std::string dir;              // Created if missing.
-  uint64_t maxStorageBytes = 0; // Map size; the data file never grows past it.
+  std::string dir;               // Created if missing.
+  uint64_t maxStorageBytes = 0;  // Map size; the data file never grows past it.
   // Publishes are refused (kStorageFull) once live data + the batch would exceed
   // maxStorageBytes - reserveBytes, so acks, deletes and purges always find free pages.
   // 0: max(1 MiB, maxStorageBytes / 20), at most 256 MiB.
@@ -119,8 +120,9 @@ class WriteTxn {
 
   // Appends the messages in order. For each message with an id seen within the topic's dedup
   // window, nothing is stored and the original offset is returned with duplicate = true (also
-  // for a repeat inside this same batch). Timestamps are nowMs, never below the topic's last
-  // one. Then drops messages from the front past maxMessages / maxBytes.
+  // for a repeat inside this same batch; a dedupWindowMs of 0 remembers no ids). Timestamps
+  // are nowMs, never below the topic's last one. Then drops messages from the front past
+  // maxMessages / maxBytes.
   // Errors: kTopicNotFound; kStorageFull when live data + the batch would pass the publish
   // limit (or LMDB reports MDB_MAP_FULL). Validation of sizes is the caller's job.
   Result<std::vector<PublishAckData>> append(std::string_view topic,
@@ -154,6 +156,10 @@ class WriteTxn {
   Env& env_;
   MDB_txn* txn_;
   int64_t nowMs_;
+  // The first LMDB failure inside this job (its rc and status); the writer then rolls the job
+  // back even if the job ignored the error.
+  int errorRc_ = 0;
+  Status error_;
 };
 
 // A unit of work for the writer. Thread: created on any thread, run and finished on the writer.
@@ -179,7 +185,10 @@ struct WriterStats {
 // any thread.
 class Writer {
  public:
-  explicit Writer(Env& env);
+  // Milliseconds since the Unix epoch; WriteTxn::nowMs() is read from it once per commit.
+  using Clock = std::function<int64_t()>;
+  // `clock`: empty for the wall clock (tests pass their own).
+  explicit Writer(Env& env, Clock clock = nullptr);
   ~Writer();  // stop()
 
   // Queues `body`; the promise resolves (on the calling thread's KJ event loop) after the
@@ -195,18 +204,34 @@ class Writer {
   // Non-empty once a commit has failed.
   std::optional<std::string> failure() const;
   WriterStats stats() const;
+  // Duration of each commit (seconds, including LMDB's fsyncs) and jobs per commit.
+  const Histogram& commitSeconds() const { return commitSeconds_; }
+  const Histogram& batchJobs() const { return batchJobs_; }
 
  private:
   void enqueue(std::unique_ptr<Job> job);
   void loop();
+  // Runs the batch in as few commits as possible and finishes every job of it.
+  void runBatch(std::deque<std::unique_ptr<Job>>& batch);
+  // Runs one job in a transaction nested in `parent`. Returns ok, or the failure to answer the
+  // job with (its writes rolled back); *lmdbRc is the LMDB error behind it, if any.
+  Status runJob(MDB_txn* parent, int64_t nowMs, Job& job, int* lmdbRc);
+  // Makes `why` the sticky failure.
+  void fail(const std::string& why);
+  void syncIfDue();
 
   Env& env_;
+  Clock clock_;
+  int64_t lastSyncMs_ = 0;  // Writer thread only; for syncCommits = false.
   mutable std::mutex mu_;
   std::condition_variable wake_;
   std::deque<std::unique_ptr<Job>> queue_;
   bool stopping_ = false;
   std::optional<std::string> failure_;
   WriterStats stats_;
+  Histogram commitSeconds_{
+      {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}};
+  Histogram batchJobs_{{1, 2, 4, 8, 16, 32, 64, 128, 256, 1024}};
   std::thread thread_;
 };
 
@@ -216,6 +241,7 @@ kj::Promise<Result<T>> Writer::submit(std::function<Result<T>(WriteTxn&)> body) 
     std::function<Result<T>(WriteTxn&)> body;
     std::optional<Result<T>> result;
     kj::Own<kj::CrossThreadPromiseFulfiller<Result<T>>> fulfiller;
+    ~TypedJob() noexcept override {}  // kj::Own's destructor is noexcept(false); Job's is not.
     Status run(WriteTxn& txn) override {
       result.emplace(body(txn));
       return result->status();

@@ -1,0 +1,269 @@
+#include "store/store.h"
+
+#include <kj/exception.h>
+
+#include <map>
+#include <set>
+#include <utility>
+
+#include "store/codec.h"
+#include "store/keys.h"
+#include "store/lmdb_util.h"
+
+// Env::check: an offline consistency check of every database (`sluiced --check`).
+
+namespace sluice::store {
+namespace {
+
+// "<db>: <what> (topic=..., offset=...)"
+Status violation(const char* db, const std::string& what, const std::string& topic = {},
+                 std::optional<Offset> offset = std::nullopt) {
+  std::string message = std::string(db) + ": " + what;
+  if (!topic.empty() || offset) {
+    message += " (";
+    if (!topic.empty()) message += "topic=" + topic;
+    if (offset)
+      message += std::string(topic.empty() ? "" : ", ") + "offset=" + std::to_string(*offset);
+    message += ")";
+  }
+  return Status(Code::kStorageFailed, message);
+}
+
+// Runs `decode`, turning a decoding exception into a violation.
+template <typename Decode>
+Status decodes(const char* db, const std::string& topic, std::optional<Offset> offset,
+               Decode&& decode) {
+  try {
+    decode();
+    return Status();
+  } catch (const kj::Exception& e) {
+    return violation(db, std::string("record does not decode: ") + e.getDescription().cStr(), topic,
+                     offset);
+  }
+}
+
+class Checker {
+ public:
+  Checker(const Env& env, MDB_txn* txn) : env_(env), txn_(txn) {}
+
+  Status run() {
+    for (Status (Checker::*step)() : {&Checker::meta, &Checker::topics, &Checker::messages,
+                                      &Checker::groups, &Checker::pending, &Checker::dedup}) {
+      Status status = (this->*step)();
+      if (!status.ok()) return status;
+    }
+    return Status();
+  }
+
+ private:
+  std::string nameOf(TopicId id) const {
+    auto it = topics_.find(id);
+    return it != topics_.end() ? it->second.name : "#" + std::to_string(id);
+  }
+
+  Status meta() {
+    std::string_view value;
+    if (!getValue(txn_, env_.meta, keys::kFormatVersion, &value)) {
+      return violation("meta", "format_version is missing");
+    }
+    if (value.size() != 4 || keys::readU32(value.data()) != keys::kCurrentFormatVersion) {
+      return violation("meta",
+                       "format_version is not " + std::to_string(keys::kCurrentFormatVersion));
+    }
+    if (getValue(txn_, env_.meta, keys::kNextTopicId, &value)) {
+      if (value.size() != 4) return violation("meta", "next_topic_id is not 4 bytes");
+      nextTopicId_ = keys::readU32(value.data());
+    }
+    return Status();
+  }
+
+  Status topics() {
+    Cursor cursor(txn_, env_.topics);
+    for (bool ok = cursor.first(); ok; ok = cursor.next()) {
+      std::string name(cursor.key());
+      TopicRecord topic;
+      Status decoded = decodes("topics", name, std::nullopt,
+                               [&] { topic = codec::decodeTopic(name, cursor.value()); });
+      if (!decoded.ok()) return decoded;
+      if (topics_.count(topic.id) != 0) {
+        return violation(
+            "topics",
+            "id " + std::to_string(topic.id) + " is also used by " + topics_[topic.id].name, name);
+      }
+      if (topic.id == 0 || topic.id >= nextTopicId_) {
+        return violation("topics",
+                         "id " + std::to_string(topic.id) +
+                             " is not in [1, next_topic_id=" + std::to_string(nextTopicId_) + ")",
+                         name);
+      }
+      if (topic.firstOffset == 0 || topic.firstOffset > topic.nextOffset) {
+        return violation("topics",
+                         "firstOffset " + std::to_string(topic.firstOffset) +
+                             " is not in [1, nextOffset=" + std::to_string(topic.nextOffset) + "]",
+                         name);
+      }
+      if (topic.messages == 0 && topic.firstOffset != topic.nextOffset) {
+        return violation("topics", "empty topic with firstOffset != nextOffset", name);
+      }
+      topics_.emplace(topic.id, std::move(topic));
+    }
+    return Status();
+  }
+
+  Status messages() {
+    struct Seen {
+      uint64_t count = 0;
+      uint64_t bytes = 0;
+      int64_t lastTimestampMs = 0;
+    };
+    std::map<TopicId, Seen> seen;
+    Cursor cursor(txn_, env_.messages);
+    for (bool ok = cursor.first(); ok; ok = cursor.next()) {
+      auto key = keys::parseMessage(cursor.key());
+      if (!key)
+        return violation("messages",
+                         "malformed key of " + std::to_string(cursor.key().size()) + " bytes");
+      auto it = topics_.find(key->topic);
+      if (it == topics_.end()) {
+        return violation("messages", "message of an unknown topic id", nameOf(key->topic),
+                         key->offset);
+      }
+      const TopicRecord& topic = it->second;
+      StoredMessageData message;
+      Status decoded = decodes("messages", topic.name, key->offset, [&] {
+        message = codec::decodeMessage(key->offset, cursor.value());
+      });
+      if (!decoded.ok()) return decoded;
+      if (key->offset < topic.firstOffset || key->offset >= topic.nextOffset) {
+        return violation("messages",
+                         "offset is not in [firstOffset=" + std::to_string(topic.firstOffset) +
+                             ", nextOffset=" + std::to_string(topic.nextOffset) + ")",
+                         topic.name, key->offset);
+      }
+      Seen& s = seen[key->topic];
+      if (s.count == 0 && key->offset != topic.firstOffset) {
+        return violation(
+            "messages",
+            "first retained message is not at firstOffset=" + std::to_string(topic.firstOffset),
+            topic.name, key->offset);
+      }
+      if (message.timestampMs < s.lastTimestampMs) {
+        return violation("messages", "timestamp goes backwards", topic.name, key->offset);
+      }
+      if (message.timestampMs > topic.lastTimestampMs) {
+        return violation("messages", "timestamp is after the topic's lastTimestampMs", topic.name,
+                         key->offset);
+      }
+      s.lastTimestampMs = message.timestampMs;
+      s.count += 1;
+      s.bytes += message.data.accountedBytes();
+    }
+    for (const auto& [id, topic] : topics_) {
+      const Seen& s = seen[id];
+      if (s.count != topic.messages || s.bytes != topic.bytes) {
+        return violation("messages",
+                         "found " + std::to_string(s.count) + " messages of " +
+                             std::to_string(s.bytes) + " bytes; the topic record says " +
+                             std::to_string(topic.messages) + " of " + std::to_string(topic.bytes),
+                         topic.name);
+      }
+    }
+    return Status();
+  }
+
+  Status groups() {
+    Cursor cursor(txn_, env_.groups);
+    for (bool ok = cursor.first(); ok; ok = cursor.next()) {
+      auto key = keys::parseGroup(cursor.key());
+      if (!key) return violation("groups", "malformed key");
+      if (topics_.count(key->topic) == 0) {
+        return violation("groups", "group \"" + key->name + "\" of an unknown topic id",
+                         nameOf(key->topic));
+      }
+      Status decoded = decodes("groups", nameOf(key->topic), std::nullopt,
+                               [&] { codec::decodeGroup(key->topic, key->name, cursor.value()); });
+      if (!decoded.ok()) return decoded;
+      groups_.emplace(key->topic, key->name);
+    }
+    return Status();
+  }
+
+  Status pending() {
+    Cursor cursor(txn_, env_.pending);
+    for (bool ok = cursor.first(); ok; ok = cursor.next()) {
+      auto key = keys::parsePending(cursor.key());
+      if (!key) return violation("pending", "malformed key");
+      auto it = topics_.find(key->topic);
+      if (it == topics_.end()) {
+        return violation("pending", "entry of an unknown topic id", nameOf(key->topic),
+                         key->offset);
+      }
+      if (groups_.count({key->topic, key->group}) == 0) {
+        return violation("pending", "entry of unknown group \"" + key->group + "\"",
+                         it->second.name, key->offset);
+      }
+      if (key->offset >= it->second.nextOffset) {
+        return violation("pending",
+                         "offset is not below nextOffset=" + std::to_string(it->second.nextOffset),
+                         it->second.name, key->offset);
+      }
+      Status decoded = decodes("pending", it->second.name, key->offset, [&] {
+        codec::decodePending(key->topic, key->group, key->offset, cursor.value());
+      });
+      if (!decoded.ok()) return decoded;
+    }
+    return Status();
+  }
+
+  Status dedup() {
+    Cursor cursor(txn_, env_.dedup);
+    for (bool ok = cursor.first(); ok; ok = cursor.next()) {
+      auto key = keys::parseDedup(cursor.key());
+      if (!key) return violation("dedup", "malformed key");
+      auto it = topics_.find(key->topic);
+      if (it == topics_.end())
+        return violation("dedup", "entry of an unknown topic id", nameOf(key->topic));
+      codec::DedupEntry entry;
+      Status decoded = decodes("dedup", it->second.name, std::nullopt,
+                               [&] { entry = codec::decodeDedup(cursor.value()); });
+      if (!decoded.ok()) return decoded;
+      if (entry.offset >= it->second.nextOffset) {
+        return violation("dedup", "id \"" + key->id + "\" names an offset not below nextOffset",
+                         it->second.name, entry.offset);
+      }
+    }
+    Cursor expiry(txn_, env_.dedupExpiry);
+    for (bool ok = expiry.first(); ok; ok = expiry.next()) {
+      auto key = keys::parseDedupExpiry(expiry.key());
+      if (!key) return violation("dedupExpiry", "malformed key");
+      if (topics_.count(key->topic) == 0) {
+        return violation("dedupExpiry", "entry of an unknown topic id", nameOf(key->topic));
+      }
+    }
+    return Status();
+  }
+
+  const Env& env_;
+  MDB_txn* txn_;
+  uint32_t nextTopicId_ = 1;
+  std::map<TopicId, TopicRecord> topics_;
+  std::set<std::pair<TopicId, std::string>> groups_;
+};
+
+}  // namespace
+
+Status Env::check() const {
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
+  if (rc != 0) return lmdbStatus(rc, "check: begin read transaction");
+  Status status;
+  try {
+    status = Checker(*this, txn).run();
+  } catch (const LmdbError& e) {
+    status = Status(Code::kStorageFailed, "check: " + e.status().message());
+  }
+  mdb_txn_abort(txn);
+  return status;
+}
+
+}  // namespace sluice::store

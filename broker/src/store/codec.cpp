@@ -1,0 +1,206 @@
+#include "store/codec.h"
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <kj/debug.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "sluice/schemas/records.capnp.h"
+
+namespace sluice::store::codec {
+namespace {
+
+kj::ArrayPtr<const kj::byte> asBytes(std::string_view s) {
+  return kj::arrayPtr(reinterpret_cast<const kj::byte*>(s.data()), s.size());
+}
+
+std::string_view asView(capnp::Data::Reader data) {
+  return std::string_view(reinterpret_cast<const char*>(data.begin()), data.size());
+}
+
+// Keeps embedded NULs, unlike cStr().
+std::string asString(capnp::Text::Reader text) {
+  return std::string(text.begin(), text.size());
+}
+
+// Runs `body` on the root of the flat capnp message in `value`.
+template <typename T, typename Body>
+auto withRoot(std::string_view value, Body&& body) {
+  KJ_REQUIRE(value.size() % sizeof(capnp::word) == 0 && !value.empty(),
+             "stored record size is not a positive multiple of 8", value.size());
+  size_t words = value.size() / sizeof(capnp::word);
+  kj::Array<capnp::word> copy;
+  kj::ArrayPtr<const capnp::word> aligned;
+  if (reinterpret_cast<uintptr_t>(value.data()) % alignof(capnp::word) == 0) {
+    // Values on overflow pages are aligned; read them in place.
+    aligned = kj::arrayPtr(reinterpret_cast<const capnp::word*>(value.data()), words);
+  } else {
+    copy = kj::heapArray<capnp::word>(words);
+    std::memcpy(copy.begin(), value.data(), value.size());
+    aligned = copy;
+  }
+  capnp::ReaderOptions options;
+  // A record is read once; allow traversing all of it, however large.
+  options.traversalLimitInWords = std::max<uint64_t>(words * 2, 1u << 20);
+  capnp::FlatArrayMessageReader reader(aligned, options);
+  return body(reader.getRoot<T>());
+}
+
+}  // namespace
+
+kj::Array<capnp::word> encodeTopic(const TopicRecord& topic) {
+  capnp::MallocMessageBuilder message(256);
+  auto out = message.initRoot<records::StoredTopic>();
+  out.setId(topic.id);
+  auto s = out.initSettings();
+  s.setMaxAgeMs(topic.settings.maxAgeMs);
+  s.setMaxBytes(topic.settings.maxBytes);
+  s.setMaxMessages(topic.settings.maxMessages);
+  s.setMaxMessageSize(topic.settings.maxMessageSize);
+  s.setWorkQueue(topic.settings.workQueue);
+  s.setMaxDeliveries(topic.settings.maxDeliveries);
+  s.setDeadLetterTopic(topic.settings.deadLetterTopic);
+  s.setDedupWindowMs(topic.settings.dedupWindowMs);
+  out.setNextOffset(topic.nextOffset);
+  out.setFirstOffset(topic.firstOffset);
+  out.setMessages(topic.messages);
+  out.setBytes(topic.bytes);
+  out.setCreatedMs(topic.createdMs);
+  out.setLastTimestampMs(topic.lastTimestampMs);
+  return capnp::messageToFlatArray(message);
+}
+
+TopicRecord decodeTopic(std::string_view name, std::string_view value) {
+  return withRoot<records::StoredTopic>(value, [&](records::StoredTopic::Reader in) {
+    TopicRecord topic;
+    topic.name = std::string(name);
+    topic.id = in.getId();
+    auto s = in.getSettings();
+    topic.settings.maxAgeMs = s.getMaxAgeMs();
+    topic.settings.maxBytes = s.getMaxBytes();
+    topic.settings.maxMessages = s.getMaxMessages();
+    topic.settings.maxMessageSize = s.getMaxMessageSize();
+    topic.settings.workQueue = s.getWorkQueue();
+    topic.settings.maxDeliveries = s.getMaxDeliveries();
+    topic.settings.deadLetterTopic = asString(s.getDeadLetterTopic());
+    topic.settings.dedupWindowMs = s.getDedupWindowMs();
+    topic.nextOffset = in.getNextOffset();
+    topic.firstOffset = in.getFirstOffset();
+    topic.messages = in.getMessages();
+    topic.bytes = in.getBytes();
+    topic.createdMs = in.getCreatedMs();
+    topic.lastTimestampMs = in.getLastTimestampMs();
+    return topic;
+  });
+}
+
+kj::Array<capnp::word> encodeMessage(int64_t timestampMs, const MessageData& message) {
+  // One segment sized for the payload avoids a second allocation for big messages.
+  capnp::MallocMessageBuilder builder(message.accountedBytes() / sizeof(capnp::word) + 64);
+  auto out = builder.initRoot<records::StoredMessage>();
+  out.setTimestampMs(timestampMs);
+  if (message.key) {
+    out.setHasKey(true);
+    out.setKey(asBytes(*message.key));
+  }
+  if (!message.headers.empty()) {
+    auto headers = out.initHeaders(message.headers.size());
+    for (size_t i = 0; i < message.headers.size(); ++i) {
+      const auto& [k, v] = message.headers[i];
+      headers[i].setKey(capnp::Text::Reader(k.data(), k.size()));
+      headers[i].setValue(capnp::Text::Reader(v.data(), v.size()));
+    }
+  }
+  out.setPayload(asBytes(message.payload));
+  if (!message.id.empty()) out.setId(capnp::Text::Reader(message.id.data(), message.id.size()));
+  return capnp::messageToFlatArray(builder);
+}
+
+StoredMessageData decodeMessage(Offset offset, std::string_view value) {
+  return withRoot<records::StoredMessage>(value, [&](records::StoredMessage::Reader in) {
+    StoredMessageData out;
+    out.offset = offset;
+    out.timestampMs = in.getTimestampMs();
+    if (in.getHasKey()) out.data.key = std::string(asView(in.getKey()));
+    for (auto header : in.getHeaders()) {
+      out.data.headers.emplace_back(asString(header.getKey()), asString(header.getValue()));
+    }
+    out.data.payload = std::string(asView(in.getPayload()));
+    out.data.id = asString(in.getId());
+    return out;
+  });
+}
+
+MessageMeta decodeMessageMeta(std::string_view value) {
+  return withRoot<records::StoredMessage>(value, [](records::StoredMessage::Reader in) {
+    MessageMeta meta;
+    meta.timestampMs = in.getTimestampMs();
+    meta.accountedBytes = in.getPayload().size() + (in.getHasKey() ? in.getKey().size() : 0);
+    for (auto header : in.getHeaders()) {
+      meta.accountedBytes += header.getKey().size() + header.getValue().size();
+    }
+    return meta;
+  });
+}
+
+kj::Array<capnp::word> encodeGroup(const GroupRecord& group) {
+  capnp::MallocMessageBuilder message(32);
+  auto out = message.initRoot<records::StoredGroup>();
+  out.setPosition(group.position);
+  out.setCreatedMs(group.createdMs);
+  out.setRedelivered(group.redelivered);
+  out.setDeadLettered(group.deadLettered);
+  return capnp::messageToFlatArray(message);
+}
+
+GroupRecord decodeGroup(TopicId topic, std::string_view name, std::string_view value) {
+  return withRoot<records::StoredGroup>(value, [&](records::StoredGroup::Reader in) {
+    GroupRecord group;
+    group.topicId = topic;
+    group.name = std::string(name);
+    group.position = in.getPosition();
+    group.createdMs = in.getCreatedMs();
+    group.redelivered = in.getRedelivered();
+    group.deadLettered = in.getDeadLettered();
+    return group;
+  });
+}
+
+kj::Array<capnp::word> encodePending(const PendingRecord& pending) {
+  capnp::MallocMessageBuilder message(16);
+  auto out = message.initRoot<records::StoredPending>();
+  out.setDeliveries(pending.deliveries);
+  out.setVisibleAtMs(pending.visibleAtMs);
+  return capnp::messageToFlatArray(message);
+}
+
+PendingRecord decodePending(TopicId topic, std::string_view group, Offset offset,
+                            std::string_view value) {
+  return withRoot<records::StoredPending>(value, [&](records::StoredPending::Reader in) {
+    PendingRecord pending;
+    pending.topicId = topic;
+    pending.group = std::string(group);
+    pending.offset = offset;
+    pending.deliveries = in.getDeliveries();
+    pending.visibleAtMs = in.getVisibleAtMs();
+    return pending;
+  });
+}
+
+kj::Array<capnp::word> encodeDedup(const DedupEntry& entry) {
+  capnp::MallocMessageBuilder message(16);
+  auto out = message.initRoot<records::StoredDedup>();
+  out.setOffset(entry.offset);
+  out.setExpiresMs(entry.expiresMs);
+  return capnp::messageToFlatArray(message);
+}
+
+DedupEntry decodeDedup(std::string_view value) {
+  return withRoot<records::StoredDedup>(value, [](records::StoredDedup::Reader in) {
+    return DedupEntry{in.getOffset(), in.getExpiresMs()};
+  });
+}
+
+}  // namespace sluice::store::codec

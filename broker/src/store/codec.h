@@ -1,0 +1,48 @@
+#pragma once
+
+// Record values: capnp messages (schemas/records.capnp) serialized flat. LMDB values are not
+// 8-byte aligned, so decoding copies unaligned values into an aligned buffer first. Decoding a
+// malformed value throws kj::Exception. Internal to store/.
+
+#include <capnp/common.h>
+#include <kj/array.h>
+
+#include <cstdint>
+#include <string_view>
+
+#include "common/records.h"
+
+namespace sluice::store::codec {
+
+struct DedupEntry {
+  Offset offset = 0;
+  int64_t expiresMs = 0;
+};
+
+inline std::string_view bytesOf(const kj::Array<capnp::word>& words) {
+  return std::string_view(reinterpret_cast<const char*>(words.begin()), words.asBytes().size());
+}
+
+kj::Array<capnp::word> encodeTopic(const TopicRecord& topic);
+TopicRecord decodeTopic(std::string_view name, std::string_view value);
+
+kj::Array<capnp::word> encodeMessage(int64_t timestampMs, const MessageData& message);
+StoredMessageData decodeMessage(Offset offset, std::string_view value);
+// What retention needs, without copying the payload.
+struct MessageMeta {
+  int64_t timestampMs = 0;
+  uint64_t accountedBytes = 0;  // As MessageData::accountedBytes().
+};
+MessageMeta decodeMessageMeta(std::string_view value);
+
+kj::Array<capnp::word> encodeGroup(const GroupRecord& group);
+GroupRecord decodeGroup(TopicId topic, std::string_view name, std::string_view value);
+
+kj::Array<capnp::word> encodePending(const PendingRecord& pending);
+PendingRecord decodePending(TopicId topic, std::string_view group, Offset offset,
+                            std::string_view value);
+
+kj::Array<capnp::word> encodeDedup(const DedupEntry& entry);
+DedupEntry decodeDedup(std::string_view value);
+
+}  // namespace sluice::store::codec

@@ -1,0 +1,117 @@
+#include "store/store.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <system_error>
+
+#include "store/keys.h"
+#include "store/lmdb_util.h"
+
+namespace sluice::store {
+namespace {
+
+constexpr unsigned kMaxDbs = 16;  // 7 in use; room for the planned ones (subjects, delays).
+
+}  // namespace
+
+Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
+  const std::string& dir = options.dir;
+  auto failed = [&](int rc, const char* what) {
+    return Status(Code::kStorageFailed,
+                  std::string(what) + " (store " + dir + "): " + mdb_strerror(rc));
+  };
+  if (options.maxStorageBytes == 0) {
+    return Status(Code::kStorageFailed,
+                  "maxStorageBytes must be greater than 0 (store " + dir + ")");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return Status(Code::kStorageFailed,
+                  "cannot create store directory " + dir + ": " + ec.message());
+  }
+
+  std::unique_ptr<Env> env(new Env());
+  env->options_ = options;
+  int rc = mdb_env_create(&env->env_);
+  if (rc != 0) {
+    env->env_ = nullptr;
+    return failed(rc, "cannot create LMDB environment");
+  }
+  if ((rc = mdb_env_set_maxdbs(env->env_, kMaxDbs)) != 0) return failed(rc, "mdb_env_set_maxdbs");
+  // The whole storage limit is mapped once and never resized: mdb_env_set_mapsize remaps
+  // under open read transactions (see DESIGN.md). The file only grows as pages are used.
+  if ((rc = mdb_env_set_mapsize(env->env_, options.maxStorageBytes)) != 0) {
+    return failed(rc, "mdb_env_set_mapsize");
+  }
+  // MDB_NOTLS: read transactions are not tied to threads (the KJ thread and the writer both
+  // read). No MDB_WRITEMAP: it turns a full disk into SIGBUS.
+  unsigned flags = MDB_NOTLS | (options.syncCommits ? 0u : unsigned{MDB_NOSYNC});
+  if ((rc = mdb_env_open(env->env_, dir.c_str(), flags, 0644)) != 0) {
+    return failed(rc, "cannot open LMDB store");
+  }
+
+  MDB_txn* txn = nullptr;
+  if ((rc = mdb_txn_begin(env->env_, nullptr, 0, &txn)) != 0) {
+    return failed(rc, "cannot begin the opening transaction");
+  }
+  struct Named {
+    const char* name;
+    MDB_dbi* dbi;
+  };
+  Env& e = *env;
+  for (Named db :
+       {Named{"meta", &e.meta}, Named{"topics", &e.topics}, Named{"messages", &e.messages},
+        Named{"groups", &e.groups}, Named{"pending", &e.pending}, Named{"dedup", &e.dedup},
+        Named{"dedupExpiry", &e.dedupExpiry}}) {
+    if ((rc = mdb_dbi_open(txn, db.name, MDB_CREATE, db.dbi)) != 0) {
+      mdb_txn_abort(txn);
+      return failed(rc, (std::string("cannot open database ") + db.name).c_str());
+    }
+  }
+
+  try {
+    std::string_view stored;
+    if (getValue(txn, e.meta, keys::kFormatVersion, &stored)) {
+      if (stored.size() != 4) {
+        mdb_txn_abort(txn);
+        return Status(Code::kStorageFailed, "store " + dir + " has an unreadable format version (" +
+                                                std::to_string(stored.size()) + " bytes)");
+      }
+      uint32_t version = keys::readU32(stored.data());
+      if (version != keys::kCurrentFormatVersion) {
+        mdb_txn_abort(txn);
+        return Status(Code::kStorageFailed,
+                      "store " + dir + " has format version " + std::to_string(version) +
+                          (version > keys::kCurrentFormatVersion ? ", newer than" : ", unlike") +
+                          " this broker's (" + std::to_string(keys::kCurrentFormatVersion) + ")");
+      }
+    } else {
+      putValue(txn, e.meta, keys::kFormatVersion, keys::u32(keys::kCurrentFormatVersion));
+    }
+    e.setUsedBytes(usedBytesIn(txn, e));
+  } catch (const LmdbError& err) {
+    mdb_txn_abort(txn);
+    return Status(Code::kStorageFailed, err.status().message() + " (store " + dir + ")");
+  }
+  if ((rc = mdb_txn_commit(txn)) != 0) return failed(rc, "cannot commit the opening transaction");
+  return Result<std::unique_ptr<Env>>(std::move(env));
+}
+
+Env::~Env() {
+  if (env_ == nullptr) return;
+  // Under MDB_NOSYNC the last commits may still be only in the page cache.
+  if (!options_.syncCommits) mdb_env_sync(env_, 1);
+  mdb_env_close(env_);
+}
+
+uint64_t Env::publishLimitBytes() const {
+  uint64_t max = options_.maxStorageBytes;
+  uint64_t reserve = options_.reserveBytes;
+  if (reserve == 0) {
+    reserve = std::min<uint64_t>(std::max<uint64_t>(1u << 20, max / 20), uint64_t{256} << 20);
+  }
+  return max > reserve ? max - reserve : 0;
+}
+
+}  // namespace sluice::store
