@@ -1,0 +1,153 @@
+// `sluice consume`: joins a consumer group, prints each message, then acknowledges it (or
+// not, or nacks it). Stops after --count messages, after --wait without messages, or on
+// SIGINT/SIGTERM; unacknowledged messages are then redelivered by the broker.
+
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <iostream>
+#include <memory>
+
+#include "commands.h"
+#include "format.h"
+#include "json.h"
+#include "parse.h"
+
+namespace sluice::cli {
+namespace {
+
+// How often a blocked receive() wakes up to notice a signal.
+constexpr std::chrono::milliseconds kPollSlice{200};
+constexpr uint64_t kMaxPrefetch = 65536;  // The broker's limit.
+
+std::atomic<bool> gStop{false};
+
+extern "C" void onStopSignal(int) {
+  gStop.store(true);
+}
+
+void installStopHandlers() {
+  struct sigaction action {};
+  action.sa_handler = onStopSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+struct ConsumeArgs {
+  std::string topic;
+  std::string group;
+  std::string from;
+  uint64_t count = 0;
+  std::string wait;
+  bool noAck = false;
+  bool nack = false;
+};
+
+void printMessage(Context& context, const Message& message) {
+  if (context.options.json) {
+    std::cout << dumpLine(messageToJson(message)) << '\n';
+  } else {
+    std::cout << formatMessage(message);
+  }
+  // Flushed before the ack: a message is acknowledged only once it reached the output.
+  std::cout.flush();
+}
+
+int runConsume(Context& context, const ConsumeArgs& args) {
+  SubscribeOptions options;
+  if (!args.from.empty()) {
+    options.start = *parseStartPosition(args.from, nowMs()).value;
+    auto existing = context.admin().describeGroup(args.topic, args.group);
+    if (existing.ok()) {
+      context.note("note: group \"" + args.group +
+                   "\" exists, so --from is ignored; move it with `sluice groups reset`");
+    } else if (existing.error().code != ErrorCode::kGroupNotFound) {
+      context.fail(existing.error());
+    }
+  }
+  if (args.count > 0) {
+    // The broker pushes up to `prefetch` messages ahead, and each push counts as a delivery
+    // (toward maxDeliveries) even if this command stops before reading it. Acking one at a
+    // time with a window of 1 over-delivers at most one message when --count is reached.
+    // Without acks the window never reopens, so it must hold all N messages.
+    options.prefetch = args.noAck || args.nack
+                           ? static_cast<uint32_t>(std::min<uint64_t>(args.count, kMaxPrefetch))
+                           : 1;
+  }
+  std::optional<std::chrono::milliseconds> wait;
+  if (!args.wait.empty()) wait = *parseDuration(args.wait).value;
+
+  installStopHandlers();
+  Consumer consumer = context.take(context.client().subscribe(args.topic, args.group, options));
+  uint64_t received = 0;
+  auto lastActivity = std::chrono::steady_clock::now();
+  while (!gStop.load() && (args.count == 0 || received < args.count)) {
+    auto slice = kPollSlice;
+    if (wait) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          lastActivity + *wait - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      slice = std::min(slice, left);
+    }
+    Result<Message> next = consumer.receive(slice);
+    if (!next.ok()) {
+      if (next.error().code == ErrorCode::kTimeout) continue;
+      context.fail(next.error());
+    }
+    const Message& message = next.value();
+    printMessage(context, message);
+    ++received;
+    lastActivity = std::chrono::steady_clock::now();
+    if (args.noAck) continue;
+    Result<void> settled = args.nack ? message.nack() : message.ack();
+    if (!settled.ok()) {
+      if (settled.error().code != ErrorCode::kNotPending) context.fail(settled.error());
+      // Its ack timeout passed and it went to another consumer; that one will settle it.
+      context.note("warning: offset " + std::to_string(message.offset()) +
+                   " was not settled: " + settled.error().toString());
+    }
+  }
+  consumer.close();
+  return kExitOk;
+}
+
+}  // namespace
+
+void addConsumeCommand(CLI::App& app, Context& context) {
+  auto args = std::make_shared<ConsumeArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "consume", "Receive messages as a member of a consumer group, acking each after printing");
+  cmd->footer(
+      "--from applies when this command creates the group; move an existing group with\n"
+      "`sluice groups reset`. Ctrl-C stops; unacknowledged messages are redelivered.\n"
+      "Examples:\n"
+      "  sluice consume orders --group billing\n"
+      "  sluice consume orders --group audit --from 2024-05-01T00:00:00Z --count 100 --json");
+  cmd->add_option("TOPIC", args->topic, "Topic to consume")->required();
+  cmd->add_option("--group,-g", args->group, "Consumer group (created if missing)")
+      ->required()
+      ->type_name("G");
+  cmd->add_option("--from", args->from,
+                  "Start of a new group: earliest (default), latest, OFFSET, TIME or DUR ago")
+      ->check(startPositionValidator())
+      ->type_name("POSITION");
+  cmd->add_option("--count,-n", args->count, "Stop after N messages")
+      ->check(CLI::PositiveNumber)
+      ->type_name("N");
+  cmd->add_option("--wait", args->wait, "Stop when nothing arrives for this long")
+      ->check(durationValidator())
+      ->type_name("DUR");
+  CLI::Option* noAck =
+      cmd->add_flag("--no-ack", args->noAck, "Do not acknowledge (messages are redelivered)");
+  CLI::Option* nack = cmd->add_flag("--nack", args->nack, "Nack each message after printing");
+  noAck->excludes(nack);
+  cmd->callback([&context, args] {
+    context.action = [&context, args] { return runConsume(context, *args); };
+  });
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,127 @@
+#include "context.h"
+
+#include <unistd.h>
+
+#include <iostream>
+
+#include "parse.h"
+
+namespace sluice::cli {
+
+Options Context::clientOptions() const {
+  Options result;
+  if (!options.timeout.empty()) {
+    auto timeout = parseDuration(options.timeout);
+    if (timeout.ok()) {
+      result.connectTimeout = *timeout.value;
+      result.callTimeout = *timeout.value;
+    }
+  }
+  return result;
+}
+
+Client& Context::client() {
+  if (!client_) {
+    auto connected = Client::connect(options.broker, clientOptions());
+    if (!connected.ok()) {
+      // The library's message names the address.
+      throw CliExit(kExitConnect, "error: " + connected.error().toString());
+    }
+    client_.emplace(std::move(connected).value());
+  }
+  return *client_;
+}
+
+Admin& Context::admin() {
+  if (!admin_) admin_.emplace(client().admin());
+  return *admin_;
+}
+
+void Context::take(const Result<void>& result) {
+  if (!result.ok()) fail(result.error());
+  answered_ = true;
+}
+
+int Context::exitCodeFor(const Error& error) const {
+  if (error.code == ErrorCode::kConnectFailed) return kExitConnect;
+  if (error.code == ErrorCode::kDisconnected && !answered_) return kExitConnect;
+  return kExitError;
+}
+
+void Context::fail(const Error& error) const {
+  throw CliExit(exitCodeFor(error), "error: " + error.toString());
+}
+
+void Context::confirm(bool yes, const std::string& question, const std::string& action) const {
+  if (yes) return;
+  if (!::isatty(STDIN_FILENO)) {
+    throw CliExit(kExitUsage, "error: refusing to " + action +
+                                  " without confirmation (stdin is not a terminal); pass --yes "
+                                  "to confirm");
+  }
+  std::cerr << question << " [y/N] " << std::flush;
+  std::string answer;
+  std::getline(std::cin, answer);
+  if (!isYes(answer)) throw CliExit(kExitUsage, "aborted: did not " + action);
+}
+
+void Context::print(const std::string& text) const {
+  std::cout << text << '\n';
+}
+
+void Context::note(const std::string& text) const {
+  std::cerr << text << '\n';
+}
+
+namespace {
+
+template <typename ParseFn>
+CLI::Validator validatorFrom(const std::string& name, ParseFn parse) {
+  return CLI::Validator(
+      [parse](std::string& text) -> std::string {
+        auto parsed = parse(text);
+        return parsed.ok() ? std::string() : parsed.error;
+      },
+      // No description: the option's type name (DUR, SIZE...) already says what it takes.
+      std::string(), name);
+}
+
+}  // namespace
+
+CLI::Validator durationValidator() {
+  return validatorFrom("DUR", [](const std::string& t) { return parseDuration(t); });
+}
+
+CLI::Validator sizeValidator() {
+  return validatorFrom("SIZE", [](const std::string& t) { return parseSize(t); });
+}
+
+CLI::Validator startPositionValidator() {
+  return validatorFrom("POSITION", [](const std::string& t) { return parseStartPosition(t, 0); });
+}
+
+CLI::Validator headerValidator() {
+  return validatorFrom("K=V", [](const std::string& t) { return parseHeader(t); });
+}
+
+CLI::Validator brokerAddressValidator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        std::string rule = "invalid broker address \"" + text +
+                           "\": expected HOST:PORT, e.g. 127.0.0.1:7400 or [::1]:7400";
+        size_t colon = text.rfind(':');
+        if (colon == std::string::npos || colon == 0) return rule;
+        auto port = parseUnsigned(std::string_view(text).substr(colon + 1));
+        if (!port.ok() || *port.value == 0 || *port.value > 65535) return rule;
+        return {};
+      },
+      std::string(), "HOST:PORT");
+}
+
+int64_t nowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace sluice::cli

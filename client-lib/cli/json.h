@@ -1,0 +1,34 @@
+#pragma once
+
+// The `--json` documents. Field names are a stable interface for scripts: they are listed in
+// README.md, and changing one is a breaking change.
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "sluice/client.h"
+
+namespace sluice::cli {
+
+// Keys keep the order in which the code adds them, so documents read in a natural order.
+using Json = nlohmann::ordered_json;
+
+Json settingsToJson(const TopicSettings& settings);
+Json consumerToJson(const ConsumerInfo& consumer);
+Json groupToJson(const GroupInfo& group);
+Json topicToJson(const TopicInfo& topic);
+Json statsToJson(const BrokerStats& stats);
+// offset, timestamp, timestamp_ms, key (or key_base64), headers, payload (or payload_base64),
+// deliveries, id.
+Json messageToJson(const Message& message);
+Json publishAckToJson(const PublishAck& ack);
+
+// One line of compact JSON (no trailing newline). Invalid UTF-8 in strings is replaced with
+// U+FFFD instead of throwing; payloads and keys never reach here unless valid.
+std::string dumpLine(const Json& document);
+// Indented, for single documents (list/describe/stats); no trailing newline.
+std::string dumpDocument(const Json& document);
+
+}  // namespace sluice::cli

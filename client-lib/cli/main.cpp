@@ -1,0 +1,79 @@
+// `sluice`, the operator CLI. Wiring only: global options, the command groups, and the
+// mapping of every way a command can end to an exit code (see context.h).
+
+#include <functional>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "commands.h"
+#include "context.h"
+
+using sluice::cli::CliExit;
+using sluice::cli::Context;
+
+int main(int argc, char** argv) {
+  Context context;
+  CLI::App app{"sluice: inspect and manage a Sluice message broker.", "sluice"};
+  // Set before adding subcommands, which inherit it: global options may follow the command
+  // (`sluice topics list --json`).
+  app.fallthrough();
+  app.require_subcommand(1);
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "error: " + std::string(e.what()) + "\nRun with --help for usage.\n";
+  });
+  app.footer(
+      "Examples:\n"
+      "  sluice topics create orders --max-age 7d\n"
+      "  echo '{\"id\":1}' | sluice publish orders\n"
+      "  sluice consume orders --group billing --count 10 --json\n"
+      "\n"
+      "Exit codes: 0 ok, 1 error reported by the broker, 2 usage error or not confirmed,\n"
+      "3 cannot connect.");
+  app.add_option("--broker", context.options.broker,
+                 "Broker address; default $SLUICE_BROKER, then 127.0.0.1:7400")
+      ->envname("SLUICE_BROKER")
+      ->check(sluice::cli::brokerAddressValidator())
+      ->type_name("HOST:PORT");
+  app.add_flag("--json", context.options.json, "Print JSON (documented in the CLI README)");
+  app.add_option("--timeout", context.options.timeout,
+                 "Connect and per-call timeout, e.g. 10s (default: connect 5s, call 30s)")
+      ->check(sluice::cli::durationValidator())
+      ->type_name("DUR");
+
+  sluice::cli::addTopicsCommands(app, context);
+  sluice::cli::addPublishCommand(app, context);
+  sluice::cli::addConsumeCommand(app, context);
+  sluice::cli::addPeekCommand(app, context);
+  sluice::cli::addGroupsCommands(app, context);
+  sluice::cli::addStatsCommand(app, context);
+
+  // A subcommand's help does not list its parents' options; name them in every footer.
+  std::function<void(CLI::App*)> addGlobalNote = [&](CLI::App* command) {
+    for (CLI::App* sub : command->get_subcommands({})) {
+      sub->footer(sub->get_footer() +
+                  "\n\nGlobal options (anywhere on the line): --broker HOST:PORT, --json, "
+                  "--timeout DUR.");
+      addGlobalNote(sub);
+    }
+  };
+  addGlobalNote(&app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help prints usage and exits 0; every other parse failure is a usage error.
+    return app.exit(e) == 0 ? sluice::cli::kExitOk : sluice::cli::kExitUsage;
+  }
+  try {
+    return context.action ? context.action() : sluice::cli::kExitUsage;
+  } catch (const CliExit& e) {
+    std::cout.flush();
+    std::cerr << e.what() << '\n';
+    return e.code();
+  } catch (const sluice::BadResultAccess& e) {
+    std::cout.flush();
+    std::cerr << "error: " << e.error().toString() << '\n';
+    return context.exitCodeFor(e.error());
+  }
+}

@@ -1,0 +1,135 @@
+#include "views.h"
+
+#include "format.h"
+
+namespace sluice::cli {
+namespace {
+
+using Align = Table::Align;
+
+std::string limit(uint64_t value, const std::string& formatted) {
+  return value == 0 ? "unlimited" : formatted;
+}
+
+std::string offset(uint64_t value) {
+  return orDash(std::to_string(value), value == 0);
+}
+
+}  // namespace
+
+std::string topicsTable(const std::vector<TopicInfo>& topics) {
+  Table table({{"TOPIC"},
+               {"MESSAGES", Align::kRight},
+               {"BYTES", Align::kRight},
+               {"FIRST", Align::kRight},
+               {"LAST", Align::kRight},
+               {"GROUPS", Align::kRight},
+               {"PUBLISH RATE", Align::kRight}});
+  for (const auto& topic : topics) {
+    table.addRow({topic.name, std::to_string(topic.messages), formatBytes(topic.bytes),
+                  offset(topic.firstOffset), offset(topic.lastOffset),
+                  std::to_string(topic.groups.size()), formatRate(topic.publishRate)});
+  }
+  return table.render();
+}
+
+std::string topicView(const TopicInfo& topic) {
+  const TopicSettings& s = topic.settings;
+  std::string out = renderFields({
+      {"Topic", topic.name},
+      {"Created", formatTimestamp(topic.createdMs)},
+      {"Messages", std::to_string(topic.messages)},
+      {"Bytes", formatBytes(topic.bytes)},
+      {"First offset", offset(topic.firstOffset)},
+      {"Last offset", offset(topic.lastOffset)},
+      {"Publish rate", formatRate(topic.publishRate)},
+      {"Published", std::to_string(topic.publishedTotal) + " since broker start"},
+      {"Max age", limit(static_cast<uint64_t>(s.maxAge.count()), formatDuration(s.maxAge.count()))},
+      {"Max bytes", limit(s.maxBytes, formatBytes(s.maxBytes))},
+      {"Max messages", limit(s.maxMessages, std::to_string(s.maxMessages))},
+      {"Max message size", formatBytes(s.maxMessageSize)},
+      {"Work queue", s.workQueue ? "yes" : "no"},
+      {"Max deliveries", limit(s.maxDeliveries, std::to_string(s.maxDeliveries))},
+      {"Dead-letter topic", orDash(s.deadLetterTopic, s.deadLetterTopic.empty())},
+      {"Dedup window", formatDuration(s.dedupWindow.count())},
+  });
+  out += "\n";
+  out += topic.groups.empty() ? "No consumer groups.\n" : groupsTable(topic.groups);
+  return out;
+}
+
+std::string groupsTable(const std::vector<GroupInfo>& groups) {
+  Table table({{"GROUP"},
+               {"POSITION", Align::kRight},
+               {"PENDING", Align::kRight},
+               {"LAG", Align::kRight},
+               {"LAG TIME", Align::kRight},
+               {"REDELIVERED", Align::kRight},
+               {"DEAD-LETTERED", Align::kRight},
+               {"CONSUMERS", Align::kRight}});
+  for (const auto& group : groups) {
+    table.addRow({group.name, std::to_string(group.position), std::to_string(group.pending),
+                  std::to_string(group.lagMessages), formatDuration(group.lagMs),
+                  std::to_string(group.redelivered), std::to_string(group.deadLettered),
+                  std::to_string(group.consumers.size())});
+  }
+  return table.render();
+}
+
+std::string groupView(const GroupInfo& group) {
+  std::string out = renderFields({
+      {"Topic", group.topic},
+      {"Group", group.name},
+      {"Created", formatTimestamp(group.createdMs)},
+      {"Position", std::to_string(group.position)},
+      {"Ack floor", std::to_string(group.ackFloor)},
+      {"Pending", std::to_string(group.pending)},
+      {"Lag", std::to_string(group.lagMessages) + " messages, " + formatDuration(group.lagMs)},
+      {"Delivered", std::to_string(group.delivered) + " since broker start"},
+      {"Acked", std::to_string(group.acked) + " since broker start"},
+      {"Nacked", std::to_string(group.nacked) + " since broker start"},
+      {"Redelivered", std::to_string(group.redelivered)},
+      {"Dead-lettered", std::to_string(group.deadLettered)},
+      {"Consumers", std::to_string(group.consumers.size())},
+  });
+  if (!group.consumers.empty()) out += "\n" + consumersTable(group.consumers);
+  return out;
+}
+
+std::string consumersTable(const std::vector<ConsumerInfo>& consumers) {
+  Table table({{"CONSUMER", Align::kRight},
+               {"PEER"},
+               {"IN FLIGHT", Align::kRight},
+               {"PREFETCH", Align::kRight},
+               {"CONNECTED"}});
+  for (const auto& consumer : consumers) {
+    table.addRow({std::to_string(consumer.id), consumer.peer, std::to_string(consumer.inFlight),
+                  std::to_string(consumer.prefetch), formatTimestamp(consumer.connectedMs)});
+  }
+  return table.render();
+}
+
+std::string statsView(const BrokerStats& stats) {
+  std::string storage = formatBytes(stats.storageUsed);
+  if (stats.storageLimit > 0) {
+    storage += " of " + formatBytes(stats.storageLimit) + " (" +
+               std::to_string(stats.storageUsed * 100 / stats.storageLimit) + "%)";
+  }
+  return renderFields({
+      {"Version", stats.version},
+      {"Uptime", formatDuration(stats.uptimeMs)},
+      {"Topics", std::to_string(stats.topics)},
+      {"Messages", std::to_string(stats.messages)},
+      {"Bytes", formatBytes(stats.bytes)},
+      {"Storage", storage},
+      {"Connections", std::to_string(stats.connections)},
+      {"Consumers", std::to_string(stats.consumers)},
+      {"Publish rate", formatRate(stats.publishRate)},
+      {"Delivery rate", formatRate(stats.deliveryRate)},
+      {"Published", std::to_string(stats.publishedTotal) + " since broker start"},
+      {"Delivered", std::to_string(stats.deliveredTotal) + " since broker start"},
+      {"Commits", std::to_string(stats.commits) + " since broker start"},
+  });
+}
+
+}  // namespace sluice::cli
