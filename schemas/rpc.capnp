@@ -228,6 +228,15 @@ interface Admin {
   deleteGroup @9 (topic :Text, group :Text) -> (result :CountResult);  # count: pending dropped
   peek @10 (topic :Text, fromOffset :UInt64, count :UInt32) -> (result :PeekResult);
   stats @11 () -> (stats :BrokerStats);
+  backup @12 (sink :BackupSink) -> (result :CountResult);
+  # Streams an online, consistent, compacted copy of the whole store (an LMDB data.mdb file,
+  # mdb_env_copy2 with MDB_CP_COMPACT) to `sink`; count: bytes sent. Publishing goes on
+  # meanwhile; the copy is the state as of the call.
+}
+
+interface BackupSink {
+  # Implemented by the caller of Admin.backup.
+  write @0 (chunk :Data) -> stream;
 }
 
 interface Broker {
