@@ -1,0 +1,214 @@
+// Admin::backup: receives the broker's compacted store copy as a stream of chunks and writes
+// it to a local file, atomically (temp file, fsync, rename, fsync of the directory).
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "connection.h"
+#include "convert.h"
+
+namespace sluice {
+namespace {
+
+Error invalid(std::string message) {
+  return Error{ErrorCode::kInvalidArgument, std::move(message)};
+}
+
+std::string errnoText(int err) {
+  return std::strerror(err);
+}
+
+// The temporary file shared by the caller's thread and the I/O thread.
+// Thread: any; the fields under mu_ are guarded by it.
+class BackupFile {
+ public:
+  BackupFile(int fd, std::string tempPath) : fd_(fd), tempPath_(std::move(tempPath)) {}
+  ~BackupFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  // Thread: kj. Appends `chunk`; false (with error() set) when the write failed or the caller
+  // gave up.
+  bool append(kj::ArrayPtr<const kj::byte> chunk) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fd_ < 0 || !error_.empty()) return false;
+    const kj::byte* at = chunk.begin();
+    size_t left = chunk.size();
+    while (left > 0) {
+      ssize_t n = ::write(fd_, at, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        int err = n < 0 ? errno : EIO;
+        error_ = "cannot write " + tempPath_ + ": " + errnoText(err);
+        return false;
+      }
+      at += n;
+      left -= static_cast<size_t>(n);
+    }
+    written_ += chunk.size();
+    received_.fetch_add(chunk.size(), std::memory_order_relaxed);
+    return true;
+  }
+
+  // Thread: caller. Stops further writes; fsyncs and closes the file when `keep`.
+  // Returns the first error (a write's or the fsync's), or empty.
+  std::string finish(bool keep) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fd_ >= 0) {
+      if (keep && error_.empty() && ::fsync(fd_) != 0) {
+        int err = errno;
+        error_ = "cannot fsync " + tempPath_ + ": " + errnoText(err);
+      }
+      if (::close(fd_) != 0 && keep && error_.empty()) {
+        int err = errno;
+        error_ = "cannot close " + tempPath_ + ": " + errnoText(err);
+      }
+      fd_ = -1;
+    }
+    return error_;
+  }
+
+  uint64_t written() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return written_;
+  }
+  // Bytes received so far; read without the lock to see progress while a write runs.
+  uint64_t received() const { return received_.load(std::memory_order_relaxed); }
+  std::string error() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return error_;
+  }
+
+ private:
+  std::mutex mu_;
+  int fd_;
+  const std::string tempPath_;
+  std::string error_;
+  uint64_t written_ = 0;
+  std::atomic<uint64_t> received_{0};
+};
+
+// The sink the broker streams to. Thread: kj (the client's I/O thread).
+class BackupSinkService final : public wire::BackupSink::Server {
+ public:
+  explicit BackupSinkService(std::shared_ptr<BackupFile> file) : file_(std::move(file)) {}
+
+ protected:
+  kj::Promise<void> write(WriteContext context) override {
+    if (!file_->append(context.getParams().getChunk())) {
+      // Failing a streaming call makes the broker's next send fail, which stops its copy.
+      return KJ_EXCEPTION(FAILED, "backup aborted by the client", file_->error());
+    }
+    return kj::READY_NOW;
+  }
+
+ private:
+  std::shared_ptr<BackupFile> file_;
+};
+
+// Syncs the directory so that the rename itself survives a crash.
+void syncDirectory(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  (void)::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace
+
+Result<uint64_t> Admin::backup(const std::string& path) {
+  namespace fs = std::filesystem;
+  constexpr const char* kWhat = "backup";
+  if (!connection_) {
+    return Error{ErrorCode::kDisconnected,
+                 "this Admin has no connection (it was default-constructed or moved from)"};
+  }
+  if (auto problem = connection_->checkMayBlock(kWhat)) return *problem;
+  if (path.empty()) return invalid("backup path must not be empty");
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    return invalid("backup path " + path + " is a directory; give the file to write");
+  }
+  fs::path target(path);
+  std::string dir = target.has_parent_path() ? target.parent_path().string() : ".";
+  struct stat dirStat {};
+  if (::stat(dir.c_str(), &dirStat) != 0) {
+    int err = errno;
+    return invalid("backup directory " + dir + " does not exist (" + errnoText(err) + ")");
+  }
+  if (!S_ISDIR(dirStat.st_mode)) return invalid("backup directory " + dir + " is not a directory");
+  std::string tempPath = (fs::path(dir) / ("." + target.filename().string() + ".tmp-XXXXXX")).string();
+  int fd = ::mkostemp(tempPath.data(), O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    return invalid("cannot write in backup directory " + dir + ": " + errnoText(err));
+  }
+  auto file = std::make_shared<BackupFile>(fd, tempPath);
+  auto discard = [&](Error error) -> Result<uint64_t> {
+    file->finish(false);
+    ::unlink(tempPath.c_str());
+    return error;
+  };
+
+  auto completion = std::make_shared<detail::Completion<uint64_t>>();
+  auto future = completion->future();
+  bool queued = connection_->post([file, completion](detail::IoState& io) mutable {
+    io.track<uint64_t>(kj::evalNow([&]() {
+                         auto request = io.admin.backupRequest();
+                         request.setSink(kj::heap<BackupSinkService>(file));
+                         return request.send().then([](auto&& response) -> Result<uint64_t> {
+                           return detail::fromWire(response.getResult());
+                         });
+                       }),
+                       std::move(*completion));
+  });
+  if (!queued) return discard(detail::disconnectedError());
+
+  // No total limit: a big store takes long. Give up only when nothing arrives for a whole
+  // call timeout.
+  auto idle = detail::saturatedTimeout(connection_->options().callTimeout);
+  uint64_t seen = file->received();
+  while (future.wait_for(idle) != std::future_status::ready) {
+    uint64_t now = file->received();
+    if (now == seen) {
+      return discard(Error{ErrorCode::kTimeout,
+                           "backup received nothing from the broker for " +
+                               std::to_string(connection_->options().callTimeout.count()) +
+                               " ms (after " + std::to_string(now) + " bytes)"});
+    }
+    seen = now;
+  }
+  Result<uint64_t> sent = future.get();
+  if (!sent.ok()) {
+    // A local write failure is the cause when the broker saw our sink fail.
+    std::string local = file->error();
+    if (!local.empty()) return discard(Error{ErrorCode::kInternal, local});
+    return discard(sent.error());
+  }
+  std::string problem = file->finish(true);
+  if (!problem.empty()) return discard(Error{ErrorCode::kInternal, problem});
+  uint64_t written = file->written();
+  if (written != sent.value()) {
+    return discard(Error{ErrorCode::kInternal,
+                         "backup incomplete: the broker sent " + std::to_string(sent.value()) +
+                             " bytes, " + std::to_string(written) + " arrived"});
+  }
+  if (::rename(tempPath.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    return discard(Error{ErrorCode::kInternal,
+                         "cannot rename " + tempPath + " to " + path + ": " + errnoText(err)});
+  }
+  syncDirectory(dir);
+  return written;
+}
+
+}  // namespace sluice

@@ -1,0 +1,319 @@
+#include "connection.h"
+
+#include <cctype>
+#include <cstdio>
+#include <exception>
+#include <utility>
+
+#include <capnp/message.h>
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+#include <kj/debug.h>
+
+namespace sluice::detail {
+namespace {
+
+// The client trusts its broker, so incoming messages (a peek of 1,000 large messages, a big
+// delivery batch) are not held to capnp's 64 MiB default.
+capnp::ReaderOptions receiveOptions() {
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = uint64_t{1} << 32;  // 32 GiB
+  return options;
+}
+
+std::string quoted(std::string_view text) {
+  return "\"" + std::string(text) + "\"";
+}
+
+bool isPort(std::string_view text) {
+  if (text.empty() || text.size() > 5) return false;
+  for (char c : text) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  int port = std::stoi(std::string(text));
+  return port >= 1 && port <= 65535;
+}
+
+// Everything an RPC connection needs, destroyed in reverse order on the I/O thread.
+struct Session {
+  kj::Own<kj::AsyncIoStream> stream;
+  kj::Own<capnp::TwoPartyVatNetwork> network;
+  kj::Own<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc;
+};
+
+}  // namespace
+
+std::optional<std::string> checkAddress(std::string_view hostPort) {
+  const std::string rule =
+      "address must be \"host:port\" (an IPv6 host in brackets: \"[::1]:7400\")";
+  std::string_view host;
+  std::string_view port;
+  if (!hostPort.empty() && hostPort.front() == '[') {
+    size_t close = hostPort.find(']');
+    if (close == std::string_view::npos || close + 1 >= hostPort.size() ||
+        hostPort[close + 1] != ':') {
+      return rule + ", got " + quoted(hostPort);
+    }
+    host = hostPort.substr(1, close - 1);
+    port = hostPort.substr(close + 2);
+  } else {
+    size_t colon = hostPort.rfind(':');
+    if (colon == std::string_view::npos) return rule + ", got " + quoted(hostPort);
+    host = hostPort.substr(0, colon);
+    port = hostPort.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) return rule + ", got " + quoted(hostPort);
+  }
+  if (host.empty()) return rule + "; the host is empty in " + quoted(hostPort);
+  for (char c : host) {
+    if (std::isspace(static_cast<unsigned char>(c)) ||
+        std::iscntrl(static_cast<unsigned char>(c)) || c == '/') {
+      return rule + "; the host has a space, '/' or control character in " + quoted(hostPort);
+    }
+  }
+  if (!isPort(port)) return rule + "; the port must be 1-65535, got " + quoted(port);
+  return std::nullopt;
+}
+
+Result<std::shared_ptr<Connection>> Connection::open(std::string_view hostPort,
+                                                     const Options& options) {
+  if (auto problem = checkAddress(hostPort)) {
+    return Error{ErrorCode::kInvalidArgument, *problem};
+  }
+  std::shared_ptr<Connection> handle(new Connection(options), &Connection::release);
+  std::promise<Result<void>> ready;
+  auto outcome = ready.get_future();
+  {
+    std::lock_guard<std::mutex> lock(handle->joinMu_);
+    handle->thread_ =
+        std::thread(&Connection::run, handle.get(), std::string(hostPort), std::move(ready));
+  }
+  // The I/O thread enforces connectTimeout with its own timer, so this wait is bounded.
+  Result<void> connected = outcome.get();
+  if (!connected.ok()) return connected.error();  // `handle` joins the finished thread.
+  return handle;
+}
+
+void Connection::release(Connection* connection) {
+  if (connection->onIoThread()) {
+    {
+      std::lock_guard<std::mutex> lock(connection->mu_);
+      connection->deleteOnExit_ = true;
+    }
+    connection->requestStop();
+    return;
+  }
+  connection->close();
+  delete connection;
+}
+
+bool Connection::post(Command command) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopRequested_) {
+      queue_.push_back(std::move(command));
+      if (!rung_ && doorbell_ != nullptr) {
+        rung_ = true;
+        doorbell_->fulfill();
+      }
+      return true;
+    }
+  }
+  // Refused: `command` is destroyed here, outside the lock, since destroying it may run
+  // callbacks that post again.
+  return false;
+}
+
+std::optional<Error> Connection::checkMayBlock(const char* what) const {
+  if (!onIoThread()) return std::nullopt;
+  return Error{ErrorCode::kInvalidArgument,
+               std::string(what) +
+                   " blocks, and was called on the client's I/O thread (from a publishAsync "
+                   "callback), where it would wait forever; use the asynchronous form there"};
+}
+
+void Connection::requestStop() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stopRequested_ = true;
+  if (!rung_ && doorbell_ != nullptr) {
+    rung_ = true;
+    doorbell_->fulfill();
+  }
+}
+
+void Connection::close() {
+  requestStop();
+  if (onIoThread()) return;  // The loop ends once this command returns.
+  std::lock_guard<std::mutex> lock(joinMu_);
+  if (thread_.joinable()) thread_.join();
+}
+
+kj::Promise<void> Connection::armDoorbellLocked() {
+  auto paf = kj::newPromiseAndCrossThreadFulfiller<void>();
+  doorbell_ = paf.fulfiller.get();
+  rung_ = false;
+  // The previous fulfiller has fired (we are running because it did) and nobody else points
+  // to it any more, so it can go.
+  doorbellOwner_ = kj::mv(paf.fulfiller);
+  return kj::mv(paf.promise);
+}
+
+kj::Promise<void> Connection::serve(IoState& state, kj::Promise<void> doorbell) {
+  return doorbell.then([this, &state]() -> kj::Promise<void> {
+    std::vector<Command> batch;
+    kj::Promise<void> next = nullptr;
+    bool stop;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      batch.swap(queue_);
+      stop = stopRequested_;
+      if (!stop) next = armDoorbellLocked();
+    }
+    for (auto& command : batch) {
+      try {
+        command(state);
+      } catch (const kj::Exception& e) {
+        std::fprintf(stderr, "libsluice: command failed: %s\n", e.getDescription().cStr());
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "libsluice: command failed: %s\n", e.what());
+      }
+    }
+    batch.clear();
+    if (stop) return kj::READY_NOW;
+    return serve(state, kj::mv(next));
+  });
+}
+
+void Connection::refuseWork() {
+  alive_.store(false, std::memory_order_release);
+  std::vector<Command> orphans;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopRequested_ = true;
+    doorbell_ = nullptr;
+    orphans.swap(queue_);
+  }
+  doorbellOwner_ = nullptr;
+  orphans.clear();  // Their Completions answer kDisconnected.
+}
+
+void Connection::run(std::string address, std::promise<Result<void>> ready) {
+  ioThreadId_ = std::this_thread::get_id();
+  bool announced = false;
+  try {
+    kj::AsyncIoContext io = kj::setupAsyncIo();
+    // Whatever happens below, KJ objects must go before the event loop they belong to.
+    KJ_DEFER(refuseWork());
+    Session session;
+    kj::Own<IoState> state;
+    bool reachedBroker = false;
+    const auto timeout = saturatedTimeout(options_.connectTimeout);
+
+    // Connect, then ask for the Admin capability: its answer proves a Sluice broker is there.
+    auto handshake =
+        io.provider->getNetwork()
+            .parseAddress(address)
+            .then([](kj::Own<kj::NetworkAddress> resolved) {
+              auto connecting = resolved->connect();
+              return connecting.attach(kj::mv(resolved));
+            })
+            .then([&](kj::Own<kj::AsyncIoStream> stream) {
+              reachedBroker = true;
+              session.stream = kj::mv(stream);
+              session.network = kj::heap<capnp::TwoPartyVatNetwork>(
+                  *session.stream, capnp::rpc::twoparty::Side::CLIENT, receiveOptions());
+              session.rpc = kj::heap<capnp::RpcSystem<capnp::rpc::twoparty::VatId>>(
+                  capnp::makeRpcClient(*session.network));
+              capnp::MallocMessageBuilder vatIdMessage(8);
+              auto vatId = vatIdMessage.initRoot<capnp::rpc::twoparty::VatId>();
+              vatId.setSide(capnp::rpc::twoparty::Side::SERVER);
+              auto broker = session.rpc->bootstrap(vatId).castAs<wire::Broker>();
+              return broker.adminRequest().send().then(
+                  [&io, broker](capnp::Response<wire::Broker::AdminResults>&& answer) mutable
+                  -> kj::Maybe<kj::Own<IoState>> {
+                    return kj::heap<IoState>(io.provider->getTimer(), kj::mv(broker),
+                                             answer.getAdmin());
+                  });
+            })
+            .exclusiveJoin(io.provider->getTimer()
+                               .afterDelay(timeout.count() * kj::MILLISECONDS)
+                               .then([]() -> kj::Maybe<kj::Own<IoState>> { return nullptr; }));
+
+    std::string failure;
+    try {
+      KJ_IF_MAYBE (established, handshake.wait(io.waitScope)) {
+        state = kj::mv(*established);
+      } else {
+        failure =
+            "could not connect to " + address + " within " + std::to_string(timeout.count()) +
+            " ms" +
+            (reachedBroker ? " (the TCP connection opened, but the broker did not answer)" : "");
+      }
+    } catch (const kj::Exception& e) {
+      failure = (reachedBroker ? "connected to " + address + ", but the broker did not answer: "
+                               : "could not connect to " + address + ": ") +
+                e.getDescription().cStr();
+    }
+
+    if (state) {
+      kj::Promise<void> doorbell = nullptr;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        doorbell = armDoorbellLocked();
+      }
+      alive_.store(true, std::memory_order_release);
+      announced = true;
+      ready.set_value(Result<void>());
+
+      auto stopped = serve(*state, kj::mv(doorbell)).exclusiveJoin(session.network->onDisconnect());
+      try {
+        stopped.wait(io.waitScope);
+      } catch (const kj::Exception&) {
+        // The disconnect promise may carry a reason; either way the connection is over.
+      }
+      bool closedByUs;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        closedByUs = stopRequested_;
+      }
+      refuseWork();
+      state->shutdown(closedByUs
+                          ? disconnectedError()
+                          : Error{ErrorCode::kDisconnected,
+                                  "the connection to the broker at " + address + " was lost"});
+      state = nullptr;
+    } else {
+      announced = true;
+      ready.set_value(Error{ErrorCode::kConnectFailed, failure});
+    }
+    session.rpc = nullptr;
+    session.network = nullptr;
+    session.stream = nullptr;
+  } catch (const std::exception& e) {
+    // KJ throws kj::ExceptionImpl, which is also a std::exception. Only setup failures should
+    // land here (no file descriptors, no memory); the loop handles its own errors.
+    if (!announced) {
+      announced = true;
+      ready.set_value(
+          Error{ErrorCode::kConnectFailed, "could not connect to " + address + ": " + e.what()});
+    }
+  } catch (...) {
+  }
+  if (!announced) {
+    ready.set_value(Error{ErrorCode::kConnectFailed, "could not connect to " + address});
+  }
+
+  bool deleteSelf;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    deleteSelf = deleteOnExit_;
+  }
+  if (deleteSelf) {
+    {
+      std::lock_guard<std::mutex> lock(joinMu_);
+      thread_.detach();
+    }
+    delete this;
+  }
+}
+
+}  // namespace sluice::detail

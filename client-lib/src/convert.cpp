@@ -1,0 +1,328 @@
+#include "convert.h"
+
+#include <utility>
+#include <vector>
+
+#include "subscription_state.h"
+
+namespace sluice::detail {
+
+// --- Errors ---------------------------------------------------------------------------------
+
+Error fromWire(wire::Error::Reader error) {
+  std::string message = toStd(error.getMessage());
+  switch (error.getCode()) {
+    case wire::ErrorCode::INVALID_ARGUMENT:
+      return {ErrorCode::kInvalidArgument, std::move(message)};
+    case wire::ErrorCode::TOPIC_NOT_FOUND:
+      return {ErrorCode::kTopicNotFound, std::move(message)};
+    case wire::ErrorCode::GROUP_NOT_FOUND:
+      return {ErrorCode::kGroupNotFound, std::move(message)};
+    case wire::ErrorCode::MESSAGE_TOO_LARGE:
+      return {ErrorCode::kMessageTooLarge, std::move(message)};
+    case wire::ErrorCode::STORAGE_FULL:
+      return {ErrorCode::kStorageFull, std::move(message)};
+    case wire::ErrorCode::STORAGE_FAILED:
+      return {ErrorCode::kStorageFailed, std::move(message)};
+    case wire::ErrorCode::TOPIC_EXISTS:
+      return {ErrorCode::kTopicExists, std::move(message)};
+    case wire::ErrorCode::NOT_PENDING:
+      return {ErrorCode::kNotPending, std::move(message)};
+    case wire::ErrorCode::GROUP_BUSY:
+      return {ErrorCode::kGroupBusy, std::move(message)};
+    case wire::ErrorCode::LIMIT_EXCEEDED:
+      return {ErrorCode::kLimitExceeded, std::move(message)};
+    case wire::ErrorCode::SHUTTING_DOWN:
+      return {ErrorCode::kShuttingDown, std::move(message)};
+    case wire::ErrorCode::UNSPECIFIED:
+      break;
+  }
+  // `unspecified`, or a code added to the schema after this library was built.
+  return {ErrorCode::kInternal, message + " (broker error code " +
+                                    std::to_string(static_cast<uint16_t>(error.getCode())) + ")"};
+}
+
+Error fromException(const kj::Exception& exception) {
+  std::string description(exception.getDescription().cStr());
+  if (exception.getType() == kj::Exception::Type::DISCONNECTED) {
+    return {ErrorCode::kDisconnected, "the connection to the broker was lost: " + description};
+  }
+  return {ErrorCode::kInternal, std::move(description)};
+}
+
+// --- Bytes and text --------------------------------------------------------------------------
+
+std::string toStd(capnp::Text::Reader text) {
+  return std::string(text.cStr(), text.size());
+}
+
+std::string toStd(capnp::Data::Reader data) {
+  return std::string(reinterpret_cast<const char*>(data.begin()), data.size());
+}
+
+capnp::Data::Reader asData(std::string_view bytes) {
+  return capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(bytes.data()), bytes.size());
+}
+
+capnp::Text::Reader asText(const std::string& text) {
+  return capnp::Text::Reader(text.c_str(), text.size());
+}
+
+Headers fromWire(capnp::List<wire::Header>::Reader headers) {
+  Headers out;
+  for (auto header : headers) {
+    // A repeated key keeps its last value, as assigning into a map would.
+    out[toStd(header.getKey())] = toStd(header.getValue());
+  }
+  return out;
+}
+
+void toWire(const Headers& headers, capnp::List<wire::Header>::Builder out) {
+  unsigned i = 0;
+  for (const auto& [key, value] : headers) {
+    out[i].setKey(asText(key));
+    out[i].setValue(asText(value));
+    ++i;
+  }
+}
+
+// --- Publishing ------------------------------------------------------------------------------
+
+void toWire(const OutgoingMessage& message, wire::PublishMessage::Builder out) {
+  out.setPayload(asData(message.payload));
+  if (message.key) {
+    out.setKey(asData(*message.key));
+    out.setHasKey(true);
+  }
+  if (!message.headers.empty()) {
+    toWire(message.headers, out.initHeaders(static_cast<unsigned>(message.headers.size())));
+  }
+  if (!message.id.empty()) out.setId(asText(message.id));
+}
+
+PublishAck fromWire(wire::PublishAck::Reader ack) {
+  return PublishAck{ack.getOffset(), ack.getDuplicate()};
+}
+
+Result<std::vector<PublishAck>> fromWire(wire::PublishResult::Reader result, size_t expected) {
+  if (result.isError()) return fromWire(result.getError());
+  auto acks = result.getAcks();
+  if (acks.size() != expected) {
+    return Error{ErrorCode::kInternal, "the broker answered " + std::to_string(acks.size()) +
+                                           " acks for a batch of " + std::to_string(expected) +
+                                           " messages"};
+  }
+  std::vector<PublishAck> out;
+  out.reserve(acks.size());
+  for (auto ack : acks)
+    out.push_back(fromWire(ack));
+  return out;
+}
+
+size_t batchBytes(const OutgoingMessage& message) {
+  size_t bytes = message.payload.size() + message.id.size();
+  if (message.key) bytes += message.key->size();
+  for (const auto& [key, value] : message.headers)
+    bytes += key.size() + value.size();
+  return bytes;
+}
+
+// --- Delivered messages ----------------------------------------------------------------------
+
+DeliveryFields fromWire(wire::Delivery::Reader delivery) {
+  DeliveryFields out;
+  out.offset = delivery.getOffset();
+  out.timestampMs = delivery.getTimestampMs();
+  if (delivery.getHasKey()) out.key = toStd(delivery.getKey());
+  out.headers = fromWire(delivery.getHeaders());
+  out.payload = toStd(delivery.getPayload());
+  out.id = toStd(delivery.getId());
+  out.deliveries = delivery.getDeliveries();
+  return out;
+}
+
+Message peekedMessage(wire::Delivery::Reader delivery, const std::string& topic) {
+  return SubscriptionState::makeMessage(fromWire(delivery), topic, nullptr);
+}
+
+// --- Administration --------------------------------------------------------------------------
+
+TopicSettings fromWire(wire::TopicSettings::Reader settings) {
+  // Durations beyond int64 milliseconds (292 million years) saturate rather than wrap.
+  auto millis = [](uint64_t ms) {
+    constexpr uint64_t kMax = static_cast<uint64_t>(std::chrono::milliseconds::max().count());
+    return std::chrono::milliseconds(static_cast<int64_t>(ms > kMax ? kMax : ms));
+  };
+  TopicSettings out;
+  out.maxAge = millis(settings.getMaxAgeMs());
+  out.maxBytes = settings.getMaxBytes();
+  out.maxMessages = settings.getMaxMessages();
+  out.maxMessageSize = settings.getMaxMessageSize();
+  out.workQueue = settings.getWorkQueue();
+  out.maxDeliveries = settings.getMaxDeliveries();
+  out.deadLetterTopic = toStd(settings.getDeadLetterTopic());
+  out.dedupWindow = millis(settings.getDedupWindowMs());
+  return out;
+}
+
+std::optional<Error> checkWireable(const TopicSettings& settings) {
+  if (settings.maxAge.count() < 0) {
+    return Error{ErrorCode::kInvalidArgument,
+                 "maxAge must not be negative (0 means unlimited), got " +
+                     std::to_string(settings.maxAge.count()) + " ms"};
+  }
+  if (settings.dedupWindow.count() < 0) {
+    return Error{ErrorCode::kInvalidArgument,
+                 "dedupWindow must not be negative (0 means the broker default), got " +
+                     std::to_string(settings.dedupWindow.count()) + " ms"};
+  }
+  return std::nullopt;
+}
+
+void toWire(const TopicSettings& settings, wire::TopicSettings::Builder out) {
+  out.setMaxAgeMs(static_cast<uint64_t>(settings.maxAge.count()));
+  out.setMaxBytes(settings.maxBytes);
+  out.setMaxMessages(settings.maxMessages);
+  out.setMaxMessageSize(settings.maxMessageSize);
+  out.setWorkQueue(settings.workQueue);
+  out.setMaxDeliveries(settings.maxDeliveries);
+  out.setDeadLetterTopic(asText(settings.deadLetterTopic));
+  out.setDedupWindowMs(static_cast<uint64_t>(settings.dedupWindow.count()));
+}
+
+StartPosition fromWire(wire::StartPosition::Reader start) {
+  switch (start.which()) {
+    case wire::StartPosition::LATEST:
+      return StartPosition::latest();
+    case wire::StartPosition::OFFSET:
+      return StartPosition::atOffset(start.getOffset());
+    case wire::StartPosition::TIMESTAMP_MS:
+      return StartPosition::atTime(start.getTimestampMs());
+    case wire::StartPosition::EARLIEST:
+      break;
+  }
+  return StartPosition::earliest();
+}
+
+void toWire(const StartPosition& start, wire::StartPosition::Builder out) {
+  switch (start.kind) {
+    case StartPosition::Kind::kLatest:
+      out.setLatest();
+      return;
+    case StartPosition::Kind::kOffset:
+      out.setOffset(start.offset);
+      return;
+    case StartPosition::Kind::kTimestamp:
+      out.setTimestampMs(start.timestampMs);
+      return;
+    case StartPosition::Kind::kEarliest:
+      break;
+  }
+  out.setEarliest();
+}
+
+ConsumerInfo fromWire(wire::ConsumerInfo::Reader consumer) {
+  ConsumerInfo out;
+  out.id = consumer.getId();
+  out.peer = toStd(consumer.getPeer());
+  out.prefetch = consumer.getPrefetch();
+  out.inFlight = consumer.getInFlight();
+  out.connectedMs = consumer.getConnectedMs();
+  return out;
+}
+
+GroupInfo fromWire(wire::GroupInfo::Reader group) {
+  GroupInfo out;
+  out.topic = toStd(group.getTopic());
+  out.name = toStd(group.getName());
+  out.position = group.getPosition();
+  out.ackFloor = group.getAckFloor();
+  out.pending = group.getPending();
+  out.lagMessages = group.getLagMessages();
+  out.lagMs = group.getLagMs();
+  out.delivered = group.getDelivered();
+  out.acked = group.getAcked();
+  out.nacked = group.getNacked();
+  out.redelivered = group.getRedelivered();
+  out.deadLettered = group.getDeadLettered();
+  for (auto consumer : group.getConsumers())
+    out.consumers.push_back(fromWire(consumer));
+  out.createdMs = group.getCreatedMs();
+  return out;
+}
+
+TopicInfo fromWire(wire::TopicInfo::Reader topic) {
+  TopicInfo out;
+  out.name = toStd(topic.getName());
+  out.settings = fromWire(topic.getSettings());
+  out.messages = topic.getMessages();
+  out.bytes = topic.getBytes();
+  out.firstOffset = topic.getFirstOffset();
+  out.lastOffset = topic.getLastOffset();
+  for (auto group : topic.getGroups())
+    out.groups.push_back(fromWire(group));
+  out.createdMs = topic.getCreatedMs();
+  out.publishedTotal = topic.getPublishedTotal();
+  out.publishRate = topic.getPublishRate();
+  return out;
+}
+
+BrokerStats fromWire(wire::BrokerStats::Reader stats) {
+  BrokerStats out;
+  out.version = toStd(stats.getVersion());
+  out.uptimeMs = stats.getUptimeMs();
+  out.topics = stats.getTopics();
+  out.messages = stats.getMessages();
+  out.bytes = stats.getBytes();
+  out.storageUsed = stats.getStorageUsed();
+  out.storageLimit = stats.getStorageLimit();
+  out.connections = stats.getConnections();
+  out.consumers = stats.getConsumers();
+  out.publishedTotal = stats.getPublishedTotal();
+  out.deliveredTotal = stats.getDeliveredTotal();
+  out.publishRate = stats.getPublishRate();
+  out.deliveryRate = stats.getDeliveryRate();
+  out.commits = stats.getCommits();
+  return out;
+}
+
+Result<TopicInfo> fromWire(wire::TopicResult::Reader result) {
+  if (result.isError()) return fromWire(result.getError());
+  return fromWire(result.getTopic());
+}
+
+Result<std::vector<TopicInfo>> fromWire(wire::TopicListResult::Reader result) {
+  if (result.isError()) return fromWire(result.getError());
+  std::vector<TopicInfo> out;
+  for (auto topic : result.getTopics())
+    out.push_back(fromWire(topic));
+  return out;
+}
+
+Result<GroupInfo> fromWire(wire::GroupResult::Reader result) {
+  if (result.isError()) return fromWire(result.getError());
+  return fromWire(result.getGroup());
+}
+
+Result<std::vector<GroupInfo>> fromWire(wire::GroupListResult::Reader result) {
+  if (result.isError()) return fromWire(result.getError());
+  std::vector<GroupInfo> out;
+  for (auto group : result.getGroups())
+    out.push_back(fromWire(group));
+  return out;
+}
+
+Result<uint64_t> fromWire(wire::CountResult::Reader result) {
+  if (result.isError()) return fromWire(result.getError());
+  return result.getCount();
+}
+
+Result<std::vector<Message>> fromWire(wire::PeekResult::Reader result, const std::string& topic) {
+  if (result.isError()) return fromWire(result.getError());
+  std::vector<Message> out;
+  for (auto delivery : result.getMessages())
+    out.push_back(peekedMessage(delivery, topic));
+  return out;
+}
+
+}  // namespace sluice::detail

@@ -1,0 +1,76 @@
+#pragma once
+
+// The I/O thread's side of a subscription: the handler capability the broker pushes
+// deliveries to, and the broker's Subscription capability that acks and nacks go through.
+//
+// Acks: each settle() queues; the first one queued in a wakeup schedules a flush with
+// kj::evalLater, which runs after every command of that wakeup. The flush sends one
+// Subscription.ack with every queued offset and one Subscription.nack per distinct delay,
+// then completes each waiter from the reply's `failures` (an offset not listed succeeded).
+//
+// Thread: kj.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "completion.h"
+#include "sluice/schemas/rpc.capnp.h"
+
+namespace sluice::detail {
+
+struct IoState;
+class SubscriptionState;
+
+// kNotPending for settling `offset` after its consumer was closed.
+Error closedConsumerError(uint64_t offset);
+
+// Receives the broker's deliveries for one subscription and hands them to its
+// SubscriptionState. Holds it weakly: once the consumer is gone, deliveries are dropped (the
+// broker redelivers them when the subscription ends).
+class DeliveryHandlerService final : public wire::DeliveryHandler::Server {
+ public:
+  DeliveryHandlerService(std::weak_ptr<SubscriptionState> state, std::string topic);
+
+ protected:
+  kj::Promise<void> deliver(DeliverContext context) override;
+  kj::Promise<void> closed(ClosedContext context) override;
+
+ private:
+  std::weak_ptr<SubscriptionState> state_;
+  std::string topic_;
+};
+
+class SubscriptionIo {
+ public:
+  SubscriptionIo(IoState& io, uint64_t id, wire::Subscription::Client subscription,
+                 std::weak_ptr<SubscriptionState> state);
+  // Sends what is queued (unless the connection is shutting down), then releases the
+  // capability, which ends the subscription on the broker.
+  ~SubscriptionIo();
+  SubscriptionIo(const SubscriptionIo&) = delete;
+  SubscriptionIo& operator=(const SubscriptionIo&) = delete;
+
+  // Queues an ack (nack false) or a nack with `delayMs` of `offset`.
+  void settle(uint64_t offset, bool nack, uint32_t delayMs, Completion<void> done);
+  // Ends the consumer's inbox with `error`; see SubscriptionState::end.
+  void end(const Error& error, bool dropQueued);
+
+ private:
+  // An offset and whoever waits for its settlement.
+  using Waiter = std::pair<uint64_t, Completion<void>>;
+  void flush();
+
+  IoState& io_;
+  const uint64_t id_;
+  wire::Subscription::Client subscription_;
+  std::weak_ptr<SubscriptionState> state_;
+  std::vector<Waiter> acks_;
+  std::map<uint32_t, std::vector<Waiter>> nacks_;  // By delay in ms.
+  bool flushScheduled_ = false;
+};
+
+}  // namespace sluice::detail

@@ -1,0 +1,102 @@
+#pragma once
+
+// detail::SubscriptionState: the consumer side of one subscription — the inbox that the I/O
+// thread fills with delivered messages, receive(), the callback thread, and acks.
+//
+// Ownership: a Consumer's state_ is an aliasing pointer into a ConsumerHandle (consumer.cpp)
+// whose destructor closes the subscription; delivered Messages hold plain owning pointers, so
+// a Message can be acknowledged after its Consumer handle is gone only until close(). The I/O
+// thread holds a weak pointer (through the DeliveryHandler) and never keeps this alive.
+// close() empties the inbox, which breaks the Message -> state cycle.
+//
+// Thread: any; the mutable fields are guarded by mu_.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "convert.h"
+#include "sluice/client.h"
+
+namespace sluice::detail {
+
+class Connection;
+
+class SubscriptionState {
+ public:
+  // `callbackMode`: messages go to a handler thread (startWorker) instead of receive().
+  SubscriptionState(std::shared_ptr<Connection> connection, uint64_t id, std::string topic,
+                    bool callbackMode);
+  ~SubscriptionState();
+  SubscriptionState(const SubscriptionState&) = delete;
+  SubscriptionState& operator=(const SubscriptionState&) = delete;
+
+  // The only code that writes Message's private fields. `owner` is null for a peeked message.
+  static Message makeMessage(DeliveryFields fields, const std::string& topic,
+                             std::shared_ptr<SubscriptionState> owner);
+
+  // --- The consumer's side ---
+
+  // See Consumer::receive.
+  Result<Message> receive(std::chrono::milliseconds timeout);
+  // Ends the subscription: drops the inbox, stops the handler thread, tells the I/O thread to
+  // release the broker's Subscription. Idempotent; callable from the handler itself.
+  void close();
+  // Callback mode: starts the thread that feeds `handler`. `self` is this object.
+  void startWorker(std::shared_ptr<SubscriptionState> self, std::function<void(Message)> handler);
+  // The subscribe call gave up (timeout) before the broker answered: whatever the answer, the
+  // I/O thread releases the subscription instead of keeping it.
+  void abandon();
+  bool abandoned() const { return abandoned_.load(std::memory_order_acquire); }
+
+  uint64_t consumerId() const { return consumerId_.load(std::memory_order_acquire); }
+  void setConsumerId(uint64_t id) { consumerId_.store(id, std::memory_order_release); }
+  uint64_t id() const { return id_; }
+  const std::string& topic() const { return topic_; }
+
+  // Queues an ack (delay empty) or a nack of `offset` for the I/O thread, which sends every
+  // settlement queued in one wakeup together. See Message::ack / nack.
+  std::future<Result<void>> settle(uint64_t offset, std::optional<std::chrono::milliseconds> delay);
+  // Waits for a settle() future within Options::callTimeout.
+  Result<void> await(std::future<Result<void>>& future, const char* what) const;
+  // See Connection::checkMayBlock.
+  std::optional<Error> checkMayBlock(const char* what) const;
+
+  // --- The I/O thread's side ---
+
+  // Appends delivered messages to the inbox (dropped after close()).
+  void push(std::vector<Message> messages);
+  // The subscription ended with `error`: receive() returns it once the inbox is empty, or at
+  // once if `dropQueued` (the connection is gone, so queued messages could not be acked).
+  void end(Error error, bool dropQueued);
+
+ private:
+  void runWorker(std::function<void(Message)> handler);
+
+  const std::shared_ptr<Connection> connection_;
+  const uint64_t id_;
+  const std::string topic_;
+  const bool callbackMode_;
+  std::atomic<uint64_t> consumerId_{0};
+  std::atomic<bool> abandoned_{false};
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  std::deque<Message> inbox_;
+  std::optional<Error> ended_;  // Set by end().
+  bool closed_ = false;         // Set by close().
+  std::thread worker_;
+  std::thread::id workerId_;
+};
+
+}  // namespace sluice::detail
