@@ -1,0 +1,49 @@
+# Sluice broker image: sluiced, the `sluice` CLI and the example programs.
+#   docker build -t sluice .
+#   docker run -p 127.0.0.1:7400:7400 -v sluice-data:/var/lib/sluice sluice
+# The broker listens on 0.0.0.0 inside the container; publish the port to the host as needed.
+
+# ---- build stage: full toolchain, Release build, no tests ----
+FROM debian:12 AS build
+WORKDIR /src
+# Dependencies first, so this layer is cached until the script changes.
+COPY scripts/install-deps.sh scripts/install-deps.sh
+RUN bash scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+COPY . .
+RUN cmake -S . -B /build \
+      -DCMAKE_BUILD_TYPE=Release \
+      -DSLUICE_BUILD_TESTS=OFF \
+      -DSLUICE_BUILD_EXAMPLES=ON \
+      -DSLUICE_WERROR=OFF \
+      -DSLUICE_SANITIZE=OFF \
+ && cmake --build /build -j"$(nproc)" \
+ && install -d /out \
+ && install -m 0755 -s /build/broker/src/sluiced /build/client-lib/cli/sluice /out/ \
+ && install -m 0755 -s /build/examples/sluice-example-* /out/
+
+# ---- runtime stage: shared libraries only ----
+FROM debian:12
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libcapnp-0.9.2 liblmdb0 libspdlog1.10 libfmt9 \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --user-group --uid 10001 --home-dir /var/lib/sluice \
+      --shell /usr/sbin/nologin sluice \
+ && install -d -o sluice -g sluice -m 0750 /var/lib/sluice
+COPY --from=build /out/ /usr/local/bin/
+# Fail the image build, not the first start, if a shared library is missing.
+RUN ! ldd /usr/local/bin/sluiced /usr/local/bin/sluice /usr/local/bin/sluice-example-* \
+      | grep 'not found'
+
+USER sluice
+WORKDIR /var/lib/sluice
+VOLUME /var/lib/sluice
+# 7400: Cap'n Proto RPC. 7401: admin HTTP (/metrics, /healthz, /readyz).
+EXPOSE 7400 7401
+# SIGTERM drains in-flight work and closes the store cleanly; give it time before SIGKILL
+# (docker stop -t 30, or stop_grace_period in compose).
+STOPSIGNAL SIGTERM
+# Healthy means "the broker answers an RPC"; the image has no HTTP client for /healthz.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["sluice", "--broker", "127.0.0.1:7400", "stats"]
+CMD ["sluiced", "--data", "/var/lib/sluice", "--listen", "0.0.0.0:7400", "--admin", "0.0.0.0:7401"]
