@@ -1,5 +1,12 @@
 #include "store/store.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <algorithm>
 #include <filesystem>
 #include <system_error>
@@ -33,6 +40,18 @@ Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
 
   std::unique_ptr<Env> env(new Env());
   env->options_ = options;
+  // One broker per store: LMDB would serialise two writers, but each would keep its own view
+  // of offsets and pending deliveries. The lock dies with the process, even on kill -9.
+  std::string lockPath = (std::filesystem::path(dir) / "sluiced.lock").string();
+  env->lockFd_ = ::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (env->lockFd_ < 0) {
+    return Status(Code::kStorageFailed,
+                  "cannot open lock file " + lockPath + ": " + std::strerror(errno));
+  }
+  if (::flock(env->lockFd_, LOCK_EX | LOCK_NB) != 0) {
+    return Status(Code::kStorageFailed, "store " + dir + " is in use by another process (lock " +
+                                            lockPath + ": " + std::strerror(errno) + ")");
+  }
   int rc = mdb_env_create(&env->env_);
   if (rc != 0) {
     env->env_ = nullptr;
@@ -99,10 +118,12 @@ Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
 }
 
 Env::~Env() {
-  if (env_ == nullptr) return;
-  // Under MDB_NOSYNC the last commits may still be only in the page cache.
-  if (!options_.syncCommits) mdb_env_sync(env_, 1);
-  mdb_env_close(env_);
+  if (env_ != nullptr) {
+    // Under MDB_NOSYNC the last commits may still be only in the page cache.
+    if (!options_.syncCommits) mdb_env_sync(env_, 1);
+    mdb_env_close(env_);
+  }
+  if (lockFd_ >= 0) ::close(lockFd_);  // Released only once LMDB is closed.
 }
 
 uint64_t Env::publishLimitBytes() const {

@@ -66,6 +66,7 @@ class Env {
  private:
   Env() = default;
   MDB_env* env_ = nullptr;
+  int lockFd_ = -1;  // flock'd sluiced.lock in the store directory.
   EnvOptions options_;
   std::atomic<uint64_t> usedBytes_{0};
 };

@@ -45,8 +45,8 @@ struct TopicSettings {
 struct StartPosition {
   enum class Kind { kEarliest, kLatest, kOffset, kTimestamp };
   Kind kind = Kind::kEarliest;
-  uint64_t offset = 0;       // For kOffset.
-  int64_t timestampMs = 0;   // For kTimestamp: Unix milliseconds.
+  uint64_t offset = 0;      // For kOffset.
+  int64_t timestampMs = 0;  // For kTimestamp: Unix milliseconds.
 
   static StartPosition earliest() { return {}; }
   static StartPosition latest() { return {Kind::kLatest, 0, 0}; }
@@ -56,7 +56,7 @@ struct StartPosition {
 
 struct ConsumerInfo {
   uint64_t id = 0;
-  std::string peer;         // The consumer's address as the broker sees it.
+  std::string peer;  // The consumer's address as the broker sees it.
   uint32_t prefetch = 0;
   uint32_t inFlight = 0;    // Delivered to this consumer, not yet acknowledged.
   int64_t connectedMs = 0;  // Unix milliseconds.
@@ -65,27 +65,27 @@ struct ConsumerInfo {
 struct GroupInfo {
   std::string topic;
   std::string name;
-  uint64_t position = 0;     // Next offset never yet delivered to this group.
-  uint64_t ackFloor = 0;     // Every offset below this is acknowledged or no longer retained.
-  uint64_t pending = 0;      // Delivered (or due for redelivery), not yet acknowledged.
-  uint64_t lagMessages = 0;  // Retained messages not yet delivered.
-  int64_t lagMs = 0;         // Age of the oldest undelivered message; 0 when caught up.
-  uint64_t delivered = 0;    // Since the broker started, including redeliveries.
-  uint64_t acked = 0;        // Since the broker started.
-  uint64_t nacked = 0;       // Since the broker started.
-  uint64_t redelivered = 0;  // Durable total.
-  uint64_t deadLettered = 0; // Durable total.
+  uint64_t position = 0;      // Next offset never yet delivered to this group.
+  uint64_t ackFloor = 0;      // Every offset below this is acknowledged or no longer retained.
+  uint64_t pending = 0;       // Delivered (or due for redelivery), not yet acknowledged.
+  uint64_t lagMessages = 0;   // Retained messages not yet delivered.
+  int64_t lagMs = 0;          // Age of the oldest undelivered message; 0 when caught up.
+  uint64_t delivered = 0;     // Since the broker started, including redeliveries.
+  uint64_t acked = 0;         // Since the broker started.
+  uint64_t nacked = 0;        // Since the broker started.
+  uint64_t redelivered = 0;   // Durable total.
+  uint64_t deadLettered = 0;  // Durable total.
   std::vector<ConsumerInfo> consumers;
   int64_t createdMs = 0;
 };
 
 struct TopicInfo {
   std::string name;
-  TopicSettings settings;   // Effective values.
-  uint64_t messages = 0;    // Retained messages.
-  uint64_t bytes = 0;       // Retained payload, key and header bytes.
-  uint64_t firstOffset = 0; // Oldest retained offset; 0 when empty.
-  uint64_t lastOffset = 0;  // Newest offset ever assigned; 0 when nothing was published.
+  TopicSettings settings;    // Effective values.
+  uint64_t messages = 0;     // Retained messages.
+  uint64_t bytes = 0;        // Retained payload, key and header bytes.
+  uint64_t firstOffset = 0;  // Oldest retained offset; 0 when empty.
+  uint64_t lastOffset = 0;   // Newest offset ever assigned; 0 when nothing was published.
   std::vector<GroupInfo> groups;
   int64_t createdMs = 0;
   uint64_t publishedTotal = 0;  // Since the broker started.
@@ -104,7 +104,7 @@ struct BrokerStats {
   uint64_t consumers = 0;
   uint64_t publishedTotal = 0;
   uint64_t deliveredTotal = 0;
-  double publishRate = 0;   // Messages per second over the last few seconds.
+  double publishRate = 0;  // Messages per second over the last few seconds.
   double deliveryRate = 0;
   uint64_t commits = 0;
 };

@@ -110,6 +110,7 @@ class Harness {
                      uint32_t prefetch = 100, uint64_t ackTimeoutMs = 30000) {
     auto id = broker_->subscribe(topic, group, StartAt{}, prefetch, ackTimeoutMs, sink, "test");
     REQUIRE(id.ok());
+    consumers_.push_back(id.value());
     settle();
     return id.value();
   }
@@ -130,6 +131,11 @@ class Harness {
   }
   void close() {
     if (!broker_) return;
+    // Tests' sinks are locals that die before the harness: leave before shutdown() would tell
+    // them the subscription ended, as the RPC layer does when a connection closes.
+    for (uint64_t id : consumers_)
+      broker_->unsubscribe(id);
+    consumers_.clear();
     broker_->shutdown();
     writer_->stop();
     settle();
@@ -146,6 +152,7 @@ class Harness {
   std::unique_ptr<store::Env> env_;
   std::unique_ptr<store::Writer> writer_;
   std::unique_ptr<Broker> broker_;
+  std::vector<uint64_t> consumers_;
 };
 
 }  // namespace sluice::core::testing
