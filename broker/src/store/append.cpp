@@ -59,11 +59,16 @@ Offset appendMessage(MDB_txn* txn, const Env& env, TopicRecord& topic, int64_t n
                      const MessageData& message, bool useAppend) {
   int64_t timestampMs = std::max(nowMs, topic.lastTimestampMs);
   Offset offset = topic.nextOffset;
-  auto value = codec::encodeMessage(timestampMs, message);
   std::string key = keys::message(topic.id, offset);
   MDB_val k = toVal(key);
-  MDB_val v = toVal(codec::bytesOf(value));
-  int rc = mdb_put(txn, env.messages, &k, &v, useAppend ? MDB_APPEND : MDB_NOOVERWRITE);
+  // Encoded straight into the page LMDB reserves: no per-message buffer or copy.
+  int rc = 0;
+  codec::encodeMessageInto(timestampMs, message, [&](size_t bytes) -> kj::byte* {
+    MDB_val v{bytes, nullptr};
+    rc = mdb_put(txn, env.messages, &k, &v,
+                 (useAppend ? MDB_APPEND : MDB_NOOVERWRITE) | MDB_RESERVE);
+    return rc == 0 ? static_cast<kj::byte*>(v.mv_data) : nullptr;
+  });
   if (rc == MDB_KEYEXIST) {
     brokenInvariant("messages: offset " + std::to_string(offset) + " of topic " + topic.name +
                     " (id " + std::to_string(topic.id) +

@@ -96,9 +96,10 @@ TopicRecord decodeTopic(std::string_view name, std::string_view value) {
   });
 }
 
-kj::Array<capnp::word> encodeMessage(int64_t timestampMs, const MessageData& message) {
-  // One segment sized for the payload avoids a second allocation for big messages.
-  capnp::MallocMessageBuilder builder(message.accountedBytes() / sizeof(capnp::word) + 64);
+namespace {
+
+// Fills a builder with the stored form of `message` (shared by both encoders).
+void buildMessage(capnp::MessageBuilder& builder, int64_t timestampMs, const MessageData& message) {
   auto out = builder.initRoot<records::StoredMessage>();
   out.setTimestampMs(timestampMs);
   if (message.key) {
@@ -115,7 +116,37 @@ kj::Array<capnp::word> encodeMessage(int64_t timestampMs, const MessageData& mes
   }
   out.setPayload(asBytes(message.payload));
   if (!message.id.empty()) out.setId(capnp::Text::Reader(message.id.data(), message.id.size()));
+}
+
+}  // namespace
+
+kj::Array<capnp::word> encodeMessage(int64_t timestampMs, const MessageData& message) {
+  // One segment sized for the payload avoids a second allocation for big messages.
+  capnp::MallocMessageBuilder builder(message.accountedBytes() / sizeof(capnp::word) + 64);
+  buildMessage(builder, timestampMs, message);
   return capnp::messageToFlatArray(builder);
+}
+
+size_t encodeMessageInto(int64_t timestampMs, const MessageData& message,
+                         const std::function<kj::byte*(size_t bytes)>& reserve) {
+  // MallocMessageBuilder takes a zeroed first segment and zeroes what it used on destruction,
+  // so one buffer per thread serves every message; it grows to the largest message seen.
+  thread_local kj::Array<capnp::word> scratch;
+  size_t words = message.accountedBytes() / sizeof(capnp::word) + 16 * message.headers.size() +
+                 message.id.size() / sizeof(capnp::word) + 64;
+  if (scratch.size() < words) {
+    scratch = kj::heapArray<capnp::word>(words);
+    std::memset(scratch.begin(), 0, scratch.asBytes().size());
+  }
+  capnp::MallocMessageBuilder builder(scratch);
+  buildMessage(builder, timestampMs, message);
+  size_t bytes = capnp::computeSerializedSizeInWords(builder) * sizeof(capnp::word);
+  kj::byte* dest = reserve(bytes);
+  if (dest != nullptr) {
+    kj::ArrayOutputStream stream(kj::arrayPtr(dest, bytes));
+    capnp::writeMessage(stream, builder);
+  }
+  return bytes;
 }
 
 StoredMessageData decodeMessage(Offset offset, std::string_view value) {

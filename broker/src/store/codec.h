@@ -7,7 +7,9 @@
 #include <capnp/common.h>
 #include <kj/array.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string_view>
 
 #include "common/records.h"
@@ -27,6 +29,11 @@ kj::Array<capnp::word> encodeTopic(const TopicRecord& topic);
 TopicRecord decodeTopic(std::string_view name, std::string_view value);
 
 kj::Array<capnp::word> encodeMessage(int64_t timestampMs, const MessageData& message);
+// As encodeMessage, without allocating: builds the record in a reused, per-thread buffer, asks
+// `reserve` for room for its flat bytes (e.g. an MDB_RESERVE'd value) and writes them there.
+// A null `reserve` result skips the write. Returns the size in bytes.
+size_t encodeMessageInto(int64_t timestampMs, const MessageData& message,
+                         const std::function<kj::byte*(size_t bytes)>& reserve);
 StoredMessageData decodeMessage(Offset offset, std::string_view value);
 // What retention needs, without copying the payload.
 struct MessageMeta {

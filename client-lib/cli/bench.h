@@ -1,0 +1,98 @@
+#pragma once
+
+// `sluice bench`: load generators on the public client API (publish, consume, latency) and
+// the pieces they share — arguments, latency samples, progress line and the summary, in
+// human or JSON form. See README.md ("sluice bench") for the JSON fields.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "context.h"
+#include "json.h"
+
+namespace sluice::cli {
+
+void addBenchCommands(CLI::App& app, Context& context);  // bench.cpp
+
+namespace bench {
+
+struct BenchArgs {
+  std::string topic;
+  bool create = false;
+  // publish / latency
+  uint32_t producers = 1;
+  uint32_t inFlight = 256;
+  std::string size = "1KiB";
+  uint32_t batch = 0;  // 0: the library's default batching.
+  std::string duration;
+  CLI::Option* durationOption = nullptr;
+  uint64_t count = 0;
+  CLI::Option* countOption = nullptr;
+  // consume / latency
+  std::string group;
+  uint32_t consumers = 1;
+  uint32_t prefetch = 1000;
+  std::string idle = "10s";
+  // latency
+  uint32_t rate = 5000;
+};
+
+// Latency samples in microseconds; percentiles by nearest rank.
+struct LatencySummary {
+  uint64_t samples = 0;
+  double p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0, mean = 0;
+};
+LatencySummary summarize(std::vector<uint32_t> samples);
+Json latencyToJson(const LatencySummary& summary);
+// `p50 1.2ms  p90 ...  max ...`.
+std::string formatLatency(const LatencySummary& summary);
+
+// Microseconds between two steady_clock points, saturated to u32.
+uint32_t micros(std::chrono::steady_clock::duration elapsed);
+
+// A one-line progress report on stderr, redrawn at most every 250 ms, only when stderr is a
+// terminal. Thread: one (the command's main thread).
+class Progress {
+ public:
+  explicit Progress(std::string what);
+  void update(uint64_t done, double seconds);
+  void finish();
+
+ private:
+  std::string what_;
+  bool enabled_;
+  std::chrono::steady_clock::time_point lastDraw_{};
+};
+
+// The end of every run: messages, bytes, seconds, rates and the distributions, printed as a
+// few human lines or one JSON object (`extra` fields come first, after "workload").
+struct Summary {
+  std::string workload;
+  Json extra = Json::object();
+  uint64_t messages = 0;
+  uint64_t bytes = 0;
+  double seconds = 0;
+  std::vector<std::pair<std::string, LatencySummary>> latencies;  // (json key, summary)
+};
+void printSummary(Context& context, const Summary& summary);
+
+// Creates the topic when --create is given; an existing topic is fine.
+void createTopicIfAsked(Context& context, const BenchArgs& args);
+// Payload size from --size.
+size_t payloadSize(const BenchArgs& args);
+// --duration as a steady_clock duration (default `fallback`).
+std::chrono::milliseconds durationOf(const BenchArgs& args, std::chrono::milliseconds fallback);
+// A connection of its own for one producer or consumer thread (same options as the context's).
+Client connectAnother(Context& context);
+
+int runPublish(Context& context, const BenchArgs& args);  // bench_publish.cpp
+int runConsume(Context& context, const BenchArgs& args);  // bench_consume.cpp
+int runLatency(Context& context, const BenchArgs& args);  // bench_latency.cpp
+
+}  // namespace bench
+}  // namespace sluice::cli
