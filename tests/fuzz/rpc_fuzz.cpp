@@ -1,0 +1,410 @@
+// libFuzzer target: the broker's RPC handlers, driven in-process with arbitrary bytes.
+//
+// One broker lives for many inputs: a real core::Broker over an LMDB store (in /dev/shm when it
+// exists, commits without fsync) behind the real rpc::RpcServer listening on 127.0.0.1. Each
+// input is what one client sends on one connection: the target connects, writes the bytes,
+// closes its sending side, and reads until the broker closes the connection. The seeds are
+// recorded client sessions (bootstrap, publish, subscribe, ack, admin calls; see
+// writeSeeds()), which libFuzzer mutates into truncated, oversized and nonsensical frames.
+//
+// Oracles: no crash, sanitizer report or hang (-timeout); the broker stays able to serve;
+// and every 500 inputs the store passes Env::check(), the invariants `sluiced --check` verifies.
+//
+// SLUICE_FUZZ_WRITE_SEEDS=DIR: write the seed corpus to DIR and exit (scripts/fuzz.sh --seeds).
+// SLUICE_FUZZ_LOG=1: keep the broker's log (warnings for every bad frame) on stderr.
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <capnp/message.h>
+#include <capnp/rpc-twoparty.h>
+#include <capnp/serialize-async.h>
+#include <kj/async-io.h>
+#include <spdlog/spdlog.h>
+
+#include "core/broker.h"
+#include "rpc/server.h"
+#include "store/store.h"
+
+namespace {
+
+using namespace sluice;
+
+constexpr uint64_t kResetEvery = 20000;  // Inputs per broker; then a fresh store.
+constexpr uint64_t kCheckEvery = 500;
+
+std::string makeTempDir() {
+  std::string base = std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp";
+  std::string pattern = base + "/sluice-fuzz-XXXXXX";
+  if (mkdtemp(pattern.data()) == nullptr) {
+    std::perror("mkdtemp");
+    std::abort();
+  }
+  return pattern;
+}
+
+// A broker with its store, writer and RPC server, as sluiced wires them.
+class World {
+ public:
+  explicit World(kj::AsyncIoContext& io) : io_(io), dir_(makeTempDir()) {
+    store::EnvOptions options;
+    options.dir = dir_;
+    options.maxStorageBytes = 64ull << 20;
+    options.syncCommits = false;  // Speed; durability is the crash test's subject, not this.
+    auto env = store::Env::open(options);
+    if (!env.ok()) {
+      std::fprintf(stderr, "cannot open store: %s\n", env.status().toString().c_str());
+      std::abort();
+    }
+    env_ = std::move(env).value();
+    writer_ = std::make_unique<store::Writer>(*env_);
+    core::BrokerOptions brokerOptions;
+    brokerOptions.autoCreateTopics = true;  // Lets mutated publishes reach topic creation.
+    brokerOptions.version = "fuzz";
+    broker_ = std::make_unique<core::Broker>(*env_, *writer_, io.provider->getTimer(), metrics_,
+                                             brokerOptions);
+    broker_->start();
+    rpc::ServerOptions serverOptions;
+    serverOptions.timer = &io.provider->getTimer();
+    server_ = std::make_unique<rpc::RpcServer>(*broker_, metrics_, io.provider->getNetwork(),
+                                               serverOptions);
+    port_ = server_->listen("127.0.0.1:0").wait(io.waitScope);
+  }
+
+  ~World() {
+    settle();
+    server_->stopAccepting();
+    broker_->shutdown();
+    server_->disconnectAll();
+    io_.provider->getTimer().afterDelay(5 * kj::MILLISECONDS).wait(io_.waitScope);
+    server_.reset();
+    writer_->stop();
+    broker_.reset();
+    writer_.reset();
+    checkStore();
+    env_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  uint port() const { return port_; }
+  rpc::RpcServer& server() { return *server_; }
+
+  // Turns the loop until the server has dropped every connection and no call waits on a
+  // commit, so that inputs do not bleed into each other (bounded: a stuck call is a finding
+  // only through -timeout).
+  void settle() {
+    auto& timer = io_.provider->getTimer();
+    for (int i = 0; i < 2000; ++i) {
+      if (server_->connectionCount() == 0 && broker_->callsAwaitingCommit() == 0) return;
+      timer.afterDelay(1 * kj::MILLISECONDS).wait(io_.waitScope);
+    }
+  }
+
+  void checkStore() {
+    Status status = env_->check();
+    if (!status.ok()) {
+      std::fprintf(stderr, "store invariant broken: %s\n", status.message().c_str());
+      std::abort();
+    }
+  }
+
+ private:
+  kj::AsyncIoContext& io_;
+  std::string dir_;
+  core::Metrics metrics_;
+  std::unique_ptr<store::Env> env_;
+  std::unique_ptr<store::Writer> writer_;
+  std::unique_ptr<core::Broker> broker_;
+  std::unique_ptr<rpc::RpcServer> server_;
+  uint port_ = 0;
+};
+
+kj::Promise<void> drain(kj::AsyncIoStream& stream, kj::Array<kj::byte>& buffer) {
+  return stream.tryRead(buffer.begin(), 1, buffer.size()).then([&](size_t n) -> kj::Promise<void> {
+    if (n == 0) return kj::READY_NOW;
+    return drain(stream, buffer);
+  });
+}
+
+// Sends `bytes` on a fresh connection, closes the sending side, reads until the broker closes.
+void runOne(kj::AsyncIoContext& io, World& world, const uint8_t* data, size_t size) {
+  auto address =
+      io.provider->getNetwork().parseAddress("127.0.0.1", world.port()).wait(io.waitScope);
+  auto stream = address->connect().wait(io.waitScope);
+  auto buffer = kj::heapArray<kj::byte>(65536);
+  auto sending = stream->write(data, size)
+                     .then([&]() { stream->shutdownWrite(); })
+                     .catch_([](kj::Exception&&) {});  // The broker may close first.
+  auto receiving = drain(*stream, buffer).catch_([](kj::Exception&&) {});
+  auto both = kj::joinPromises(kj::arr(kj::mv(sending), kj::mv(receiving)))
+                  .then([]() { return true; })
+                  .exclusiveJoin(io.provider->getTimer().afterDelay(5 * kj::SECONDS).then([]() {
+                    return false;
+                  }));
+  if (!both.wait(io.waitScope)) {
+    // The broker kept a connection open after its client's end of stream: report it.
+    std::fprintf(stderr, "the broker did not close the connection within 5 s\n");
+    std::abort();
+  }
+}
+
+// Seeds: recorded client sessions --------------------------------------------------------------
+
+// Records every message the client writes, as flat frames, while passing it on.
+class RecordingMessageStream final : public capnp::MessageStream {
+ public:
+  RecordingMessageStream(kj::AsyncIoStream& stream, std::string& record)
+      : inner_(stream), record_(record) {}
+
+  kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> tryReadMessage(
+      kj::ArrayPtr<kj::AutoCloseFd> fdSpace, capnp::ReaderOptions options,
+      kj::ArrayPtr<capnp::word> scratchSpace) override {
+    return inner_.tryReadMessage(fdSpace, options, scratchSpace);
+  }
+  kj::Promise<void> writeMessage(
+      kj::ArrayPtr<const int> fds,
+      kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) override {
+    auto flat = capnp::messageToFlatArray(segments);
+    record_.append(reinterpret_cast<const char*>(flat.begin()), flat.asBytes().size());
+    return inner_.writeMessage(fds, segments);
+  }
+  kj::Promise<void> writeMessages(
+      kj::ArrayPtr<kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>> messages) override {
+    for (auto& segments : messages) {
+      auto flat = capnp::messageToFlatArray(segments);
+      record_.append(reinterpret_cast<const char*>(flat.begin()), flat.asBytes().size());
+    }
+    return inner_.writeMessages(messages);
+  }
+  kj::Maybe<int> getSendBufferSize() override { return inner_.getSendBufferSize(); }
+  kj::Promise<void> end() override { return inner_.end(); }
+
+ private:
+  capnp::AsyncIoMessageStream inner_;
+  std::string& record_;
+};
+
+class AckingHandler final : public wire::DeliveryHandler::Server {
+ public:
+  explicit AckingHandler(std::vector<uint64_t>& offsets) : offsets_(offsets) {}
+
+ protected:
+  kj::Promise<void> deliver(DeliverContext context) override {
+    for (auto message : context.getParams().getMessages())
+      offsets_.push_back(message.getOffset());
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> closed(ClosedContext) override { return kj::READY_NOW; }
+
+ private:
+  std::vector<uint64_t>& offsets_;
+};
+
+class NullSink final : public wire::BackupSink::Server {
+ protected:
+  kj::Promise<void> write(WriteContext) override { return kj::READY_NOW; }
+};
+
+kj::ArrayPtr<const capnp::byte> bytes(const std::string& text) {
+  return kj::arrayPtr(reinterpret_cast<const capnp::byte*>(text.data()), text.size());
+}
+
+// Runs `session` as a recorded client and writes what it sent to DIR/NAME.
+template <typename Session>
+void record(kj::AsyncIoContext& io, World& world, const std::string& dir, const std::string& name,
+            Session&& session) {
+  std::string sent;
+  {
+    auto address =
+        io.provider->getNetwork().parseAddress("127.0.0.1", world.port()).wait(io.waitScope);
+    auto stream = address->connect().wait(io.waitScope);
+    RecordingMessageStream messages(*stream, sent);
+    capnp::TwoPartyVatNetwork network(messages, capnp::rpc::twoparty::Side::CLIENT);
+    auto rpc = capnp::makeRpcClient(network);
+    capnp::MallocMessageBuilder vatId(8);
+    vatId.initRoot<capnp::rpc::twoparty::VatId>().setSide(capnp::rpc::twoparty::Side::SERVER);
+    auto broker =
+        rpc.bootstrap(vatId.getRoot<capnp::rpc::twoparty::VatId>()).castAs<wire::Broker>();
+    session(broker, io.waitScope);
+    io.provider->getTimer().afterDelay(20 * kj::MILLISECONDS).wait(io.waitScope);
+  }
+  world.settle();
+  std::ofstream(dir + "/" + name, std::ios::binary) << sent;
+}
+
+void publish(wire::Broker::Client& broker, kj::WaitScope& ws, const std::string& topic, int count,
+             bool withExtras) {
+  auto request = broker.publishRequest();
+  request.setTopic(topic);
+  auto list = request.initMessages(static_cast<unsigned>(count));
+  for (int i = 0; i < count; ++i) {
+    list[i].setPayload(bytes("payload " + std::to_string(i)));
+    if (withExtras) {
+      list[i].setKey(bytes("k" + std::to_string(i % 3)));
+      list[i].setHasKey(true);
+      auto headers = list[i].initHeaders(2);
+      headers[0].setKey("trace");
+      headers[0].setValue("abc");
+      headers[1].setKey("n");
+      headers[1].setValue(std::to_string(i));
+      list[i].setId("id-" + std::to_string(i));
+    }
+  }
+  request.send().wait(ws);
+}
+
+void writeSeeds(kj::AsyncIoContext& io, const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  World world(io);
+  using Broker = wire::Broker::Client;
+  record(io, world, dir, "bootstrap", [](Broker&, kj::WaitScope&) {});
+  record(io, world, dir, "publish", [](Broker& broker, kj::WaitScope& ws) {
+    publish(broker, ws, "orders", 3, true);
+    publish(broker, ws, "orders", 3, true);  // Duplicates by id.
+    publish(broker, ws, "orders.eu", 1, false);
+  });
+  record(io, world, dir, "admin_topics", [](Broker& broker, kj::WaitScope& ws) {
+    auto admin = broker.adminRequest().send().getAdmin();
+    auto create = admin.createTopicRequest();
+    create.setName("jobs");
+    auto settings = create.initSettings();
+    settings.setMaxAgeMs(60000);
+    settings.setMaxMessages(100);
+    settings.setWorkQueue(true);
+    settings.setMaxDeliveries(3);
+    settings.setDeadLetterTopic("jobs.dead");
+    settings.setDedupWindowMs(1000);
+    create.send().wait(ws);
+    admin.listTopicsRequest().send().wait(ws);
+    auto describe = admin.describeTopicRequest();
+    describe.setName("jobs");
+    describe.send().wait(ws);
+    admin.statsRequest().send().wait(ws);
+    auto peek = admin.peekRequest();
+    peek.setTopic("orders");
+    peek.setFromOffset(1);
+    peek.setCount(10);
+    peek.send().wait(ws);
+  });
+  record(io, world, dir, "subscribe_ack_nack", [](Broker& broker, kj::WaitScope& ws) {
+    publish(broker, ws, "orders", 5, false);
+    std::vector<uint64_t> offsets;
+    auto subscribe = broker.subscribeRequest();
+    subscribe.setTopic("orders");
+    subscribe.setGroup("workers");
+    subscribe.initStart().setEarliest();
+    subscribe.setPrefetch(4);
+    subscribe.setAckTimeoutMs(1000);
+    subscribe.setHandler(kj::heap<AckingHandler>(offsets));
+    auto subscription = subscribe.send().getResult().getSubscription();
+    auto ack = subscription.ackRequest();
+    auto list = ack.initOffsets(2);
+    list.set(0, 1);
+    list.set(1, 2);
+    ack.send().wait(ws);
+    auto nack = subscription.nackRequest();
+    nack.initOffsets(1).set(0, 3);
+    nack.setDelayMs(10);
+    nack.send().wait(ws);
+  });
+  record(io, world, dir, "groups", [](Broker& broker, kj::WaitScope& ws) {
+    auto admin = broker.adminRequest().send().getAdmin();
+    auto create = admin.createGroupRequest();
+    create.setTopic("orders");
+    create.setGroup("audit");
+    create.initStart().setOffset(2);
+    create.send().wait(ws);
+    auto list = admin.listGroupsRequest();
+    list.setTopic("orders");
+    list.send().wait(ws);
+    auto describe = admin.describeGroupRequest();
+    describe.setTopic("orders");
+    describe.setGroup("audit");
+    describe.send().wait(ws);
+    auto reset = admin.resetGroupRequest();
+    reset.setTopic("orders");
+    reset.setGroup("audit");
+    reset.initTo().setTimestampMs(1);
+    reset.send().wait(ws);
+    auto remove = admin.deleteGroupRequest();
+    remove.setTopic("orders");
+    remove.setGroup("audit");
+    remove.send().wait(ws);
+  });
+  record(io, world, dir, "purge_delete", [](Broker& broker, kj::WaitScope& ws) {
+    publish(broker, ws, "scratch", 4, false);
+    auto admin = broker.adminRequest().send().getAdmin();
+    auto purge = admin.purgeTopicRequest();
+    purge.setName("scratch");
+    purge.send().wait(ws);
+    auto remove = admin.deleteTopicRequest();
+    remove.setName("scratch");
+    remove.send().wait(ws);
+  });
+  record(io, world, dir, "errors", [](Broker& broker, kj::WaitScope& ws) {
+    publish(broker, ws, "bad..name", 1, false);
+    auto request = broker.publishRequest();
+    request.setTopic("orders");
+    request.initMessages(0);
+    request.send().wait(ws);
+    auto subscribe = broker.subscribeRequest();
+    subscribe.setTopic("missing");
+    subscribe.setGroup("g");
+    subscribe.setPrefetch(0);
+    std::vector<uint64_t> offsets;
+    subscribe.setHandler(kj::heap<AckingHandler>(offsets));
+    subscribe.send().wait(ws);
+  });
+  record(io, world, dir, "backup", [](Broker& broker, kj::WaitScope& ws) {
+    auto admin = broker.adminRequest().send().getAdmin();
+    auto backup = admin.backupRequest();
+    backup.setSink(kj::heap<NullSink>());
+    backup.send().wait(ws);
+  });
+}
+
+struct Fuzzer {
+  kj::AsyncIoContext io = kj::setupAsyncIo();
+  std::unique_ptr<World> world;
+  uint64_t inputs = 0;
+};
+
+Fuzzer& fuzzer() {
+  static Fuzzer* instance = new Fuzzer();  // Never destroyed: libFuzzer exits from anywhere.
+  return *instance;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  if (getenv("SLUICE_FUZZ_LOG") == nullptr) spdlog::set_level(spdlog::level::off);
+  if (const char* dir = getenv("SLUICE_FUZZ_WRITE_SEEDS")) {
+    writeSeeds(fuzzer().io, dir);
+    std::printf("seeds written to %s\n", dir);
+    std::exit(0);
+  }
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  Fuzzer& f = fuzzer();
+  if (!f.world || f.inputs % kResetEvery == 0) {
+    f.world.reset();
+    f.world = std::make_unique<World>(f.io);
+  }
+  ++f.inputs;
+  runOne(f.io, *f.world, data, size);
+  f.world->settle();
+  if (f.inputs % kCheckEvery == 0) f.world->checkStore();
+  return 0;
+}
