@@ -25,7 +25,7 @@ RUN cmake -S . -B /build \
 FROM debian:12
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libcapnp-0.9.2 liblmdb0 libspdlog1.10 libfmt9 \
+      libcapnp-0.9.2 liblmdb0 libspdlog1.10 libfmt9 libtomlplusplus3 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --user-group --uid 10001 --home-dir /var/lib/sluice \
       --shell /usr/sbin/nologin sluice \
@@ -43,7 +43,9 @@ EXPOSE 7400 7401
 # SIGTERM drains in-flight work and closes the store cleanly; give it time before SIGKILL
 # (docker stop -t 30, or stop_grace_period in compose).
 STOPSIGNAL SIGTERM
-# Healthy means "the broker answers an RPC"; the image has no HTTP client for /healthz.
+# Healthy means /healthz answers 200: the process serves and no commit has failed (503 with
+# the reason otherwise). The admin endpoint listens on 0.0.0.0:7401 (CMD below), so
+# 127.0.0.1 reaches it; bash's /dev/tcp stands in for an HTTP client the image lacks.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
-  CMD ["sluice", "--broker", "127.0.0.1:7400", "stats"]
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/7401 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && read -r -t 4 status <&3 && [[ $status == *' 200 '* ]]"]
 CMD ["sluiced", "--data", "/var/lib/sluice", "--listen", "0.0.0.0:7400", "--admin", "0.0.0.0:7401"]

@@ -1,4 +1,4 @@
-// sluiced: flags, wiring, signals and the shutdown order. Decides nothing else.
+// sluiced: wiring, signals and the shutdown order; the flags and config file are in config.cpp.
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -11,30 +11,21 @@
 
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
-#include <CLI/CLI.hpp>
 
 #include "admin/http_server.h"
 #include "admin/metrics_page.h"
+#include "config.h"
 #include "core/broker.h"
+#include "logging.h"
 #include "rpc/server.h"
 #include "store/store.h"
 
 namespace {
 
-struct Flags {
-  std::string data = "./data";
-  std::string listen = "127.0.0.1:7400";
-  std::string admin = "127.0.0.1:7401";
-  uint64_t maxStorage = 0;
-  std::string logLevel = "info";
-  bool autoCreateTopics = false;
-  std::string durability = "sync";
-  bool check = false;
-};
+using sluice::daemon::Config;
 
-constexpr uint64_t kMinStorage = 16ull << 20;
+constexpr uint64_t kMinStorage = sluice::daemon::kMinStorageBytes;
 
 // Half of what the data directory's filesystem could hold for us (free space plus the store's
 // current size), so a default broker never fills its disk.
@@ -50,24 +41,13 @@ uint64_t defaultMaxStorage(const std::string& dir) {
   return std::max(kMinStorage, (available + existing) / 2);
 }
 
-void setUpLogging(const std::string& level) {
-  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-  for (const char* name : {"main", "core", "store", "rpc", "admin"}) {
-    auto logger = std::make_shared<spdlog::logger>(name, sink);
-    spdlog::register_logger(logger);
-  }
-  spdlog::set_default_logger(spdlog::get("main"));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %n %v");
-  spdlog::set_level(spdlog::level::from_str(level));
-}
-
-int runCheck(const Flags& flags) {
+int runCheck(const Config& config) {
   sluice::store::EnvOptions options;
-  options.dir = flags.data;
+  options.dir = config.data;
   std::error_code ec;
-  auto size = std::filesystem::file_size(std::filesystem::path(flags.data) / "data.mdb", ec);
+  auto size = std::filesystem::file_size(std::filesystem::path(config.data) / "data.mdb", ec);
   if (ec) {
-    std::fprintf(stderr, "check failed: no store in %s (%s)\n", flags.data.c_str(),
+    std::fprintf(stderr, "check failed: no store in %s (%s)\n", config.data.c_str(),
                  ec.message().c_str());
     return 1;
   }
@@ -82,7 +62,7 @@ int runCheck(const Flags& flags) {
     std::fprintf(stderr, "check failed: %s\n", status.message().c_str());
     return 1;
   }
-  std::printf("check passed: %s\n", flags.data.c_str());
+  std::printf("check passed: %s\n", config.data.c_str());
   return 0;
 }
 
@@ -136,13 +116,13 @@ sluice::admin::HttpResponse answerAdmin(const std::string& path, const kj::Execu
   return response;
 }
 
-int serve(const Flags& flags) {
+int serve(const Config& config) {
   auto log = spdlog::get("main");
   sluice::store::EnvOptions envOptions;
-  envOptions.dir = flags.data;
+  envOptions.dir = config.data;
   envOptions.maxStorageBytes =
-      flags.maxStorage != 0 ? flags.maxStorage : defaultMaxStorage(flags.data);
-  envOptions.syncCommits = flags.durability == "sync";
+      config.maxStorage != 0 ? config.maxStorage : defaultMaxStorage(config.data);
+  envOptions.syncCommits = config.durability == "sync";
   if (!envOptions.syncCommits) {
     log->warn(
         "durability=async: publishes are acknowledged before they are on disk; a crash "
@@ -150,29 +130,33 @@ int serve(const Flags& flags) {
   }
   auto env = sluice::store::Env::open(envOptions);
   if (!env.ok()) {
-    log->error("cannot open store dir={} err={}", flags.data, env.status().toString());
+    log->error("cannot open store dir={} err={}", config.data, env.status().toString());
     return 1;
   }
-  log->info("store opened dir={} max_storage={} used={}", flags.data, envOptions.maxStorageBytes,
+  log->info("store opened dir={} max_storage={} used={}", config.data, envOptions.maxStorageBytes,
             env.value()->usedBytes());
 
   sluice::store::Writer writer(*env.value());
   auto io = kj::setupAsyncIo();
   sluice::core::Metrics metrics;
   sluice::core::BrokerOptions brokerOptions;
-  brokerOptions.autoCreateTopics = flags.autoCreateTopics;
+  brokerOptions.autoCreateTopics = config.autoCreateTopics;
   brokerOptions.version = SLUICE_VERSION;
   int exitCode = 0;
   {
     sluice::core::Broker broker(*env.value(), writer, io.provider->getTimer(), metrics,
                                 brokerOptions);
     broker.start();
-    sluice::rpc::RpcServer server(broker, metrics, io.provider->getNetwork(), {});
+    sluice::rpc::ServerOptions serverOptions;
+    serverOptions.lowLevelIo = io.lowLevelProvider.get();
+    serverOptions.timer = &io.provider->getTimer();
+    serverOptions.maxConnections = config.maxConnections;
+    sluice::rpc::RpcServer server(broker, metrics, io.provider->getNetwork(), serverOptions);
     uint port = 0;
     try {
-      port = server.listen(flags.listen).wait(io.waitScope);
+      port = server.listen(config.listen).wait(io.waitScope);
     } catch (const kj::Exception& e) {
-      log->error("cannot listen on {}: {}", flags.listen, e.getDescription().cStr());
+      log->error("cannot listen on {}: {}", config.listen, e.getDescription().cStr());
       broker.shutdown();
       writer.stop();
       return 1;
@@ -180,7 +164,7 @@ int serve(const Flags& flags) {
     std::atomic<bool> ready{false};
     const kj::Executor& kjThread = kj::getCurrentThreadExecutor();
     sluice::admin::HttpOptions adminOptions;
-    adminOptions.listen = flags.admin;
+    adminOptions.listen = config.admin;
     sluice::admin::HttpServer adminServer(adminOptions, [&](const std::string& path) {
       return answerAdmin(path, kjThread, broker, metrics, writer, ready);
     });
@@ -192,8 +176,8 @@ int serve(const Flags& flags) {
       return 1;
     }
     ready = true;
-    log->info("listening rpc={} rpc_port={} admin={} admin_port={} version={}", flags.listen, port,
-              flags.admin, adminPort.value(), SLUICE_VERSION);
+    log->info("listening rpc={} rpc_port={} admin={} admin_port={} version={}", config.listen, port,
+              config.admin, adminPort.value(), SLUICE_VERSION);
     std::printf("ready rpc=%u admin=%u\n", port, static_cast<unsigned>(adminPort.value()));
     std::fflush(stdout);
 
@@ -232,46 +216,21 @@ int main(int argc, char** argv) {
   kj::UnixEventPort::captureSignal(SIGTERM);
   kj::UnixEventPort::captureSignal(SIGINT);
   signal(SIGPIPE, SIG_IGN);
+  // Past a file size limit (ulimit -f) a commit fails (sticky, reported by /healthz) instead of
+  // the kernel killing the broker mid-write.
+  signal(SIGXFSZ, SIG_IGN);
 
-  Flags flags;
-  CLI::App app{"sluiced: the Sluice message broker"};
-  app.set_version_flag("--version", SLUICE_VERSION);
-  app.add_option("--data", flags.data, "Directory of the store (created if missing)")
-      ->capture_default_str();
-  app.add_option("--listen", flags.listen, "RPC address HOST:PORT; port 0 picks a free one")
-      ->capture_default_str();
-  app.add_option("--admin", flags.admin,
-                 "Admin HTTP address HOST:PORT for /metrics, /healthz, /readyz; port 0 picks one")
-      ->capture_default_str();
-  app.add_option("--max-storage", flags.maxStorage,
-                 "Storage limit, e.g. 512MiB or 20GiB (default: half of the free disk)")
-      ->transform(CLI::AsSizeValue(false));
-  app.add_option("--log-level", flags.logLevel, "trace, debug, info, warn, error or off")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
-      ->capture_default_str();
-  app.add_flag("--auto-create-topics", flags.autoCreateTopics,
-               "Create a topic with default settings on its first publish");
-  app.add_option("--durability", flags.durability,
-                 "sync: acknowledge after fsync (default); async: OPT-IN, acknowledge before "
-                 "fsync, may lose the last acknowledged messages on a crash")
-      ->check(CLI::IsMember({"sync", "async"}))
-      ->capture_default_str();
-  app.add_flag("--check", flags.check, "Verify the store's invariants and exit (0: healthy)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? 0 : 2;
+  auto parsed = sluice::daemon::parseCommandLine(argc, argv);
+  if (!parsed.invocation) return parsed.exitCode;
+  const Config& config = parsed.invocation->config;
+  if (parsed.invocation->mode == sluice::daemon::Mode::kPrintConfig) {
+    std::fputs(sluice::daemon::toToml(config).c_str(), stdout);
+    return 0;
   }
-  if (flags.maxStorage != 0 && flags.maxStorage < kMinStorage) {
-    std::fprintf(stderr, "--max-storage: must be at least 16MiB, got %llu bytes\n",
-                 static_cast<unsigned long long>(flags.maxStorage));
-    return 2;
-  }
-  setUpLogging(flags.logLevel);
-  if (flags.check) return runCheck(flags);
+  sluice::daemon::setUpLogging(config.logLevel, config.logFormat);
+  if (parsed.invocation->mode == sluice::daemon::Mode::kCheck) return runCheck(config);
   try {
-    return serve(flags);
+    return serve(config);
   } catch (const kj::Exception& e) {
     spdlog::get("main")->critical("fatal: {}", e.getDescription().cStr());
     return 1;

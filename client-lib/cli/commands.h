@@ -15,5 +15,6 @@ void addConsumeCommand(CLI::App& app, Context& context);  // consume.cpp
 void addPeekCommand(CLI::App& app, Context& context);     // peek.cpp
 void addGroupsCommands(CLI::App& app, Context& context);  // groups.cpp
 void addStatsCommand(CLI::App& app, Context& context);    // stats.cpp
+void addBackupCommand(CLI::App& app, Context& context);   // backup.cpp
 
 }  // namespace sluice::cli

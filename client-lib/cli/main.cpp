@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "bench.h"
 #include "commands.h"
 #include "context.h"
 
@@ -47,6 +48,8 @@ int main(int argc, char** argv) {
   sluice::cli::addPeekCommand(app, context);
   sluice::cli::addGroupsCommands(app, context);
   sluice::cli::addStatsCommand(app, context);
+  sluice::cli::addBackupCommand(app, context);
+  sluice::cli::addBenchCommands(app, context);
 
   // A subcommand's help does not list its parents' options; name them in every footer.
   std::function<void(CLI::App*)> addGlobalNote = [&](CLI::App* command) {

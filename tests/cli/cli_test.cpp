@@ -860,3 +860,71 @@ TEST_CASE("publish --count draws a progress bar only on a terminal", "[cli]") {
   CHECK(piped.stderrText.empty());
   CHECK(splitLines(piped.stdoutText).size() == 1);
 }
+
+// sluice bench ----------------------------------------------------------------------------------
+
+void checkLatencyObject(const Json& latency) {
+  for (const char* key : {"p50_us", "p90_us", "p99_us", "p999_us", "max_us"}) {
+    INFO(key);
+    REQUIRE(latency.contains(key));
+    CHECK(latency[key].get<double>() >= 0);
+  }
+  CHECK(latency["p50_us"].get<double>() <= latency["p99_us"].get<double>());
+  CHECK(latency["p99_us"].get<double>() <= latency["max_us"].get<double>());
+}
+
+void checkRates(const Json& result, uint64_t messages) {
+  CHECK(result["messages"] == messages);
+  CHECK(result["seconds"].get<double>() > 0);
+  CHECK(result["msgs_per_sec"].get<double>() > 0);
+  CHECK(result["mb_per_sec"].get<double>() > 0);
+}
+
+TEST_CASE("bench publish --count publishes exactly N messages and reports ack latency",
+          "[cli][bench]") {
+  Broker broker;
+  SECTION("async, several producers") {
+    Json result = broker.okJson({"bench", "publish", "load", "--create", "--count", "2000",
+                                 "--producers", "2", "--in-flight", "64", "--size", "512"});
+    checkRates(result, 2000);
+    CHECK(result["producers"] == 2);
+    checkLatencyObject(result["ack_latency"]);
+    CHECK(result["ack_latency"]["samples"] == 2000);
+  }
+  SECTION("blocking publish") {
+    Json result = broker.okJson(
+        {"bench", "publish", "load", "--create", "--count", "20", "--in-flight", "1"});
+    checkRates(result, 20);
+    checkLatencyObject(result["ack_latency"]);
+  }
+  auto topic = broker.okJson({"topics", "describe", "load"});
+  CHECK(topic["messages"].get<uint64_t>() > 0);
+}
+
+TEST_CASE("bench consume drains exactly --count messages and acknowledges them", "[cli][bench]") {
+  Broker broker;
+  broker.ok({"bench", "publish", "load", "--create", "--count", "3000"});
+  Json result = broker.okJson({"bench", "consume", "load", "--group", "drain", "--count", "2500",
+                               "--consumers", "2", "--prefetch", "100"});
+  checkRates(result, 2500);
+  // The rest is the group's backlog; nothing acknowledged is pending.
+  Json rest = broker.okJson({"bench", "consume", "load", "--group", "drain"});
+  CHECK(rest["messages"] == 500);
+}
+
+TEST_CASE("bench latency reports the end-to-end distribution", "[cli][bench]") {
+  Broker broker;
+  Json result =
+      broker.okJson({"bench", "latency", "load", "--create", "--rate", "2000", "--count", "400"});
+  checkRates(result, 400);
+  checkLatencyObject(result["e2e_latency"]);
+  CHECK(result["e2e_latency"]["samples"] == 400);
+  checkLatencyObject(result["ack_latency"]);
+}
+
+TEST_CASE("bench on a missing topic fails with the broker's error", "[cli][bench]") {
+  Broker broker;
+  RunResult result = broker.run({"bench", "publish", "nowhere", "--count", "5"});
+  CHECK(result.exitCode == 1);
+  CHECK_THAT(result.stderrText, Contains("nowhere"));
+}

@@ -80,6 +80,7 @@ struct HttpServer::Impl {
 
    private:
     void onRequest(const asio::error_code& ec) {
+      reading_ = false;
       if (ec == asio::error::not_found) return finish(plain(413, "request too large\n"), true);
       if (ec) return;  // Peer went away or the timer closed the socket.
       std::string line = buffer_.substr(0, buffer_.find("\r\n"));
@@ -112,12 +113,42 @@ struct HttpServer::Impl {
       timer_.cancel();
       out_ = serialize(response, withBody);
       asio::async_write(socket_, asio::buffer(out_),
-                        [self = shared_from_this()](const asio::error_code&, size_t) {
+                        [self = shared_from_this()](const asio::error_code& ec, size_t) {
+                          // After a timeout (408) the request read is still pending; a
+                          // second read may not run beside it, and the client is idle anyway.
+                          if (ec || self->reading_) return self->close();
                           asio::error_code ignored;
-                          self->socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-                          self->socket_.close(ignored);
+                          self->socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+                          self->lingerThenClose();
                         });
     }
+
+    // Closing a socket with unread input (the rest of an oversized or malformed request)
+    // sends a reset, which can destroy the response before the client reads it (RFC 9112
+    // 9.6). So read and discard what the client still sends, for a bounded time and amount,
+    // and close once it has closed its side.
+    void lingerThenClose() {
+      timer_.expires_after(std::chrono::seconds(1));
+      timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
+        if (!ec) self->close();
+      });
+      discard();
+    }
+    void discard() {
+      socket_.async_read_some(asio::buffer(scratch_),
+                              [self = shared_from_this()](const asio::error_code& ec, size_t n) {
+                                self->discarded_ += n;
+                                if (ec || self->discarded_ > kMaxDiscardBytes) return self->close();
+                                self->discard();
+                              });
+    }
+    void close() {
+      asio::error_code ignored;
+      timer_.cancel();
+      socket_.close(ignored);
+    }
+
+    static constexpr size_t kMaxDiscardBytes = 64 * 1024;
 
     Impl& server_;
     asio::ip::tcp::socket socket_;
@@ -125,6 +156,9 @@ struct HttpServer::Impl {
     std::string buffer_;
     std::string out_;
     bool done_ = false;
+    bool reading_ = true;  // The request read is pending.
+    char scratch_[4096];
+    size_t discarded_ = 0;
   };
 
   void accept() {

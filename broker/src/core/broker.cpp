@@ -101,6 +101,12 @@ Topic* Broker::findTopic(std::string_view name) {
   return it == topics_.end() ? nullptr : it->second.get();
 }
 
+Status Broker::topicRoom(uint32_t adding) const {
+  if (topics_.size() + topicsBeingCreated_ + adding <= options_.limits.maxTopics) return Status();
+  return Status(Code::kLimitExceeded, "the broker holds at most " +
+                                          std::to_string(options_.limits.maxTopics) + " topics");
+}
+
 Result<Topic*> Broker::requireTopic(std::string_view name) {
   if (auto problem = validateTopicName(name)) return Status(Code::kInvalidArgument, *problem);
   if (Topic* topic = findTopic(name)) return topic;
@@ -166,23 +172,30 @@ kj::Promise<Result<std::vector<PublishAckData>>> Broker::publish(
   }
   Topic* topic = findTopic(topicName);
   if (topic == nullptr && !options_.autoCreateTopics) return ready<Acks>(noTopic(topicName));
+  if (topic == nullptr) {
+    Status room = topicRoom(1);
+    if (!room.ok()) return ready<Acks>(room);
+  }
   uint32_t maxSize = topic != nullptr ? topic->settings.maxMessageSize : kDefaultMaxMessageSize;
   uint64_t total = 0;
   for (size_t i = 0; i < messages.size(); ++i) {
     const MessageData& message = messages[i];
-    std::string which = messages.size() == 1 ? "the message"
-                                             : "message " + std::to_string(i + 1) + " of " +
-                                                   std::to_string(messages.size());
+    // Named only on failure: building the text for every message cost allocations per publish.
+    auto which = [&] {
+      return messages.size() == 1
+                 ? std::string("the message")
+                 : "message " + std::to_string(i + 1) + " of " + std::to_string(messages.size());
+    };
     if (auto problem = validateMessageId(message.id)) {
-      return ready<Acks>(Status(Code::kInvalidArgument, which + ": " + *problem));
+      return ready<Acks>(Status(Code::kInvalidArgument, which() + ": " + *problem));
     }
     if (auto problem = validateHeaders(message.headers)) {
-      return ready<Acks>(Status(Code::kInvalidArgument, which + ": " + *problem));
+      return ready<Acks>(Status(Code::kInvalidArgument, which() + ": " + *problem));
     }
     uint64_t size = message.accountedBytes();
     if (size > maxSize) {
       return ready<Acks>(Status(Code::kMessageTooLarge,
-                                which + " is " + std::to_string(size) + " bytes; topic " +
+                                which() + " is " + std::to_string(size) + " bytes; topic " +
                                     quoted(topicName) + " allows at most " +
                                     std::to_string(maxSize) +
                                     " bytes (payload, key and headers); nothing was stored"));
@@ -204,6 +217,9 @@ kj::Promise<Result<std::vector<PublishAckData>>> Broker::publish(
   for (const MessageData& message : messages)
     sizes.push_back(message.accountedBytes());
   bool mayCreate = topic == nullptr;
+  // Counted until the commit answers, or until a cancelled call drops it.
+  uint32_t creating = mayCreate ? 1 : 0;
+  topicsBeingCreated_ += creating;
   return commit<Appended>([topicName, messages = std::move(messages),
                            mayCreate](store::WriteTxn& txn) -> Result<Appended> {
            if (mayCreate && !txn.topic(topicName)) {
@@ -216,6 +232,7 @@ kj::Promise<Result<std::vector<PublishAckData>>> Broker::publish(
            if (!record) return noTopic(topicName);
            return Appended{std::move(acks).value(), std::move(*record)};
          })
+      .attach(kj::defer([this, creating]() { topicsBeingCreated_ -= creating; }))
       .then([this, topicName, sizes = std::move(sizes)](Result<Appended> appended) -> Result<Acks> {
         if (!appended.ok()) return appended.status();
         const TopicRecord& record = appended.value().record;
@@ -258,12 +275,12 @@ kj::Promise<Result<TopicView>> Broker::createTopic(std::string name, RequestedSe
     return ready<TopicView>(
         Status(Code::kTopicExists, "topic " + quoted(name) + " already exists"));
   }
-  if (topics_.size() >= options_.limits.maxTopics) {
-    return ready<TopicView>(Status(
-        Code::kLimitExceeded,
-        "the broker holds at most " + std::to_string(options_.limits.maxTopics) + " topics"));
-  }
   TopicSettings settings = check.effective;
+  const std::string& deadLetter = settings.deadLetterTopic;
+  uint32_t adding = deadLetter.empty() || findTopic(deadLetter) != nullptr ? 1 : 2;
+  Status room = topicRoom(adding);
+  if (!room.ok()) return ready<TopicView>(room);
+  topicsBeingCreated_ += adding;  // Until the commit answers, or a cancelled call drops it.
   return commit<std::vector<TopicRecord>>(
              [name, settings](store::WriteTxn& txn) -> Result<std::vector<TopicRecord>> {
                std::vector<TopicRecord> created;
@@ -278,6 +295,7 @@ kj::Promise<Result<TopicView>> Broker::createTopic(std::string name, RequestedSe
                }
                return created;
              })
+      .attach(kj::defer([this, adding]() { topicsBeingCreated_ -= adding; }))
       .then([this, name](Result<std::vector<TopicRecord>> created) -> Result<TopicView> {
         if (!created.ok()) return created.status();
         for (const TopicRecord& record : created.value()) {
@@ -549,6 +567,12 @@ StatsView Broker::stats() {
   view.deliveryRate = deliveryRate_.perSecond(now);
   view.commits = writer_.stats().commits;
   return view;
+}
+
+Result<std::unique_ptr<store::CompactCopy>> Broker::startBackup() {
+  auto copy = store::CompactCopy::start(env_);
+  if (copy.ok()) coreLog()->info("backup started used={}", env_.usedBytes());
+  return copy;
 }
 
 // Views ----------------------------------------------------------------------------------------

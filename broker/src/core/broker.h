@@ -18,6 +18,7 @@
 #include <kj/timer.h>
 
 #include "core/model.h"
+#include "store/backup.h"
 #include "store/store.h"
 
 namespace sluice::core {
@@ -160,6 +161,9 @@ class Broker : private kj::TaskSet::ErrorHandler {
   kj::Promise<Result<uint64_t>> deleteGroup(std::string topic, std::string group);
   Result<std::vector<StoredMessageData>> peek(std::string_view topic, Offset from, uint32_t count);
   StatsView stats();
+  // Starts an online, consistent, compacted copy of the whole store (store::CompactCopy); the
+  // caller drains it. Errors: kStorageFailed.
+  Result<std::unique_ptr<store::CompactCopy>> startBackup();
 
   const Limits& limits() const { return options_.limits; }
   // Calls whose answers wait on a commit; shutdown waits for this to reach zero.
@@ -167,6 +171,9 @@ class Broker : private kj::TaskSet::ErrorHandler {
 
  private:
   Topic* findTopic(std::string_view name);
+  // kLimitExceeded when `adding` more topics would pass maxTopics, counting the topics whose
+  // creation is still committing (so that concurrent creations cannot pass the limit).
+  Status topicRoom(uint32_t adding) const;
   Result<Topic*> requireTopic(std::string_view name);
   Topic& adoptTopic(const TopicRecord& record);
   void updateTopicStats(Topic& topic, const TopicRecord& record);
@@ -212,6 +219,7 @@ class Broker : private kj::TaskSet::ErrorHandler {
   std::map<uint64_t, std::unique_ptr<Consumer>> consumers_;
   uint64_t nextConsumerId_ = 1;
   uint64_t awaitingCommit_ = 0;
+  uint32_t topicsBeingCreated_ = 0;  // Counted by topicRoom() until their commit answers.
   RateMeter deliveryRate_;
   int64_t lastRetentionMs_ = 0;
   int64_t lastDedupExpiryMs_ = 0;

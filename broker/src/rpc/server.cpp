@@ -4,6 +4,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cstring>
+
 #include <capnp/serialize-async.h>
 #include <spdlog/spdlog.h>
 
@@ -54,6 +56,11 @@ class LoggingMessageStream final : public capnp::MessageStream {
         .catch_([this](kj::Exception&& e) -> kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> {
           if (e.getType() != kj::Exception::Type::DISCONNECTED) {
             serverLog()->warn("connection dropped peer={} reason=\"{}\"", peer_,
+                              e.getDescription().cStr());
+          } else if (strstr(e.getDescription().cStr(), "disconnected prematurely") != nullptr) {
+            // An orderly close in the middle of a frame: a truncated message, not a plain
+            // hang-up. (A reset cannot be told apart from a client that died; not logged.)
+            serverLog()->warn("connection dropped peer={} reason=\"truncated message: {}\"", peer_,
                               e.getDescription().cStr());
           }
           return kj::mv(e);
@@ -118,29 +125,53 @@ kj::Promise<uint> RpcServer::listen(const std::string& address) {
 }
 
 kj::Promise<void> RpcServer::acceptLoop() {
-  return listener_->accept().then([this](kj::Own<kj::AsyncIoStream> stream) {
-    accept(kj::mv(stream));
-    return acceptLoop();
-  });
+  // evalNow: accept() may also throw at once, when the connection is already waiting.
+  return kj::evalNow([this]() { return listener_->accept(); })
+      .then(
+          [this](kj::Own<kj::AsyncIoStream> stream) {
+            acceptFailures_ = 0;
+            accept(kj::mv(stream));
+            return acceptLoop();
+          },
+          [this](kj::Exception&& e) -> kj::Promise<void> {
+            KJ_IF_MAYBE (timer, options_.timer) {
+              // Typically out of file descriptors: the connection waits in the listen backlog
+              // until one is closed. Retry, logging the first failure and then every 100th.
+              if (acceptFailures_++ % 100 == 0) {
+                serverLog()->error("accept failed; retrying every 100 ms failures={} err=\"{}\"",
+                                   acceptFailures_, e.getDescription().cStr());
+              }
+              return timer->afterDelay(100 * kj::MILLISECONDS).then([this]() {
+                return acceptLoop();
+              });
+            }
+            return kj::mv(e);
+          });
 }
 
 void RpcServer::accept(kj::Own<kj::AsyncIoStream> stream) {
   std::string peer = peerOf(*stream);
-  if (connections_.size() >= options_.maxConnections) {
-    serverLog()->warn("connection refused peer={} reason=\"max connections ({}) reached\"", peer,
-                      options_.maxConnections);
-    return;  // Dropping the stream closes it.
-  }
   capnp::ReaderOptions reader;
   reader.traversalLimitInWords = options_.traversalLimitWords;
   reader.nestingLimit = options_.nestingLimit;
+  if (connections_.size() >= options_.maxConnections) {
+    if (refusals_++ % 100 == 0) {
+      serverLog()->warn(
+          "connection refused peer={} reason=\"max connections ({}) reached\" "
+          "refused_so_far={}",
+          peer, options_.maxConnections, refusals_);
+    }
+    refuse(kj::heap<Connection>(kj::mv(stream), peer, reader));
+    return;
+  }
   auto connection = kj::heap<Connection>(kj::mv(stream), peer, reader);
   connection->id = nextConnectionId_++;
   auto info = std::make_shared<ConnectionInfo>();
   info->peer = peer;
   capnp::Capability::Client bootstrap =
-      kj::heap<BrokerService>(broker_, std::move(info), options_.service);
-  connection->rpc = capnp::makeRpcServer(connection->network, kj::mv(bootstrap));
+      kj::heap<BrokerService>(broker_, std::move(info), options_.service, options_.lowLevelIo);
+  auto& rpc = connection->rpc.emplace(connection->network, kj::mv(bootstrap));
+  rpc.setFlowLimit(options_.flowLimitWords);
   uint64_t id = connection->id;
   auto disconnected = connection->network.onDisconnect();
   connections_.push_back(kj::mv(connection));
@@ -158,7 +189,30 @@ void RpcServer::stopAccepting() {
   listener_ = nullptr;
 }
 
+// Answers the refused client's bootstrap with an error that says why, so that it reports the
+// limit instead of a bare disconnect, then drops the connection (after at most 2 s). At most
+// kMaxRefusing such connections are kept; beyond that they are closed at once.
+void RpcServer::refuse(kj::Own<Connection> connection) {
+  constexpr size_t kMaxRefusing = 64;
+  if (refusing_.size() >= kMaxRefusing) return;  // Dropping it closes it.
+  connection->id = nextConnectionId_++;
+  capnp::Capability::Client refusal = KJ_EXCEPTION(
+      OVERLOADED, kj::str("the broker refused the connection: it serves at most ",
+                          options_.maxConnections, " connections (max connections); retry later"));
+  connection->rpc.emplace(connection->network, kj::mv(refusal));
+  uint64_t id = connection->id;
+  kj::Promise<void> over = connection->network.onDisconnect();
+  KJ_IF_MAYBE (timer, options_.timer) {
+    over = over.exclusiveJoin(timer->afterDelay(2 * kj::SECONDS));
+  }
+  refusing_.push_back(kj::mv(connection));
+  tasks_.add(over.then([this, id]() {
+    refusing_.remove_if([id](const kj::Own<Connection>& c) { return c->id == id; });
+  }));
+}
+
 void RpcServer::disconnectAll() {
+  refusing_.clear();
   connections_.clear();
   metrics_.connections.store(0, std::memory_order_relaxed);
 }

@@ -1,5 +1,6 @@
 #include "rpc/services.h"
 
+#include <chrono>
 #include <type_traits>
 
 #include <spdlog/spdlog.h>
@@ -140,8 +141,11 @@ kj::Promise<void> guarded(const char* method, Body&& body) {
 // Broker ---------------------------------------------------------------------------------------
 
 BrokerService::BrokerService(core::Broker& broker, std::shared_ptr<ConnectionInfo> connection,
-                             ServiceLimits limits)
-    : broker_(broker), connection_(std::move(connection)), limits_(limits) {}
+                             ServiceLimits limits, kj::LowLevelAsyncIoProvider* lowLevelIo)
+    : broker_(broker),
+      connection_(std::move(connection)),
+      limits_(limits),
+      lowLevelIo_(lowLevelIo) {}
 
 kj::Promise<void> BrokerService::publish(PublishContext context) {
   return guarded("publish", [this, context]() mutable -> kj::Promise<void> {
@@ -193,7 +197,7 @@ kj::Promise<void> BrokerService::subscribe(SubscribeContext context) {
 }
 
 kj::Promise<void> BrokerService::admin(AdminContext context) {
-  context.getResults().setAdmin(kj::heap<AdminService>(broker_));
+  context.getResults().setAdmin(kj::heap<AdminService>(broker_, lowLevelIo_));
   return kj::READY_NOW;
 }
 
@@ -327,6 +331,127 @@ kj::Promise<void> AdminService::stats(StatsContext context) {
     toWire(broker_.stats(), out);
     out.setVersion(SLUICE_VERSION);
   });
+}
+
+// Backup ---------------------------------------------------------------------------------------
+
+namespace {
+
+constexpr size_t kBackupChunkBytes = 1 << 20;
+// Each backup holds a thread and an LMDB read transaction (which keeps freed pages from reuse).
+constexpr int kMaxConcurrentBackups = 2;
+int activeBackups = 0;  // Thread: kj.
+
+// One Admin.backup in progress: drains the copy's pipe in chunks and sends each to the sink
+// as a `-> stream` call, so a slow client slows the copy down instead of growing memory.
+// Member order matters: `input_` (the pipe's read end) is destroyed before `copy_`, whose
+// destructor joins the copy thread, which ends once the copy is done or the read end closed.
+class BackupStream {
+ public:
+  BackupStream(std::unique_ptr<store::CompactCopy> copy, kj::Own<kj::AsyncInputStream> input,
+               wire::BackupSink::Client sink)
+      : copy_(std::move(copy)),
+        input_(kj::mv(input)),
+        sink_(kj::mv(sink)),
+        buffer_(kj::heapArray<kj::byte>(kBackupChunkBytes)),
+        started_(std::chrono::steady_clock::now()) {
+    ++activeBackups;
+  }
+  ~BackupStream() { --activeBackups; }
+
+  // Resolves to the bytes sent once the whole copy went out, or to the copy's failure. A
+  // failed send (the client disconnected, or its sink failed) is logged here once, as a
+  // warning, and rejects with a short exception.
+  kj::Promise<Result<uint64_t>> run() {
+    return pump()
+        .then([this]() { return copy_->finished(); })
+        .then(
+            [this](Status copied) {
+              double seconds =
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - started_)
+                      .count();
+              if (!copied.ok()) {
+                rpcLog()->error("backup failed bytes_sent={} err={}", sent_, copied.message());
+                return Result<uint64_t>(copied);
+              }
+              rpcLog()->info("backup finished bytes={} seconds={:.3f}", sent_, seconds);
+              return Result<uint64_t>(sent_);
+            },
+            [this](kj::Exception&& e) -> Result<uint64_t> {
+              rpcLog()->warn("backup aborted bytes_sent={} reason=\"{}\"", sent_,
+                             e.getDescription().cStr());
+              kj::throwFatalException(kj::Exception(e.getType(), __FILE__, __LINE__,
+                                                    kj::str("backup aborted; see broker log")));
+            });
+  }
+
+ private:
+  kj::Promise<void> pump() {
+    // tryRead returns less than the minimum only at EOF: the copy thread closed the pipe.
+    return input_->tryRead(buffer_.begin(), buffer_.size(), buffer_.size())
+        .then([this](size_t n) -> kj::Promise<void> {
+          if (n == 0) return kj::READY_NOW;
+          auto request = sink_.writeRequest(capnp::MessageSize{n / sizeof(capnp::word) + 8, 0});
+          request.setChunk(buffer_.slice(0, n));
+          sent_ += n;
+          bool atEnd = n < buffer_.size();
+          return request.send().then([this, atEnd]() -> kj::Promise<void> {
+            if (atEnd) return kj::READY_NOW;
+            return pump();
+          });
+        });
+  }
+
+  std::unique_ptr<store::CompactCopy> copy_;
+  kj::Own<kj::AsyncInputStream> input_;
+  wire::BackupSink::Client sink_;
+  kj::Array<kj::byte> buffer_;
+  uint64_t sent_ = 0;
+  std::chrono::steady_clock::time_point started_;
+};
+
+}  // namespace
+
+kj::Promise<void> AdminService::backup(BackupContext context) {
+  // The set-up runs now (evalNow), guarded; the stream, which outlives it, logs its own end.
+  kj::Own<BackupStream> stream;
+  auto setUp = guarded("backup", [this, context, &stream]() mutable -> kj::Promise<void> {
+    if (lowLevelIo_ == nullptr) {
+      setStatus(context.getResults().initResult(),
+                Status(Code::kStorageFailed, "this broker was started without backup support"));
+      return kj::READY_NOW;
+    }
+    if (activeBackups >= kMaxConcurrentBackups) {
+      setStatus(context.getResults().initResult(),
+                Status(Code::kLimitExceeded,
+                       "at most " + std::to_string(kMaxConcurrentBackups) +
+                           " backups may run at once; retry when one has finished"));
+      return kj::READY_NOW;
+    }
+    auto copy = broker_.startBackup();
+    if (!copy.ok()) {
+      rpcLog()->error("backup failed err={}", copy.status().message());
+      setStatus(context.getResults().initResult(), copy.status());
+      return kj::READY_NOW;
+    }
+    int readFd = copy.value()->takeReadFd();
+    auto input =
+        lowLevelIo_->wrapInputFd(readFd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP |
+                                             kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC |
+                                             kj::LowLevelAsyncIoProvider::ALREADY_NONBLOCK);
+    stream = kj::heap<BackupStream>(std::move(copy).value(), kj::mv(input),
+                                    context.getParams().getSink());
+    return kj::READY_NOW;
+  });
+  if (stream.get() == nullptr) return setUp;
+  auto& running = *stream;
+  return running.run()
+      .then([context](Result<uint64_t> sent) mutable {
+        auto result = context.getResults().initResult();
+        if (!sent.ok()) return setStatus(result, sent.status());
+        result.setCount(sent.value());
+      })
+      .attach(kj::mv(stream));
 }
 
 }  // namespace sluice::rpc

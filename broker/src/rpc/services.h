@@ -7,6 +7,7 @@
 #include <string>
 
 #include <capnp/capability.h>
+#include <kj/async-io.h>
 #include <kj/async.h>
 
 #include "core/broker.h"
@@ -27,8 +28,9 @@ struct ServiceLimits {
 // The bootstrap capability of one connection.
 class BrokerService final : public wire::Broker::Server {
  public:
+  // `lowLevelIo` reads the pipe of Admin.backup; null: backup answers kStorageFailed.
   BrokerService(core::Broker& broker, std::shared_ptr<ConnectionInfo> connection,
-                ServiceLimits limits);
+                ServiceLimits limits, kj::LowLevelAsyncIoProvider* lowLevelIo = nullptr);
 
  protected:
   kj::Promise<void> publish(PublishContext context) override;
@@ -39,11 +41,13 @@ class BrokerService final : public wire::Broker::Server {
   core::Broker& broker_;
   std::shared_ptr<ConnectionInfo> connection_;
   ServiceLimits limits_;
+  kj::LowLevelAsyncIoProvider* lowLevelIo_;
 };
 
 class AdminService final : public wire::Admin::Server {
  public:
-  explicit AdminService(core::Broker& broker) : broker_(broker) {}
+  explicit AdminService(core::Broker& broker, kj::LowLevelAsyncIoProvider* lowLevelIo = nullptr)
+      : broker_(broker), lowLevelIo_(lowLevelIo) {}
 
  protected:
   kj::Promise<void> createTopic(CreateTopicContext context) override;
@@ -58,9 +62,11 @@ class AdminService final : public wire::Admin::Server {
   kj::Promise<void> deleteGroup(DeleteGroupContext context) override;
   kj::Promise<void> peek(PeekContext context) override;
   kj::Promise<void> stats(StatsContext context) override;
+  kj::Promise<void> backup(BackupContext context) override;
 
  private:
   core::Broker& broker_;
+  kj::LowLevelAsyncIoProvider* lowLevelIo_;
 };
 
 }  // namespace sluice::rpc

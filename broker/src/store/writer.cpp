@@ -1,7 +1,10 @@
 #include "store/store.h"
 
+#include <sys/statvfs.h>
+
 #include <kj/exception.h>
 
+#include <cerrno>
 #include <chrono>
 
 #include "store/lmdb_util.h"
@@ -65,6 +68,18 @@ class DetachedJob final : public Job {
   std::string what_;
   Status ran_;
 };
+
+// LMDB reports a short write, which is how a full filesystem usually shows, as EIO. Say how much
+// room the store's filesystem has left so that an operator looks at the disk's fill level
+// before its hardware.
+std::string spaceHint(const std::string& dir, int rc) {
+  if (rc != EIO && rc != ENOSPC && rc != EDQUOT) return "";
+  struct statvfs fs {};
+  if (::statvfs(dir.c_str(), &fs) != 0) return "";
+  uint64_t free = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  return " (the filesystem of " + dir + " has " + std::to_string(free) + " bytes free" +
+         (free < (uint64_t{1} << 20) ? ": it is full" : "") + ")";
+}
 
 }  // namespace
 
@@ -191,8 +206,9 @@ void Writer::runBatch(std::deque<std::unique_ptr<Job>>& batch) {
                       std::chrono::steady_clock::now() - start)
                       .count();
     if (rc != 0) {
-      storeLog()->error("commit failed err={}", mdb_strerror(rc));
-      std::string why = std::string("commit failed: ") + mdb_strerror(rc) +
+      std::string hint = spaceHint(env_.options().dir, rc);
+      storeLog()->error("commit failed err={}{}", mdb_strerror(rc), hint);
+      std::string why = std::string("commit failed: ") + mdb_strerror(rc) + hint +
                         "; the broker refuses writes until restarted";
       fail(why);
       for (auto& r : ran)

@@ -29,14 +29,16 @@ class SubscriptionState;
 // Connection options. Each field states its default.
 struct Options {
   std::chrono::milliseconds connectTimeout{5000};  // Default 5 s.
-  std::chrono::milliseconds callTimeout{30000};    // Default 30 s; blocking calls give up with kTimeout.
+  std::chrono::milliseconds callTimeout{
+      30000};  // Default 30 s; blocking calls give up with kTimeout.
 };
 
 // How a Producer batches asynchronous publishes. Blocking publish() sends at once.
 struct ProducerOptions {
   // Messages per publish RPC at most (the broker's limit is 10,000). Default 1,000.
   size_t maxBatchMessages = 1000;
-  // Payload bytes per publish RPC at most (a single larger message still goes alone). Default 4 MiB.
+  // Payload bytes per publish RPC at most (a single larger message still goes alone). Default 4
+  // MiB.
   size_t maxBatchBytes = 4 << 20;
   // Publish RPCs in flight per producer at most; further messages wait (backpressure). Default 8.
   size_t maxInFlightBatches = 8;
@@ -61,8 +63,8 @@ class Message {
   const std::optional<std::string>& key() const { return key_; }
   const Headers& headers() const { return headers_; }
   const std::string& payload() const { return payload_; }
-  const std::string& id() const { return id_; }          // Producer message id, or empty.
-  uint32_t deliveries() const { return deliveries_; }    // 1 on first delivery; 0 from peek.
+  const std::string& id() const { return id_; }        // Producer message id, or empty.
+  uint32_t deliveries() const { return deliveries_; }  // 1 on first delivery; 0 from peek.
   const std::string& topic() const { return topic_; }
 
   // Acknowledges the message; returns once the broker committed the acknowledgement, after
@@ -174,6 +176,27 @@ class Admin {
   // Errors: kTopicNotFound, kInvalidArgument.
   Result<std::vector<Message>> peek(std::string_view topic, uint64_t fromOffset, uint32_t count);
   Result<BrokerStats> stats();
+
+  // Takes an online, consistent, compacted copy of the broker's whole store (every topic,
+  // message, group position and pending delivery as of the call) and writes it to `path` on
+  // this machine; returns its size in bytes. The broker streams the copy over this connection
+  // (it writes no file of its own) and keeps serving meanwhile.
+  // The file appears atomically: the copy goes to a temporary file next to `path` (mode 0600;
+  // unnamed until complete where the filesystem has O_TMPFILE, so even a killed process
+  // leaves nothing behind), is fsync'd, then renamed over `path`, and the directory is
+  // fsync'd. On any failure the temporary file is removed and an existing `path` is untouched.
+  // Restore: stop the broker (or use a fresh directory), put the file at DIR/data.mdb and start
+  // `sluiced --data DIR`.
+  // Waits as long as data keeps arriving: kTimeout only when nothing arrives for
+  // Options::callTimeout.
+  // Errors: kInvalidArgument (empty path, `path` is a directory, its directory does not exist,
+  //         is not a directory or is not writable), kInternal (writing or syncing the local
+  //         file failed, e.g. the disk is full; or the sizes disagree), kStorageFailed (the
+  //         broker could not copy its store), kLimitExceeded (too many backups running on the
+  //         broker; retry later), kDisconnected, kTimeout.
+  // Thread: any but the client's I/O thread (kInvalidArgument there); the chunks are written
+  // to the file on the I/O thread.
+  Result<uint64_t> backup(const std::string& path);
 
  private:
   friend class Client;

@@ -1,0 +1,441 @@
+#include "config.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <vector>
+
+#include <toml++/toml.h>
+#include <CLI/CLI.hpp>
+
+namespace sluice::daemon {
+namespace {
+
+constexpr const char* kPrecedence =
+    "built-in defaults < --config file < command-line flags < SLUICE_* environment variables";
+
+// One setting: its names in the three layers and how to read it from text.
+struct Key {
+  const char* name;  // File key.
+  const char* flag;  // Command-line flag.
+  const char* env;   // Environment variable.
+  const char* type;  // Value placeholder in --help.
+  const char* help;  // Flag help; the default is appended.
+  // What a valid value looks like, for error messages.
+  const char* allowed;
+  // Sets the field from `text`; false when the text is not allowed.
+  bool (*set)(Config& config, std::string_view text);
+  // The field as it appears in the help text and in toToml (already TOML-quoted if a string).
+  std::string (*show)(const Config& config);
+};
+
+std::string quote(std::string_view text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+bool isOneOf(std::string_view text, std::initializer_list<std::string_view> allowed) {
+  for (auto a : allowed)
+    if (text == a) return true;
+  return false;
+}
+
+bool validHostPort(std::string_view text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) return false;
+  std::string_view host = text.substr(0, colon);
+  std::string_view port = text.substr(colon + 1);
+  if (port.size() > 5) return false;
+  unsigned value = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (value > 65535) return false;
+  if (host.front() == '[') return host.size() > 2 && host.back() == ']';
+  // An unbracketed IPv6 address would make the port ambiguous.
+  return host.find(':') == std::string_view::npos &&
+         host.find_first_of(" \t\r\n") == std::string_view::npos;
+}
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+std::string showSize(uint64_t bytes) {
+  if (bytes == 0) return "auto";
+  const struct {
+    uint64_t factor;
+    const char* unit;
+  } units[] = {{1ull << 40, "TiB"}, {1ull << 30, "GiB"}, {1ull << 20, "MiB"}, {1ull << 10, "KiB"}};
+  for (const auto& u : units) {
+    if (bytes % u.factor == 0) return std::to_string(bytes / u.factor) + u.unit;
+  }
+  return std::to_string(bytes);
+}
+
+const char* const kSizeAllowed =
+    "\"auto\" or a size of at least 16MiB: <digits>[unit] with unit KiB, MiB, GiB, TiB "
+    "(powers of 1024), KB, MB, GB, TB (powers of 1000) or B, e.g. 512MiB or 20GiB";
+const char* const kAddressAllowed =
+    "HOST:PORT with a port from 0 to 65535 (0 picks a free port), e.g. 127.0.0.1:7400, "
+    "0.0.0.0:7400 or [::1]:7400";
+
+const Key kKeys[] = {
+    {"data", "--data", "SLUICE_DATA", "DIR", "Directory of the store (created if missing)",
+     "a non-empty directory path",
+     [](Config& c, std::string_view t) {
+       if (t.empty()) return false;
+       c.data = std::string(t);
+       return true;
+     },
+     [](const Config& c) { return quote(c.data); }},
+    {"listen", "--listen", "SLUICE_LISTEN", "HOST:PORT",
+     "RPC address HOST:PORT; port 0 picks a free one", kAddressAllowed,
+     [](Config& c, std::string_view t) {
+       if (!validHostPort(t)) return false;
+       c.listen = std::string(t);
+       return true;
+     },
+     [](const Config& c) { return quote(c.listen); }},
+    {"admin", "--admin", "SLUICE_ADMIN", "HOST:PORT",
+     "Admin HTTP address HOST:PORT for /metrics, /healthz, /readyz; port 0 picks a free one",
+     kAddressAllowed,
+     [](Config& c, std::string_view t) {
+       if (!validHostPort(t)) return false;
+       c.admin = std::string(t);
+       return true;
+     },
+     [](const Config& c) { return quote(c.admin); }},
+    {"max_storage", "--max-storage", "SLUICE_MAX_STORAGE", "SIZE",
+     "Storage limit, e.g. 512MiB or 20GiB; auto: half of the free disk", kSizeAllowed,
+     [](Config& c, std::string_view t) {
+       auto size = parseStorageSize(t);
+       if (!size.ok()) return false;
+       c.maxStorage = size.value();
+       return true;
+     },
+     [](const Config& c) { return quote(showSize(c.maxStorage)); }},
+    {"log_level", "--log-level", "SLUICE_LOG_LEVEL", "LEVEL", "Least severe log level written",
+     "one of trace, debug, info, warn, error, critical, off",
+     [](Config& c, std::string_view t) {
+       if (!isOneOf(t, {"trace", "debug", "info", "warn", "error", "critical", "off"}))
+         return false;
+       c.logLevel = std::string(t);
+       return true;
+     },
+     [](const Config& c) { return quote(c.logLevel); }},
+    {"log_format", "--log-format", "SLUICE_LOG_FORMAT", "FORMAT",
+     "text, or json: one object per line with ts, level, logger, msg", "text or json",
+     [](Config& c, std::string_view t) {
+       if (!isOneOf(t, {"text", "json"})) return false;
+       c.logFormat = std::string(t);
+       return true;
+     },
+     [](const Config& c) { return quote(c.logFormat); }},
+    {"auto_create_topics", "--auto-create-topics", "SLUICE_AUTO_CREATE_TOPICS", "BOOL",
+     "Create a topic with default settings on its first publish (--auto-create-topics=false "
+     "turns it off)",
+     "true or false (also 1 or 0)",
+     [](Config& c, std::string_view t) {
+       std::string v = lower(t);
+       if (v == "true" || v == "1") {
+         c.autoCreateTopics = true;
+       } else if (v == "false" || v == "0") {
+         c.autoCreateTopics = false;
+       } else {
+         return false;
+       }
+       return true;
+     },
+     [](const Config& c) { return std::string(c.autoCreateTopics ? "true" : "false"); }},
+    {"durability", "--durability", "SLUICE_DURABILITY", "MODE",
+     "sync: acknowledge after fsync; async: OPT-IN, acknowledge before fsync, may lose the last "
+     "acknowledged messages on a crash",
+     "sync or async",
+     [](Config& c, std::string_view t) {
+       if (!isOneOf(t, {"sync", "async"})) return false;
+       c.durability = std::string(t);
+       return true;
+     },
+     [](const Config& c) { return quote(c.durability); }},
+    {"max_connections", "--max-connections", "SLUICE_MAX_CONNECTIONS", "N",
+     "RPC connections served at once; further ones are refused with an error naming the limit",
+     "an integer from 1 to 1000000",
+     [](Config& c, std::string_view t) {
+       if (t.empty() || t.size() > 7 || t.find_first_not_of("0123456789") != t.npos) return false;
+       uint32_t n = static_cast<uint32_t>(std::stoul(std::string(t)));
+       if (n < 1 || n > 1000000) return false;
+       c.maxConnections = n;
+       return true;
+     },
+     [](const Config& c) { return std::to_string(c.maxConnections); }},
+};
+
+std::string allKeyNames() {
+  std::string names;
+  for (const Key& key : kKeys) {
+    if (!names.empty()) names += ", ";
+    names += key.name;
+  }
+  return names;
+}
+
+Status invalid(const Key& key, const std::string& shownValue, const std::string& from) {
+  return Status(Code::kInvalidArgument, std::string(key.name) + " = " + shownValue + " (from " +
+                                            from + "): must be " + key.allowed);
+}
+
+// Applies `text` for `key`; `shown` is how the value appears in a message.
+Status setFromText(const Key& key, std::string_view text, const std::string& shown,
+                   const std::string& from, Config& config) {
+  if (!key.set(config, text)) return invalid(key, shown, from);
+  return Status();
+}
+
+std::string showNode(const toml::node& node) {
+  if (auto s = node.as_string()) return quote(s->get());
+  if (auto i = node.as_integer()) return std::to_string(i->get());
+  if (auto b = node.as_boolean()) return b->get() ? "true" : "false";
+  if (auto f = node.as_floating_point()) {
+    std::ostringstream out;
+    out << f->get();
+    return out.str();
+  }
+  if (node.is_table()) return "a table";
+  if (node.is_array()) return "an array";
+  return "a date or time";
+}
+
+std::string whereIn(const std::string& source, const toml::node& node) {
+  auto line = node.source().begin.line;
+  return line > 0 ? source + " line " + std::to_string(line) : source;
+}
+
+}  // namespace
+
+Result<uint64_t> parseStorageSize(std::string_view text) {
+  auto fail = [&]() {
+    return Status(Code::kInvalidArgument,
+                  "storage size " + quote(text) + " must be " + std::string(kSizeAllowed));
+  };
+  if (text == "auto") return uint64_t{0};
+  size_t digits = 0;
+  uint64_t value = 0;
+  constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') {
+    uint64_t d = static_cast<uint64_t>(text[digits] - '0');
+    if (value > (kMax - d) / 10) return fail();
+    value = value * 10 + d;
+    ++digits;
+  }
+  if (digits == 0) return fail();
+  static const std::map<std::string, uint64_t> kUnits = {
+      {"", 1},
+      {"b", 1},
+      {"kib", 1ull << 10},
+      {"mib", 1ull << 20},
+      {"gib", 1ull << 30},
+      {"tib", 1ull << 40},
+      {"kb", 1000ull},
+      {"mb", 1000ull * 1000},
+      {"gb", 1000ull * 1000 * 1000},
+      {"tb", 1000ull * 1000 * 1000 * 1000},
+  };
+  auto unit = kUnits.find(lower(text.substr(digits)));
+  if (unit == kUnits.end()) return fail();
+  if (value > kMax / unit->second) return fail();
+  value *= unit->second;
+  if (value < kMinStorageBytes) return fail();
+  return value;
+}
+
+EnvLookup processEnvironment() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+  };
+}
+
+Status applyToml(std::string_view text, const std::string& source, Config& config) {
+  toml::table table;
+  try {
+    table = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    const auto& at = e.source().begin;
+    return Status(Code::kInvalidArgument, source + " line " + std::to_string(at.line) + " column " +
+                                              std::to_string(at.column) +
+                                              ": not valid TOML: " + std::string(e.description()));
+  }
+  for (const auto& [name, node] : table) {
+    const Key* key = nullptr;
+    for (const Key& k : kKeys)
+      if (name.str() == k.name) key = &k;
+    std::string from = whereIn(source, node);
+    if (key == nullptr) {
+      return Status(Code::kInvalidArgument, "unknown key " + quote(name.str()) + " (in " + from +
+                                                "); allowed keys: " + allKeyNames());
+    }
+    std::string shown = showNode(node);
+    std::string keyName = key->name;
+    if (auto s = node.as_string()) {
+      // A boolean spelled as a string would hide a typo; the file is typed.
+      if (keyName == "auto_create_topics") return invalid(*key, shown, from);
+      Status status = setFromText(*key, s->get(), shown, from, config);
+      if (!status.ok()) return status;
+    } else if (auto b = node.as_boolean(); b && keyName == "auto_create_topics") {
+      config.autoCreateTopics = b->get();
+    } else if (auto n = node.as_integer(); n && keyName == "max_connections") {
+      Status status = setFromText(*key, std::to_string(n->get()), shown, from, config);
+      if (!status.ok()) return status;
+    } else if (auto i = node.as_integer(); i && keyName == "max_storage") {
+      int64_t bytes = i->get();
+      if (bytes < static_cast<int64_t>(kMinStorageBytes)) return invalid(*key, shown, from);
+      config.maxStorage = static_cast<uint64_t>(bytes);
+    } else {
+      return invalid(*key, shown, from);
+    }
+  }
+  return Status();
+}
+
+Status applyFile(const std::string& path, Config& config) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Status(Code::kInvalidArgument,
+                  "--config " + quote(path) + ": cannot read the file: " + std::strerror(errno));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return applyToml(text.str(), path, config);
+}
+
+Status applyEnvironment(const EnvLookup& env, Config& config) {
+  for (const Key& key : kKeys) {
+    auto value = env(key.env);
+    // Empty counts as unset, as `docker run -e SLUICE_DATA=` or an empty systemd
+    // Environment= line would produce.
+    if (!value || value->empty()) continue;
+    Status status = setFromText(key, *value, quote(*value), key.env, config);
+    if (!status.ok()) return status;
+  }
+  return Status();
+}
+
+std::string toToml(const Config& config) {
+  std::string out =
+      std::string("# sluiced effective configuration. Precedence: ") + kPrecedence + ".\n";
+  for (const Key& key : kKeys) {
+    out += key.name;
+    out += " = ";
+    out += key.show(config);
+    out += '\n';
+  }
+  return out;
+}
+
+ParseOutcome parseCommandLine(int argc, const char* const* argv, const EnvLookup& env) {
+  const Config defaults;
+  CLI::App app{"sluiced: the Sluice message broker"};
+  app.set_version_flag("--version", SLUICE_VERSION);
+  std::string configPath;
+  bool check = false;
+  bool printConfig = false;
+  app.add_option("--config", configPath,
+                 "TOML file with any of the keys: " + allKeyNames() +
+                     " (e.g. max_storage = \"20GiB\"); unknown keys are errors")
+      ->type_name("FILE");
+
+  std::map<std::string, std::string> flagText;
+  std::map<std::string, CLI::Option*> flagOptions;
+  for (const Key& key : kKeys) {
+    std::string help = std::string(key.help) + "\nfile key: " + key.name + ", env: " + key.env +
+                       "; default: " + key.show(defaults);
+    CLI::Option* option = nullptr;
+    if (std::string(key.name) == "auto_create_topics") {
+      // A bare flag reads "true"; --auto-create-topics=false is validated like any value.
+      option = app.add_flag(key.flag, flagText[key.name], help);
+    } else {
+      option = app.add_option(key.flag, flagText[key.name], help)->type_name(key.type);
+    }
+    flagOptions[key.name] = option;
+  }
+  CLI::Option* checkFlag =
+      app.add_flag("--check", check, "Verify the store's invariants and exit (0: healthy)");
+  CLI::Option* printFlag =
+      app.add_flag("--print-config", printConfig,
+                   "Print the effective configuration (all layers applied) as TOML and exit 0");
+  checkFlag->excludes(printFlag);
+  app.footer(std::string("Configuration precedence, lowest to highest: ") + kPrecedence +
+             ".\nEvery setting can come from any layer: file key max_storage, flag "
+             "--max-storage, variable SLUICE_MAX_STORAGE (empty variables are ignored).\n"
+             "Invalid configuration exits with code 2 and one message naming the key, the "
+             "value and what is allowed.");
+
+  ParseOutcome outcome;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    outcome.exitCode = app.exit(e) == 0 ? 0 : 2;
+    return outcome;
+  }
+
+  Invocation invocation;
+  invocation.mode = check ? Mode::kCheck : printConfig ? Mode::kPrintConfig : Mode::kServe;
+  Status status;
+  if (!configPath.empty()) status = applyFile(configPath, invocation.config);
+  for (const Key& key : kKeys) {
+    if (!status.ok()) break;
+    CLI::Option* option = flagOptions[key.name];
+    if (option->count() == 0) continue;
+    const std::string& text = flagText[key.name];
+    status = setFromText(key, text, quote(text), key.flag, invocation.config);
+  }
+  if (status.ok()) status = applyEnvironment(env, invocation.config);
+  if (!status.ok()) {
+    std::cerr << "sluiced: invalid configuration: " << status.message() << '\n';
+    outcome.exitCode = 2;
+    return outcome;
+  }
+  outcome.invocation = std::move(invocation);
+  return outcome;
+}
+
+}  // namespace sluice::daemon

@@ -1,0 +1,150 @@
+#include "config.h"
+
+#include <map>
+
+#include <catch2/catch.hpp>
+
+namespace sluice::daemon {
+namespace {
+
+using Catch::Matchers::Contains;
+
+EnvLookup fakeEnv(std::map<std::string, std::string> values) {
+  return [values = std::move(values)](const std::string& name) -> std::optional<std::string> {
+    auto it = values.find(name);
+    if (it == values.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+ParseOutcome parse(std::vector<const char*> args, std::map<std::string, std::string> env = {}) {
+  args.insert(args.begin(), "sluiced");
+  return parseCommandLine(static_cast<int>(args.size()), args.data(), fakeEnv(std::move(env)));
+}
+
+TEST_CASE("storage sizes take binary and decimal units, auto, and at least 16MiB", "[daemon]") {
+  struct Row {
+    const char* text;
+    uint64_t bytes;
+  };
+  for (Row row : {Row{"auto", 0}, Row{"16MiB", 16ull << 20}, Row{"20GiB", 20ull << 30},
+                  Row{"20gib", 20ull << 30}, Row{"1TiB", 1ull << 40}, Row{"65536KiB", 64ull << 20},
+                  Row{"17000000", 17000000}, Row{"17000000B", 17000000}, Row{"2GB", 2000000000ull},
+                  Row{"17MB", 17000000}}) {
+    INFO(row.text);
+    auto size = parseStorageSize(row.text);
+    REQUIRE(size.ok());
+    CHECK(size.value() == row.bytes);
+  }
+  for (const char* bad : {"", "lots", "1MiB", "16777215", "20G", "20 GiB", "-1GiB", "1.5GiB",
+                          "99999999999999999999", "20000000TiB", "0"}) {
+    INFO(bad);
+    auto size = parseStorageSize(bad);
+    REQUIRE_FALSE(size.ok());
+    CHECK_THAT(size.status().message(), Contains("at least 16MiB"));
+  }
+}
+
+TEST_CASE("a TOML file sets every key, and unknown keys and wrong types are errors", "[daemon]") {
+  Config config;
+  Status status = applyToml(
+      "data = \"/var/lib/sluice\"\nlisten = \"0.0.0.0:7400\"\nadmin = \"[::1]:0\"\n"
+      "max_storage = 34359738368\nlog_level = \"warn\"\nlog_format = \"json\"\n"
+      "auto_create_topics = true\ndurability = \"async\"\n",
+      "f.toml", config);
+  REQUIRE(status.ok());
+  CHECK(config.data == "/var/lib/sluice");
+  CHECK(config.listen == "0.0.0.0:7400");
+  CHECK(config.admin == "[::1]:0");
+  CHECK(config.maxStorage == 32ull << 30);
+  CHECK(config.logLevel == "warn");
+  CHECK(config.logFormat == "json");
+  CHECK(config.autoCreateTopics);
+  CHECK(config.durability == "async");
+
+  struct Bad {
+    const char* toml;
+    std::vector<const char*> mentions;
+  };
+  for (const Bad& bad : {
+           Bad{"colour = \"blue\"\n", {"unknown key \"colour\"", "f.toml line 1", "log_format"}},
+           Bad{"[admin]\nlisten = \"x:1\"\n", {"admin = a table", "HOST:PORT"}},
+           Bad{"[server]\nlisten = \"x:1\"\n", {"unknown key \"server\"", "allowed keys"}},
+           Bad{"listen = 7400\n", {"listen = 7400", "HOST:PORT"}},
+           Bad{"listen = \"localhost\"\n", {"listen = \"localhost\"", "HOST:PORT"}},
+           Bad{"admin = \"::1:80\"\n", {"admin = \"::1:80\"", "[::1]:7400"}},
+           Bad{"max_storage = -5\n", {"max_storage = -5", "at least 16MiB"}},
+           Bad{"max_storage = true\n", {"max_storage = true", "auto"}},
+           Bad{"auto_create_topics = 1\n", {"auto_create_topics = 1", "true or false"}},
+           Bad{"durability = \"SYNC\"\n", {"durability = \"SYNC\"", "sync or async"}},
+           Bad{"data = \"\"\n", {"data = \"\"", "non-empty"}},
+           Bad{"log_level = \"verbose\"\n", {"log_level", "\"verbose\"", "trace, debug"}},
+           Bad{"data = \"x\"\ndata = \"y\"\n", {"f.toml line 2", "TOML"}},
+       }) {
+    INFO(bad.toml);
+    Config c;
+    Status s = applyToml(bad.toml, "f.toml", c);
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.code() == Code::kInvalidArgument);
+    CHECK(s.message().find('\n') == std::string::npos);
+    for (const char* m : bad.mentions)
+      CHECK_THAT(s.message(), Contains(m));
+  }
+}
+
+TEST_CASE("toToml round-trips through applyToml, odd characters included", "[daemon]") {
+  Config config;
+  config.data = "/tmp/a \"quoted\" dir\\with\ttab";
+  config.maxStorage = (5ull << 30) + 1;
+  config.autoCreateTopics = true;
+  config.logFormat = "json";
+  std::string text = toToml(config);
+  Config back;
+  back.data = "other";
+  REQUIRE(applyToml(text, "printed", back).ok());
+  CHECK(back.data == config.data);
+  CHECK(back.maxStorage == config.maxStorage);
+  CHECK(back.autoCreateTopics);
+  CHECK(back.logFormat == "json");
+  CHECK_THAT(toToml(Config{}), Contains("max_storage = \"auto\""));
+  Config gib;
+  gib.maxStorage = 20ull << 30;
+  CHECK_THAT(toToml(gib), Contains("max_storage = \"20GiB\""));
+}
+
+TEST_CASE("environment variables override flags, which override the defaults", "[daemon]") {
+  auto outcome = parse({"--listen", "127.0.0.1:1", "--log-level", "debug", "--auto-create-topics"},
+                       {{"SLUICE_LISTEN", "127.0.0.1:2"},
+                        {"SLUICE_DATA", ""},
+                        {"SLUICE_AUTO_CREATE_TOPICS", "0"},
+                        {"SLUICE_UNRELATED", "x"}});
+  REQUIRE(outcome.invocation);
+  const Config& c = outcome.invocation->config;
+  CHECK(c.listen == "127.0.0.1:2");
+  CHECK(c.logLevel == "debug");
+  CHECK(c.data == "./data");  // Empty variable: unset.
+  CHECK_FALSE(c.autoCreateTopics);
+  CHECK(outcome.invocation->mode == Mode::kServe);
+
+  auto print = parse({"--print-config"});
+  REQUIRE(print.invocation);
+  CHECK(print.invocation->mode == Mode::kPrintConfig);
+  auto check = parse({"--check"});
+  REQUIRE(check.invocation);
+  CHECK(check.invocation->mode == Mode::kCheck);
+}
+
+TEST_CASE("invalid flags and variables end the parse with exit code 2", "[daemon]") {
+  CHECK(parse({"--durability", "fast"}).exitCode == 2);
+  CHECK_FALSE(parse({"--durability", "fast"}).invocation);
+  CHECK(parse({"--max-storage", "1KiB"}).exitCode == 2);
+  CHECK(parse({}, {{"SLUICE_LOG_FORMAT", "xml"}}).exitCode == 2);
+  CHECK(parse({"--no-such-flag"}).exitCode == 2);
+  CHECK(parse({"--check", "--print-config"}).exitCode == 2);
+  CHECK(parse({"--config", "/nonexistent/sluice.toml"}).exitCode == 2);
+  CHECK(parse({"--help"}).exitCode == 0);
+  CHECK_FALSE(parse({"--help"}).invocation);
+}
+
+}  // namespace
+}  // namespace sluice::daemon
