@@ -38,6 +38,15 @@
 namespace sluice::test {
 namespace {
 
+// Under AddressSanitizer the broker's freed memory stays resident in ASan's quarantine (256 MiB
+// by default), so its RssAnon says nothing about what the broker holds: the memory bounds
+// below are checked in the regular build only (CI runs both).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kMemoryBoundsMeaningful = false;
+#else
+constexpr bool kMemoryBoundsMeaningful = true;
+#endif
+
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
 using Clock = std::chrono::steady_clock;
@@ -702,7 +711,7 @@ TEST_CASE("a consumer that stops reading its socket slows no one and holds at mo
                                                << " ms; broker RssAnon grew by " << growthKiB
                                                << " KiB (window 40000 KiB, backlog 160000 KiB)");
   // The window and Cap'n Proto's framing of it, not the backlog.
-  CHECK(growthKiB < 80 * 1024);
+  if (kMemoryBoundsMeaningful) CHECK(growthKiB < 80 * 1024);
 }
 
 TEST_CASE("a publisher that floods is held back by backpressure and not buffered without bound",
@@ -755,7 +764,8 @@ TEST_CASE("a publisher that floods is held back by backpressure and not buffered
   WARN("flood of " << kCalls << " MiB: broker RssAnon grew by at most " << growthKiB
                    << " KiB; a bystander's slowest publish took " << worst.count() << " ms ("
                    << bystanderOutcome << ")");
-  CHECK(growthKiB < 160 * 1024);  // Without the flow limit: about 1.6x the flood (600 MiB here).
+  if (kMemoryBoundsMeaningful)
+    CHECK(growthKiB < 160 * 1024);  // Without the flow limit: about 1.6x the flood (600 MiB here).
   CHECK(worst < std::chrono::seconds(10));
 }
 
@@ -816,8 +826,10 @@ TEST_CASE("a thousand connections opening and closing repeatedly leak neither fd
        << baseFds << " -> peak " << peakFds << " -> " << openFds(pid) << "; RssAnon " << baseRss
        << " KiB -> " << midRss << " KiB -> " << rss << " KiB");
   // A leak of even 1 KiB per connection would show as 5 MiB between the two halves.
-  CHECK(rss <= baseRss + 8 * 1024);
-  CHECK(rss <= midRss + 4 * 1024);
+  if (kMemoryBoundsMeaningful) {
+    CHECK(rss <= baseRss + 8 * 1024);
+    CHECK(rss <= midRss + 4 * 1024);
+  }
   CHECK(broker.producer().publish("nothing", "x").error().code == ErrorCode::kTopicNotFound);
 }
 
