@@ -6,6 +6,8 @@
 
 #include <cstring>
 
+#include <capnp/message.h>
+#include <capnp/rpc.capnp.h>
 #include <capnp/serialize-async.h>
 #include <spdlog/spdlog.h>
 
@@ -54,14 +56,14 @@ class LoggingMessageStream final : public capnp::MessageStream {
       kj::ArrayPtr<capnp::word> scratchSpace) override {
     return inner_.tryReadMessage(fdSpace, options, scratchSpace)
         .catch_([this](kj::Exception&& e) -> kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> {
+          const char* why = e.getDescription().cStr();
           if (e.getType() != kj::Exception::Type::DISCONNECTED) {
-            serverLog()->warn("connection dropped peer={} reason=\"{}\"", peer_,
-                              e.getDescription().cStr());
-          } else if (strstr(e.getDescription().cStr(), "disconnected prematurely") != nullptr) {
+            logDrop(why);
+          } else if (strstr(why, "disconnected prematurely") != nullptr ||
+                     strstr(why, "Premature EOF") != nullptr) {
             // An orderly close in the middle of a frame: a truncated message, not a plain
             // hang-up. (A reset cannot be told apart from a client that died; not logged.)
-            serverLog()->warn("connection dropped peer={} reason=\"truncated message: {}\"", peer_,
-                              e.getDescription().cStr());
+            logDrop(std::string("truncated message: ") + why);
           }
           return kj::mv(e);
         });
@@ -69,18 +71,47 @@ class LoggingMessageStream final : public capnp::MessageStream {
   kj::Promise<void> writeMessage(
       kj::ArrayPtr<const int> fds,
       kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) override {
+    noteAbort(segments);
     return inner_.writeMessage(fds, segments);
   }
   kj::Promise<void> writeMessages(
       kj::ArrayPtr<kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>> messages) override {
+    for (auto segments : messages)
+      noteAbort(segments);
     return inner_.writeMessages(messages);
   }
   kj::Maybe<int> getSendBufferSize() override { return inner_.getSendBufferSize(); }
   kj::Promise<void> end() override { return inner_.end(); }
 
  private:
+  // A message that the client's bytes could not be read as is caught above; one that was read
+  // but broke the RPC protocol (no root, a bad pointer, an unknown question) ends in an Abort
+  // that capnp sends to the client and logs nowhere: log it here. Aborts of type DISCONNECTED
+  // only echo that the client went away.
+  void noteAbort(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) {
+    if (logged_) return;
+    try {
+      capnp::SegmentArrayMessageReader reader(segments);
+      auto message = reader.getRoot<capnp::rpc::Message>();
+      if (!message.isAbort()) return;
+      auto abort = message.getAbort();
+      if (abort.getType() == capnp::rpc::Exception::Type::DISCONNECTED) return;
+      logDrop(abort.getReason().cStr());
+    } catch (const kj::Exception&) {
+      // Our own message; nothing to add if it cannot be read back.
+    }
+  }
+
+  // One line per connection, whichever path sees the problem first.
+  void logDrop(const std::string& why) {
+    if (logged_) return;
+    logged_ = true;
+    serverLog()->warn("connection dropped peer={} reason=\"{}\"", peer_, why);
+  }
+
   capnp::AsyncIoMessageStream inner_;
   std::string peer_;
+  bool logged_ = false;
 };
 
 }  // namespace

@@ -61,7 +61,9 @@ kj::Array<capnp::word> encodeTopic(const TopicRecord& topic) {
   s.setMaxMessageSize(topic.settings.maxMessageSize);
   s.setWorkQueue(topic.settings.workQueue);
   s.setMaxDeliveries(topic.settings.maxDeliveries);
-  s.setDeadLetterTopic(topic.settings.deadLetterTopic);
+  // Sized, like every text here: a std::string would go through c_str() and stop at a NUL.
+  const std::string& deadLetter = topic.settings.deadLetterTopic;
+  s.setDeadLetterTopic(capnp::Text::Reader(deadLetter.data(), deadLetter.size()));
   s.setDedupWindowMs(topic.settings.dedupWindowMs);
   out.setNextOffset(topic.nextOffset);
   out.setFirstOffset(topic.firstOffset);
