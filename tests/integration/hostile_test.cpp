@@ -848,10 +848,10 @@ TEST_CASE("a thousand connections opening and closing repeatedly leak neither fd
 TEST_CASE("running out of file descriptors refuses connections for a while and never for good",
           "[integration][hostile]") {
 #if defined(__SANITIZE_ADDRESS__)
-  // TODO(test): under ASan+UBSan the broker reports a vptr error in a kj::Own disposer while
-  // it is out of descriptors (seen in CI; not in the regular build). Until that is understood
-  // this case runs in the regular build only.
-  WARN("skipped under AddressSanitizer: open UBSan vptr report while out of descriptors");
+  // UBSan's vptr check probes memory with pipe(2). Out of descriptors the probe fails and UBSan
+  // reports a valid object as having an "invalid vptr" (a 15-line program with a plain virtual
+  // call shows the same), halting the broker. Not a broker fault: this runs in the regular build.
+  WARN("skipped under the sanitizers: UBSan's vptr check needs free descriptors (pipe(2))");
   return;
 #endif
   Broker broker;
