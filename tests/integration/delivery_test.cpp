@@ -261,6 +261,9 @@ TEST_CASE("a nacked message is redelivered no sooner than its delay", "[integrat
   auto again = consumer.receive(10s);
   auto elapsed = std::chrono::steady_clock::now() - nackedAt;
   INFO(outcome(again));
+  INFO(
+      "redelivered after " << std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count()
+                           << " us");
   REQUIRE(again.ok());
   CHECK(elapsed >= kDelay);
   CHECK(again.value().offset() == 1);
@@ -291,6 +294,9 @@ TEST_CASE("a message not acknowledged within the ack timeout is redelivered", "[
   auto second = consumer.receive(10s);
   auto elapsed = std::chrono::steady_clock::now() - publishedAt;
   INFO(outcome(second));
+  INFO(
+      "redelivered after " << std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count()
+                           << " us");
   REQUIRE(second.ok());
   CHECK(elapsed >= kAckTimeout);
   CHECK(second.value().offset() == 1);

@@ -14,6 +14,14 @@ int64_t wallClockMs() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+int64_t notBeforeMs(uint64_t delayMs) {
+  // Rounds the present up to the next millisecond: a deadline compared against the truncated
+  // wallClockMs() then never fires before `delayMs` has fully passed.
+  using namespace std::chrono;
+  int64_t nowUs = duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+  return (nowUs + 999) / 1000 + static_cast<int64_t>(delayMs);
+}
+
 namespace {
 
 Status noTopic(std::string_view name) {

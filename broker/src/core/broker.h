@@ -229,5 +229,7 @@ class Broker : private kj::TaskSet::ErrorHandler {
 };
 
 int64_t wallClockMs();
+// The earliest wallClockMs() at which `delayMs` from now has certainly elapsed.
+int64_t notBeforeMs(uint64_t delayMs);
 
 }  // namespace sluice::core

@@ -204,7 +204,7 @@ kj::Promise<std::vector<OffsetFailure>> Broker::nack(uint64_t consumerId,
     return failures;
   }
   Group& group = *consumer->group;
-  int64_t visibleAt = wallClockMs() + delayMs;
+  int64_t visibleAt = notBeforeMs(delayMs);
   std::vector<PendingRecord> updates;
   for (Offset offset : offsets) {
     auto pending = group.pending.find(offset);
@@ -367,7 +367,7 @@ void Broker::pump(Group& group) {
       }
       ++p.deliveries;
       p.owner = consumer;
-      p.ackDeadlineMs = now + static_cast<int64_t>(consumer->ackTimeoutMs);
+      p.ackDeadlineMs = notBeforeMs(consumer->ackTimeoutMs);
       p.cause = RedeliveryCause::kNone;
       ++group.redelivered;
       metrics_.redeliveredTotal.fetch_add(1, std::memory_order_relaxed);
@@ -389,7 +389,7 @@ void Broker::pump(Group& group) {
         Pending p;
         p.deliveries = 1;
         p.owner = consumer;
-        p.ackDeadlineMs = now + static_cast<int64_t>(consumer->ackTimeoutMs);
+        p.ackDeadlineMs = notBeforeMs(consumer->ackTimeoutMs);
         group.pending.emplace(message.offset, p);
         group.position = message.offset + 1;
         persist.push_back(PendingRecord{topic.id, group.name, message.offset, 1, 0});
