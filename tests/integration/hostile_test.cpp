@@ -134,6 +134,10 @@ class RawSocket {
     }
   }
 
+  // Sends FIN now (an orderly end of stream) and keeps reading, so that what the broker already
+  // sent cannot turn our close into a reset.
+  void shutdownWrite() { ::shutdown(fd_, SHUT_WR); }
+
   // Closes with a TCP reset instead of an orderly FIN.
   void reset() {
     linger hard{1, 0};
@@ -325,15 +329,13 @@ TEST_CASE(
     label = "a truncated frame, then an orderly close";
     std::string frame = bootstrapFrame() + publishFrame(1, "orders", {"never stored"});
     raw.send(frame.substr(0, frame.size() - 5));
-    raw.close();
-    weClose = true;
+    raw.shutdownWrite();
     reason = "truncated message";
   }
   SECTION("one byte, then an orderly close") {
     label = "one byte, then an orderly close";
     raw.send("x");
-    raw.close();
-    weClose = true;
+    raw.shutdownWrite();
     reason = "truncated message";
   }
   SECTION("a well-framed message without a root") {
@@ -712,8 +714,10 @@ TEST_CASE("a consumer that stops reading its socket slows no one and holds at mo
   sampler.join();
 
   CHECK(drained == kMessages);
-  CHECK(took < std::chrono::seconds(30));
-  CHECK(publishTook < std::chrono::seconds(2));
+  // Generous bounds (sanitizer builds, parallel tests): a consumer that blocked the others would
+  // block them for good.
+  CHECK(took < std::chrono::seconds(60));
+  CHECK(publishTook < std::chrono::seconds(5));
   auto stuck = describeGroup(broker.admin(), "backlog", "stalled");
   REQUIRE(stuck.consumers.size() == 1);
   CHECK(stuck.consumers[0].inFlight == kWindow);  // Its window is full; nothing more was pushed.
