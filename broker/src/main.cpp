@@ -19,6 +19,7 @@
 #include "core/broker.h"
 #include "logging.h"
 #include "rpc/server.h"
+#include "store/fsync_timing.h"
 #include "store/store.h"
 
 namespace {
@@ -80,6 +81,7 @@ sluice::admin::MetricsSnapshot takeSnapshot(sluice::core::Broker& broker,
   snapshot.redeliveredTotal = metrics.redeliveredTotal.load(std::memory_order_relaxed);
   snapshot.deadLetteredTotal = metrics.deadLetteredTotal.load(std::memory_order_relaxed);
   snapshot.commitSeconds = writer.commitSeconds().snapshot();
+  snapshot.fsyncSeconds = sluice::store::fsyncSeconds().snapshot();
   snapshot.batchJobs = writer.batchJobs().snapshot();
   snapshot.storageFailed = writer.failure().has_value();
   return snapshot;

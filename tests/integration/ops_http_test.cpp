@@ -119,7 +119,8 @@ TEST_CASE("metrics are well-formed and move as messages are published, delivered
   CHECK(before.value("sluice_storage_failed") == 0);
   for (const char* family :
        {"sluice_commits_total", "sluice_commit_duration_seconds", "sluice_commit_batch_jobs",
-        "sluice_storage_used_bytes", "sluice_consumers", "sluice_uptime_seconds"}) {
+        "sluice_fsync_duration_seconds", "sluice_storage_used_bytes", "sluice_consumers",
+        "sluice_uptime_seconds"}) {
     INFO(family);
     CHECK(before.types.count(family) == 1);
   }
@@ -137,6 +138,11 @@ TEST_CASE("metrics are well-formed and move as messages are published, delivered
   CHECK(published.value("sluice_commits_total") > before.value("sluice_commits_total"));
   CHECK(published.value("sluice_commit_duration_seconds_count") >
         before.value("sluice_commit_duration_seconds_count"));
+  // A durable commit flushes its pages with fdatasync.
+  CHECK(published.value("sluice_fsync_duration_seconds_count") >
+        before.value("sluice_fsync_duration_seconds_count"));
+  CHECK(published.value("sluice_fsync_duration_seconds_sum") >
+        before.value("sluice_fsync_duration_seconds_sum"));
   CHECK(published.value("sluice_storage_used_bytes") >= before.value("sluice_storage_used_bytes"));
 
   SubscribeOptions options;

@@ -104,6 +104,10 @@ std::string renderMetrics(const MetricsSnapshot& s) {
       .sample("sluice_commits_total", "", static_cast<double>(s.stats.commits));
   page.histogram("sluice_commit_duration_seconds",
                  "Duration of a group commit including its fsyncs.", s.commitSeconds);
+  page.histogram("sluice_fsync_duration_seconds",
+                 "Duration of each fdatasync/fsync call (LMDB's data flush at every commit; the "
+                 "meta page's O_DSYNC write counts in the commit duration only).",
+                 s.fsyncSeconds);
   page.histogram("sluice_commit_batch_jobs", "Jobs (publishes, acks, ...) per group commit.",
                  s.batchJobs);
 

@@ -17,6 +17,7 @@ struct MetricsSnapshot {
   std::vector<core::TopicView> topics;
   uint64_t ackedTotal = 0, nackedTotal = 0, redeliveredTotal = 0, deadLetteredTotal = 0;
   HistogramSnapshot commitSeconds;  // Whole commit, including LMDB's two fsyncs.
+  HistogramSnapshot fsyncSeconds;   // Each fdatasync()/fsync() call (store/fsync_timing.h).
   HistogramSnapshot batchJobs;      // Jobs (publishes, acks, …) per commit.
   bool storageFailed = false;
 };

@@ -1,10 +1,11 @@
 #pragma once
 
-// A fixed-bucket histogram that one thread records into and others read without locks
-// (relaxed atomics: a reader may see a sample in `count` a moment before its bucket, which
-// Prometheus tolerates). Thread: record() from one thread, snapshot() from any.
+// A fixed-bucket histogram that threads record into and read without locks (relaxed atomics: a
+// reader may see a sample in `count` a moment before its bucket, which Prometheus tolerates).
+// Thread: any.
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -23,15 +24,16 @@ class Histogram {
       : bounds_(std::move(bounds)), counts_(bounds_.size()) {}
 
   void record(double value) {
-    for (size_t i = 0; i < bounds_.size(); ++i) {
+    for (std::size_t i = 0; i < bounds_.size(); ++i) {
       if (value <= bounds_[i]) {
         counts_[i].fetch_add(1, std::memory_order_relaxed);
         break;
       }
     }
     count_.fetch_add(1, std::memory_order_relaxed);
-    // Only the recording thread writes the sum, so load + store does not lose updates.
-    sum_.store(sum_.load(std::memory_order_relaxed) + value, std::memory_order_relaxed);
+    double sum = sum_.load(std::memory_order_relaxed);
+    while (!sum_.compare_exchange_weak(sum, sum + value, std::memory_order_relaxed)) {
+    }
   }
 
   HistogramSnapshot snapshot() const {
