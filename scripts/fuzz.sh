@@ -3,10 +3,10 @@
 # SECONDS (default 30) from its committed seed corpus. Exits non-zero if a target finds a crash,
 # a sanitizer report, a leak or a hang; the reproducer is in <build>/fuzz-artifacts/<target>/.
 #
-# Usage: bash scripts/fuzz.sh [SECONDS] [TARGET...]        targets: record_codec parse rpc
+# Usage: bash scripts/fuzz.sh [SECONDS] [TARGET...]   targets: record_codec names cli_parse rpc
 #        bash scripts/fuzz.sh --seeds [TARGET...]           rewrite tests/fuzz/corpus/<target>
 #
-# CI runs it with a short bound (e.g. 20 s per target). Longer runs, as humans do them:
+# CI (scripts/test.sh) runs it with a short bound: 20 s per target. Longer runs, as humans do them:
 #   bash scripts/fuzz.sh 3600                # an hour per target, corpus kept between runs
 #   build-fuzz/tests/fuzz/fuzz_rpc -jobs=2 -workers=2 build-fuzz/fuzz-corpus/rpc tests/fuzz/corpus/rpc
 # Reproduce a finding:  build-fuzz/tests/fuzz/fuzz_<target> <artifact file>
@@ -20,7 +20,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$(pwd)"
 build_dir="${SLUICE_FUZZ_BUILD_DIR:-build-fuzz}"
 jobs="${SLUICE_JOBS:-$(nproc)}"
-all_targets=(record_codec parse rpc)
+all_targets=(record_codec names cli_parse rpc)
 
 write_seeds=0
 seconds=30
@@ -41,23 +41,8 @@ for arg in "$@"; do
 done
 ((${#targets[@]})) || targets=("${all_targets[@]}")
 
-# clang and its libFuzzer runtime (Debian: clang + libclang-rt-14-dev).
-have_fuzzer_runtime() {
-  command -v clang++ >/dev/null 2>&1 &&
-    echo 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long) { return 0; }' |
-      clang++ -x c++ -fsanitize=fuzzer -o /dev/null - >/dev/null 2>&1
-}
-if ! have_fuzzer_runtime; then
-  echo "fuzz: clang++ with libFuzzer is missing; installing clang and libclang-rt-14-dev"
-  as_root=(env DEBIAN_FRONTEND=noninteractive)
-  if [[ "$(id -u)" -ne 0 ]]; then
-    command -v sudo >/dev/null 2>&1 || { echo "fuzz: not root and no sudo; install clang libclang-rt-14-dev" >&2; exit 1; }
-    as_root=(sudo env DEBIAN_FRONTEND=noninteractive)
-  fi
-  "${as_root[@]}" apt-get update
-  "${as_root[@]}" apt-get install -y --no-install-recommends clang libclang-rt-14-dev
-  have_fuzzer_runtime || { echo "fuzz: clang++ -fsanitize=fuzzer still does not link" >&2; exit 1; }
-fi
+# clang and its libFuzzer runtime come with the project's other packages.
+bash scripts/install-deps.sh >/dev/null
 
 # Warnings are not errors here: scripts/test.sh lints with the project's compiler.
 cmake -S . -B "$build_dir" \

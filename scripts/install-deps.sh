@@ -16,6 +16,7 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev
   catch2
   clang-format
+  clang libclang-rt-14-dev  # libFuzzer targets (tests/fuzz, scripts/fuzz.sh)
 )
 
 if [[ "${1:-}" == "--print" ]]; then

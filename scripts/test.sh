@@ -6,12 +6,14 @@
 #   4. test        ctest on build/ (every test)
 #   5. asan-build  build-asan/ Debug with AddressSanitizer + UndefinedBehaviorSanitizer
 #   6. asan-test   ctest on build-asan/ (every test again, leaks and UB are failures)
+#   7. fuzz        scripts/fuzz.sh: each libFuzzer target for a bounded time from its seed corpus
 # A failing stage does not stop the later ones, except that tests are skipped when their build
 # failed. Exits non-zero if any stage failed. Extra arguments go to both ctest runs, e.g.
 #   bash scripts/test.sh -L unit
 #
 # Environment:
-#   SLUICE_SKIP_SANITIZERS=1   skip stages 5 and 6 for a fast local loop (ignored when CI=true)
+#   SLUICE_SKIP_SANITIZERS=1   skip stages 5, 6 and 7 for a fast local loop (ignored when CI=true)
+#   SLUICE_FUZZ_SECONDS        seconds per fuzz target; default 20
 #   SLUICE_BUILD_DIR           default build
 #   SLUICE_ASAN_BUILD_DIR      default build-asan
 #   SLUICE_JOBS                parallel compile jobs; default: number of cores
@@ -173,6 +175,12 @@ else
   else
     skip asan-test "build failed"
   fi
+fi
+
+if ((skip_sanitizers)); then
+  skip fuzz "SLUICE_SKIP_SANITIZERS=1"
+else
+  stage fuzz bash scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-20}"
 fi
 
 echo

@@ -11,7 +11,7 @@
 // and every 500 inputs the store passes Env::check(), the invariants `sluiced --check` verifies.
 //
 // SLUICE_FUZZ_WRITE_SEEDS=DIR: write the seed corpus to DIR and exit (scripts/fuzz.sh --seeds).
-// SLUICE_FUZZ_LOG=1: keep the broker's log (warnings for every bad frame) on stderr.
+// SLUICE_FUZZ_LOG=1 (or =debug): keep the broker's log (a warning per bad frame) on stderr.
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -28,6 +28,7 @@
 #include <capnp/message.h>
 #include <capnp/rpc-twoparty.h>
 #include <capnp/serialize-async.h>
+#include <capnp/serialize.h>
 #include <kj/async-io.h>
 #include <spdlog/spdlog.h>
 
@@ -144,7 +145,8 @@ void runOne(kj::AsyncIoContext& io, World& world, const uint8_t* data, size_t si
   auto buffer = kj::heapArray<kj::byte>(65536);
   auto sending = stream->write(data, size)
                      .then([&]() { stream->shutdownWrite(); })
-                     .catch_([](kj::Exception&&) {});  // The broker may close first.
+                     .catch_([](kj::Exception&&) {})  // The broker may close first.
+                     .eagerlyEvaluate(nullptr);       // Shut down now, not when both are done.
   auto receiving = drain(*stream, buffer).catch_([](kj::Exception&&) {});
   auto both = kj::joinPromises(kj::arr(kj::mv(sending), kj::mv(receiving)))
                   .then([]() { return true; })
@@ -306,7 +308,8 @@ void writeSeeds(kj::AsyncIoContext& io, const std::string& dir) {
     subscribe.setPrefetch(4);
     subscribe.setAckTimeoutMs(1000);
     subscribe.setHandler(kj::heap<AckingHandler>(offsets));
-    auto subscription = subscribe.send().getResult().getSubscription();
+    auto subscribed = subscribe.send().wait(ws);  // No pipelining through a union.
+    auto subscription = subscribed.getResult().getSubscription();
     auto ack = subscription.ackRequest();
     auto list = ack.initOffsets(2);
     list.set(0, 1);
@@ -387,7 +390,10 @@ Fuzzer& fuzzer() {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  if (getenv("SLUICE_FUZZ_LOG") == nullptr) spdlog::set_level(spdlog::level::off);
+  const char* log = getenv("SLUICE_FUZZ_LOG");
+  spdlog::set_level(log == nullptr                ? spdlog::level::off
+                    : std::string(log) == "debug" ? spdlog::level::debug
+                                                  : spdlog::level::info);
   if (const char* dir = getenv("SLUICE_FUZZ_WRITE_SEEDS")) {
     writeSeeds(fuzzer().io, dir);
     std::printf("seeds written to %s\n", dir);

@@ -120,7 +120,7 @@ struct RequestedSettings {
   uint64_t dedupWindowMs = 0;
 };
 
-class Broker : private kj::TaskSet::ErrorHandler {
+class Broker final : private kj::TaskSet::ErrorHandler {
  public:
   Broker(store::Env& env, store::Writer& writer, kj::Timer& timer, Metrics& metrics,
          BrokerOptions options);

@@ -1,12 +1,13 @@
-// libFuzzer target: parsing and validation of everything a user types or a client sends as
-// text: topic, group and message-id names and headers (broker/src/core/names.h), topic settings
-// (checkSettings), the CLI's DUR, SIZE, TIME, offsets, start positions and header pairs
-// (client-lib/cli/parse.h), and sluiced's --max-storage sizes (broker/src/config.h).
+// libFuzzer target: validation of what clients send as names and settings: topic, group and
+// message-id names and headers (broker/src/core/names.h), topic settings (checkSettings), and
+// sluiced's --max-storage sizes (broker/src/config.h).
 //
 // The first byte picks the function; the rest is its input. Beyond "no crash, no sanitizer
-// report", each accepted value must obey the rule its function states, and each rejection
-// must come with a message.
+// report", each accepted value must obey the rule its function states, and each rejection must
+// come with a message. (The CLI's parsers are in cli_parse_fuzz.cpp: the client's public types
+// and the broker's share names, so they live in different programs.)
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -21,7 +22,6 @@
 #include "config.h"
 #include "core/broker.h"
 #include "core/names.h"
-#include "parse.h"
 
 namespace {
 
@@ -38,10 +38,7 @@ bool nameChar(char c) {
 
 void checkName(std::string_view text, bool topic) {
   auto problem = topic ? core::validateTopicName(text) : core::validateGroupName(text);
-  if (problem) {
-    check(!problem->empty());
-    return;
-  }
+  if (problem) return check(!problem->empty());
   check(!text.empty() && text.size() <= core::kMaxNameLength);
   for (char c : text)
     check(nameChar(c));
@@ -56,7 +53,7 @@ void checkMessageId(std::string_view text) {
   if (problem) return check(!problem->empty());
   check(text.size() <= core::kMaxMessageIdLength);
   for (char c : text)
-    check(c >= 0x20 && c < 0x7f);
+    check(c > 0x20 && c < 0x7f);
 }
 
 // "k=v" lines become headers.
@@ -88,14 +85,8 @@ void checkQuoted(std::string_view text) {
     check(c >= 0x20 && c < 0x7f);
 }
 
-template <typename T>
-void checkParsed(const cli::Parsed<T>& parsed) {
-  check(parsed.ok() != !parsed.error.empty() || parsed.ok());
-  if (!parsed.ok()) check(!parsed.error.empty());
-}
-
+// Fixed-width fields from the input, then the dead-letter topic name.
 void checkSettings(std::string_view text) {
-  // Fixed-width fields from the input, then the dead-letter topic name.
   uint8_t raw[41] = {};
   std::memcpy(raw, text.data(), std::min(text.size(), sizeof raw));
   auto u64 = [&](int at) {
@@ -118,13 +109,16 @@ void checkSettings(std::string_view text) {
   check(result.effective.maxMessageSize >= 1);
   check(result.effective.maxMessageSize <= limits.maxMessageSizeCap);
   check(result.effective.dedupWindowMs > 0);
+  check(result.effective.maxBytes == 0 ||
+        result.effective.maxBytes >= result.effective.maxMessageSize);
   if (!result.effective.deadLetterTopic.empty()) {
     check(!core::validateTopicName(result.effective.deadLetterTopic));
     check(result.effective.deadLetterTopic != "fuzz.topic");
+    check(result.effective.maxDeliveries > 0);
   }
 }
 
-// Seeds: valid and invalid examples of every syntax, prefixed with their selector byte.
+// Seeds: valid and invalid examples, prefixed with their selector byte.
 void writeSeeds(const std::string& dir) {
   std::filesystem::create_directories(dir);
   const std::vector<std::pair<int, std::string>> seeds = {
@@ -134,19 +128,10 @@ void writeSeeds(const std::string& dir) {
       {2, "order-42"},
       {3, "trace=abc\nn=1"},
       {4, "caf\xc3\xa9 \"q\""},
-      {5, "1h30m"},
-      {5, "500ms"},
-      {6, "64KiB"},
-      {6, "20GB"},
-      {7, "2024-05-01T12:00:00.250+02:00"},
-      {8, "18446744073709551615"},
-      {9, "latest"},
-      {9, "15m"},
-      {10, "k=v=w"},
-      {11, "512MiB"},
-      {11, "auto"},
-      {12, std::string(41, '\0') + "orders.dead"},
-      {13, "yes"}};
+      {5, std::string(41, '\0') + "orders.dead"},
+      {6, "512MiB"},
+      {6, "auto"},
+      {6, "16mb"}};
   int n = 0;
   for (const auto& [kind, text] : seeds) {
     std::ofstream(dir + "/seed" + std::to_string(n++), std::ios::binary)
@@ -168,7 +153,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 14) {
+  switch (data[0] % 7) {
     case 0:
       checkName(text, true);
       break;
@@ -184,39 +169,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 4:
       checkQuoted(text);
       break;
-    case 5: {
-      auto parsed = cli::parseDuration(text);
-      checkParsed(parsed);
-      if (parsed.ok()) check(parsed.value->count() >= 0);
+    case 5:
+      checkSettings(text);
       break;
-    }
-    case 6:
-      checkParsed(cli::parseSize(text));
-      break;
-    case 7:
-      checkParsed(cli::parseRfc3339(text));
-      break;
-    case 8: {
-      auto parsed = cli::parseUnsigned(text);
-      checkParsed(parsed);
-      if (parsed.ok()) {
-        std::string digits(text);
-        size_t first = digits.find_first_not_of('0');
-        digits = first == std::string::npos ? "0" : digits.substr(first);
-        check(std::to_string(*parsed.value) == digits);
-      }
-      break;
-    }
-    case 9:
-      checkParsed(cli::parseStartPosition(text, 1700000000000));
-      break;
-    case 10: {
-      auto parsed = cli::parseHeader(text);
-      checkParsed(parsed);
-      if (parsed.ok()) check(!parsed.value->first.empty());
-      break;
-    }
-    case 11: {
+    default: {
       auto parsed = daemon::parseStorageSize(text);
       if (parsed.ok()) {
         check(parsed.value() == 0 || parsed.value() >= daemon::kMinStorageBytes);
@@ -225,12 +181,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       break;
     }
-    case 12:
-      checkSettings(text);
-      break;
-    default:
-      (void)cli::isYes(text);
-      break;
   }
   return 0;
 }
