@@ -2,7 +2,8 @@
 # Reproduces the figures of bench/README.md: builds Release into build-perf, then for each
 # workload starts a fresh sluiced on a temp dir on loopback, runs `sluice bench` RUNS times
 # (default 3) and prints the median of each figure, with the broker's CPU per message
-# (utime+stime of the sluiced process across the run, from /proc/PID/stat) and its RssAnon.
+# (utime+stime of the sluiced process across the run, from /proc/PID/stat) and its peak
+# RssAnon during the run (sampled every 100 ms from /proc/PID/status).
 #
 #   bash scripts/bench.sh                 # every workload but the 5M-message memory check
 #   WORKLOADS="pub1 drain" bash scripts/bench.sh
@@ -67,15 +68,33 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$broker_pid/stat"; }
 rss_anon_kib() { awk '/RssAnon/ {print $2}' "/proc/$broker_pid/status"; }
 bench() { "$sluice" --broker "$broker_addr" --json bench "$@"; }
 
+# Highest RssAnon of the broker, sampled every 100 ms until the file $1 disappears.
+sample_rss_peak() {
+  local flag=$1 peak=0 now
+  while [[ -e "$flag" ]]; do
+    now=$(rss_anon_kib 2>/dev/null || echo 0)
+    ((now > peak)) && peak=$now
+    sleep 0.1
+  done
+  echo "$peak"
+}
+
 # Runs `bench ARGS` while measuring the broker; prints the bench JSON extended with
-# broker_cpu_us_per_msg and broker_rss_anon_mib.
+# broker_cpu_us_per_msg and broker_rss_anon_mib (the peak RssAnon sampled during the run).
 measured() {
-  local before after json
+  local before after json flag peak_file
+  flag="$broker_dir/sampling"
+  peak_file="$broker_dir/rss_peak"
+  touch "$flag"
+  sample_rss_peak "$flag" >"$peak_file" &
+  local sampler=$!
   before=$(cpu_ticks)
   json=$(bench "$@")
   after=$(cpu_ticks)
+  rm -f "$flag"
+  wait "$sampler"
   jq -c --argjson ticks "$((after - before))" --argjson hz "$(getconf CLK_TCK)" \
-        --argjson rss "$(rss_anon_kib)" \
+        --argjson rss "$(cat "$peak_file")" \
     '. + {broker_cpu_us_per_msg: (if .messages > 0 then $ticks * 1e6 / $hz / .messages else 0 end),
           broker_rss_anon_mib: ($rss / 1024)}' <<<"$json"
 }
@@ -98,9 +117,17 @@ run_once() {
       bench publish bench --create --producers 2 --in-flight 256 --count 500000 >/dev/null
       measured consume bench --group drain --consumers 1 --prefetch 1000 --count 500000 ;;
     memory) start_broker
+      # The peak over the whole run: filling the 5M backlog, then four consumers each holding a
+      # full prefetch window while the backlog stays on disk.
+      touch "$broker_dir/filling"
+      sample_rss_peak "$broker_dir/filling" >"$broker_dir/fill_peak" &
+      local filler=$!
       bench publish bench --create --producers 2 --in-flight 256 --count 5000000 >/dev/null
-      # Four consumers each holding a full prefetch window, while the backlog stays on disk.
-      measured consume bench --group mem --consumers 4 --prefetch 1000 --count 200000 ;;
+      rm -f "$broker_dir/filling"
+      wait "$filler"
+      measured consume bench --group mem --consumers 4 --prefetch 1000 --count 200000 |
+        jq -c --argjson fill "$(cat "$broker_dir/fill_peak")" \
+          '.broker_rss_anon_mib = ([.broker_rss_anon_mib, $fill / 1024] | max)' ;;
     *) echo "unknown workload $workload"; exit 2 ;;
   esac
   stop_broker

@@ -17,6 +17,7 @@ PACKAGES=(
   catch2
   clang-format
   clang libclang-rt-14-dev  # libFuzzer targets (tests/fuzz, scripts/fuzz.sh)
+  jq                        # scripts/bench.sh reads sluice bench --json
 )
 
 if [[ "${1:-}" == "--print" ]]; then
