@@ -14,15 +14,14 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz_support.h"
 #include "parse.h"
 
 namespace {
 
 using namespace sluice;
 
-void check(bool condition) {
-  if (!condition) std::abort();
-}
+using fuzz::check;
 
 template <typename T>
 void checkParsed(const cli::Parsed<T>& parsed) {
@@ -30,7 +29,6 @@ void checkParsed(const cli::Parsed<T>& parsed) {
 }
 
 void writeSeeds(const std::string& dir) {
-  std::filesystem::create_directories(dir);
   const std::vector<std::pair<int, std::string>> seeds = {{0, "1h30m"},
                                                           {0, "500ms"},
                                                           {0, "7d"},
@@ -47,21 +45,13 @@ void writeSeeds(const std::string& dir) {
                                                           {4, "2024-05-01T10:00:00Z"},
                                                           {5, "k=v=w"},
                                                           {6, " YES "}};
-  int n = 0;
-  for (const auto& [kind, text] : seeds) {
-    std::ofstream(dir + "/seed" + std::to_string(n++), std::ios::binary)
-        << static_cast<char>(kind) << text;
-  }
+  fuzz::writeSeeds(dir, seeds);
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  if (const char* dir = std::getenv("SLUICE_FUZZ_WRITE_SEEDS")) {
-    writeSeeds(dir);
-    std::printf("seeds written to %s\n", dir);
-    std::exit(0);
-  }
+  fuzz::writeSeedsIfAsked(writeSeeds);
   return 0;
 }
 

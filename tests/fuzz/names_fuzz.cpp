@@ -22,14 +22,13 @@
 #include "config.h"
 #include "core/broker.h"
 #include "core/names.h"
+#include "fuzz_support.h"
 
 namespace {
 
 using namespace sluice;
 
-void check(bool condition) {
-  if (!condition) std::abort();
-}
+using fuzz::check;
 
 bool nameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
@@ -120,7 +119,6 @@ void checkSettings(std::string_view text) {
 
 // Seeds: valid and invalid examples, prefixed with their selector byte.
 void writeSeeds(const std::string& dir) {
-  std::filesystem::create_directories(dir);
   const std::vector<std::pair<int, std::string>> seeds = {
       {0, "orders.eu.created"},
       {0, "a..b"},
@@ -132,21 +130,13 @@ void writeSeeds(const std::string& dir) {
       {6, "512MiB"},
       {6, "auto"},
       {6, "16mb"}};
-  int n = 0;
-  for (const auto& [kind, text] : seeds) {
-    std::ofstream(dir + "/seed" + std::to_string(n++), std::ios::binary)
-        << static_cast<char>(kind) << text;
-  }
+  fuzz::writeSeeds(dir, seeds);
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  if (const char* dir = std::getenv("SLUICE_FUZZ_WRITE_SEEDS")) {
-    writeSeeds(dir);
-    std::printf("seeds written to %s\n", dir);
-    std::exit(0);
-  }
+  fuzz::writeSeedsIfAsked(writeSeeds);
   return 0;
 }
 

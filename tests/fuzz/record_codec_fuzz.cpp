@@ -15,6 +15,7 @@
 
 #include <kj/exception.h>
 
+#include "fuzz_support.h"
 #include "store/codec.h"
 
 namespace {
@@ -26,9 +27,7 @@ std::string_view bytesOf(const kj::Array<capnp::word>& words) {
   return codec::bytesOf(words);
 }
 
-void check(bool condition) {
-  if (!condition) std::abort();  // A round trip that differs: libFuzzer reports the input.
-}
+using fuzz::check;  // A round trip that differs: libFuzzer reports the input.
 
 void roundTripMessage(std::string_view value) {
   StoredMessageData first = codec::decodeMessage(7, value);
@@ -89,11 +88,10 @@ void roundTripDedup(std::string_view value) {
 // Seeds: one well-formed record of each kind, prefixed with its selector byte.
 void writeSeed(const std::string& dir, const std::string& name, char kind,
                const kj::Array<capnp::word>& record) {
-  std::ofstream(dir + "/" + name, std::ios::binary) << kind << bytesOf(record);
+  fuzz::writeSeed(dir, name, kind, bytesOf(record));
 }
 
 void writeSeeds(const std::string& dir) {
-  std::filesystem::create_directories(dir);
   MessageData plain;
   plain.payload = "hello";
   writeSeed(dir, "message_plain", 0, codec::encodeMessage(1700000000000, plain));
@@ -133,11 +131,7 @@ void writeSeeds(const std::string& dir) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  if (const char* dir = std::getenv("SLUICE_FUZZ_WRITE_SEEDS")) {
-    writeSeeds(dir);
-    std::printf("seeds written to %s\n", dir);
-    std::exit(0);
-  }
+  fuzz::writeSeedsIfAsked(writeSeeds);
   return 0;
 }
 
