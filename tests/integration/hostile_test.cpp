@@ -154,6 +154,35 @@ class RawSocket {
   int fd_ = -1;
 };
 
+// Samples the broker's RssAnon every `every` on its own thread until stop(); growth() is the
+// highest sample above the baseline taken at construction.
+class RssPeakSampler {
+ public:
+  RssPeakSampler(pid_t pid, std::chrono::milliseconds every)
+      : pid_(pid), baseline_(rssAnonKiB(pid)), peak_(baseline_), thread_([this, every] {
+          while (sampling_.load()) {
+            peak_ = std::max<uint64_t>(peak_.load(), rssAnonKiB(pid_));
+            std::this_thread::sleep_for(every);
+          }
+        }) {}
+  ~RssPeakSampler() { stop(); }
+  RssPeakSampler(const RssPeakSampler&) = delete;
+  RssPeakSampler& operator=(const RssPeakSampler&) = delete;
+
+  void stop() {
+    sampling_ = false;
+    if (thread_.joinable()) thread_.join();
+  }
+  uint64_t growthKiB() const { return peak_.load() > baseline_ ? peak_.load() - baseline_ : 0; }
+
+ private:
+  pid_t pid_;
+  uint64_t baseline_;
+  std::atomic<uint64_t> peak_;
+  std::atomic<bool> sampling_{true};
+  std::thread thread_;
+};
+
 // Cap'n Proto frames built by hand ------------------------------------------------------------
 
 std::string le32(uint32_t value) {
@@ -677,8 +706,6 @@ TEST_CASE("a consumer that stops reading its socket slows no one and holds at mo
     REQUIRE(broker.producer().publishBatch("backlog", batch).ok());
   }
   pid_t pid = broker.process().pid();
-  uint64_t baseline = rssAnonKiB(pid);
-
   auto io = kj::setupAsyncIo();
   RawRpcClient stalled(io, broker.process().rpcPort());
   std::atomic<uint64_t> stalledGot{0};
@@ -686,14 +713,7 @@ TEST_CASE("a consumer that stops reading its socket slows no one and holds at mo
   stalled.subscribe("backlog", "stalled", kWindow, stalledGot);
   // From here on this thread's event loop does not turn: the stalled consumer never reads.
 
-  std::atomic<bool> sampling{true};
-  std::atomic<uint64_t> peak{0};
-  std::thread sampler([&] {
-    while (sampling.load()) {
-      peak = std::max<uint64_t>(peak.load(), rssAnonKiB(pid));
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  });
+  RssPeakSampler sampler(pid, std::chrono::milliseconds(10));
   // Another group drains the whole backlog at full speed meanwhile.
   auto started = Clock::now();
   SubscribeOptions options;
@@ -710,8 +730,7 @@ TEST_CASE("a consumer that stops reading its socket slows no one and holds at mo
   auto publishStarted = Clock::now();
   REQUIRE(broker.producer().publish("backlog", "still quick").ok());
   auto publishTook = Clock::now() - publishStarted;
-  sampling = false;
-  sampler.join();
+  sampler.stop();
 
   CHECK(drained == kMessages);
   // Generous bounds (sanitizer builds, parallel tests): a consumer that blocked the others would
@@ -722,7 +741,7 @@ TEST_CASE("a consumer that stops reading its socket slows no one and holds at mo
   REQUIRE(stuck.consumers.size() == 1);
   CHECK(stuck.consumers[0].inFlight == kWindow);  // Its window is full; nothing more was pushed.
   CHECK(stuck.position == kWindow + 1);
-  uint64_t growthKiB = peak.load() > baseline ? peak.load() - baseline : 0;
+  uint64_t growthKiB = sampler.growthKiB();
   WARN("stalled consumer: live group drained " << kMessages << " messages in " << took.count()
                                                << " ms; broker RssAnon grew by " << growthKiB
                                                << " KiB (window 40000 KiB, backlog 160000 KiB)");
@@ -735,20 +754,12 @@ TEST_CASE("a publisher that floods is held back by backpressure and not buffered
   Broker broker;
   createTopic(broker.admin(), "flood");
   pid_t pid = broker.process().pid();
-  uint64_t baseline = rssAnonKiB(pid);
   auto io = kj::setupAsyncIo();
   RawRpcClient flooder(io, broker.process().rpcPort());
   // 384 publish calls of 1 MiB each, all sent at once without waiting for any answer.
   constexpr int kCalls = 384;
   std::vector<std::string> payloads(16, std::string(64 * 1024, 'f'));
-  std::atomic<bool> sampling{true};
-  std::atomic<uint64_t> peak{0};
-  std::thread sampler([&] {
-    while (sampling.load()) {
-      peak = std::max<uint64_t>(peak.load(), rssAnonKiB(pid));
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-  });
+  RssPeakSampler sampler(pid, std::chrono::milliseconds(5));
   // Meanwhile a well-behaved client's publishes are answered.
   std::atomic<bool> flooding{true};
   auto bystander = std::async(std::launch::async, [&] {
@@ -772,17 +783,46 @@ TEST_CASE("a publisher that floods is held back by backpressure and not buffered
       waitWithTimeout(io, kj::joinPromises(calls.releaseAsArray()), std::chrono::seconds(120));
   flooding = false;
   auto [worst, bystanderOutcome] = bystander.get();
-  sampling = false;
-  sampler.join();
+  sampler.stop();
   REQUIRE(answered);
   CHECK(describeTopic(broker.admin(), "flood").messages >= kCalls * payloads.size());
-  uint64_t growthKiB = peak.load() > baseline ? peak.load() - baseline : 0;
+  uint64_t growthKiB = sampler.growthKiB();
   WARN("flood of " << kCalls << " MiB: broker RssAnon grew by at most " << growthKiB
                    << " KiB; a bystander's slowest publish took " << worst.count() << " ms ("
                    << bystanderOutcome << ")");
   if (kMemoryBoundsMeaningful)
     CHECK(growthKiB < 160 * 1024);  // Without the flow limit: about 1.6x the flood (600 MiB here).
   CHECK(worst < std::chrono::seconds(10));
+}
+
+TEST_CASE("a publish claiming millions of empty messages is refused before any is copied",
+          "[integration][hostile]") {
+  // A list of Void read as a list of PublishMessage: every element an empty struct. It costs
+  // its sender nothing per element, and Cap'n Proto's traversal limit lets 5M of them through
+  // in one call; copied out one MessageData each, they would cost the broker ~1 GB.
+  constexpr unsigned kClaimed = 5'000'000;
+  Broker broker;
+  createTopic(broker.admin(), "orders");
+  auto io = kj::setupAsyncIo();
+  RawRpcClient client(io, broker.process().rpcPort());
+  RssPeakSampler sampler(broker.process().pid(), std::chrono::milliseconds(5));
+  auto request = client.broker().publishRequest();
+  request.setTopic("orders");
+  capnp::AnyStruct::Builder params{wire::Broker::PublishParams::Builder(request)};
+  params.getPointerSection()[1].initAs<capnp::List<capnp::Void>>(kClaimed);
+  auto response = request.send().wait(io.waitScope);
+  sampler.stop();
+  auto result = response.getResult();
+  REQUIRE(result.isError());
+  CHECK(result.getError().getCode() == wire::ErrorCode::LIMIT_EXCEEDED);
+  CHECK_THAT(std::string(result.getError().getMessage().cStr()),
+             Contains("at most 10000 messages, got 5000000"));
+  WARN("broker RssAnon grew by " << sampler.growthKiB() << " KiB");
+  if (kMemoryBoundsMeaningful) CHECK(sampler.growthKiB() < 64 * 1024);
+  // The connection and the broker go on.
+  auto ok = client.publish("orders", {"after"});
+  REQUIRE(waitWithTimeout(io, kj::mv(ok), std::chrono::seconds(30)));
+  CHECK(describeTopic(broker.admin(), "orders").messages == 1);
 }
 
 TEST_CASE("a thousand connections opening and closing repeatedly leak neither fds nor memory",

@@ -161,6 +161,17 @@ GroupRecord Broker::recordOf(const Group& group) const {
 
 // Publishing -----------------------------------------------------------------------------------
 
+Status Broker::checkBatchCount(size_t count) const {
+  if (count == 0)
+    return Status(Code::kInvalidArgument, "a publish needs at least 1 message, got 0");
+  if (count > options_.limits.maxBatchMessages) {
+    return Status(Code::kLimitExceeded, "a publish may carry at most " +
+                                            std::to_string(options_.limits.maxBatchMessages) +
+                                            " messages, got " + std::to_string(count));
+  }
+  return Status();
+}
+
 kj::Promise<Result<std::vector<PublishAckData>>> Broker::publish(
     std::string topicName, std::vector<MessageData> messages) {
   using Acks = std::vector<PublishAckData>;
@@ -169,15 +180,8 @@ kj::Promise<Result<std::vector<PublishAckData>>> Broker::publish(
     return ready<Acks>(Status(Code::kInvalidArgument, *problem));
   }
   const Limits& limits = options_.limits;
-  if (messages.empty()) {
-    return ready<Acks>(Status(Code::kInvalidArgument, "a publish needs at least 1 message, got 0"));
-  }
-  if (messages.size() > limits.maxBatchMessages) {
-    return ready<Acks>(Status(Code::kLimitExceeded, "a publish may carry at most " +
-                                                        std::to_string(limits.maxBatchMessages) +
-                                                        " messages, got " +
-                                                        std::to_string(messages.size())));
-  }
+  Status count = checkBatchCount(messages.size());
+  if (!count.ok()) return ready<Acks>(count);
   Topic* topic = findTopic(topicName);
   if (topic == nullptr && !options_.autoCreateTopics) return ready<Acks>(noTopic(topicName));
   if (topic == nullptr) {

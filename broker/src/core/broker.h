@@ -135,6 +135,8 @@ class Broker final : private kj::TaskSet::ErrorHandler {
   // Publishing ------------------------------------------------------------------------------
   kj::Promise<Result<std::vector<PublishAckData>>> publish(std::string topic,
                                                            std::vector<MessageData> messages);
+  // The message-count rule of publish(), for checking a request before copying it.
+  Status checkBatchCount(size_t count) const;
 
   // Consumers -------------------------------------------------------------------------------
   // Joins `group` on `topic` (creating the group at `start` if needed). Returns the consumer id.

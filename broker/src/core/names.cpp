@@ -74,10 +74,15 @@ std::optional<std::string> validateMessageId(std::string_view id) {
   return std::nullopt;
 }
 
-std::optional<std::string> validateHeaders(const HeaderList& headers) {
-  if (headers.size() > kMaxHeaderCount) {
-    return "a message may carry at most 64 headers, got " + std::to_string(headers.size());
+std::optional<std::string> validateHeaderCount(size_t count) {
+  if (count > kMaxHeaderCount) {
+    return "a message may carry at most 64 headers, got " + std::to_string(count);
   }
+  return std::nullopt;
+}
+
+std::optional<std::string> validateHeaders(const HeaderList& headers) {
+  if (auto problem = validateHeaderCount(headers.size())) return problem;
   for (const auto& [key, value] : headers) {
     if (key.empty() || key.size() > kMaxHeaderKeyLength) {
       return "header names must be 1-256 bytes, got " + std::to_string(key.size());

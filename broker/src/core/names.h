@@ -27,6 +27,8 @@ std::optional<std::string> validateGroupName(std::string_view name);
 std::optional<std::string> validateMessageId(std::string_view id);
 // Header keys: 1-256 bytes of printable ASCII without ':'; at most 64 headers.
 std::optional<std::string> validateHeaders(const HeaderList& headers);
+// The count part of validateHeaders, for checking a wire list before copying it.
+std::optional<std::string> validateHeaderCount(size_t count);
 
 // Applies defaults and checks ranges; `topic` is the name being created.
 struct SettingsCheck {
