@@ -27,7 +27,4 @@ class JsonLogFormatter final : public spdlog::formatter {
   std::unique_ptr<spdlog::formatter> clone() const override;
 };
 
-// Appends `text` to `out` as the contents of a JSON string (without the quotes).
-void appendJsonEscaped(std::string_view text, std::string& out);
-
 }  // namespace sluice::daemon
