@@ -341,6 +341,11 @@ TEST_CASE(
     raw.send(le32(0) + le32(0x40000000) + randomBytes(64, 7));
     reason = "too large";
   }
+  SECTION("a segment size near 2^32 words") {
+    label = "a segment size near 2^32 words";
+    raw.send(le32(0) + le32(0xfffffff0) + randomBytes(64, 7));
+    reason = "too large";
+  }
   SECTION("a segment table of many segments whose sizes sum past the limit") {
     label = "a segment table of many segments whose sizes sum past the limit";
     std::string frame = le32(99);  // 100 segments...
