@@ -1,24 +1,40 @@
 @0xf7703a00080966d1;
 # Stored record formats (values in the LMDB databases; keys are documented in
-# broker/src/store/README.md). An on-disk format: only add fields.
+# broker/src/store/README.md) and the write log's batch format. An on-disk format: only add
+# fields. Independent of the RPC schema: the wire may change without touching the disk.
 
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("sluice::records");
 
-using Rpc = import "rpc.capnp";
+struct StoredHeader {
+  key @0 :Text;
+  value @1 :Text;
+}
+
+struct StoredSettings {
+  # Effective settings (defaults applied); 0 limits mean unlimited.
+  maxAgeMs @0 :UInt64;
+  maxBytes @1 :UInt64;
+  maxMessages @2 :UInt64;
+  maxMessageSize @3 :UInt32;
+  workQueue @4 :Bool;
+  maxDeliveries @5 :UInt32;
+  deadLetterTopic @6 :Text;
+  dedupWindowMs @7 :UInt64;
+}
 
 struct StoredMessage {
   timestampMs @0 :Int64;
   key @1 :Data;
   hasKey @2 :Bool;
-  headers @3 :List(Rpc.Header);
+  headers @3 :List(StoredHeader);
   payload @4 :Data;
   id @5 :Text;
 }
 
 struct StoredTopic {
   id @0 :UInt32;
-  settings @1 :Rpc.TopicSettings;
+  settings @1 :StoredSettings;
   nextOffset @2 :UInt64;        # Offset the next message gets (offsets start at 1).
   firstOffset @3 :UInt64;       # Oldest retained offset; equals nextOffset when empty.
   messages @4 :UInt64;
@@ -32,14 +48,96 @@ struct StoredGroup {
   createdMs @1 :Int64;
   redelivered @2 :UInt64;
   deadLettered @3 :UInt64;
+  pending @4 :UInt64;           # Entries of this group in `pending` (kept by the store).
 }
 
 struct StoredPending {
   deliveries @0 :UInt32;        # Times delivered so far.
-  visibleAtMs @1 :Int64;        # Not redelivered before this time (nack delay).
+  visibleAtMs @1 :Int64;        # Due for (re)delivery at this time; 0: held by a consumer.
+  cause @2 :UInt8;              # Why it became due (core::RedeliveryCause), for dead letters.
 }
 
 struct StoredDedup {
   offset @0 :UInt64;
   expiresMs @1 :Int64;
+}
+
+# The write log --------------------------------------------------------------------------------
+# Every committed change to durable state is a WriteOp; the ops of one call form a WriteBatch,
+# applied in order, all or nothing, and numbered with a gap-free sequence. Applying is
+# deterministic: times, offsets and ids are decided before a batch is built and travel in it.
+
+struct LoggedMessage {
+  timestampMs @0 :Int64;
+  key @1 :Data;
+  hasKey @2 :Bool;
+  headers @3 :List(StoredHeader);
+  payload @4 :Data;
+  id @5 :Text;
+  dedupExpiresMs @6 :Int64;     # > 0: remember `id` until this time.
+}
+
+struct WriteOp {
+  union {
+    createTopic :group {
+      topicId @0 :UInt32;
+      name @1 :Text;
+      settings @2 :StoredSettings;
+      createdMs @3 :Int64;
+    }
+    deleteTopic :group {
+      topicId @4 :UInt32;
+      name @5 :Text;
+    }
+    purgeTopic :group {
+      topicId @6 :UInt32;
+      name @7 :Text;
+    }
+    append :group {
+      topicId @8 :UInt32;
+      name @9 :Text;
+      firstOffset @10 :UInt64;  # Messages get firstOffset, firstOffset + 1, ...
+      messages @11 :List(LoggedMessage);
+      count @12 :UInt32;        # In the log as stored: bodies are in `messages` (or spilled)
+                                # and `messages` is empty. In a shipped batch: 0.
+      dedupExpiresMs @31 :List(Int64);  # As stored: per message, when any has an id.
+    }
+    trim :group {
+      topicId @13 :UInt32;
+      name @14 :Text;
+      below @15 :UInt64;        # Drop messages and pending entries with offset < below.
+    }
+    putGroup :group {
+      topicId @16 :UInt32;
+      name @17 :Text;
+      group @18 :StoredGroup;   # `pending` is ignored: the store counts.
+    }
+    deleteGroup :group {
+      topicId @19 :UInt32;
+      name @20 :Text;
+    }
+    clearPending :group {
+      topicId @21 :UInt32;
+      name @22 :Text;
+    }
+    putPending :group {
+      topicId @23 :UInt32;
+      group @24 :Text;
+      offset @25 :UInt64;
+      pending @26 :StoredPending;
+    }
+    removePending :group {
+      topicId @27 :UInt32;
+      group @28 :Text;
+      offset @29 :UInt64;
+    }
+    expireDedup :group {
+      nowMs @30 :Int64;         # Forget ids whose window ended at or before this time.
+    }
+  }
+}
+
+struct WriteBatch {
+  seq @0 :UInt64;               # 1, 2, 3, ... with no gaps.
+  ops @1 :List(WriteOp);
 }

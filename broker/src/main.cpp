@@ -21,6 +21,7 @@
 #include "rpc/server.h"
 #include "store/fsync_timing.h"
 #include "store/store.h"
+#include "tools.h"
 
 namespace {
 
@@ -40,31 +41,6 @@ uint64_t defaultMaxStorage(const std::string& dir) {
   auto size = std::filesystem::file_size(std::filesystem::path(dir) / "data.mdb", ec);
   if (!ec) existing = size;
   return std::max(kMinStorage, (available + existing) / 2);
-}
-
-int runCheck(const Config& config) {
-  sluice::store::EnvOptions options;
-  options.dir = config.data;
-  std::error_code ec;
-  auto size = std::filesystem::file_size(std::filesystem::path(config.data) / "data.mdb", ec);
-  if (ec) {
-    std::fprintf(stderr, "check failed: no store in %s (%s)\n", config.data.c_str(),
-                 ec.message().c_str());
-    return 1;
-  }
-  options.maxStorageBytes = std::max<uint64_t>(size, kMinStorage);
-  auto env = sluice::store::Env::open(options);
-  if (!env.ok()) {
-    std::fprintf(stderr, "check failed: %s\n", env.status().toString().c_str());
-    return 1;
-  }
-  sluice::Status status = env.value()->check();
-  if (!status.ok()) {
-    std::fprintf(stderr, "check failed: %s\n", status.message().c_str());
-    return 1;
-  }
-  std::printf("check passed: %s\n", config.data.c_str());
-  return 0;
 }
 
 // Thread: kj. Plain values only, so the admin thread can render them.
@@ -139,6 +115,7 @@ int serve(const Config& config) {
             env.value()->usedBytes());
 
   sluice::store::Writer writer(*env.value());
+  sluice::store::LmdbStore store(*env.value(), writer);
   auto io = kj::setupAsyncIo();
   sluice::core::Metrics metrics;
   sluice::core::BrokerOptions brokerOptions;
@@ -146,8 +123,7 @@ int serve(const Config& config) {
   brokerOptions.version = SLUICE_VERSION;
   int exitCode = 0;
   {
-    sluice::core::Broker broker(*env.value(), writer, io.provider->getTimer(), metrics,
-                                brokerOptions);
+    sluice::core::Broker broker(store, io.provider->getTimer(), metrics, brokerOptions);
     broker.start();
     sluice::rpc::ServerOptions serverOptions;
     serverOptions.lowLevelIo = io.lowLevelProvider.get();
@@ -230,7 +206,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   sluice::daemon::setUpLogging(config.logLevel, config.logFormat);
-  if (parsed.invocation->mode == sluice::daemon::Mode::kCheck) return runCheck(config);
+  if (parsed.invocation->mode == sluice::daemon::Mode::kCheck) {
+    return sluice::daemon::runCheck(config.data);
+  }
   try {
     return serve(config);
   } catch (const kj::Exception& e) {

@@ -50,6 +50,7 @@ struct GroupRecord {
   int64_t createdMs = 0;
   uint64_t redelivered = 0;
   uint64_t deadLettered = 0;
+  uint64_t pending = 0;  // Its entries in the store's `pending` database (counted by the store).
 };
 
 struct PendingRecord {
@@ -57,7 +58,8 @@ struct PendingRecord {
   std::string group;
   Offset offset = 0;
   uint32_t deliveries = 0;  // Times delivered so far.
-  int64_t visibleAtMs = 0;  // Not redelivered before this time.
+  int64_t visibleAtMs = 0;  // Due at this time; 0: held by a consumer when written.
+  uint8_t cause = 0;        // core::RedeliveryCause.
 };
 
 // A message as published (before it has an offset and timestamp).
@@ -83,11 +85,5 @@ struct PublishAckData {
   bool duplicate = false;
 };
 
-// Everything the broker loads at start-up.
-struct Snapshot {
-  std::vector<TopicRecord> topics;
-  std::vector<GroupRecord> groups;
-  std::vector<PendingRecord> pending;
-};
 
 }  // namespace sluice

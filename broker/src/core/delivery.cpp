@@ -1,16 +1,14 @@
-// Consumer groups at work: subscribing, pushing deliveries within prefetch windows, acks and
-// nacks, redelivery after ack timeouts and disconnects, dead-lettering, and the periodic sweep
-// (ack deadlines, delayed redelivery, retention, dedup expiry).
-#include "core/broker.h"
+#include "core/delivery.h"
+
+#include <algorithm>
+#include <map>
+
 #include "core/log.h"
 #include "core/names.h"
 
 namespace sluice::core {
 namespace {
 
-constexpr int64_t kTickMs = 25;
-constexpr int64_t kRetentionEveryMs = 1000;
-constexpr int64_t kDedupExpiryEveryMs = 10000;
 constexpr uint64_t kDefaultAckTimeoutMs = 30000;
 
 Status notPending(Offset offset) {
@@ -20,51 +18,27 @@ Status notPending(Offset offset) {
                     "acknowledged, or redelivered after its ack timeout)");
 }
 
+std::vector<OffsetFailure> failAll(const std::vector<Offset>& offsets, const Status& why) {
+  std::vector<OffsetFailure> failures;
+  for (Offset offset : offsets)
+    failures.push_back({offset, why});
+  return failures;
+}
+
 }  // namespace
 
-const char* causeName(RedeliveryCause cause) {
-  switch (cause) {
-    case RedeliveryCause::kNone:
-      return "none";
-    case RedeliveryCause::kNack:
-      return "nack";
-    case RedeliveryCause::kAckTimeout:
-      return "ack timeout";
-    case RedeliveryCause::kConsumerGone:
-      return "consumer disconnected";
-    case RedeliveryCause::kRestart:
-      return "broker restart";
-  }
-  return "unknown";
-}
-
-void RateMeter::add(int64_t nowMs, uint64_t n) {
-  int64_t second = nowMs / 1000;
-  int slot = static_cast<int>(second % kSlots);
-  if (slotSecond_[slot] != second) {
-    slotSecond_[slot] = second;
-    slotCount_[slot] = 0;
-  }
-  slotCount_[slot] += n;
-}
-
-double RateMeter::perSecond(int64_t nowMs) const {
-  int64_t second = nowMs / 1000;
-  uint64_t total = 0;
-  for (int i = 0; i < kSlots; ++i) {
-    // Complete seconds only: [second - (kSlots - 1), second - 1].
-    if (slotSecond_[i] < second && slotSecond_[i] >= second - (kSlots - 1)) total += slotCount_[i];
-  }
-  return static_cast<double>(total) / (kSlots - 1);
+Consumer* GroupDelivery::consumerOf(uint64_t id) {
+  auto it = ctx_.consumers.find(id);
+  return it == ctx_.consumers.end() ? nullptr : it->second.get();
 }
 
 // Subscribing ----------------------------------------------------------------------------------
 
-Result<uint64_t> Broker::subscribe(std::string_view topicName, std::string_view groupName,
-                                   StartAt start, uint32_t prefetch, uint64_t ackTimeoutMs,
-                                   ConsumerSink& sink, std::string peer) {
-  if (stopped_) return Status(Code::kShuttingDown, "the broker is shutting down");
-  const Limits& limits = options_.limits;
+Result<uint64_t> GroupDelivery::subscribe(std::string_view topicName, std::string_view groupName,
+                                     StartAt start, uint32_t prefetch, uint64_t ackTimeoutMs,
+                                     ConsumerSink& sink, std::string peer) {
+  if (ctx_.stopped) return shuttingDown();
+  const Limits& limits = ctx_.limits();
   if (prefetch == 0 || prefetch > limits.maxPrefetch) {
     return Status(Code::kInvalidArgument, "prefetch must be 1-" +
                                               std::to_string(limits.maxPrefetch) + ", got " +
@@ -76,24 +50,12 @@ Result<uint64_t> Broker::subscribe(std::string_view topicName, std::string_view 
                                               std::to_string(limits.maxAckTimeoutMs) + " ms, got " +
                                               std::to_string(ackTimeoutMs));
   }
-  auto topic = requireTopic(topicName);
+  auto topic = ctx_.requireTopic(topicName);
   if (!topic.ok()) return topic.status();
-  bool created = false;
-  auto group = ensureGroup(*topic.value(), groupName, start, &created);
+  WriteBatch batch;
+  auto group = groups_.ensure(batch, *topic.value(), groupName, start);
   if (!group.ok()) return group.status();
-  if (created) {
-    std::string name(topicName);
-    GroupRecord record = recordOf(*group.value());
-    writer_.submitDetached(
-        [name, record](store::WriteTxn& txn) {
-          auto topic = txn.topic(name);
-          if (topic && topic->id == record.topicId && !txn.group(record.topicId, record.name)) {
-            txn.putGroup(record);
-          }
-          return Status();
-        },
-        "create group");
-  }
+  if (!batch.empty()) ctx_.store.commitDetached(std::move(batch), "create group");
   auto consumer = std::make_unique<Consumer>();
   consumer->id = nextConsumerId_++;
   consumer->group = group.value();
@@ -106,75 +68,184 @@ Result<uint64_t> Broker::subscribe(std::string_view topicName, std::string_view 
   uint64_t id = consumer->id;
   coreLog()->debug("consumer joined topic={} group={} consumer={} peer={}", topicName, groupName,
                    id, consumer->peer);
-  consumers_.emplace(id, std::move(consumer));
-  metrics_.consumers.store(consumers_.size(), std::memory_order_relaxed);
+  ctx_.consumers.emplace(id, std::move(consumer));
+  ctx_.metrics.consumers.store(ctx_.consumers.size(), std::memory_order_relaxed);
   schedulePump(*group.value());
   return id;
 }
 
-void Broker::releaseConsumer(Consumer& consumer, RedeliveryCause cause) {
+void GroupDelivery::releaseConsumer(Consumer& consumer, RedeliveryCause cause) {
   Group* group = consumer.group;
   if (group == nullptr) return;
   int64_t now = wallClockMs();
-  for (auto it = group->pending.begin(); it != group->pending.end();) {
-    if (it->second.owner == &consumer && makeDue(*group, it->first, it->second, cause, now)) {
-      it = group->pending.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  WriteBatch batch;
+  Settle settle{group->topic->name, group->topic->id, group->name, {}, {}, {}};
+  auto snapshot = ctx_.store.snapshot();
+  std::vector<Offset> held;
+  for (const auto& [offset, lease] : group->leases)
+    if (lease.owner == &consumer) held.push_back(offset);
+  for (Offset offset : held)
+    release(batch, settle, *group, offset, cause, now, *snapshot);
   auto& members = group->consumers;
   members.erase(std::remove(members.begin(), members.end(), &consumer), members.end());
   consumer.group = nullptr;
+  if (!batch.empty()) {
+    ctx_.tasks.add(commitSettling(std::move(batch), std::move(settle)).ignoreResult());
+  }
   schedulePump(*group);
 }
 
-void Broker::unsubscribe(uint64_t consumerId) {
-  auto it = consumers_.find(consumerId);
-  if (it == consumers_.end()) return;
+void GroupDelivery::unsubscribe(uint64_t consumerId) {
+  auto it = ctx_.consumers.find(consumerId);
+  if (it == ctx_.consumers.end()) return;
   releaseConsumer(*it->second, RedeliveryCause::kConsumerGone);
   coreLog()->debug("consumer left consumer={}", consumerId);
-  consumers_.erase(it);
-  metrics_.consumers.store(consumers_.size(), std::memory_order_relaxed);
+  ctx_.consumers.erase(it);
+  ctx_.metrics.consumers.store(ctx_.consumers.size(), std::memory_order_relaxed);
+}
+
+void GroupDelivery::close(Group& group, const Status& why) {
+  for (Consumer* consumer : group.consumers) {
+    consumer->group = nullptr;
+    consumer->sink->closed(why);
+  }
+  group.consumers.clear();
+  for (auto& [offset, lease] : group.leases) {
+    lease.owner = nullptr;
+    lease.gone = true;  // The group is going away (or the broker): nothing more to deliver.
+  }
+}
+
+// Releasing, settling and dead-lettering --------------------------------------------------------
+
+void GroupDelivery::release(WriteBatch& batch, Settle& settle, Group& group, Offset offset,
+                       RedeliveryCause cause, int64_t visibleAtMs, const StoreSnapshot& snapshot) {
+  auto it = group.leases.find(offset);
+  if (it == group.leases.end()) return;
+  Lease& lease = it->second;
+  lease.owner = nullptr;
+  lease.dueAtMs = visibleAtMs;
+  lease.cause = cause;
+  group.noteDue(visibleAtMs);
+  settle.leases.emplace_back(offset, lease.generation);
+  uint32_t maxDeliveries = group.topic->settings.maxDeliveries;
+  if (maxDeliveries > 0 && lease.deliveries >= maxDeliveries) {
+    lease.gone = true;
+    deadLetter(batch, settle, group, offset, lease.deliveries, cause, snapshot);
+    return;
+  }
+  batch.ops.push_back(
+      PutPendingOp{group.topic->id, group.name, offset, lease.deliveries, visibleAtMs, cause});
+  if (!settle.dueAtMs || visibleAtMs < *settle.dueAtMs) settle.dueAtMs = visibleAtMs;
+}
+
+void GroupDelivery::deadLetter(WriteBatch& batch, Settle& settle, Group& group, Offset offset,
+                          uint32_t deliveries, RedeliveryCause cause,
+                          const StoreSnapshot& snapshot) {
+  ++group.deadLettered;
+  ctx_.metrics.deadLetteredTotal.fetch_add(1, std::memory_order_relaxed);
+  Topic& topic = *group.topic;
+  const std::string& dlq = topic.settings.deadLetterTopic;
+  coreLog()->info("message dead-lettered topic={} group={} offset={} deliveries={} to={}",
+                  topic.name, group.name, offset, deliveries, dlq.empty() ? "(dropped)" : dlq);
+  int64_t now = wallClockMs();
+  if (!dlq.empty()) {
+    if (auto message = snapshot.readMessage(topic.id, offset)) {
+      Topic* target = ctx_.findTopic(dlq);
+      if (target == nullptr) target = &ctx_.createTopicIn(batch, dlq, TopicSettings{}, now);
+      MessageData data = std::move(message->data);
+      data.headers.emplace_back("sluice-origin-topic", topic.name);
+      data.headers.emplace_back("sluice-origin-group", group.name);
+      data.headers.emplace_back("sluice-origin-offset", std::to_string(offset));
+      data.headers.emplace_back("sluice-deliveries", std::to_string(deliveries));
+      data.headers.emplace_back("sluice-reason",
+                                "max deliveries (" + std::to_string(topic.settings.maxDeliveries) +
+                                    ") reached; last: " + causeName(cause));
+      data.id.clear();
+      settle.appends.push_back(log_.appendInternal(batch, *target, std::move(data), now, snapshot));
+    }
+  }
+  // Atomic with the append above: both or neither are committed.
+  batch.ops.push_back(RemovePendingOp{topic.id, group.name, offset});
+  batch.ops.push_back(PutGroupOp{group.record()});
+}
+
+kj::Promise<Result<uint64_t>> GroupDelivery::commitSettling(WriteBatch batch, Settle settle) {
+  return ctx_.commit(std::move(batch))
+      .then([this, settle = std::move(settle)](Result<uint64_t> committed) {
+        settled(settle, committed.ok());
+        return committed;
+      });
+}
+
+void GroupDelivery::settled(const Settle& settle, bool committed) {
+  for (const AppendTicket& ticket : settle.appends) {
+    log_.appended(ticket, committed);
+    if (Topic* target = ctx_.findTopic(ticket.topic, ticket.id)) {
+      for (auto& [name, group] : target->groups)
+        schedulePump(*group);
+    }
+  }
+  Group* group = ctx_.findGroup(settle.topic, settle.topicId, settle.group);
+  if (group == nullptr) return;
+  for (const auto& [offset, generation] : settle.leases) {
+    auto it = group->leases.find(offset);
+    if (it != group->leases.end() && it->second.owner == nullptr &&
+        it->second.generation == generation) {
+      group->leases.erase(it);
+    }
+  }
+  if (committed && settle.dueAtMs) {
+    group->noteDue(*settle.dueAtMs);
+    if (*settle.dueAtMs <= wallClockMs()) schedulePump(*group);
+  }
+}
+
+void GroupDelivery::expireLeases(Group& group, int64_t nowMs) {
+  WriteBatch batch;
+  Settle settle{group.topic->name, group.topic->id, group.name, {}, {}, {}};
+  std::vector<Offset> expired;
+  for (const auto& [offset, lease] : group.leases)
+    if (lease.owner != nullptr && lease.ackDeadlineMs <= nowMs) expired.push_back(offset);
+  if (expired.empty()) return;
+  auto snapshot = ctx_.store.snapshot();
+  for (Offset offset : expired)
+    release(batch, settle, group, offset, RedeliveryCause::kAckTimeout, nowMs, *snapshot);
+  ctx_.tasks.add(commitSettling(std::move(batch), std::move(settle)).ignoreResult());
 }
 
 // Acks and nacks -------------------------------------------------------------------------------
 
-kj::Promise<std::vector<OffsetFailure>> Broker::ack(uint64_t consumerId,
-                                                    std::vector<Offset> offsets) {
-  std::vector<OffsetFailure> failures;
-  auto it = consumers_.find(consumerId);
-  Consumer* consumer = it == consumers_.end() ? nullptr : it->second.get();
+kj::Promise<std::vector<OffsetFailure>> GroupDelivery::ack(uint64_t consumerId,
+                                                      std::vector<Offset> offsets) {
+  Consumer* consumer = consumerOf(consumerId);
   if (consumer == nullptr || consumer->group == nullptr) {
-    Status why(Code::kTopicNotFound, "the topic or group of this subscription was deleted");
-    for (Offset offset : offsets)
-      failures.push_back({offset, why});
-    return failures;
+    return failAll(offsets, Status(Code::kTopicNotFound,
+                                   "the topic or group of this subscription was deleted"));
   }
   Group& group = *consumer->group;
+  std::vector<OffsetFailure> failures;
   std::vector<Offset> done;
+  WriteBatch batch;
+  Settle settle{group.topic->name, group.topic->id, group.name, {}, {}, {}};
   for (Offset offset : offsets) {
-    auto pending = group.pending.find(offset);
-    if (pending == group.pending.end() || pending->second.owner != consumer) {
+    auto lease = group.leases.find(offset);
+    if (lease == group.leases.end() || lease->second.owner != consumer) {
       failures.push_back({offset, notPending(offset)});
       continue;
     }
-    group.pending.erase(pending);
-    --consumer->inFlight;
+    lease->second.owner = nullptr;
+    lease->second.gone = true;
+    settle.leases.emplace_back(offset, lease->second.generation);
+    batch.ops.push_back(RemovePendingOp{group.topic->id, group.name, offset});
     done.push_back(offset);
   }
   group.acked += done.size();
-  metrics_.ackedTotal.fetch_add(done.size(), std::memory_order_relaxed);
+  ctx_.metrics.ackedTotal.fetch_add(done.size(), std::memory_order_relaxed);
   if (done.empty()) return failures;
   schedulePump(group);
-  TopicId topicId = group.topic->id;
-  std::string groupName = group.name;
-  return commit<Done>([topicId, groupName, done](store::WriteTxn& txn) -> Result<Done> {
-           for (Offset offset : done)
-             txn.deletePending(topicId, groupName, offset);
-           return Done{};
-         })
-      .then([failures = std::move(failures), done](Result<Done> committed) mutable {
+  return commitSettling(std::move(batch), std::move(settle))
+      .then([failures = std::move(failures), done](Result<uint64_t> committed) mutable {
         if (!committed.ok()) {
           for (Offset offset : done)
             failures.push_back({offset, committed.status()});
@@ -183,330 +254,215 @@ kj::Promise<std::vector<OffsetFailure>> Broker::ack(uint64_t consumerId,
       });
 }
 
-kj::Promise<std::vector<OffsetFailure>> Broker::nack(uint64_t consumerId,
-                                                     std::vector<Offset> offsets,
-                                                     uint32_t delayMs) {
-  std::vector<OffsetFailure> failures;
-  auto it = consumers_.find(consumerId);
-  Consumer* consumer = it == consumers_.end() ? nullptr : it->second.get();
+kj::Promise<std::vector<OffsetFailure>> GroupDelivery::nack(uint64_t consumerId,
+                                                       std::vector<Offset> offsets,
+                                                       uint32_t delayMs) {
+  Consumer* consumer = consumerOf(consumerId);
   if (consumer == nullptr || consumer->group == nullptr) {
-    Status why(Code::kTopicNotFound, "the topic or group of this subscription was deleted");
-    for (Offset offset : offsets)
-      failures.push_back({offset, why});
-    return failures;
+    return failAll(offsets, Status(Code::kTopicNotFound,
+                                   "the topic or group of this subscription was deleted"));
   }
-  constexpr uint32_t kMaxDelayMs = 24u * 3600 * 1000;
-  if (delayMs > kMaxDelayMs) {
-    Status why(Code::kInvalidArgument,
-               "nack delay must be at most 24h (86400000 ms), got " + std::to_string(delayMs));
-    for (Offset offset : offsets)
-      failures.push_back({offset, why});
-    return failures;
+  if (delayMs > ctx_.limits().maxNackDelayMs) {
+    return failAll(offsets, Status(Code::kInvalidArgument,
+                                   "nack delay must be at most 24h (86400000 ms), got " +
+                                       std::to_string(delayMs)));
   }
   Group& group = *consumer->group;
   int64_t visibleAt = notBeforeMs(delayMs);
-  std::vector<PendingRecord> updates;
+  std::vector<OffsetFailure> failures;
+  WriteBatch batch;
+  Settle settle{group.topic->name, group.topic->id, group.name, {}, {}, {}};
+  auto snapshot = ctx_.store.snapshot();
   for (Offset offset : offsets) {
-    auto pending = group.pending.find(offset);
-    if (pending == group.pending.end() || pending->second.owner != consumer) {
+    auto lease = group.leases.find(offset);
+    if (lease == group.leases.end() || lease->second.owner != consumer) {
       failures.push_back({offset, notPending(offset)});
       continue;
     }
     ++group.nacked;
-    metrics_.nackedTotal.fetch_add(1, std::memory_order_relaxed);
-    uint32_t deliveries = pending->second.deliveries;
-    if (makeDue(group, offset, pending->second, RedeliveryCause::kNack, visibleAt)) {
-      group.pending.erase(pending);
-    } else {
-      updates.push_back(PendingRecord{group.topic->id, group.name, offset, deliveries, visibleAt});
-    }
+    ctx_.metrics.nackedTotal.fetch_add(1, std::memory_order_relaxed);
+    release(batch, settle, group, offset, RedeliveryCause::kNack, visibleAt, *snapshot);
   }
+  snapshot.reset();
   schedulePump(group);
-  if (updates.empty()) return failures;
-  return commit<Done>([updates](store::WriteTxn& txn) -> Result<Done> {
-           // Skip entries acked or dropped meanwhile: only rewrite what still exists.
-           for (const PendingRecord& record : updates) {
-             if (txn.deletePending(record.topicId, record.group, record.offset)) {
-               txn.putPending(record);
-             }
-           }
-           return Done{};
-         })
-      .then([failures = std::move(failures), updates](Result<Done> committed) mutable {
+  if (settle.leases.empty()) return failures;
+  std::vector<Offset> done;
+  for (const auto& lease : settle.leases)
+    done.push_back(lease.first);
+  return commitSettling(std::move(batch), std::move(settle))
+      .then([failures = std::move(failures), done](Result<uint64_t> committed) mutable {
         if (!committed.ok()) {
-          for (const auto& record : updates)
-            failures.push_back({record.offset, committed.status()});
+          for (Offset offset : done)
+            failures.push_back({offset, committed.status()});
         }
         return std::move(failures);
       });
 }
 
-bool Broker::makeDue(Group& group, Offset offset, Pending& pending, RedeliveryCause cause,
-                     int64_t visibleAtMs) {
-  if (pending.owner != nullptr) {
-    --pending.owner->inFlight;
-    pending.owner = nullptr;
-  }
-  uint32_t maxDeliveries = group.topic->settings.maxDeliveries;
-  if (maxDeliveries > 0 && pending.deliveries >= maxDeliveries) {
-    deadLetter(group, offset, pending.deliveries, cause);
-    return true;
-  }
-  pending.visibleAtMs = visibleAtMs;
-  pending.cause = cause;
-  return false;
-}
+// Delivery -------------------------------------------------------------------------------------
 
-void Broker::deadLetter(Group& group, Offset offset, uint32_t deliveries, RedeliveryCause cause) {
-  ++group.deadLettered;
-  metrics_.deadLetteredTotal.fetch_add(1, std::memory_order_relaxed);
-  const Topic& topic = *group.topic;
-  std::string dlq = topic.settings.deadLetterTopic;
-  std::string topicName = topic.name;
-  GroupRecord record = recordOf(group);
-  std::string reason = "max deliveries (" + std::to_string(topic.settings.maxDeliveries) +
-                       ") reached; last: " + causeName(cause);
-  coreLog()->info("message dead-lettered topic={} group={} offset={} deliveries={} to={}",
-                  topicName, group.name, offset, deliveries, dlq.empty() ? "(dropped)" : dlq);
-  auto job = [=](store::WriteTxn& txn) -> Result<std::optional<TopicRecord>> {
-    auto origin = txn.topic(topicName);
-    if (!origin || origin->id != record.topicId || !txn.group(record.topicId, record.name)) {
-      return std::optional<TopicRecord>();  // Deleted meanwhile: nothing to move.
-    }
-    std::optional<TopicRecord> target;
-    if (!dlq.empty()) {
-      if (auto message = txn.readMessage(record.topicId, offset)) {
-        MessageData data = std::move(message->data);
-        data.headers.emplace_back("sluice-origin-topic", topicName);
-        data.headers.emplace_back("sluice-origin-group", record.name);
-        data.headers.emplace_back("sluice-origin-offset", std::to_string(offset));
-        data.headers.emplace_back("sluice-deliveries", std::to_string(deliveries));
-        data.headers.emplace_back("sluice-reason", reason);
-        data.id.clear();
-        auto appended = txn.appendInternal(dlq, data);
-        if (!appended.ok()) return appended.status();
-        target = txn.topic(dlq);
-      }
-    }
-    // Atomic with the append above: both or neither are committed.
-    txn.deletePending(record.topicId, record.name, offset);
-    txn.putGroup(record);
-    return target;
-  };
-  tasks_->add(commit<std::optional<TopicRecord>>(job).then(
-      [this, dlq](Result<std::optional<TopicRecord>> moved) {
-        if (!moved.ok()) {
-          coreLog()->warn("dead-letter failed to={} err={}", dlq, moved.status().toString());
-          return;
+void GroupDelivery::schedulePump(Group& group) {
+  if (group.pumpScheduled || ctx_.stopped) return;
+  group.pumpScheduled = true;
+  ctx_.tasks.add(kj::evalLater(
+      [this, topic = group.topic->name, id = group.topic->id, name = group.name]() {
+        if (Group* group = ctx_.findGroup(topic, id, name)) {
+          group->pumpScheduled = false;
+          pump(*group);
         }
-        if (!moved.value()) return;
-        const TopicRecord& record = *moved.value();
-        Topic* target = findTopic(record.name);
-        if (target == nullptr) target = &adoptTopic(record);
-        updateTopicStats(*target, record);
-        for (auto& [name, g] : target->groups)
-          schedulePump(*g);
       }));
 }
 
-// Delivery -------------------------------------------------------------------------------------
-
-void Broker::schedulePump(Group& group) {
-  if (group.pumpScheduled || stopped_) return;
-  group.pumpScheduled = true;
-  tasks_->add(kj::evalLater([this, topic = group.topic->name, name = group.name]() {
-    if (Group* group = findGroup(topic, name)) {
-      group->pumpScheduled = false;
-      pump(*group);
-    }
-  }));
+std::vector<DueEntry> GroupDelivery::dueEntries(const Group& group, const StoreSnapshot& snapshot,
+                                           int64_t nowMs, size_t max) const {
+  // Entries at 0 are held by consumers, except those left from an earlier run (heldAtStop).
+  // Leases still settling are skipped, so read past them.
+  size_t want = max + group.leases.size();
+  std::vector<DueEntry> due;
+  const Topic& topic = *group.topic;
+  for (const auto& [offset, lease] : group.leases) {
+    if (lease.owner == nullptr && !lease.gone && lease.dueAtMs <= nowMs && due.size() < max)
+      due.push_back(DueEntry{offset, lease.deliveries, lease.dueAtMs, lease.cause});
+  }
+  size_t released = due.size();
+  if (group.heldAtStop > 0) {
+    auto held = snapshot.due(topic.id, group.name, 0, 0, want);
+    due.insert(due.end(), held.begin(), held.end());
+  }
+  if (due.size() < want) {
+    auto later = snapshot.due(topic.id, group.name, 1, nowMs, want - due.size());
+    due.insert(due.end(), later.begin(), later.end());
+  }
+  // Disk entries of leases (held, or released and not yet settled) are not due from disk.
+  due.erase(std::remove_if(due.begin() + static_cast<std::ptrdiff_t>(released), due.end(),
+                           [&](const DueEntry& e) { return group.leases.count(e.offset) != 0; }),
+            due.end());
+  if (due.size() > max) due.resize(max);
+  return due;
 }
 
-void Broker::pump(Group& group) {
-  if (stopped_ || group.consumers.empty()) return;
+void GroupDelivery::pump(Group& group) {
+  if (ctx_.stopped || group.consumers.empty()) return;
   Topic& topic = *group.topic;
-  const Limits& limits = options_.limits;
+  const Limits& limits = ctx_.limits();
   int64_t now = wallClockMs();
-  std::vector<Offset> due;
-  for (const auto& [offset, pending] : group.pending) {
-    if (pending.owner == nullptr && pending.visibleAtMs <= now) due.push_back(offset);
+  std::map<const Consumer*, uint32_t> held;
+  for (const auto& [offset, lease] : group.leases)
+    if (lease.owner != nullptr) ++held[lease.owner];
+  size_t room = 0;
+  for (const Consumer* consumer : group.consumers) {
+    uint32_t h = held[consumer];
+    room += std::min<size_t>(consumer->prefetch > h ? consumer->prefetch - h : 0,
+                             limits.maxDeliveryBatch);
   }
-  if (due.empty() && group.position >= topic.nextOffset) return;
+  bool dueKnown = group.heldAtStop > 0 || (group.nextDueMs && *group.nextDueMs <= now);
+  if (room == 0 || (!dueKnown && group.position >= topic.committedNext)) return;
 
-  store::ReadTxn read(env_);
-  std::vector<PendingRecord> persist;
-  std::vector<Offset> dropped;  // Pending entries whose message retention removed.
+  auto snapshot = ctx_.store.snapshot();
+  std::vector<DueEntry> due;
+  if (dueKnown) due = dueEntries(group, *snapshot, now, room);
+  WriteBatch batch;
   Offset startPosition = group.position;
   size_t nextDue = 0;
-  bool deliveredAny = false;
   size_t members = group.consumers.size();
+  uint64_t deliveredBefore = group.delivered;
   for (size_t k = 0; k < members; ++k) {
-    Consumer* consumer = group.consumers[(group.nextConsumer + k) % members];
-    std::vector<Delivery> batch;
-    uint64_t batchBytes = 0;
-    auto full = [&] {
-      return consumer->inFlight + batch.size() >= consumer->prefetch ||
-             batch.size() >= limits.maxDeliveryBatch || batchBytes >= limits.maxDeliveryBatchBytes;
-    };
-    while (!full() && nextDue < due.size()) {
-      Offset offset = due[nextDue++];
-      auto pending = group.pending.find(offset);
-      if (pending == group.pending.end()) continue;
-      auto message = read.readMessage(topic.id, offset);
-      if (!message) {
-        group.pending.erase(pending);
-        dropped.push_back(offset);
-        continue;
-      }
-      Pending& p = pending->second;
-      uint32_t maxDeliveries = topic.settings.maxDeliveries;
-      if (maxDeliveries > 0 && p.deliveries >= maxDeliveries) {
-        deadLetter(group, offset, p.deliveries, p.cause);  // E.g. loaded so after a restart.
-        group.pending.erase(pending);
-        continue;
-      }
-      ++p.deliveries;
-      p.owner = consumer;
-      p.ackDeadlineMs = notBeforeMs(consumer->ackTimeoutMs);
-      p.cause = RedeliveryCause::kNone;
-      ++group.redelivered;
-      metrics_.redeliveredTotal.fetch_add(1, std::memory_order_relaxed);
-      persist.push_back(PendingRecord{topic.id, group.name, offset, p.deliveries, 0});
-      batchBytes += message->data.payload.size();
-      batch.push_back(Delivery{std::move(*message), p.deliveries});
-    }
-    while (!full() && group.position < topic.nextOffset) {
-      size_t room = std::min<size_t>(consumer->prefetch - consumer->inFlight - batch.size(),
-                                     limits.maxDeliveryBatch - batch.size());
-      auto messages = read.readMessages(topic.id, group.position, room,
-                                        limits.maxDeliveryBatchBytes - batchBytes);
-      if (messages.empty() || messages.front().offset >= topic.nextOffset) {
-        group.position = topic.nextOffset;  // The rest was removed by retention or purge.
-        break;
-      }
-      for (StoredMessageData& message : messages) {
-        if (message.offset >= topic.nextOffset) break;  // Its publish is not answered yet.
-        Pending p;
-        p.deliveries = 1;
-        p.owner = consumer;
-        p.ackDeadlineMs = notBeforeMs(consumer->ackTimeoutMs);
-        group.pending.emplace(message.offset, p);
-        group.position = message.offset + 1;
-        persist.push_back(PendingRecord{topic.id, group.name, message.offset, 1, 0});
-        batchBytes += message.data.payload.size();
-        batch.push_back(Delivery{std::move(message), 1});
-      }
-    }
-    if (!batch.empty()) {
-      deliveredAny = true;
-      consumer->inFlight += static_cast<uint32_t>(batch.size());
-      group.delivered += batch.size();
-      metrics_.deliveredTotal.fetch_add(batch.size(), std::memory_order_relaxed);
-      deliveryRate_.add(now, batch.size());
-      consumer->sink->deliver(std::move(batch));
-    }
+    Consumer& consumer = *group.consumers[(group.nextConsumer + k) % members];
+    fill(group, consumer, held[&consumer], due, nextDue, *snapshot, batch, now);
   }
   group.nextConsumer = (group.nextConsumer + 1) % members;
+  if (dueKnown) {
+    group.nextDueMs = snapshot->nextDueMs(topic.id, group.name, 1);
+    for (const auto& [offset, lease] : group.leases)
+      if (lease.owner == nullptr && !lease.gone) group.noteDue(lease.dueAtMs);
+  }
+  snapshot.reset();
   // A push is capped per consumer; come back in a later turn for the rest, so that one busy
   // group cannot hold the event loop.
-  bool moreDue = nextDue < due.size() || group.position < topic.nextOffset;
-  if (moreDue && deliveredAny) schedulePump(group);
-
-  if (persist.empty() && dropped.empty() && group.position == startPosition) return;
+  bool more = nextDue < due.size() || group.position < topic.committedNext ||
+              (group.nextDueMs && *group.nextDueMs <= now);
+  if (more && group.delivered > deliveredBefore) schedulePump(group);
+  if (group.position != startPosition) batch.ops.push_back(PutGroupOp{group.record()});
   // Delivery state is written without waiting: a crash before this commits only means the
   // messages are delivered again (at-least-once), and the writer's FIFO order puts these
   // writes before any ack of the same messages.
-  GroupRecord record = recordOf(group);
-  std::string topicName = topic.name;
-  writer_.submitDetached(
-      [topicName, record, persist = std::move(persist),
-       dropped = std::move(dropped)](store::WriteTxn& txn) {
-        auto topic = txn.topic(topicName);
-        if (!topic || topic->id != record.topicId || !txn.group(record.topicId, record.name)) {
-          return Status();  // Deleted meanwhile.
-        }
-        for (Offset offset : dropped)
-          txn.deletePending(record.topicId, record.name, offset);
-        for (const PendingRecord& pending : persist)
-          txn.putPending(pending);
-        txn.putGroup(record);
-        return Status();
-      },
-      "delivery state");
+  if (!batch.empty()) ctx_.store.commitDetached(std::move(batch), "delivery state");
 }
 
-// Periodic work --------------------------------------------------------------------------------
-
-kj::Promise<void> Broker::tickLoop() {
-  return timer_.afterDelay(kTickMs * kj::MILLISECONDS).then([this]() {
-    tick();
-    return tickLoop();
-  });
-}
-
-void Broker::tick() {
-  if (stopped_) return;
-  int64_t now = wallClockMs();
-  for (auto& [topicName, topic] : topics_) {
-    for (auto& [groupName, group] : topic->groups) {
-      bool due = false;
-      for (auto it = group->pending.begin(); it != group->pending.end();) {
-        Pending& pending = it->second;
-        if (pending.owner != nullptr && pending.ackDeadlineMs <= now) {
-          if (makeDue(*group, it->first, pending, RedeliveryCause::kAckTimeout, now)) {
-            it = group->pending.erase(it);
-            continue;
-          }
-        }
-        due = due || (pending.owner == nullptr && pending.visibleAtMs <= now);
-        ++it;
-      }
-      if (due) schedulePump(*group);
+void GroupDelivery::fill(Group& group, Consumer& consumer, uint32_t held, std::vector<DueEntry>& due,
+                    size_t& nextDue, const StoreSnapshot& snapshot, WriteBatch& batch,
+                    int64_t nowMs) {
+  Topic& topic = *group.topic;
+  const Limits& limits = ctx_.limits();
+  std::vector<Delivery> out;
+  uint64_t bytes = 0;
+  auto full = [&] {
+    return held + out.size() >= consumer.prefetch || out.size() >= limits.maxDeliveryBatch ||
+           bytes >= limits.maxDeliveryBatchBytes;
+  };
+  auto lease = [&](StoredMessageData message, uint32_t deliveries) {
+    Lease& l = group.leases[message.offset];
+    l = Lease{};
+    l.deliveries = deliveries;
+    l.ackDeadlineMs = notBeforeMs(consumer.ackTimeoutMs);
+    l.owner = &consumer;
+    l.generation = ctx_.nextLeaseGeneration++;
+    batch.ops.push_back(PutPendingOp{topic.id, group.name, message.offset, deliveries, 0,
+                                     RedeliveryCause::kNone});
+    bytes += message.data.payload.size();
+    out.push_back(Delivery{std::move(message), deliveries});
+  };
+  while (!full() && nextDue < due.size()) {
+    const DueEntry& entry = due[nextDue++];
+    auto released = group.leases.find(entry.offset);
+    bool fromLease = released != group.leases.end();
+    if (fromLease && (released->second.owner != nullptr || released->second.gone)) continue;
+    if (!fromLease && entry.visibleAtMs == 0 && group.heldAtStop > 0) --group.heldAtStop;
+    uint32_t maxDeliveries = topic.settings.maxDeliveries;
+    if (maxDeliveries > 0 && entry.deliveries >= maxDeliveries) {
+      // E.g. left so by a restart: dead-letter it in its own commit.
+      WriteBatch dead;
+      Lease& l = group.leases[entry.offset];
+      l = Lease{};
+      l.deliveries = entry.deliveries;
+      l.gone = true;
+      l.generation = ctx_.nextLeaseGeneration++;
+      Settle settle{topic.name, topic.id, group.name, {{entry.offset, l.generation}}, {}, {}};
+      deadLetter(dead, settle, group, entry.offset, entry.deliveries,
+                 entry.visibleAtMs == 0 ? RedeliveryCause::kRestart : entry.cause, snapshot);
+      ctx_.tasks.add(commitSettling(std::move(dead), std::move(settle)).ignoreResult());
+      continue;
+    }
+    auto message = snapshot.readMessage(topic.id, entry.offset);
+    if (!message) {  // Removed by retention meanwhile.
+      if (fromLease) released->second.gone = true;
+      batch.ops.push_back(RemovePendingOp{topic.id, group.name, entry.offset});
+      continue;
+    }
+    ++group.redelivered;
+    ctx_.metrics.redeliveredTotal.fetch_add(1, std::memory_order_relaxed);
+    lease(std::move(*message), entry.deliveries + 1);
+  }
+  while (!full() && group.position < topic.committedNext) {
+    size_t room = std::min<size_t>(consumer.prefetch - held - out.size(),
+                                   limits.maxDeliveryBatch - out.size());
+    auto messages = snapshot.readMessages(topic.id, group.position, room,
+                                          limits.maxDeliveryBatchBytes - bytes);
+    if (messages.empty() || messages.front().offset >= topic.committedNext) {
+      group.position = topic.committedNext;  // The rest was removed by retention or purge.
+      break;
+    }
+    for (StoredMessageData& message : messages) {
+      if (message.offset >= topic.committedNext) break;  // Its publish is not answered yet.
+      group.position = message.offset + 1;
+      lease(std::move(message), 1);
     }
   }
-  if (now - lastRetentionMs_ >= kRetentionEveryMs) {
-    lastRetentionMs_ = now;
-    sweepRetention();
-  }
-  if (now - lastDedupExpiryMs_ >= kDedupExpiryEveryMs) {
-    lastDedupExpiryMs_ = now;
-    writer_.submitDetached(
-        [](store::WriteTxn& txn) {
-          txn.expireDedup();
-          return Status();
-        },
-        "dedup expiry");
-  }
-}
-
-void Broker::sweepRetention() {
-  for (auto& [name, topic] : topics_) {
-    Offset dropBelow = 0;
-    if (topic->settings.workQueue && !topic->groups.empty()) {
-      dropBelow = topic->nextOffset;
-      for (auto& [groupName, group] : topic->groups) {
-        dropBelow = std::min(dropBelow, group->ackFloor());
-      }
-      if (dropBelow <= topic->firstOffset) dropBelow = 0;
-    }
-    if (topic->settings.maxAgeMs == 0 && dropBelow == 0) continue;
-    if (topic->firstOffset >= topic->nextOffset) continue;  // Empty.
-    std::string topicName = name;
-    TopicId id = topic->id;
-    tasks_->add(
-        commit<TopicRecord>([topicName, dropBelow](store::WriteTxn& txn) -> Result<TopicRecord> {
-          auto dropped = txn.applyRetention(topicName, dropBelow);
-          if (!dropped.ok()) return dropped.status();
-          auto record = txn.topic(topicName);
-          if (!record) return Status(Code::kTopicNotFound, "deleted");
-          return std::move(*record);
-        }).then([this, topicName, id](Result<TopicRecord> record) {
-          if (!record.ok()) return;
-          Topic* topic = findTopic(topicName);
-          if (topic == nullptr || topic->id != id) return;
-          topic->firstOffset = std::max(topic->firstOffset, record.value().firstOffset);
-        }));
-  }
+  if (out.empty()) return;
+  group.delivered += out.size();
+  ctx_.metrics.deliveredTotal.fetch_add(out.size(), std::memory_order_relaxed);
+  ctx_.deliveryRate.add(nowMs, out.size());
+  consumer.sink->deliver(std::move(out));
 }
 
 }  // namespace sluice::core

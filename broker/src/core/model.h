@@ -1,17 +1,23 @@
 #pragma once
 
-// The broker's live state: topics, their groups, pending deliveries and connected consumers.
+// The broker's live state: topics, their groups, leases (messages held by consumers) and
+// connected consumers. Pending entries that nobody holds live on disk only (the store's due
+// index), so memory grows with connections and in-flight deliveries, never with backlog.
 // Thread: kj. Only the event-loop thread touches these objects, so they have no locks.
 
 #include <algorithm>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/records.h"
 #include "common/status.h"
+#include "core/write_ops.h"
 
 namespace sluice::core {
 
@@ -30,17 +36,19 @@ class RateMeter {
   uint64_t slotCount_[kSlots] = {};
 };
 
-// Why a pending message became due for redelivery; named in dead-letter headers.
-enum class RedeliveryCause { kNone, kNack, kAckTimeout, kConsumerGone, kRestart };
-const char* causeName(RedeliveryCause cause);
-
-// A message delivered to the group (or due for redelivery) and not yet acknowledged.
-struct Pending {
+// A delivered message not yet acknowledged. While `owner` is set a consumer holds it; once
+// released (ack, nack, timeout, disconnect, dead-letter) the lease stays until the commit
+// that records the release, so the message is not delivered again from a stale disk entry.
+// A released lease that is due may be delivered again before that commit: the new delivery's
+// writes queue behind the release's.
+struct Lease {
   uint32_t deliveries = 0;    // Times delivered so far.
-  int64_t visibleAtMs = 0;    // Unowned: not redelivered before this time.
-  int64_t ackDeadlineMs = 0;  // Owned: redelivered after this time.
-  Consumer* owner = nullptr;  // Null while waiting for (re)delivery.
+  int64_t ackDeadlineMs = 0;  // Owned: released after this time.
+  Consumer* owner = nullptr;  // Null: released, waiting for its commit.
+  bool gone = false;          // Released for good (acked, dead-lettered): never redelivered.
+  int64_t dueAtMs = 0;        // Released and not gone: due again at this time.
   RedeliveryCause cause = RedeliveryCause::kNone;
+  uint64_t generation = 0;    // Which delivery; a settled release erases only its own.
 };
 
 struct Topic {
@@ -48,12 +56,24 @@ struct Topic {
   TopicId id = 0;
   TopicSettings settings;
   int64_t createdMs = 0;
-  Offset nextOffset = 1;        // Committed: every offset below exists or was dropped.
-  Offset firstOffset = 1;       // Oldest retained; == nextOffset when empty.
+  // As of every batch submitted so far (committed or not): the next offset to assign, the
+  // oldest retained offset, the last timestamp, and (for topics with maxBytes) the bytes.
+  Offset nextOffset = 1;
+  Offset firstOffset = 1;
+  int64_t lastTimestampMs = 0;
+  uint64_t bytes = 0;
+  // Every offset below is committed: deliverable and readable.
+  Offset committedNext = 1;
+  // Sizes of the messages at [committedNext, nextOffset), for topics with maxBytes.
+  std::deque<std::pair<Offset, uint64_t>> uncommittedSizes;
+  // Producer ids of appends not yet committed (the dedup index has the committed ones).
+  std::map<std::string, Offset, std::less<>> uncommittedIds;
   uint64_t publishedTotal = 0;  // Since start.
   uint64_t publishedBytes = 0;  // Since start.
   RateMeter publishRate;
-  std::map<std::string, std::unique_ptr<Group>> groups;
+  std::map<std::string, std::unique_ptr<Group>, std::less<>> groups;
+
+  bool tracksBytes() const { return settings.maxBytes != 0; }
 };
 
 struct Group {
@@ -61,7 +81,11 @@ struct Group {
   std::string name;
   int64_t createdMs = 0;
   Offset position = 1;  // Next offset never yet delivered.
-  std::map<Offset, Pending> pending;
+  std::map<Offset, Lease> leases;
+  // Due entries at visibleAtMs 0 left by consumers of an earlier run (due at once).
+  uint64_t heldAtStop = 0;
+  // Earliest known due time of a disk entry (visibleAtMs > 0); refreshed from the store.
+  std::optional<int64_t> nextDueMs;
   std::vector<Consumer*> consumers;
   size_t nextConsumer = 0;  // Round-robin start.
   // Durable totals.
@@ -73,8 +97,12 @@ struct Group {
   uint64_t nacked = 0;
   bool pumpScheduled = false;
 
-  Offset ackFloor() const {
-    return pending.empty() ? position : std::min(position, pending.begin()->first);
+  // The durable form (without the pending count, which the store keeps).
+  GroupRecord record() const;
+  // Restores a group from its durable form.
+  static std::unique_ptr<Group> fromRecord(Topic& topic, const GroupRecord& record);
+  void noteDue(int64_t visibleAtMs) {
+    if (!nextDueMs || visibleAtMs < *nextDueMs) nextDueMs = visibleAtMs;
   }
 };
 
@@ -101,9 +129,11 @@ class Consumer {
   ConsumerSink* sink = nullptr;
   uint32_t prefetch = 1;
   uint64_t ackTimeoutMs = 30000;
-  uint32_t inFlight = 0;
   std::string peer;
   int64_t connectedMs = 0;
 };
+
+// Messages the consumer holds (derived from its group's leases).
+uint32_t inFlightOf(const Consumer& consumer);
 
 }  // namespace sluice::core

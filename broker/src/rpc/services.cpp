@@ -366,7 +366,7 @@ int activeBackups = 0;  // Thread: kj.
 // destructor joins the copy thread, which ends once the copy is done or the read end closed.
 class BackupStream {
  public:
-  BackupStream(std::unique_ptr<store::CompactCopy> copy, kj::Own<kj::AsyncInputStream> input,
+  BackupStream(std::unique_ptr<core::BackupCopy> copy, kj::Own<kj::AsyncInputStream> input,
                wire::BackupSink::Client sink)
       : copy_(std::move(copy)),
         input_(kj::mv(input)),
@@ -420,7 +420,7 @@ class BackupStream {
         });
   }
 
-  std::unique_ptr<store::CompactCopy> copy_;
+  std::unique_ptr<core::BackupCopy> copy_;
   kj::Own<kj::AsyncInputStream> input_;
   wire::BackupSink::Client sink_;
   kj::Array<kj::byte> buffer_;

@@ -14,29 +14,30 @@
 #include <kj/async.h>
 
 #include "common/status.h"
+#include "core/storage.h"
 #include "store/store.h"
 
 namespace sluice::store {
 
 // Thread: created and destroyed on one thread with a KJ event loop (the caller's); the copy
 // runs on its own thread.
-class CompactCopy {
+class CompactCopy final : public core::BackupCopy {
  public:
   // Starts the copy of `env`, which must outlive this object.
   // Errors: kStorageFailed (no pipe or thread could be created).
   static Result<std::unique_ptr<CompactCopy>> start(const Env& env);
   // Closes the read end if it is still held here (the copy then stops with EPIPE) and joins
   // the copy thread. A caller that took the read end must close it before destroying this.
-  ~CompactCopy();
+  ~CompactCopy() override;
   CompactCopy(const CompactCopy&) = delete;
   CompactCopy& operator=(const CompactCopy&) = delete;
 
   // The pipe's read end (non-blocking, close-on-exec). The caller owns it from here on. It
   // reaches EOF once the copy thread has finished.
-  int takeReadFd();
+  int takeReadFd() override;
   // Resolves on the starting thread's event loop once the copy thread has finished: ok, or
   // kStorageFailed naming the LMDB error. Call at most once.
-  kj::Promise<Status> finished();
+  kj::Promise<Status> finished() override;
 
  private:
   CompactCopy() = default;

@@ -48,7 +48,8 @@ class Checker {
 
   Status run() {
     for (Status (Checker::*step)() : {&Checker::meta, &Checker::topics, &Checker::messages,
-                                      &Checker::groups, &Checker::pending, &Checker::dedup}) {
+                                      &Checker::groups, &Checker::pending, &Checker::due,
+                                      &Checker::dedup}) {
       Status status = (this->*step)();
       if (!status.ok()) return status;
     }
@@ -180,10 +181,12 @@ class Checker {
         return violation("groups", "group \"" + key->name + "\" of an unknown topic id",
                          nameOf(key->topic));
       }
-      Status decoded = decodes("groups", nameOf(key->topic), std::nullopt,
-                               [&] { codec::decodeGroup(key->topic, key->name, cursor.value()); });
+      GroupRecord group;
+      Status decoded = decodes("groups", nameOf(key->topic), std::nullopt, [&] {
+        group = codec::decodeGroup(key->topic, key->name, cursor.value());
+      });
       if (!decoded.ok()) return decoded;
-      groups_.emplace(key->topic, key->name);
+      groups_.emplace(std::make_pair(key->topic, key->name), group.pending);
     }
     return Status();
   }
@@ -198,7 +201,7 @@ class Checker {
         return violation("pending", "entry of an unknown topic id", nameOf(key->topic),
                          key->offset);
       }
-      if (groups_.count({key->topic, key->group}) == 0) {
+      if (groups_.count(std::make_pair(key->topic, key->group)) == 0) {
         return violation("pending", "entry of unknown group \"" + key->group + "\"",
                          it->second.name, key->offset);
       }
@@ -207,10 +210,49 @@ class Checker {
                          "offset is not below nextOffset=" + std::to_string(it->second.nextOffset),
                          it->second.name, key->offset);
       }
+      PendingRecord record;
       Status decoded = decodes("pending", it->second.name, key->offset, [&] {
-        codec::decodePending(key->topic, key->group, key->offset, cursor.value());
+        record = codec::decodePending(key->topic, key->group, key->offset, cursor.value());
       });
       if (!decoded.ok()) return decoded;
+      std::string_view due;
+      if (!getValue(txn_, env_.due, keys::due(key->topic, key->group, record.visibleAtMs, key->offset),
+                    &due) ||
+          due != cursor.value()) {
+        return violation("due",
+                         "no due entry matching the pending entry of group \"" + key->group +
+                             "\" (visibleAtMs=" + std::to_string(record.visibleAtMs) + ")",
+                         it->second.name, key->offset);
+      }
+      ++pendingSeen_[{key->topic, key->group}];
+    }
+    for (const auto& [group, count] : groups_) {
+      uint64_t seen = pendingSeen_[group];
+      if (seen != count) {
+        return violation("groups",
+                         "group \"" + group.second + "\" counts " + std::to_string(count) +
+                             " pending entries; found " + std::to_string(seen),
+                         nameOf(group.first));
+      }
+    }
+    return Status();
+  }
+
+  // Every due entry has its pending entry (the reverse was checked above).
+  Status due() {
+    Cursor cursor(txn_, env_.due);
+    uint64_t entries = 0;
+    for (bool ok = cursor.first(); ok; ok = cursor.next()) {
+      auto key = keys::parseDue(cursor.key());
+      if (!key) return violation("due", "malformed key");
+      ++entries;
+    }
+    uint64_t pending = 0;
+    for (const auto& [group, count] : pendingSeen_)
+      pending += count;
+    if (entries != pending) {
+      return violation("due", std::to_string(entries) + " entries for " + std::to_string(pending) +
+                                  " pending entries");
     }
     return Status();
   }
@@ -247,7 +289,8 @@ class Checker {
   MDB_txn* txn_;
   uint32_t nextTopicId_ = 1;
   std::map<TopicId, TopicRecord> topics_;
-  std::set<std::pair<TopicId, std::string>> groups_;
+  std::map<std::pair<TopicId, std::string>, uint64_t> groups_;  // -> its pending count
+  std::map<std::pair<TopicId, std::string>, uint64_t> pendingSeen_;
 };
 
 }  // namespace

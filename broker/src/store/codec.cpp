@@ -185,6 +185,7 @@ kj::Array<capnp::word> encodeGroup(const GroupRecord& group) {
   out.setCreatedMs(group.createdMs);
   out.setRedelivered(group.redelivered);
   out.setDeadLettered(group.deadLettered);
+  out.setPending(group.pending);
   return capnp::messageToFlatArray(message);
 }
 
@@ -197,6 +198,7 @@ GroupRecord decodeGroup(TopicId topic, std::string_view name, std::string_view v
     group.createdMs = in.getCreatedMs();
     group.redelivered = in.getRedelivered();
     group.deadLettered = in.getDeadLettered();
+    group.pending = in.getPending();
     return group;
   });
 }
@@ -206,6 +208,7 @@ kj::Array<capnp::word> encodePending(const PendingRecord& pending) {
   auto out = message.initRoot<records::StoredPending>();
   out.setDeliveries(pending.deliveries);
   out.setVisibleAtMs(pending.visibleAtMs);
+  out.setCause(pending.cause);
   return capnp::messageToFlatArray(message);
 }
 
@@ -218,6 +221,7 @@ PendingRecord decodePending(TopicId topic, std::string_view group, Offset offset
     pending.offset = offset;
     pending.deliveries = in.getDeliveries();
     pending.visibleAtMs = in.getVisibleAtMs();
+    pending.cause = in.getCause();
     return pending;
   });
 }

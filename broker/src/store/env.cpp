@@ -9,15 +9,41 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <utility>
 #include <system_error>
 
 #include "store/keys.h"
+#include "store/codec.h"
 #include "store/lmdb_util.h"
+#include "store/write_log.h"
 
 namespace sluice::store {
 namespace {
 
-constexpr unsigned kMaxDbs = 16;  // 7 in use; room for the planned ones (subjects, delays).
+constexpr unsigned kMaxDbs = 24;  // 11 in use; room for the planned ones (subjects, delays).
+
+// Format 1 -> 2: the due index and the groups' pending counts, from the pending entries.
+void migrateFrom1(MDB_txn* txn, const Env& env) {
+  std::map<std::pair<TopicId, std::string>, uint64_t> counts;
+  Cursor cursor(txn, env.pending);
+  for (bool ok = cursor.first(); ok; ok = cursor.next()) {
+    auto key = keys::parsePending(cursor.key());
+    if (!key) continue;  // Env::check reports it.
+    PendingRecord record = codec::decodePending(key->topic, key->group, key->offset, cursor.value());
+    putValue(txn, env.due, keys::due(key->topic, key->group, record.visibleAtMs, key->offset),
+             cursor.value());
+    ++counts[{key->topic, key->group}];
+  }
+  for (const auto& [key, count] : counts) {
+    std::string groupKey = keys::group(key.first, key.second);
+    std::string_view value;
+    if (!getValue(txn, env.groups, groupKey, &value)) continue;
+    GroupRecord group = codec::decodeGroup(key.first, key.second, value);
+    group.pending = count;
+    putValue(txn, env.groups, groupKey, codec::bytesOf(codec::encodeGroup(group)));
+  }
+}
 
 }  // namespace
 
@@ -48,7 +74,7 @@ Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
     return Status(Code::kStorageFailed,
                   "cannot open lock file " + lockPath + ": " + std::strerror(errno));
   }
-  if (::flock(env->lockFd_, LOCK_EX | LOCK_NB) != 0) {
+  if (::flock(env->lockFd_, (options.readOnly ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
     return Status(Code::kStorageFailed, "store " + dir + " is in use by another process (lock " +
                                             lockPath + ": " + std::strerror(errno) + ")");
   }
@@ -65,13 +91,16 @@ Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
   }
   // MDB_NOTLS: read transactions are not tied to threads (the KJ thread and the writer both
   // read). No MDB_WRITEMAP: it turns a full disk into SIGBUS.
-  unsigned flags = MDB_NOTLS | (options.syncCommits ? 0u : unsigned{MDB_NOSYNC});
+  unsigned flags = MDB_NOTLS | (options.syncCommits ? 0u : unsigned{MDB_NOSYNC}) |
+                   (options.readOnly ? unsigned{MDB_RDONLY} : 0u);
   if ((rc = mdb_env_open(env->env_, dir.c_str(), flags, 0644)) != 0) {
     return failed(rc, "cannot open LMDB store");
   }
 
   MDB_txn* txn = nullptr;
-  if ((rc = mdb_txn_begin(env->env_, nullptr, 0, &txn)) != 0) {
+  MDB_stat envStat;
+  if (mdb_env_stat(env->env_, &envStat) == 0) env->pageSize_ = envStat.ms_psize;
+  if ((rc = mdb_txn_begin(env->env_, nullptr, options.readOnly ? MDB_RDONLY : 0, &txn)) != 0) {
     return failed(rc, "cannot begin the opening transaction");
   }
   struct Named {
@@ -81,9 +110,10 @@ Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
   Env& e = *env;
   for (Named db :
        {Named{"meta", &e.meta}, Named{"topics", &e.topics}, Named{"messages", &e.messages},
-        Named{"groups", &e.groups}, Named{"pending", &e.pending}, Named{"dedup", &e.dedup},
-        Named{"dedupExpiry", &e.dedupExpiry}}) {
-    if ((rc = mdb_dbi_open(txn, db.name, MDB_CREATE, db.dbi)) != 0) {
+        Named{"groups", &e.groups}, Named{"pending", &e.pending}, Named{"due", &e.due},
+        Named{"dedup", &e.dedup}, Named{"dedupExpiry", &e.dedupExpiry}, Named{"wlog", &e.wlog},
+        Named{"wlogSpill", &e.wlogSpill}, Named{"wlogFloor", &e.wlogFloor}}) {
+    if ((rc = mdb_dbi_open(txn, db.name, options.readOnly ? 0 : MDB_CREATE, db.dbi)) != 0) {
       mdb_txn_abort(txn);
       return failed(rc, (std::string("cannot open database ") + db.name).c_str());
     }
@@ -98,6 +128,11 @@ Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
                                                 std::to_string(stored.size()) + " bytes)");
       }
       uint32_t version = keys::readU32(stored.data());
+      if (version == 1 && !options.readOnly) {
+        migrateFrom1(txn, e);
+        putValue(txn, e.meta, keys::kFormatVersion, keys::u32(keys::kCurrentFormatVersion));
+        version = keys::kCurrentFormatVersion;
+      }
       if (version != keys::kCurrentFormatVersion) {
         mdb_txn_abort(txn);
         return Status(Code::kStorageFailed,
@@ -105,9 +140,10 @@ Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
                           (version > keys::kCurrentFormatVersion ? ", newer than" : ", unlike") +
                           " this broker's (" + std::to_string(keys::kCurrentFormatVersion) + ")");
       }
-    } else {
+    } else if (!options.readOnly) {
       putValue(txn, e.meta, keys::kFormatVersion, keys::u32(keys::kCurrentFormatVersion));
     }
+    if (!options.readOnly) openLog(txn, e);
     e.setUsedBytes(usedBytesIn(txn, e));
   } catch (const LmdbError& err) {
     mdb_txn_abort(txn);

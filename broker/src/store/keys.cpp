@@ -63,6 +63,23 @@ std::string pending(TopicId topic, std::string_view group, Offset offset) {
   return out;
 }
 
+std::string duePrefix(TopicId topic, std::string_view group) {
+  return pendingPrefix(topic, group);
+}
+
+std::string due(TopicId topic, std::string_view group, int64_t visibleAtMs, Offset offset) {
+  std::string out = pendingPrefix(topic, group);
+  appendU64(out, static_cast<uint64_t>(visibleAtMs < 0 ? 0 : visibleAtMs));
+  appendU64(out, offset);
+  return out;
+}
+
+std::string logEntry(uint64_t seq) {
+  std::string out;
+  appendU64(out, seq);
+  return out;
+}
+
 std::string dedup(TopicId topic, std::string_view id) {
   std::string out = u32(topic);
   out.append(id);
@@ -93,6 +110,16 @@ std::optional<PendingKey> parsePending(std::string_view key) {
   std::string_view name = key.substr(4, key.size() - 4 - 9);
   if (name.find('\0') != std::string_view::npos) return std::nullopt;
   return PendingKey{readU32(key.data()), std::string(name), readU64(key.data() + key.size() - 8)};
+}
+
+std::optional<DueKey> parseDue(std::string_view key) {
+  // topicId(4) · group(>=0) · 0x00 · visibleAtMs(8) · offset(8)
+  if (key.size() < 4 + 1 + 16 || key[key.size() - 17] != '\0') return std::nullopt;
+  std::string_view name = key.substr(4, key.size() - 4 - 17);
+  if (name.find('\0') != std::string_view::npos) return std::nullopt;
+  return DueKey{readU32(key.data()), std::string(name),
+                static_cast<int64_t>(readU64(key.data() + key.size() - 16)),
+                readU64(key.data() + key.size() - 8)};
 }
 
 std::optional<DedupKey> parseDedup(std::string_view key) {

@@ -15,7 +15,9 @@ namespace sluice::store::keys {
 // `meta` database keys.
 constexpr std::string_view kFormatVersion = "format_version";  // u32 BE
 constexpr std::string_view kNextTopicId = "next_topic_id";     // u32 BE
-constexpr uint32_t kCurrentFormatVersion = 1;
+constexpr std::string_view kLastSeq = "last_seq";               // u64 BE
+// 1: no due index, no pending counts. 2: both (a format-1 store is migrated at open).
+constexpr uint32_t kCurrentFormatVersion = 2;
 
 void appendU32(std::string& out, uint32_t v);
 void appendU64(std::string& out, uint64_t v);
@@ -38,6 +40,12 @@ std::string dedup(TopicId topic, std::string_view id);
 // dedupExpiry: expiresMs · topicId · message id
 std::string dedupExpiry(uint64_t expiresMs, TopicId topic, std::string_view id);
 
+// due: topicId · group name · 0x00 · visibleAtMs u64 · offset u64
+std::string duePrefix(TopicId topic, std::string_view group);  // == pendingPrefix
+std::string due(TopicId topic, std::string_view group, int64_t visibleAtMs, Offset offset);
+// wlog: seq u64
+std::string logEntry(uint64_t seq);
+
 struct MessageKey {
   TopicId topic;
   Offset offset;
@@ -49,6 +57,12 @@ struct GroupKey {
 struct PendingKey {
   TopicId topic;
   std::string group;
+  Offset offset;
+};
+struct DueKey {
+  TopicId topic;
+  std::string group;
+  int64_t visibleAtMs;
   Offset offset;
 };
 struct DedupKey {
@@ -65,6 +79,7 @@ struct DedupExpiryKey {
 std::optional<MessageKey> parseMessage(std::string_view key);
 std::optional<GroupKey> parseGroup(std::string_view key);
 std::optional<PendingKey> parsePending(std::string_view key);
+std::optional<DueKey> parseDue(std::string_view key);
 std::optional<DedupKey> parseDedup(std::string_view key);
 std::optional<DedupExpiryKey> parseDedupExpiry(std::string_view key);
 

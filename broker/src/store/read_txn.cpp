@@ -3,6 +3,7 @@
 #include "store/codec.h"
 #include "store/keys.h"
 #include "store/lmdb_util.h"
+#include "store/write_log.h"
 
 namespace sluice::store {
 namespace {
@@ -45,27 +46,52 @@ std::vector<TopicRecord> ReadTxn::topics() const {
   return out;
 }
 
-Snapshot ReadTxn::snapshot() const {
-  Snapshot out;
+std::optional<GroupRecord> ReadTxn::group(TopicId topic, std::string_view name) const {
+  std::string_view value;
+  if (!getValue(txn_, env_.groups, keys::group(topic, name), &value)) return std::nullopt;
+  return codec::decodeGroup(topic, name, value);
+}
+
+core::StoredState ReadTxn::load() const {
+  core::StoredState out;
   out.topics = topics();
-  {
-    Cursor cursor(txn_, env_.groups);
-    for (bool ok = cursor.first(); ok; ok = cursor.next()) {
-      auto key = keys::parseGroup(cursor.key());
-      if (!key) continue;  // Env::check reports malformed keys.
-      out.groups.push_back(codec::decodeGroup(key->topic, key->name, cursor.value()));
-    }
+  std::string_view stored;
+  if (getValue(txn_, env_.meta, keys::kNextTopicId, &stored) && stored.size() == 4) {
+    out.nextTopicId = keys::readU32(stored.data());
   }
-  {
-    Cursor cursor(txn_, env_.pending);
-    for (bool ok = cursor.first(); ok; ok = cursor.next()) {
-      auto key = keys::parsePending(cursor.key());
-      if (!key) continue;
-      out.pending.push_back(
-          codec::decodePending(key->topic, key->group, key->offset, cursor.value()));
-    }
+  out.lastSeq = lastSeq();
+  Cursor cursor(txn_, env_.groups);
+  for (bool ok = cursor.first(); ok; ok = cursor.next()) {
+    auto key = keys::parseGroup(cursor.key());
+    if (!key) continue;  // Env::check reports malformed keys.
+    core::StoredGroupState group;
+    group.record = codec::decodeGroup(key->topic, key->name, cursor.value());
+    // Entries at visibleAtMs 0 were held by consumers when the broker stopped: count them
+    // (they are due now); beyond them, the next deadline. Both are seeks, not scans of all.
+    Cursor due(txn_, env_.due);
+    std::string prefix = keys::duePrefix(key->topic, key->name);
+    std::string afterHeld = keys::due(key->topic, key->name, 1, 0);
+    for (bool d = due.seek(prefix); d && due.key() < afterHeld; d = due.next())
+      ++group.heldAtStop;
+    group.nextDueMs = nextDueMs(key->topic, key->name, 1);
+    out.groups.push_back(std::move(group));
   }
   return out;
+}
+
+uint64_t ReadTxn::lastSeq() const {
+  return lastLoggedSeq(txn_, env_);
+}
+
+Result<std::vector<core::LoggedBatch>> ReadTxn::readLog(uint64_t from, size_t max) const {
+  try {
+    return readLogRange(txn_, env_, from, max);
+  } catch (const LmdbError& e) {
+    return e.status();
+  } catch (const kj::Exception& e) {
+    return Status(Code::kInvalidArgument,
+                  std::string("write log: corrupt message body: ") + e.getDescription().cStr());
+  }
 }
 
 std::vector<StoredMessageData> ReadTxn::readMessages(TopicId topic, Offset from, size_t maxCount,
@@ -96,18 +122,25 @@ std::optional<StoredMessageData> ReadTxn::readMessage(TopicId topic, Offset offs
   return codec::decodeMessage(offset, value);
 }
 
-Offset ReadTxn::offsetAtTime(const TopicRecord& topic, int64_t unixMs) const {
+std::optional<core::MessageMeta> ReadTxn::messageMeta(TopicId topic, Offset offset) const {
+  std::string_view value;
+  if (!getValue(txn_, env_.messages, keys::message(topic, offset), &value)) return std::nullopt;
+  codec::MessageMeta meta = codec::decodeMessageMeta(value);
+  return core::MessageMeta{meta.timestampMs, meta.accountedBytes};
+}
+
+Offset ReadTxn::offsetAtTime(TopicId topic, Offset first, Offset next, int64_t unixMs) const {
   Cursor cursor(txn_, env_.messages);
   // reached(o): the first retained message at or after o has timestamp >= unixMs (or there is
   // none). It is monotone in o because timestamps never decrease, so binary-search the
   // smallest o in [firstOffset, nextOffset] where it holds. SET_RANGE skips retention gaps.
   auto reached = [&](Offset o) {
-    auto found = seekMessage(cursor, topic.id, o);
-    if (!found || *found >= topic.nextOffset) return true;
+    auto found = seekMessage(cursor, topic, o);
+    if (!found || *found >= next) return true;
     return codec::decodeMessageMeta(cursor.value()).timestampMs >= unixMs;
   };
-  Offset lo = topic.firstOffset;
-  Offset hi = topic.nextOffset;
+  Offset lo = first;
+  Offset hi = next;
   while (lo < hi) {
     Offset mid = lo + (hi - lo) / 2;
     if (reached(mid)) {
@@ -116,8 +149,8 @@ Offset ReadTxn::offsetAtTime(const TopicRecord& topic, int64_t unixMs) const {
       lo = mid + 1;
     }
   }
-  auto found = seekMessage(cursor, topic.id, lo);
-  if (!found || *found >= topic.nextOffset) return topic.nextOffset;
+  auto found = seekMessage(cursor, topic, lo);
+  if (!found || *found >= next) return next;
   return *found;
 }
 
@@ -126,6 +159,49 @@ std::optional<int64_t> ReadTxn::timestampAtOrAfter(TopicId topic, Offset from) c
   auto found = seekMessage(cursor, topic, from);
   if (!found) return std::nullopt;
   return codec::decodeMessageMeta(cursor.value()).timestampMs;
+}
+
+std::optional<core::DedupEntry> ReadTxn::dedup(TopicId topic, std::string_view id) const {
+  std::string_view value;
+  if (!getValue(txn_, env_.dedup, keys::dedup(topic, id), &value)) return std::nullopt;
+  codec::DedupEntry entry = codec::decodeDedup(value);
+  return core::DedupEntry{entry.offset, entry.expiresMs};
+}
+
+std::vector<core::DueEntry> ReadTxn::due(TopicId topic, std::string_view group, int64_t fromMs,
+                                         int64_t untilMs, size_t max) const {
+  std::vector<core::DueEntry> out;
+  if (max == 0 || untilMs < fromMs) return out;
+  Cursor cursor(txn_, env_.due);
+  std::string prefix = keys::duePrefix(topic, group);
+  for (bool ok = cursor.seek(keys::due(topic, group, fromMs, 0));
+       ok && startsWith(cursor.key(), prefix) && out.size() < max; ok = cursor.next()) {
+    auto key = keys::parseDue(cursor.key());
+    if (!key || key->visibleAtMs > untilMs) break;
+    PendingRecord record = codec::decodePending(topic, group, key->offset, cursor.value());
+    out.push_back(core::DueEntry{key->offset, record.deliveries, key->visibleAtMs,
+                                 static_cast<core::RedeliveryCause>(record.cause)});
+  }
+  return out;
+}
+
+std::optional<int64_t> ReadTxn::nextDueMs(TopicId topic, std::string_view group,
+                                          int64_t fromMs) const {
+  Cursor cursor(txn_, env_.due);
+  if (!cursor.seek(keys::due(topic, group, fromMs, 0))) return std::nullopt;
+  if (!startsWith(cursor.key(), keys::duePrefix(topic, group))) return std::nullopt;
+  auto key = keys::parseDue(cursor.key());
+  if (!key) return std::nullopt;
+  return key->visibleAtMs;
+}
+
+std::optional<Offset> ReadTxn::firstPending(TopicId topic, std::string_view group) const {
+  Cursor cursor(txn_, env_.pending);
+  std::string prefix = keys::pendingPrefix(topic, group);
+  if (!cursor.seek(prefix) || !startsWith(cursor.key(), prefix)) return std::nullopt;
+  auto key = keys::parsePending(cursor.key());
+  if (!key) return std::nullopt;
+  return key->offset;
 }
 
 }  // namespace sluice::store

@@ -6,28 +6,37 @@
 
 #include <cerrno>
 #include <chrono>
+#include <functional>
+#include <future>
 
+#include "store/apply.h"
 #include "store/lmdb_util.h"
+#include "store/write_log.h"
 
 namespace sluice::store {
 namespace {
 
 constexpr int64_t kAsyncSyncIntervalMs = 100;  // syncCommits = false: fsync at most this often.
 
-int64_t wallClockMs() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
 int64_t steadyMs() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
+}  // namespace
+
+struct Writer::Job {
+  core::WriteBatch batch;
+  uint64_t replaySeq = 0;  // Non-zero: a replayed batch that must get this number.
+  std::function<void(Result<uint64_t>)> done;
+};
+
+namespace {
+
 // Finishing a job must not take the writer down with it.
-void finishJob(Job& job, const Status& status) {
+void finishJob(Writer::Job& job, Result<uint64_t> result) {
   try {
-    job.finish(status);
+    job.done(std::move(result));
   } catch (const kj::Exception& e) {
     storeLog()->error("job finish threw: {}", e.getDescription().cStr());
   } catch (const std::exception& e) {
@@ -50,25 +59,6 @@ struct TxnGuard {
   }
 };
 
-class DetachedJob final : public Job {
- public:
-  DetachedJob(std::function<Status(WriteTxn&)> body, const char* what)
-      : body_(std::move(body)), what_(what) {}
-  Status run(WriteTxn& txn) override {
-    ran_ = body_(txn);
-    return ran_;
-  }
-  void finish(const Status& commit) override {
-    const Status& outcome = commit.ok() ? ran_ : commit;
-    if (!outcome.ok()) storeLog()->warn("{} failed: {}", what_, outcome.toString());
-  }
-
- private:
-  std::function<Status(WriteTxn&)> body_;
-  std::string what_;
-  Status ran_;
-};
-
 // LMDB reports a short write, which is how a full filesystem usually shows, as EIO. Say how much
 // room the store's filesystem has left so that an operator looks at the disk's fill level
 // before its hardware.
@@ -83,8 +73,10 @@ std::string spaceHint(const std::string& dir, int rc) {
 
 }  // namespace
 
-Writer::Writer(Env& env, Clock clock)
-    : env_(env), clock_(clock ? std::move(clock) : Clock(wallClockMs)) {
+Writer::Writer(Env& env) : env_(env) {
+  ReadTxn read(env_);
+  lastSeq_ = lastLoggedSeq(read.raw(), env_);
+  stats_.lastSeq = lastSeq_;
   lastSyncMs_ = steadyMs();
   thread_ = std::thread([this] { loop(); });
 }
@@ -93,8 +85,44 @@ Writer::~Writer() {
   stop();
 }
 
-void Writer::submitDetached(std::function<Status(WriteTxn&)> body, const char* what) {
-  enqueue(std::make_unique<DetachedJob>(std::move(body), what));
+kj::Promise<Result<uint64_t>> Writer::commit(core::WriteBatch batch) {
+  auto paf = kj::newPromiseAndCrossThreadFulfiller<Result<uint64_t>>();
+  auto job = std::make_unique<Job>();
+  job->batch = std::move(batch);
+  auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<Result<uint64_t>>>>(
+      kj::mv(paf.fulfiller));
+  job->done = [fulfiller](Result<uint64_t> result) { (*fulfiller)->fulfill(std::move(result)); };
+  enqueue(std::move(job));
+  return kj::mv(paf.promise);
+}
+
+void Writer::commitDetached(core::WriteBatch batch, const char* what) {
+  auto job = std::make_unique<Job>();
+  job->batch = std::move(batch);
+  std::string name(what);
+  job->done = [name](Result<uint64_t> result) {
+    if (!result.ok()) storeLog()->warn("{} failed: {}", name, result.status().toString());
+  };
+  enqueue(std::move(job));
+}
+
+Status Writer::replay(std::vector<core::LoggedBatch> batches) {
+  std::vector<std::future<Status>> answers;
+  for (core::LoggedBatch& logged : batches) {
+    auto promise = std::make_shared<std::promise<Status>>();
+    answers.push_back(promise->get_future());
+    auto job = std::make_unique<Job>();
+    job->batch = std::move(logged.batch);
+    job->replaySeq = logged.seq;
+    job->done = [promise](Result<uint64_t> result) { promise->set_value(result.status()); };
+    enqueue(std::move(job));
+  }
+  Status first;
+  for (auto& answer : answers) {
+    Status status = answer.get();
+    if (first.ok() && !status.ok()) first = status;
+  }
+  return first;
 }
 
 void Writer::enqueue(std::unique_ptr<Job> job) {
@@ -142,63 +170,138 @@ void Writer::fail(const std::string& why) {
 
 void Writer::loop() {
   for (;;) {
-    std::deque<std::unique_ptr<Job>> batch;
+    std::deque<std::unique_ptr<Job>> jobs;
     std::optional<std::string> failed;
     {
       std::unique_lock<std::mutex> lock(mu_);
       wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping, and everything queued has been answered
-      batch.swap(queue_);
+      jobs.swap(queue_);
       failed = failure_;
     }
     if (!failed) {
       try {
-        runBatch(batch);
+        runJobs(jobs);
       } catch (const std::exception& e) {
-        // runBatch catches what jobs throw; anything here is a writer bug. Refuse further
+        // runJobs catches what applying throws; anything here is a writer bug. Refuse further
         // writes rather than guess what was committed.
         storeLog()->error("writer failed err={}", e.what());
         fail(std::string("writer failed: ") + e.what());
       }
       failed = failure();
     }
-    for (auto& job : batch) {
+    for (auto& job : jobs) {
       finishJob(*job, Status(Code::kStorageFailed, failed.value_or("the store writer failed")));
     }
   }
 }
 
-void Writer::runBatch(std::deque<std::unique_ptr<Job>>& batch) {
+namespace {
+
+// Applies one job in a transaction nested in `parent`. Returns 0, or the LMDB error (with its
+// status in *why) after rolling the job's writes back; ApplyError and other exceptions give
+// -1 and a reason.
+int applyNested(Env& env, MDB_txn* parent, const core::WriteBatch& batch, uint64_t seq,
+                Status* why) {
+  MDB_txn* child = nullptr;
+  int rc = mdb_txn_begin(env.raw(), parent, 0, &child);
+  if (rc != 0) {
+    *why = lmdbStatus(rc, "begin nested transaction");
+    return rc;
+  }
+  try {
+    applyBatch(child, env, batch);
+    logBatch(child, env, seq, batch);
+  } catch (const LmdbError& e) {
+    mdb_txn_abort(child);
+    *why = e.status();
+    return e.rc();
+  } catch (const ApplyError& e) {
+    mdb_txn_abort(child);
+    *why = Status(Code::kStorageFailed, std::string("write batch does not fit the store: ") +
+                                            e.what());
+    return -1;
+  } catch (const std::exception& e) {
+    mdb_txn_abort(child);
+    *why = Status(Code::kStorageFailed, std::string("applying a write batch failed: ") + e.what());
+    return -1;
+  } catch (const kj::Exception& e) {
+    mdb_txn_abort(child);
+    *why = Status(Code::kStorageFailed,
+                  std::string("applying a write batch failed: ") + e.getDescription().cStr());
+    return -1;
+  }
+  rc = mdb_txn_commit(child);
+  if (rc != 0) {
+    *why = lmdbStatus(rc, "commit nested transaction");
+    return rc;
+  }
+  return 0;
+}
+
+}  // namespace
+
+void Writer::runJobs(std::deque<std::unique_ptr<Job>>& jobs) {
   struct Ran {
     std::unique_ptr<Job> job;
-    Status outcome;
+    uint64_t seq;
   };
-  while (!batch.empty()) {
-    const int64_t nowMs = clock_();
+  while (!jobs.empty()) {
     TxnGuard parent;
     int rc = mdb_txn_begin(env_.raw(), nullptr, 0, &parent.txn);
     if (rc != 0) {
       parent.txn = nullptr;
       storeLog()->error("begin write transaction failed err={}", mdb_strerror(rc));
       fail(std::string("cannot begin a write transaction: ") + mdb_strerror(rc));
-      return;  // loop() answers what is left in `batch`
+      return;  // loop() answers what is left in `jobs`
     }
     std::vector<Ran> ran;
-    while (!batch.empty()) {
-      int lmdbRc = 0;
-      Status outcome = runJob(parent.txn, nowMs, *batch.front(), &lmdbRc);
-      // The transaction is out of dirty-page room or map space only because of the jobs before
-      // this one: commit those and run this one again in a fresh transaction.
-      if ((lmdbRc == MDB_TXN_FULL || lmdbRc == MDB_MAP_FULL) && !ran.empty()) break;
-      ran.push_back({std::move(batch.front()), std::move(outcome)});
-      batch.pop_front();
+    uint64_t seq = lastSeq_;
+    uint64_t applied = 0;
+    while (!jobs.empty()) {
+      Job& job = *jobs.front();
+      if (job.batch.empty()) {
+        ran.push_back({std::move(jobs.front()), 0});
+        jobs.pop_front();
+        continue;
+      }
+      if (job.replaySeq != 0 && job.replaySeq != seq + 1) {
+        std::string why = "replayed batch " + std::to_string(job.replaySeq) +
+                          " does not follow the store's last batch " + std::to_string(seq);
+        finishJob(job, Status(Code::kInvalidArgument, why));
+        jobs.pop_front();
+        continue;
+      }
+      Status why;
+      rc = applyNested(env_, parent.txn, job.batch, seq + 1, &why);
+      // Out of dirty-page room or map space only because of the jobs before this one: commit
+      // those and apply this one again in a fresh transaction.
+      if ((rc == MDB_TXN_FULL || rc == MDB_MAP_FULL) && applied > 0) break;
+      if (rc != 0) {
+        // The broker built this batch on state it believes committed; failing it alone
+        // would leave that belief wrong. Stop writing.
+        storeLog()->error("write batch failed seq={} err={}", seq + 1, why.toString());
+        fail(why.message() + "; the broker refuses writes until restarted");
+        break;
+      }
+      ++seq;
+      ++applied;
+      ran.push_back({std::move(jobs.front()), seq});
+      jobs.pop_front();
     }
+    if (failure()) return;  // The parent is aborted; loop() answers every job, ran or not.
 
     uint64_t used = 0;
     try {
+      if (applied > 0) {
+        setLastLoggedSeq(parent.txn, env_, seq);
+        trimLog(parent.txn, env_);
+      }
       used = usedBytesIn(parent.txn, env_);
     } catch (const LmdbError& e) {
-      used = env_.usedBytes();
+      storeLog()->error("write log update failed err={}", e.status().toString());
+      fail(e.status().message() + "; the broker refuses writes until restarted");
+      return;
     }
     auto start = std::chrono::steady_clock::now();
     rc = mdb_txn_commit(parent.release());
@@ -215,70 +318,22 @@ void Writer::runBatch(std::deque<std::unique_ptr<Job>>& batch) {
         finishJob(*r.job, Status(Code::kStorageFailed, why));
       return;
     }
+    lastSeq_ = seq;
     env_.setUsedBytes(used);
     syncIfDue();
     {
       std::lock_guard<std::mutex> lock(mu_);
       stats_.commits += 1;
-      stats_.jobs += ran.size();
+      stats_.batches += applied;
+      stats_.lastSeq = seq;
       stats_.lastBatchJobs = ran.size();
       stats_.lastCommitMicros = static_cast<uint64_t>(micros);
     }
     commitSeconds_.record(static_cast<double>(micros) / 1e6);
     batchJobs_.record(static_cast<double>(ran.size()));
     for (auto& r : ran)
-      finishJob(*r.job, r.outcome);
+      finishJob(*r.job, Result<uint64_t>(r.seq));
   }
-}
-
-Status Writer::runJob(MDB_txn* parent, int64_t nowMs, Job& job, int* lmdbRc) {
-  MDB_txn* child = nullptr;
-  int rc = mdb_txn_begin(env_.raw(), parent, 0, &child);
-  if (rc != 0) {
-    *lmdbRc = rc;
-    return lmdbStatus(rc, "begin nested transaction");
-  }
-  WriteTxn txn(env_, child, nowMs);
-  Status ran;
-  Status thrown;
-  try {
-    ran = job.run(txn);
-  } catch (const LmdbError& e) {
-    if (txn.error_.ok()) {
-      txn.errorRc_ = e.rc();
-      txn.error_ = e.status();
-    }
-  } catch (const kj::Exception& e) {
-    storeLog()->error("job threw: {}", e.getDescription().cStr());
-    thrown =
-        Status(Code::kStorageFailed, std::string("internal error: ") + e.getDescription().cStr());
-  } catch (const std::exception& e) {
-    storeLog()->error("job threw: {}", e.what());
-    thrown = Status(Code::kStorageFailed, std::string("internal error: ") + e.what());
-  } catch (...) {
-    storeLog()->error("job threw a non-standard exception");
-    thrown = Status(Code::kStorageFailed, "internal error: unknown exception");
-  }
-  if (!txn.error_.ok()) {
-    mdb_txn_abort(child);
-    *lmdbRc = txn.errorRc_;
-    return txn.error_;
-  }
-  if (!thrown.ok()) {
-    mdb_txn_abort(child);
-    return thrown;
-  }
-  if (!ran.ok()) {
-    // The job's own failure reaches its caller through its result; only undo its writes.
-    mdb_txn_abort(child);
-    return Status();
-  }
-  rc = mdb_txn_commit(child);
-  if (rc != 0) {
-    *lmdbRc = rc;
-    return lmdbStatus(rc, "commit nested transaction");
-  }
-  return Status();
 }
 
 void Writer::syncIfDue() {

@@ -17,6 +17,7 @@
 #include <catch2/catch.hpp>
 
 #include "core/broker.h"
+#include "store/store.h"
 
 namespace sluice::core::testing {
 
@@ -125,8 +126,8 @@ class Harness {
     REQUIRE(env.ok());
     env_ = std::move(env).value();
     writer_ = std::make_unique<store::Writer>(*env_);
-    broker_ =
-        std::make_unique<Broker>(*env_, *writer_, io_.provider->getTimer(), metrics_, options_);
+    store_ = std::make_unique<store::LmdbStore>(*env_, *writer_);
+    broker_ = std::make_unique<Broker>(*store_, io_.provider->getTimer(), metrics_, options_);
     broker_->start();
   }
   void close() {
@@ -140,6 +141,7 @@ class Harness {
     writer_->stop();
     settle();
     broker_.reset();
+    store_.reset();
     writer_.reset();
     env_.reset();
   }
@@ -151,6 +153,7 @@ class Harness {
   Metrics metrics_;
   std::unique_ptr<store::Env> env_;
   std::unique_ptr<store::Writer> writer_;
+  std::unique_ptr<store::LmdbStore> store_;
   std::unique_ptr<Broker> broker_;
   std::vector<uint64_t> consumers_;
 };

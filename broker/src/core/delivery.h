@@ -1,0 +1,83 @@
+#pragma once
+
+// Delivery to a group's consumers: subscribing, pushing batches within prefetch windows, acks
+// and nacks, releasing held messages (nack, ack timeout, disconnect) onto the on-disk due
+// index, and dead-lettering past max deliveries. Memory holds only leases (messages held by
+// consumers); what waits for redelivery is read back from the store when it is due.
+// Thread: kj.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <kj/async.h>
+
+#include "core/context.h"
+#include "core/groups.h"
+#include "core/topic_log.h"
+
+namespace sluice::core {
+
+class GroupDelivery {
+ public:
+  GroupDelivery(Context& ctx, Groups& groups, TopicLog& log)
+      : ctx_(ctx), groups_(groups), log_(log) {}
+
+  // Joins `group` on `topic` (creating the group at `start` if needed). Returns the consumer id.
+  // `sink` must outlive the consumer (until unsubscribe()).
+  // Errors: kInvalidArgument, kTopicNotFound, kLimitExceeded, kShuttingDown.
+  Result<uint64_t> subscribe(std::string_view topic, std::string_view group, StartAt start,
+                             uint32_t prefetch, uint64_t ackTimeoutMs, ConsumerSink& sink,
+                             std::string peer);
+  // Leaves the group; the consumer's unacknowledged messages become due for redelivery.
+  void unsubscribe(uint64_t consumerId);
+  // Acknowledges held messages; answers per-offset failures after the commit.
+  kj::Promise<std::vector<OffsetFailure>> ack(uint64_t consumerId, std::vector<Offset> offsets);
+  // Makes held messages due again after `delayMs` (or dead-letters them).
+  kj::Promise<std::vector<OffsetFailure>> nack(uint64_t consumerId, std::vector<Offset> offsets,
+                                               uint32_t delayMs);
+
+  // Asks for a delivery pass over the group in a later turn of the event loop.
+  void schedulePump(Group& group);
+  // Releases leases whose ack deadline has passed.
+  void expireLeases(Group& group, int64_t nowMs);
+  // Ends every subscription of the group with `why` (topic or group deleted, shutdown).
+  void close(Group& group, const Status& why);
+
+ private:
+  // The leases a batch releases: settled (erased) once the batch commits.
+  struct Settle {
+    std::string topic;
+    TopicId topicId = 0;
+    std::string group;
+    std::vector<std::pair<Offset, uint64_t>> leases;  // Offset and lease generation.
+    std::optional<int64_t> dueAtMs;  // The earliest due time the batch writes.
+    std::vector<AppendTicket> appends;  // Dead letters.
+  };
+
+  void pump(Group& group);
+  // Delivers what fits into `consumer`'s window; adds the delivery state to `batch`.
+  void fill(Group& group, Consumer& consumer, uint32_t held, std::vector<DueEntry>& due,
+            size_t& nextDue, const StoreSnapshot& snapshot, WriteBatch& batch, int64_t nowMs);
+  std::vector<DueEntry> dueEntries(const Group& group, const StoreSnapshot& snapshot,
+                                   int64_t nowMs, size_t max) const;
+  // Releases the held message at `offset` into `batch`: due at `visibleAtMs`, or moved to the
+  // dead-letter topic past maxDeliveries.
+  void release(WriteBatch& batch, Settle& settle, Group& group, Offset offset,
+               RedeliveryCause cause, int64_t visibleAtMs, const StoreSnapshot& snapshot);
+  void deadLetter(WriteBatch& batch, Settle& settle, Group& group, Offset offset,
+                  uint32_t deliveries, RedeliveryCause cause, const StoreSnapshot& snapshot);
+  // Commits `batch` and then erases the settled leases.
+  kj::Promise<Result<uint64_t>> commitSettling(WriteBatch batch, Settle settle);
+  void settled(const Settle& settle, bool committed);
+  void releaseConsumer(Consumer& consumer, RedeliveryCause cause);
+  Consumer* consumerOf(uint64_t id);
+
+  Context& ctx_;
+  Groups& groups_;
+  TopicLog& log_;
+  uint64_t nextConsumerId_ = 1;
+};
+
+}  // namespace sluice::core

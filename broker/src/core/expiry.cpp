@@ -1,0 +1,85 @@
+#include "core/expiry.h"
+
+#include <algorithm>
+
+#include "core/log.h"
+
+namespace sluice::core {
+namespace {
+
+constexpr int64_t kTickMs = 25;
+constexpr int64_t kRetentionEveryMs = 1000;
+constexpr int64_t kDedupExpiryEveryMs = 10000;
+
+}  // namespace
+
+void Expiry::start() {
+  ticker_ = loop().eagerlyEvaluate([](kj::Exception&& e) {
+    coreLog()->error("periodic work stopped: {}", e.getDescription().cStr());
+  });
+}
+
+kj::Promise<void> Expiry::loop() {
+  return timer_.afterDelay(kTickMs * kj::MILLISECONDS).then([this]() {
+    tick(wallClockMs());
+    return loop();
+  });
+}
+
+void Expiry::tick(int64_t now) {
+  if (ctx_.stopped) return;
+  for (auto& [topicName, topic] : ctx_.topics) {
+    for (auto& [groupName, group] : topic->groups) {
+      delivery_.expireLeases(*group, now);
+      bool due = group->heldAtStop > 0 || (group->nextDueMs && *group->nextDueMs <= now);
+      if (due && !group->consumers.empty()) delivery_.schedulePump(*group);
+    }
+  }
+  if (now - lastRetentionMs_ >= kRetentionEveryMs) {
+    lastRetentionMs_ = now;
+    sweepRetention(now);
+  }
+  if (now - lastDedupExpiryMs_ >= kDedupExpiryEveryMs) {
+    lastDedupExpiryMs_ = now;
+    WriteBatch batch;
+    batch.ops.push_back(ExpireDedupOp{now});
+    ctx_.store.commitDetached(std::move(batch), "dedup expiry");
+  }
+}
+
+Offset Expiry::ackFloor(const Group& group, const StoreSnapshot& snapshot) const {
+  // Leases include released ones whose commit is queued: until then the store may not yet
+  // show them as due, so they hold the floor.
+  Offset floor = group.position;
+  if (!group.leases.empty()) floor = std::min(floor, group.leases.begin()->first);
+  if (auto pending = snapshot.firstPending(group.topic->id, group.name))
+    floor = std::min(floor, *pending);
+  return floor;
+}
+
+void Expiry::sweepRetention(int64_t now) {
+  std::unique_ptr<StoreSnapshot> snapshot;
+  for (auto& [name, topic] : ctx_.topics) {
+    const TopicSettings& s = topic->settings;
+    bool byAge = s.maxAgeMs != 0 && static_cast<uint64_t>(now) > s.maxAgeMs;
+    bool byFloor = s.workQueue && !topic->groups.empty();
+    if ((!byAge && !byFloor) || topic->firstOffset >= topic->committedNext) continue;
+    if (!snapshot) snapshot = ctx_.store.snapshot();
+    Offset below = 0;
+    if (byAge) {
+      int64_t cutoff = now - static_cast<int64_t>(s.maxAgeMs);
+      below = snapshot->offsetAtTime(topic->id, topic->firstOffset, topic->committedNext, cutoff);
+    }
+    if (byFloor) {
+      Offset floor = topic->committedNext;
+      for (auto& [groupName, group] : topic->groups)
+        floor = std::min(floor, ackFloor(*group, *snapshot));
+      below = std::max(below, floor);
+    }
+    WriteBatch batch;
+    log_.trimTo(batch, *topic, below, *snapshot);
+    if (!batch.empty()) ctx_.store.commitDetached(std::move(batch), "retention");
+  }
+}
+
+}  // namespace sluice::core

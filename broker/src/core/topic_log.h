@@ -1,0 +1,82 @@
+#pragma once
+
+// Topics as logs: creating, deleting and purging topics, and publishing to them. Decides every
+// offset, timestamp, dedup outcome and size-retention cut before it builds the append, so the
+// store only applies. Thread: kj.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <kj/async.h>
+
+#include "core/context.h"
+
+namespace sluice::core {
+
+// The messages one batch appends to one topic, for its completion (appended()).
+struct AppendTicket {
+  std::string topic;
+  TopicId id = 0;
+  Offset first = 0;
+  Offset end = 0;  // One past the last offset.
+  std::vector<std::string> ids;  // Producer ids it registered as uncommitted.
+  uint64_t estimatedBytes = 0;   // Counted in Context::uncommittedAppendBytes until then.
+};
+
+class TopicLog {
+ public:
+  // What the topic log tells the group side: new messages are deliverable, or a group is
+  // going away with its topic.
+  struct Events {
+    std::function<void(Topic&)> appended;
+    std::function<void(Group&, const Status&)> closing;
+  };
+  TopicLog(Context& ctx, Events events) : ctx_(ctx), events_(std::move(events)) {}
+
+  // The message-count rule of publish(), for checking a request before copying it.
+  Status checkBatchCount(size_t count) const;
+  // Stores the batch (creating the topic with --auto-create-topics) and answers one ack per
+  // message after the commit. Errors: kInvalidArgument, kTopicNotFound, kMessageTooLarge,
+  // kLimitExceeded, kStorageFull, kStorageFailed, kShuttingDown.
+  kj::Promise<Result<std::vector<PublishAckData>>> publish(std::string topic,
+                                                           std::vector<MessageData> messages);
+  // Creates the topic (and its dead-letter topic when that does not exist). Answers after the
+  // commit. Errors: kInvalidArgument, kTopicExists, kLimitExceeded, kStorageFailed.
+  kj::Promise<Result<Done>> createTopic(std::string name, RequestedSettings settings);
+  // Errors: kInvalidArgument, kTopicNotFound, kStorageFailed. Answers the messages removed.
+  kj::Promise<Result<uint64_t>> deleteTopic(std::string name);
+  kj::Promise<Result<uint64_t>> purgeTopic(std::string name);
+
+  // Adds to `batch` an append of `message` to `topic` at its next offset (with the size
+  // retention it triggers); `snapshot` serves the sizes of committed messages.
+  AppendTicket appendInternal(WriteBatch& batch, Topic& topic, MessageData message,
+                              int64_t nowMs, const StoreSnapshot& snapshot);
+  // Adds a trim of `topic` to `below` (if that drops anything) and keeps the live counts.
+  void trimTo(WriteBatch& batch, Topic& topic, Offset below, const StoreSnapshot& snapshot);
+  // After the commit holding `ticket` (committed: its offsets are deliverable) or its failure.
+  void appended(const AppendTicket& ticket, bool committed);
+
+  // kLimitExceeded when `adding` more topics would pass maxTopics or the ids run out.
+  Status topicRoom(uint32_t adding) const;
+
+ private:
+  // Validation, limits and the storage check of a publish; ok to go ahead.
+  Status admit(std::string_view topic, const std::vector<MessageData>& messages, Topic* found,
+               uint64_t estimate) const;
+  // Gives each message its offset, timestamp and dedup outcome; fills `op` with the new ones.
+  std::vector<PublishAckData> assign(Topic& topic, std::vector<MessageData> messages, int64_t now,
+                                     AppendOp& op, AppendTicket& ticket);
+  // maxMessages / maxBytes after an append.
+  void trimBySize(WriteBatch& batch, Topic& topic, const StoreSnapshot& snapshot);
+  uint64_t sizeAt(const Topic& topic, Offset offset, const StoreSnapshot& snapshot) const;
+  Status validateBatch(std::string_view topic, const std::vector<MessageData>& messages,
+                       uint32_t maxSize) const;
+
+  Context& ctx_;
+  Events events_;
+};
+
+}  // namespace sluice::core

@@ -1,0 +1,177 @@
+// Replay equivalence: everything a broker commits is a write batch in its write log, and
+// applying that log from sequence 1 to an empty store rebuilds the same store.
+
+#include <signal.h>
+
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "broker_fixture.h"
+#include "support/run_process.h"
+
+namespace sluice::test {
+namespace {
+
+const std::vector<std::string> kWithLog = {"--write-log-window", "1GiB"};
+
+RunResult sluiced(std::vector<std::string> args) {
+  args.insert(args.begin(), sluicedPath());
+  return runProcess(std::move(args), "", {}, std::chrono::seconds(60));
+}
+
+// Every kind of durable change the broker makes, through the client library.
+void driveEveryKindOfWrite(sluice::test::Broker& broker) {
+  Admin admin = broker.admin();
+  Producer& producer = broker.producer();
+
+  // Publishes with ids (and their repeats), keys and headers; dead-lettering.
+  TopicSettings orders;
+  orders.maxDeliveries = 2;
+  orders.deadLetterTopic = "orders.dlq";
+  createTopic(admin, "orders", orders);
+  for (int i = 0; i < 12; ++i) {
+    OutgoingMessage m;
+    m.payload = "order-" + std::to_string(i);
+    m.id = "id-" + std::to_string(i % 10);  // The last two repeat ids 0 and 1.
+    if (i % 3 == 0) m.key = "customer-" + std::to_string(i);
+    m.headers["n"] = std::to_string(i);
+    auto ack = producer.publish("orders", std::move(m));
+    REQUIRE(ack.ok());
+    CHECK(ack.value().duplicate == (i >= 10));
+  }
+  {
+    Client client = broker.connect();
+    SubscribeOptions options;
+    options.prefetch = 10;
+    options.ackTimeout = std::chrono::milliseconds(300);
+    Consumer billing = subscribe(client, "orders", "billing", options);
+    auto first = receiveMessages(billing, 10);
+    REQUIRE(first.size() == 10);
+    for (int i = 0; i < 5; ++i)
+      REQUIRE(first[i].ack().ok());
+    REQUIRE(first[5].nack(std::chrono::milliseconds(100)).ok());
+    REQUIRE(first[6].nack(std::chrono::milliseconds(100)).ok());
+    // 7, 8 and 9 are left to their ack timeout. Everything not acked comes back once.
+    auto again = receiveMessages(billing, 5, std::chrono::seconds(10));
+    REQUIRE(again.size() == 5);
+    for (const Message& m : again)
+      CHECK(m.deliveries() == 2);
+    // A second failure passes maxDeliveries: to the dead-letter topic.
+    for (const Message& m : again)
+      REQUIRE(m.nack().ok());
+    REQUIRE(eventually([&] { return describeTopic(admin, "orders.dlq").messages == 5; }));
+  }
+  {
+    // Left pending: one nacked for an hour, two released when their consumer goes.
+    Client client = broker.connect();
+    SubscribeOptions options;
+    options.prefetch = 3;
+    Consumer slow = subscribe(client, "orders", "slow", options);
+    auto held = receiveMessages(slow, 3);
+    REQUIRE(held.size() == 3);
+    REQUIRE(held[0].nack(std::chrono::hours(1)).ok());
+  }
+  REQUIRE(eventually([&] { return describeGroup(admin, "orders", "slow").pending == 3; }));
+  // A group created and deleted; another reset.
+  REQUIRE(admin.createGroup("orders", "audit", StartPosition::earliest()).ok());
+  REQUIRE(admin.deleteGroup("orders", "audit").ok());
+  REQUIRE(admin.createGroup("orders", "replay", StartPosition::latest()).ok());
+  REQUIRE(admin.resetGroup("orders", "replay", StartPosition::atOffset(3)).ok());
+
+  // Every retention rule.
+  TopicSettings ages;
+  ages.maxAge = std::chrono::milliseconds(200);
+  createTopic(admin, "ages", ages);
+  publishPayloads(producer, "ages", 5);
+  REQUIRE(eventually([&] { return describeTopic(admin, "ages").messages == 0; }));
+
+  TopicSettings counts;
+  counts.maxMessages = 3;
+  createTopic(admin, "counts", counts);
+  publishPayloads(producer, "counts", 10);
+  CHECK(describeTopic(admin, "counts").messages == 3);
+
+  TopicSettings sizes;
+  sizes.maxBytes = 100;
+  createTopic(admin, "sizes", sizes);
+  publishPayloads(producer, "sizes", 10, std::string(30, 's'));
+  CHECK(describeTopic(admin, "sizes").bytes <= 100);
+
+  TopicSettings jobs;
+  jobs.workQueue = true;
+  createTopic(admin, "jobs", jobs);
+  publishPayloads(producer, "jobs", 20);
+  {
+    Client client = broker.connect();
+    Consumer workers = subscribe(client, "jobs", "workers");
+    ackAll(receiveMessages(workers, 20));
+  }
+  REQUIRE(eventually([&] { return describeTopic(admin, "jobs").messages == 0; }));
+
+  // Purge and delete.
+  REQUIRE(admin.purgeTopic("counts").ok());
+  REQUIRE(admin.deleteTopic("sizes").ok());
+  publishPayloads(producer, "counts", 2, "after-purge");
+}
+
+}  // namespace
+
+TEST_CASE("replaying a broker's write log onto an empty store rebuilds the same store",
+          "[integration][replay]") {
+  TempDir replayed;
+  std::string source;
+  {
+    sluice::test::Broker broker(kWithLog);
+    driveEveryKindOfWrite(broker);
+    source = broker.dataDir();
+    REQUIRE(broker.process().stop() == 0);
+
+    std::string target = replayed.path() + "/store";
+    RunResult replay = sluiced({"--replay-log", source, "--data", target});
+    INFO(replay.stderrText);
+    REQUIRE(replay.exitCode == 0);
+    CHECK_THAT(replay.stdoutText, Catch::Matchers::StartsWith("replayed "));
+
+    for (const std::string& dir : {source, target}) {
+      RunResult check = sluiced({"--check", "--data", dir});
+      INFO(dir << ": " << check.stderrText);
+      CHECK(check.exitCode == 0);
+    }
+    RunResult original = sluiced({"--dump", "--data", source});
+    RunResult rebuilt = sluiced({"--dump", "--data", target});
+    REQUIRE(original.exitCode == 0);
+    REQUIRE(rebuilt.exitCode == 0);
+    // Something of every state database is there to compare.
+    for (const char* db : {"meta ", "topics ", "messages ", "groups ", "pending ", "due ",
+                           "dedup ", "dedupExpiry "}) {
+      CHECK_THAT(original.stdoutText, Catch::Matchers::Contains(std::string("\n") + db));
+    }
+    CHECK(original.stdoutText.size() > 1000);
+    CHECK(rebuilt.stdoutText == original.stdoutText);
+  }
+}
+
+TEST_CASE("a replay refuses a store that is not empty and a log it no longer holds",
+          "[integration][replay]") {
+  TempDir target;
+  std::string withoutLog;
+  {
+    sluice::test::Broker broker;  // The default window keeps no log.
+    createTopic(broker.admin(), "orders");
+    publishPayloads(broker.producer(), "orders", 3);
+    withoutLog = broker.dataDir();
+    REQUIRE(broker.process().stop() == 0);
+
+    RunResult gone = sluiced({"--replay-log", withoutLog, "--data", target.path() + "/a"});
+    CHECK(gone.exitCode == 1);
+    CHECK_THAT(gone.stderrText, Catch::Matchers::Contains("outside the write log window"));
+
+    RunResult occupied = sluiced({"--replay-log", withoutLog, "--data", withoutLog});
+    CHECK(occupied.exitCode == 2);
+    CHECK_THAT(occupied.stderrText, Catch::Matchers::Contains("already holds a store"));
+  }
+}
+
+}  // namespace sluice::test
