@@ -206,6 +206,24 @@ const Key kKeys[] = {
        return true;
      },
      [](const Config& c) { return std::to_string(c.maxConnections); }},
+    {"write_log_window", "--write-log-window", "SLUICE_WRITE_LOG_WINDOW", "SIZE",
+     "Bytes of write log kept for readers (a follower, --replay-log); 0 keeps none and costs "
+     "nothing",
+     "0, or a size of at least 16MiB: <digits>[unit] with unit KiB, MiB, GiB, TiB, KB, MB, GB, TB "
+     "or B, e.g. 1GiB",
+     [](Config& c, std::string_view t) {
+       if (t == "0") {
+         c.writeLogWindow = 0;
+         return true;
+       }
+       auto size = parseStorageSize(t);
+       if (!size.ok() || size.value() == 0) return false;
+       c.writeLogWindow = size.value();
+       return true;
+     },
+     [](const Config& c) {
+       return quote(c.writeLogWindow == 0 ? std::string("0") : showSize(c.writeLogWindow));
+     }},
 };
 
 std::string allKeyNames() {
@@ -378,6 +396,8 @@ ParseOutcome parseCommandLine(int argc, const char* const* argv, const EnvLookup
   std::string configPath;
   bool check = false;
   bool printConfig = false;
+  bool dump = false;
+  std::string replaySource;
   app.add_option("--config", configPath,
                  "TOML file with any of the keys: " + allKeyNames() +
                      " (e.g. max_storage = \"20GiB\"); unknown keys are errors")
@@ -402,7 +422,16 @@ ParseOutcome parseCommandLine(int argc, const char* const* argv, const EnvLookup
   CLI::Option* printFlag =
       app.add_flag("--print-config", printConfig,
                    "Print the effective configuration (all layers applied) as TOML and exit 0");
-  checkFlag->excludes(printFlag);
+  CLI::Option* dumpFlag = app.add_flag(
+      "--dump", dump, "Print every key and value of the stopped store's state databases and exit");
+  CLI::Option* replayFlag =
+      app.add_option("--replay-log", replaySource,
+                     "Apply the write log of the stopped store in DIR, from sequence 1, to the "
+                     "empty --data store and exit")
+          ->type_name("DIR");
+  checkFlag->excludes(printFlag)->excludes(dumpFlag)->excludes(replayFlag);
+  printFlag->excludes(dumpFlag)->excludes(replayFlag);
+  dumpFlag->excludes(replayFlag);
   app.footer(std::string("Configuration precedence, lowest to highest: ") + kPrecedence +
              ".\nEvery setting can come from any layer: file key max_storage, flag "
              "--max-storage, variable SLUICE_MAX_STORAGE (empty variables are ignored).\n"
@@ -418,7 +447,12 @@ ParseOutcome parseCommandLine(int argc, const char* const* argv, const EnvLookup
   }
 
   Invocation invocation;
-  invocation.mode = check ? Mode::kCheck : printConfig ? Mode::kPrintConfig : Mode::kServe;
+  invocation.mode = check                   ? Mode::kCheck
+                    : printConfig           ? Mode::kPrintConfig
+                    : dump                  ? Mode::kDump
+                    : !replaySource.empty() ? Mode::kReplayLog
+                                            : Mode::kServe;
+  invocation.replaySource = replaySource;
   Status status;
   if (!configPath.empty()) status = applyFile(configPath, invocation.config);
   for (const Key& key : kKeys) {

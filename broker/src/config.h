@@ -35,17 +35,24 @@ struct Config {
   std::string durability = "sync";  // sync, or the opt-in async.
   // RPC connections served at once; further ones are refused with an error naming the limit.
   uint32_t maxConnections = 10000;
+  // Bytes the write log may keep (its entries, and bodies removed while their entry is kept),
+  // for a reader such as a follower or `--replay-log`. 0: keep nothing, so a single broker
+  // writes each payload once; sequence numbers advance regardless.
+  uint64_t writeLogWindow = 0;
 };
 
 enum class Mode {
   kServe,
   kCheck,        // --check: verify the store and exit.
   kPrintConfig,  // --print-config: print the effective configuration as TOML and exit 0.
+  kDump,         // --dump: print a logical dump of the store and exit.
+  kReplayLog,    // --replay-log SRC: apply SRC's write log to the empty --data store and exit.
 };
 
 struct Invocation {
   Config config;
   Mode mode = Mode::kServe;
+  std::string replaySource;  // For kReplayLog: the data directory whose log is applied.
 };
 
 // What parseCommandLine decided: run `invocation`, or exit with `exitCode` (0 after --help or

@@ -101,6 +101,7 @@ int serve(const Config& config) {
   envOptions.maxStorageBytes =
       config.maxStorage != 0 ? config.maxStorage : defaultMaxStorage(config.data);
   envOptions.syncCommits = config.durability == "sync";
+  envOptions.logWindowBytes = config.writeLogWindow;
   if (!envOptions.syncCommits) {
     log->warn(
         "durability=async: publishes are acknowledged before they are on disk; a crash "
@@ -206,8 +207,16 @@ int main(int argc, char** argv) {
     return 0;
   }
   sluice::daemon::setUpLogging(config.logLevel, config.logFormat);
-  if (parsed.invocation->mode == sluice::daemon::Mode::kCheck) {
-    return sluice::daemon::runCheck(config.data);
+  switch (parsed.invocation->mode) {
+    case sluice::daemon::Mode::kCheck:
+      return sluice::daemon::runCheck(config.data);
+    case sluice::daemon::Mode::kDump:
+      return sluice::daemon::runDump(config.data);
+    case sluice::daemon::Mode::kReplayLog:
+      return sluice::daemon::runReplayLog(parsed.invocation->replaySource, config.data,
+                                          config.writeLogWindow);
+    default:
+      break;
   }
   try {
     return serve(config);

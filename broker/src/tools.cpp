@@ -74,8 +74,8 @@ int runReplayLog(const std::string& sourceDir, const std::string& dataDir, uint6
   store::EnvOptions options;
   options.dir = dataDir;
   // The same map size as the source: the replayed store holds the same data.
-  options.maxStorageBytes = std::max<uint64_t>(source.value()->options().maxStorageBytes * 2,
-                                               uint64_t{256} << 20);
+  options.maxStorageBytes =
+      std::max<uint64_t>(source.value()->options().maxStorageBytes * 2, uint64_t{256} << 20);
   options.logWindowBytes = windowBytes;
   auto target = store::Env::open(options);
   if (!target.ok()) {
@@ -103,8 +103,8 @@ int runReplayLog(const std::string& sourceDir, const std::string& dataDir, uint6
     next += count;
   }
   writer.stop();
-  std::printf("replayed %llu batches from %s into %s\n",
-              static_cast<unsigned long long>(next - 1), sourceDir.c_str(), dataDir.c_str());
+  std::printf("replayed %llu batches from %s into %s\n", static_cast<unsigned long long>(next - 1),
+              sourceDir.c_str(), dataDir.c_str());
   return 0;
 }
 

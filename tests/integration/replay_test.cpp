@@ -64,7 +64,8 @@ void driveEveryKindOfWrite(sluice::test::Broker& broker) {
     REQUIRE(eventually([&] { return describeTopic(admin, "orders.dlq").messages == 5; }));
   }
   {
-    // Left pending: one nacked for an hour, two released when their consumer goes.
+    // Left pending: one nacked for an hour, the rest released when their consumer goes (the
+    // nack frees a slot, so a fourth may have been delivered meanwhile).
     Client client = broker.connect();
     SubscribeOptions options;
     options.prefetch = 3;
@@ -73,7 +74,7 @@ void driveEveryKindOfWrite(sluice::test::Broker& broker) {
     REQUIRE(held.size() == 3);
     REQUIRE(held[0].nack(std::chrono::hours(1)).ok());
   }
-  REQUIRE(eventually([&] { return describeGroup(admin, "orders", "slow").pending == 3; }));
+  REQUIRE(eventually([&] { return describeGroup(admin, "orders", "slow").pending >= 3; }));
   // A group created and deleted; another reset.
   REQUIRE(admin.createGroup("orders", "audit", StartPosition::earliest()).ok());
   REQUIRE(admin.deleteGroup("orders", "audit").ok());
@@ -94,10 +95,12 @@ void driveEveryKindOfWrite(sluice::test::Broker& broker) {
   CHECK(describeTopic(admin, "counts").messages == 3);
 
   TopicSettings sizes;
-  sizes.maxBytes = 100;
+  sizes.maxMessageSize = 1024;
+  sizes.maxBytes = 4096;
   createTopic(admin, "sizes", sizes);
-  publishPayloads(producer, "sizes", 10, std::string(30, 's'));
-  CHECK(describeTopic(admin, "sizes").bytes <= 100);
+  publishPayloads(producer, "sizes", 10, std::string(1000, 's'));
+  CHECK(describeTopic(admin, "sizes").bytes <= 4096);
+  CHECK(describeTopic(admin, "sizes").messages == 4);
 
   TopicSettings jobs;
   jobs.workQueue = true;
@@ -144,8 +147,8 @@ TEST_CASE("replaying a broker's write log onto an empty store rebuilds the same 
     REQUIRE(original.exitCode == 0);
     REQUIRE(rebuilt.exitCode == 0);
     // Something of every state database is there to compare.
-    for (const char* db : {"meta ", "topics ", "messages ", "groups ", "pending ", "due ",
-                           "dedup ", "dedupExpiry "}) {
+    for (const char* db : {"meta ", "topics ", "messages ", "groups ", "pending ", "due ", "dedup ",
+                           "dedupExpiry "}) {
       CHECK_THAT(original.stdoutText, Catch::Matchers::Contains(std::string("\n") + db));
     }
     CHECK(original.stdoutText.size() > 1000);

@@ -9,13 +9,12 @@ namespace sluice::core {
 Broker::Broker(Store& store, kj::Timer& timer, Metrics& metrics, BrokerOptions options)
     : tasks_(kj::heap<kj::TaskSet>(static_cast<kj::TaskSet::ErrorHandler&>(*this))),
       ctx_(store, metrics, std::move(options), *tasks_),
-      log_(ctx_, TopicLog::Events{[this](Topic& topic) {
-                                    for (auto& [name, group] : topic.groups)
-                                      delivery_.schedulePump(*group);
-                                  },
-                                  [this](Group& group, const Status& why) {
-                                    delivery_.close(group, why);
-                                  }}),
+      log_(ctx_, TopicLog::Events{
+                     [this](Topic& topic) {
+                       for (auto& [name, group] : topic.groups)
+                         delivery_.schedulePump(*group);
+                     },
+                     [this](Group& group, const Status& why) { delivery_.close(group, why); }}),
       groups_(ctx_),
       delivery_(ctx_, groups_, log_),
       expiry_(ctx_, delivery_, log_, timer),

@@ -47,8 +47,7 @@ class Broker final : private kj::TaskSet::ErrorHandler {
   Result<uint64_t> subscribe(std::string_view topic, std::string_view group, StartAt start,
                              uint32_t prefetch, uint64_t ackTimeoutMs, ConsumerSink& sink,
                              std::string peer) {
-    return delivery_.subscribe(topic, group, start, prefetch, ackTimeoutMs, sink,
-                               std::move(peer));
+    return delivery_.subscribe(topic, group, start, prefetch, ackTimeoutMs, sink, std::move(peer));
   }
   void unsubscribe(uint64_t consumerId) { delivery_.unsubscribe(consumerId); }
   kj::Promise<std::vector<OffsetFailure>> ack(uint64_t consumerId, std::vector<Offset> offsets) {
@@ -80,8 +79,7 @@ class Broker final : private kj::TaskSet::ErrorHandler {
   kj::Promise<Result<uint64_t>> deleteGroup(std::string topic, std::string group) {
     return groups_.remove(std::move(topic), std::move(group));
   }
-  Result<std::vector<StoredMessageData>> peek(std::string_view topic, Offset from,
-                                              uint32_t count) {
+  Result<std::vector<StoredMessageData>> peek(std::string_view topic, Offset from, uint32_t count) {
     return views_.peek(topic, from, count);
   }
   StatsView stats() { return views_.stats(); }

@@ -35,8 +35,8 @@ Consumer* GroupDelivery::consumerOf(uint64_t id) {
 // Subscribing ----------------------------------------------------------------------------------
 
 Result<uint64_t> GroupDelivery::subscribe(std::string_view topicName, std::string_view groupName,
-                                     StartAt start, uint32_t prefetch, uint64_t ackTimeoutMs,
-                                     ConsumerSink& sink, std::string peer) {
+                                          StartAt start, uint32_t prefetch, uint64_t ackTimeoutMs,
+                                          ConsumerSink& sink, std::string peer) {
   if (ctx_.stopped) return shuttingDown();
   const Limits& limits = ctx_.limits();
   if (prefetch == 0 || prefetch > limits.maxPrefetch) {
@@ -119,7 +119,8 @@ void GroupDelivery::close(Group& group, const Status& why) {
 // Releasing, settling and dead-lettering --------------------------------------------------------
 
 void GroupDelivery::release(WriteBatch& batch, Settle& settle, Group& group, Offset offset,
-                       RedeliveryCause cause, int64_t visibleAtMs, const StoreSnapshot& snapshot) {
+                            RedeliveryCause cause, int64_t visibleAtMs,
+                            const StoreSnapshot& snapshot) {
   auto it = group.leases.find(offset);
   if (it == group.leases.end()) return;
   Lease& lease = it->second;
@@ -140,8 +141,8 @@ void GroupDelivery::release(WriteBatch& batch, Settle& settle, Group& group, Off
 }
 
 void GroupDelivery::deadLetter(WriteBatch& batch, Settle& settle, Group& group, Offset offset,
-                          uint32_t deliveries, RedeliveryCause cause,
-                          const StoreSnapshot& snapshot) {
+                               uint32_t deliveries, RedeliveryCause cause,
+                               const StoreSnapshot& snapshot) {
   ++group.deadLettered;
   ctx_.metrics.deadLetteredTotal.fetch_add(1, std::memory_order_relaxed);
   Topic& topic = *group.topic;
@@ -158,9 +159,9 @@ void GroupDelivery::deadLetter(WriteBatch& batch, Settle& settle, Group& group, 
       data.headers.emplace_back("sluice-origin-group", group.name);
       data.headers.emplace_back("sluice-origin-offset", std::to_string(offset));
       data.headers.emplace_back("sluice-deliveries", std::to_string(deliveries));
-      data.headers.emplace_back("sluice-reason",
-                                "max deliveries (" + std::to_string(topic.settings.maxDeliveries) +
-                                    ") reached; last: " + causeName(cause));
+      data.headers.emplace_back("sluice-reason", "max deliveries (" +
+                                                     std::to_string(topic.settings.maxDeliveries) +
+                                                     ") reached; last: " + causeName(cause));
       data.id.clear();
       settle.appends.push_back(log_.appendInternal(batch, *target, std::move(data), now, snapshot));
     }
@@ -217,7 +218,7 @@ void GroupDelivery::expireLeases(Group& group, int64_t nowMs) {
 // Acks and nacks -------------------------------------------------------------------------------
 
 kj::Promise<std::vector<OffsetFailure>> GroupDelivery::ack(uint64_t consumerId,
-                                                      std::vector<Offset> offsets) {
+                                                           std::vector<Offset> offsets) {
   Consumer* consumer = consumerOf(consumerId);
   if (consumer == nullptr || consumer->group == nullptr) {
     return failAll(offsets, Status(Code::kTopicNotFound,
@@ -255,8 +256,8 @@ kj::Promise<std::vector<OffsetFailure>> GroupDelivery::ack(uint64_t consumerId,
 }
 
 kj::Promise<std::vector<OffsetFailure>> GroupDelivery::nack(uint64_t consumerId,
-                                                       std::vector<Offset> offsets,
-                                                       uint32_t delayMs) {
+                                                            std::vector<Offset> offsets,
+                                                            uint32_t delayMs) {
   Consumer* consumer = consumerOf(consumerId);
   if (consumer == nullptr || consumer->group == nullptr) {
     return failAll(offsets, Status(Code::kTopicNotFound,
@@ -304,8 +305,8 @@ kj::Promise<std::vector<OffsetFailure>> GroupDelivery::nack(uint64_t consumerId,
 void GroupDelivery::schedulePump(Group& group) {
   if (group.pumpScheduled || ctx_.stopped) return;
   group.pumpScheduled = true;
-  ctx_.tasks.add(kj::evalLater(
-      [this, topic = group.topic->name, id = group.topic->id, name = group.name]() {
+  ctx_.tasks.add(
+      kj::evalLater([this, topic = group.topic->name, id = group.topic->id, name = group.name]() {
         if (Group* group = ctx_.findGroup(topic, id, name)) {
           group->pumpScheduled = false;
           pump(*group);
@@ -314,7 +315,7 @@ void GroupDelivery::schedulePump(Group& group) {
 }
 
 std::vector<DueEntry> GroupDelivery::dueEntries(const Group& group, const StoreSnapshot& snapshot,
-                                           int64_t nowMs, size_t max) const {
+                                                int64_t nowMs, size_t max) const {
   // Entries at 0 are held by consumers, except those left from an earlier run (heldAtStop).
   // Leases still settling are skipped, so read past them.
   size_t want = max + group.leases.size();
@@ -389,9 +390,9 @@ void GroupDelivery::pump(Group& group) {
   if (!batch.empty()) ctx_.store.commitDetached(std::move(batch), "delivery state");
 }
 
-void GroupDelivery::fill(Group& group, Consumer& consumer, uint32_t held, std::vector<DueEntry>& due,
-                    size_t& nextDue, const StoreSnapshot& snapshot, WriteBatch& batch,
-                    int64_t nowMs) {
+void GroupDelivery::fill(Group& group, Consumer& consumer, uint32_t held,
+                         std::vector<DueEntry>& due, size_t& nextDue, const StoreSnapshot& snapshot,
+                         WriteBatch& batch, int64_t nowMs) {
   Topic& topic = *group.topic;
   const Limits& limits = ctx_.limits();
   std::vector<Delivery> out;
@@ -407,8 +408,8 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, uint32_t held, std::v
     l.ackDeadlineMs = notBeforeMs(consumer.ackTimeoutMs);
     l.owner = &consumer;
     l.generation = ctx_.nextLeaseGeneration++;
-    batch.ops.push_back(PutPendingOp{topic.id, group.name, message.offset, deliveries, 0,
-                                     RedeliveryCause::kNone});
+    batch.ops.push_back(
+        PutPendingOp{topic.id, group.name, message.offset, deliveries, 0, RedeliveryCause::kNone});
     bytes += message.data.payload.size();
     out.push_back(Delivery{std::move(message), deliveries});
   };
@@ -446,8 +447,8 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, uint32_t held, std::v
   while (!full() && group.position < topic.committedNext) {
     size_t room = std::min<size_t>(consumer.prefetch - held - out.size(),
                                    limits.maxDeliveryBatch - out.size());
-    auto messages = snapshot.readMessages(topic.id, group.position, room,
-                                          limits.maxDeliveryBatchBytes - bytes);
+    auto messages =
+        snapshot.readMessages(topic.id, group.position, room, limits.maxDeliveryBatchBytes - bytes);
     if (messages.empty() || messages.front().offset >= topic.committedNext) {
       group.position = topic.committedNext;  // The rest was removed by retention or purge.
       break;

@@ -52,16 +52,16 @@ class GroupDelivery {
     TopicId topicId = 0;
     std::string group;
     std::vector<std::pair<Offset, uint64_t>> leases;  // Offset and lease generation.
-    std::optional<int64_t> dueAtMs;  // The earliest due time the batch writes.
-    std::vector<AppendTicket> appends;  // Dead letters.
+    std::optional<int64_t> dueAtMs;                   // The earliest due time the batch writes.
+    std::vector<AppendTicket> appends;                // Dead letters.
   };
 
   void pump(Group& group);
   // Delivers what fits into `consumer`'s window; adds the delivery state to `batch`.
   void fill(Group& group, Consumer& consumer, uint32_t held, std::vector<DueEntry>& due,
             size_t& nextDue, const StoreSnapshot& snapshot, WriteBatch& batch, int64_t nowMs);
-  std::vector<DueEntry> dueEntries(const Group& group, const StoreSnapshot& snapshot,
-                                   int64_t nowMs, size_t max) const;
+  std::vector<DueEntry> dueEntries(const Group& group, const StoreSnapshot& snapshot, int64_t nowMs,
+                                   size_t max) const;
   // Releases the held message at `offset` into `batch`: due at `visibleAtMs`, or moved to the
   // dead-letter topic past maxDeliveries.
   void release(WriteBatch& batch, Settle& settle, Group& group, Offset offset,

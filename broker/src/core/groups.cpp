@@ -124,10 +124,11 @@ kj::Promise<Result<uint64_t>> Groups::remove(std::string topicName, std::string 
   batch.ops.push_back(DeleteGroupOp{topic.id, groupName});
   topic.groups.erase(groupName);
   coreLog()->info("group deleted topic={} group={}", topicName, groupName);
-  return ctx_.commit(std::move(batch)).then([dropped](Result<uint64_t> committed) -> Result<uint64_t> {
-    if (!committed.ok()) return committed.status();
-    return dropped;
-  });
+  return ctx_.commit(std::move(batch))
+      .then([dropped](Result<uint64_t> committed) -> Result<uint64_t> {
+        if (!committed.ok()) return committed.status();
+        return dropped;
+      });
 }
 
 }  // namespace sluice::core

@@ -48,7 +48,7 @@ struct Lease {
   bool gone = false;          // Released for good (acked, dead-lettered): never redelivered.
   int64_t dueAtMs = 0;        // Released and not gone: due again at this time.
   RedeliveryCause cause = RedeliveryCause::kNone;
-  uint64_t generation = 0;    // Which delivery; a settled release erases only its own.
+  uint64_t generation = 0;  // Which delivery; a settled release erases only its own.
 };
 
 struct Topic {

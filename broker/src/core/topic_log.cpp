@@ -24,7 +24,8 @@ int64_t saturatingAdd(int64_t base, uint64_t delta) {
 }  // namespace
 
 Status TopicLog::checkBatchCount(size_t count) const {
-  if (count == 0) return Status(Code::kInvalidArgument, "a publish needs at least 1 message, got 0");
+  if (count == 0)
+    return Status(Code::kInvalidArgument, "a publish needs at least 1 message, got 0");
   if (count > ctx_.limits().maxBatchMessages) {
     return Status(Code::kLimitExceeded, "a publish may carry at most " +
                                             std::to_string(ctx_.limits().maxBatchMessages) +
@@ -38,8 +39,8 @@ Status TopicLog::topicRoom(uint32_t adding) const {
     return Status(Code::kLimitExceeded, "all topic ids have been used");
   }
   if (ctx_.topics.size() + adding <= ctx_.limits().maxTopics) return Status();
-  return Status(Code::kLimitExceeded, "the broker holds at most " +
-                                          std::to_string(ctx_.limits().maxTopics) + " topics");
+  return Status(Code::kLimitExceeded,
+                "the broker holds at most " + std::to_string(ctx_.limits().maxTopics) + " topics");
 }
 
 Status TopicLog::validateBatch(std::string_view topic, const std::vector<MessageData>& messages,
@@ -93,10 +94,11 @@ Status TopicLog::admit(std::string_view topicName, const std::vector<MessageData
   uint64_t used = ctx_.store.usedBytes() + ctx_.uncommittedAppendBytes;
   uint64_t limit = ctx_.store.publishLimitBytes();
   if (used + estimate > limit) {
-    return Status(Code::kStorageFull,
-                  "storage is full: " + std::to_string(used) + " bytes in use + ~" +
-                      std::to_string(estimate) + " for this batch would pass the publish limit of " +
-                      std::to_string(limit) + " bytes; consumers and acks still work");
+    return Status(Code::kStorageFull, "storage is full: " + std::to_string(used) +
+                                          " bytes in use + ~" + std::to_string(estimate) +
+                                          " for this batch would pass the publish limit of " +
+                                          std::to_string(limit) +
+                                          " bytes; consumers and acks still work");
   }
   return Status();
 }
@@ -134,7 +136,8 @@ std::vector<PublishAckData> TopicLog::assign(Topic& topic, std::vector<MessageDa
       topic.bytes += size;
     }
     topic.lastTimestampMs = std::max(now, topic.lastTimestampMs);
-    op.messages.push_back(AppendedMessage{topic.lastTimestampMs, std::move(message), dedupExpiresMs});
+    op.messages.push_back(
+        AppendedMessage{topic.lastTimestampMs, std::move(message), dedupExpiresMs});
     acks.push_back({offset, false});
   }
   ticket.end = topic.nextOffset;
@@ -219,8 +222,7 @@ void TopicLog::appended(const AppendTicket& ticket, bool committed) {
     sizes.pop_front();
 }
 
-uint64_t TopicLog::sizeAt(const Topic& topic, Offset offset,
-                          const StoreSnapshot& snapshot) const {
+uint64_t TopicLog::sizeAt(const Topic& topic, Offset offset, const StoreSnapshot& snapshot) const {
   const auto& sizes = topic.uncommittedSizes;
   if (!sizes.empty() && offset >= sizes.front().first) {
     size_t index = static_cast<size_t>(offset - sizes.front().first);
@@ -300,10 +302,11 @@ kj::Promise<Result<uint64_t>> TopicLog::deleteTopic(std::string name) {
     events_.closing(*group, why);
   ctx_.topics.erase(name);
   coreLog()->info("topic deleted topic={}", name);
-  return ctx_.commit(std::move(batch)).then([removed](Result<uint64_t> committed) -> Result<uint64_t> {
-    if (!committed.ok()) return committed.status();
-    return removed;
-  });
+  return ctx_.commit(std::move(batch))
+      .then([removed](Result<uint64_t> committed) -> Result<uint64_t> {
+        if (!committed.ok()) return committed.status();
+        return removed;
+      });
 }
 
 kj::Promise<Result<uint64_t>> TopicLog::purgeTopic(std::string name) {
@@ -323,10 +326,11 @@ kj::Promise<Result<uint64_t>> TopicLog::purgeTopic(std::string name) {
     batch.ops.push_back(PutGroupOp{group->record()});
   }
   coreLog()->info("topic purged topic={} removed={}", name, removed);
-  return ctx_.commit(std::move(batch)).then([removed](Result<uint64_t> committed) -> Result<uint64_t> {
-    if (!committed.ok()) return committed.status();
-    return removed;
-  });
+  return ctx_.commit(std::move(batch))
+      .then([removed](Result<uint64_t> committed) -> Result<uint64_t> {
+        if (!committed.ok()) return committed.status();
+        return removed;
+      });
 }
 
 }  // namespace sluice::core

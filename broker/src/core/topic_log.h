@@ -21,7 +21,7 @@ struct AppendTicket {
   std::string topic;
   TopicId id = 0;
   Offset first = 0;
-  Offset end = 0;  // One past the last offset.
+  Offset end = 0;                // One past the last offset.
   std::vector<std::string> ids;  // Producer ids it registered as uncommitted.
   uint64_t estimatedBytes = 0;   // Counted in Context::uncommittedAppendBytes until then.
 };
@@ -52,8 +52,8 @@ class TopicLog {
 
   // Adds to `batch` an append of `message` to `topic` at its next offset (with the size
   // retention it triggers); `snapshot` serves the sizes of committed messages.
-  AppendTicket appendInternal(WriteBatch& batch, Topic& topic, MessageData message,
-                              int64_t nowMs, const StoreSnapshot& snapshot);
+  AppendTicket appendInternal(WriteBatch& batch, Topic& topic, MessageData message, int64_t nowMs,
+                              const StoreSnapshot& snapshot);
   // Adds a trim of `topic` to `below` (if that drops anything) and keeps the live counts.
   void trimTo(WriteBatch& batch, Topic& topic, Offset below, const StoreSnapshot& snapshot);
   // After the commit holding `ticket` (committed: its offsets are deliverable) or its failure.

@@ -97,8 +97,8 @@ Result<std::vector<StoredMessageData>> Views::peek(std::string_view topicName, O
                                               std::to_string(limits.maxPeekCount) + ", got " +
                                               std::to_string(count));
   }
-  auto messages = ctx_.store.snapshot()->readMessages(
-      topic.value()->id, std::max<Offset>(from, 1), count, limits.maxDeliveryBatchBytes);
+  auto messages = ctx_.store.snapshot()->readMessages(topic.value()->id, std::max<Offset>(from, 1),
+                                                      count, limits.maxDeliveryBatchBytes);
   while (!messages.empty() && messages.back().offset >= topic.value()->committedNext) {
     messages.pop_back();  // Committed, but its publish is not answered yet.
   }

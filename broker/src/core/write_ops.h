@@ -90,9 +90,9 @@ struct ExpireDedupOp {
   int64_t nowMs = 0;
 };
 
-using WriteOp = std::variant<CreateTopicOp, DeleteTopicOp, PurgeTopicOp, AppendOp, TrimOp,
-                             PutGroupOp, DeleteGroupOp, ClearPendingOp, PutPendingOp,
-                             RemovePendingOp, ExpireDedupOp>;
+using WriteOp =
+    std::variant<CreateTopicOp, DeleteTopicOp, PurgeTopicOp, AppendOp, TrimOp, PutGroupOp,
+                 DeleteGroupOp, ClearPendingOp, PutPendingOp, RemovePendingOp, ExpireDedupOp>;
 
 // The ops of one broker action, applied in order and committed together.
 struct WriteBatch {

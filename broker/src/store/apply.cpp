@@ -317,8 +317,8 @@ void Applier::operator()(const core::PutPendingOp& op) {
   } else {
     counts_[{op.topic, op.group}] += 1;
   }
-  PendingRecord record{op.topic, op.group, op.offset, op.deliveries, op.visibleAtMs,
-                       static_cast<uint8_t>(op.cause)};
+  PendingRecord record{op.topic,      op.group,       op.offset,
+                       op.deliveries, op.visibleAtMs, static_cast<uint8_t>(op.cause)};
   auto encoded = codec::encodePending(record);
   putValue(txn_, env_.pending, key, codec::bytesOf(encoded));
   putValue(txn_, env_.due, keys::due(op.topic, op.group, op.visibleAtMs, op.offset),

@@ -245,8 +245,7 @@ core::WriteOp decodeOp(WriteOp::Reader in, size_t i, bool* storedAppend, uint32_
     }
     case WriteOp::TRIM: {
       auto o = in.getTrim();
-      return core::TrimOp{topicIdOf(o.getTopicId(), i), topicName(o.getName(), i),
-                          o.getBelow()};
+      return core::TrimOp{topicIdOf(o.getTopicId(), i), topicName(o.getName(), i), o.getBelow()};
     }
     case WriteOp::PUT_GROUP: {
       auto o = in.getPutGroup();
@@ -275,12 +274,10 @@ core::WriteOp decodeOp(WriteOp::Reader in, size_t i, bool* storedAppend, uint32_
         throw Bad{"op " + std::to_string(i + 1) + ": unknown redelivery cause " +
                   std::to_string(p.getCause())};
       }
-      return core::PutPendingOp{topicIdOf(o.getTopicId(), i),
-                                groupName(o.getGroup(), i),
-                                offsetOf(o.getOffset(), i),
-                                p.getDeliveries(),
-                                p.getVisibleAtMs(),
-                                static_cast<core::RedeliveryCause>(p.getCause())};
+      return core::PutPendingOp{
+          topicIdOf(o.getTopicId(), i), groupName(o.getGroup(), i),
+          offsetOf(o.getOffset(), i),   p.getDeliveries(),
+          p.getVisibleAtMs(),           static_cast<core::RedeliveryCause>(p.getCause())};
     }
     case WriteOp::REMOVE_PENDING: {
       auto o = in.getRemovePending();
@@ -308,8 +305,8 @@ kj::Array<capnp::word> encodeBatch(uint64_t seq, const core::WriteBatch& batch, 
 
 Result<core::LoggedBatch> decodeBatch(std::string_view bytes, std::vector<StoredAppendRef>* refs) {
   auto bad = [&](const std::string& why) {
-    return Status(Code::kInvalidArgument, "write batch of " + std::to_string(bytes.size()) +
-                                              " bytes rejected: " + why);
+    return Status(Code::kInvalidArgument,
+                  "write batch of " + std::to_string(bytes.size()) + " bytes rejected: " + why);
   };
   if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) {
     return bad("its size is not a positive multiple of 8");

@@ -47,9 +47,9 @@ class Checker {
   Checker(const Env& env, MDB_txn* txn) : env_(env), txn_(txn) {}
 
   Status run() {
-    for (Status (Checker::*step)() : {&Checker::meta, &Checker::topics, &Checker::messages,
-                                      &Checker::groups, &Checker::pending, &Checker::due,
-                                      &Checker::dedup}) {
+    for (Status (Checker::*step)() :
+         {&Checker::meta, &Checker::topics, &Checker::messages, &Checker::groups, &Checker::pending,
+          &Checker::due, &Checker::dedup}) {
       Status status = (this->*step)();
       if (!status.ok()) return status;
     }
@@ -216,8 +216,8 @@ class Checker {
       });
       if (!decoded.ok()) return decoded;
       std::string_view due;
-      if (!getValue(txn_, env_.due, keys::due(key->topic, key->group, record.visibleAtMs, key->offset),
-                    &due) ||
+      if (!getValue(txn_, env_.due,
+                    keys::due(key->topic, key->group, record.visibleAtMs, key->offset), &due) ||
           due != cursor.value()) {
         return violation("due",
                          "no due entry matching the pending entry of group \"" + key->group +

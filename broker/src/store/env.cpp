@@ -10,11 +10,11 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
-#include <utility>
 #include <system_error>
+#include <utility>
 
-#include "store/keys.h"
 #include "store/codec.h"
+#include "store/keys.h"
 #include "store/lmdb_util.h"
 #include "store/write_log.h"
 
@@ -30,7 +30,8 @@ void migrateFrom1(MDB_txn* txn, const Env& env) {
   for (bool ok = cursor.first(); ok; ok = cursor.next()) {
     auto key = keys::parsePending(cursor.key());
     if (!key) continue;  // Env::check reports it.
-    PendingRecord record = codec::decodePending(key->topic, key->group, key->offset, cursor.value());
+    PendingRecord record =
+        codec::decodePending(key->topic, key->group, key->offset, cursor.value());
     putValue(txn, env.due, keys::due(key->topic, key->group, record.visibleAtMs, key->offset),
              cursor.value());
     ++counts[{key->topic, key->group}];

@@ -15,7 +15,7 @@ namespace sluice::store::keys {
 // `meta` database keys.
 constexpr std::string_view kFormatVersion = "format_version";  // u32 BE
 constexpr std::string_view kNextTopicId = "next_topic_id";     // u32 BE
-constexpr std::string_view kLastSeq = "last_seq";               // u64 BE
+constexpr std::string_view kLastSeq = "last_seq";              // u64 BE
 // 1: no due index, no pending counts. 2: both (a format-1 store is migrated at open).
 constexpr uint32_t kCurrentFormatVersion = 2;
 

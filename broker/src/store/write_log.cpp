@@ -92,15 +92,15 @@ Result<std::vector<core::LoggedBatch>> readLogRange(MDB_txn* txn, const Env& env
   if (from < first) {
     return Status(Code::kInvalidArgument,
                   "sequence " + std::to_string(from) + " is outside the write log window (kept: " +
-                      (first > last ? std::string("none") : std::to_string(first) + "-" +
-                                                                std::to_string(last)) +
+                      (first > last ? std::string("none")
+                                    : std::to_string(first) + "-" + std::to_string(last)) +
                       ", last committed " + std::to_string(last) + ")");
   }
   for (bool ok = cursor.seek(keys::logEntry(from)); ok && out.size() < max; ok = cursor.next()) {
     uint64_t seq = keys::readU64(cursor.key().data());
     if (seq != from + out.size()) {
-      return Status(Code::kInvalidArgument, "write log has a gap before sequence " +
-                                                std::to_string(seq));
+      return Status(Code::kInvalidArgument,
+                    "write log has a gap before sequence " + std::to_string(seq));
     }
     std::vector<codec::StoredAppendRef> refs;
     auto decoded = codec::decodeBatch(cursor.value(), &refs);

@@ -218,8 +218,8 @@ int applyNested(Env& env, MDB_txn* parent, const core::WriteBatch& batch, uint64
     return e.rc();
   } catch (const ApplyError& e) {
     mdb_txn_abort(child);
-    *why = Status(Code::kStorageFailed, std::string("write batch does not fit the store: ") +
-                                            e.what());
+    *why = Status(Code::kStorageFailed,
+                  std::string("write batch does not fit the store: ") + e.what());
     return -1;
   } catch (const std::exception& e) {
     mdb_txn_abort(child);
