@@ -20,7 +20,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$(pwd)"
 build_dir="${SLUICE_FUZZ_BUILD_DIR:-build-fuzz}"
 jobs="${SLUICE_JOBS:-$(nproc)}"
-all_targets=(record_codec names cli_parse rpc)
+all_targets=(record_codec write_batch names cli_parse rpc)
 
 write_seeds=0
 seconds=30

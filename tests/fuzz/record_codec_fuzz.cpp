@@ -69,6 +69,7 @@ void roundTripGroup(std::string_view value) {
   GroupRecord second = codec::decodeGroup(3, "g", bytesOf(encoded));
   check(second.position == first.position && second.createdMs == first.createdMs);
   check(second.redelivered == first.redelivered && second.deadLettered == first.deadLettered);
+  check(second.pending == first.pending);
 }
 
 void roundTripPending(std::string_view value) {
@@ -76,6 +77,7 @@ void roundTripPending(std::string_view value) {
   auto encoded = codec::encodePending(first);
   PendingRecord second = codec::decodePending(3, "g", 9, bytesOf(encoded));
   check(second.deliveries == first.deliveries && second.visibleAtMs == first.visibleAtMs);
+  check(second.cause == first.cause);
 }
 
 void roundTripDedup(std::string_view value) {
@@ -120,10 +122,12 @@ void writeSeeds(const std::string& dir) {
   group.position = 9;
   group.createdMs = 1700000000000;
   group.redelivered = 2;
+  group.pending = 4;
   writeSeed(dir, "group", 2, codec::encodeGroup(group));
   PendingRecord pending;
   pending.deliveries = 2;
   pending.visibleAtMs = 1700000000500;
+  pending.cause = 1;
   writeSeed(dir, "pending", 3, codec::encodePending(pending));
   writeSeed(dir, "dedup", 4, codec::encodeDedup(codec::DedupEntry{5, 1700000120000}));
 }

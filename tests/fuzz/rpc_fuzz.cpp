@@ -68,11 +68,12 @@ class World {
     }
     env_ = std::move(env).value();
     writer_ = std::make_unique<store::Writer>(*env_);
+    store_ = std::make_unique<store::LmdbStore>(*env_, *writer_);
     core::BrokerOptions brokerOptions;
     brokerOptions.autoCreateTopics = true;  // Lets mutated publishes reach topic creation.
     brokerOptions.version = "fuzz";
-    broker_ = std::make_unique<core::Broker>(*env_, *writer_, io.provider->getTimer(), metrics_,
-                                             brokerOptions);
+    broker_ =
+        std::make_unique<core::Broker>(*store_, io.provider->getTimer(), metrics_, brokerOptions);
     broker_->start();
     rpc::ServerOptions serverOptions;
     serverOptions.timer = &io.provider->getTimer();
@@ -90,6 +91,7 @@ class World {
     server_.reset();
     writer_->stop();
     broker_.reset();
+    store_.reset();
     writer_.reset();
     checkStore();
     env_.reset();
@@ -125,6 +127,7 @@ class World {
   core::Metrics metrics_;
   std::unique_ptr<store::Env> env_;
   std::unique_ptr<store::Writer> writer_;
+  std::unique_ptr<store::LmdbStore> store_;
   std::unique_ptr<core::Broker> broker_;
   std::unique_ptr<rpc::RpcServer> server_;
   uint port_ = 0;

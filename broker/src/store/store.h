@@ -154,6 +154,11 @@ class Writer {
   // Each batch's sequence number must follow the store's last. Thread: any but the writer.
   Status replay(std::vector<core::LoggedBatch> batches);
 
+  // Stops taking batches off the queue until resume(): what is queued meanwhile is committed
+  // together, in one transaction, once resumed. A batch being applied when pause() is called
+  // still commits. stop() resumes. For tests and maintenance.
+  void pause();
+  void resume();
   // Finishes the queued batches (they are committed and answered), then joins the thread.
   void stop();
   // Non-empty once a commit has failed.
@@ -181,6 +186,7 @@ class Writer {
   std::condition_variable wake_;
   std::deque<std::unique_ptr<Job>> queue_;
   bool stopping_ = false;
+  bool paused_ = false;
   std::optional<std::string> failure_;
   WriterStats stats_;
   Histogram commitSeconds_{

@@ -144,10 +144,24 @@ void Writer::enqueue(std::unique_ptr<Job> job) {
   }
 }
 
+void Writer::pause() {
+  std::lock_guard<std::mutex> lock(mu_);
+  paused_ = true;
+}
+
+void Writer::resume() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    paused_ = false;
+  }
+  wake_.notify_all();
+}
+
 void Writer::stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
+    paused_ = false;
   }
   wake_.notify_all();
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
@@ -174,7 +188,7 @@ void Writer::loop() {
     std::optional<std::string> failed;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      wake_.wait(lock, [this] { return stopping_ || (!paused_ && !queue_.empty()); });
       if (queue_.empty()) return;  // stopping, and everything queued has been answered
       jobs.swap(queue_);
       failed = failure_;
@@ -289,7 +303,13 @@ void Writer::runJobs(std::deque<std::unique_ptr<Job>>& jobs) {
       ran.push_back({std::move(jobs.front()), seq});
       jobs.pop_front();
     }
-    if (failure()) return;  // The parent is aborted; loop() answers every job, ran or not.
+    if (auto failed = failure()) {
+      // The parent is aborted: nothing of this transaction is kept. loop() answers the jobs
+      // not yet run; these ran in it and are answered here.
+      for (auto& r : ran)
+        finishJob(*r.job, Status(Code::kStorageFailed, *failed));
+      return;
+    }
 
     uint64_t used = 0;
     try {

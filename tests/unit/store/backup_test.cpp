@@ -34,13 +34,13 @@ std::string drain(int fd, size_t limit = 0) {
 TEST_CASE("a compact copy of a live store opens as the same store", "[store]") {
   TestStore store;
   store.create("t");
-  store.publishOk("t", messages(300, 3000));  // Overflow pages, several MiB.
+  store.append("t", messages(300, 3000));  // Overflow pages, several MiB.
   auto copy = CompactCopy::start(store.env());
   REQUIRE(copy.status().toString() == "ok");
   int fd = copy.value()->takeReadFd();
   REQUIRE(fd >= 0);
   // Writes go on while the copy runs; the copy is the store as of its start or later.
-  store.publishOk("t", messages(10, 10));
+  store.append("t", messages(10, 10));
   std::string bytes = drain(fd);
   ::close(fd);
   Status finished = copy.value()->finished().wait(store.ws());
@@ -68,7 +68,7 @@ TEST_CASE("a compact copy of a live store opens as the same store", "[store]") {
 TEST_CASE("closing the read end stops the copy with an error; destruction joins", "[store]") {
   TestStore store;
   store.create("t");
-  store.publishOk("t", messages(2000, 3000));  // Far more than the pipe holds.
+  store.append("t", messages(2000, 3000));  // Far more than the pipe holds.
   auto copy = CompactCopy::start(store.env());
   REQUIRE(copy.status().toString() == "ok");
   int fd = copy.value()->takeReadFd();
@@ -83,7 +83,7 @@ TEST_CASE("closing the read end stops the copy with an error; destruction joins"
 TEST_CASE("destroying a copy whose read end was never taken ends it", "[store]") {
   TestStore store;
   store.create("t");
-  store.publishOk("t", messages(2000, 3000));
+  store.append("t", messages(2000, 3000));
   auto copy = CompactCopy::start(store.env());
   REQUIRE(copy.status().toString() == "ok");
   copy.value().reset();  // Closes the read end, then joins; must not hang.

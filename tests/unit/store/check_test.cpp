@@ -9,15 +9,11 @@ TEST_CASE("Env::check passes on a healthy store and reports injected violations"
   TestStore store;
   TopicRecord topic = store.create("orders");
   store.create("audit");
-  store.publishOk("orders", {message("a", "id-1"), message("b"), message("c")});
-  REQUIRE(store
-              .run<Done>([&](WriteTxn& txn) -> Result<Done> {
-                txn.putGroup(GroupRecord{topic.id, "g", 2, 0, 0, 0});
-                txn.putPending(PendingRecord{topic.id, "g", 1, 1, 0});
-                return Done{};
-              })
-              .ok());
-  REQUIRE(store.run<uint64_t>([](WriteTxn& txn) { return txn.applyRetention("orders", 2); }).ok());
+  store.append("orders", {message("a", "id-1"), message("b"), message("c")}, TestStore::kStartMs,
+               TestStore::kStartMs + 1000);
+  store.commitOk(batchOf({groupOp(topic.id, "g", 2), pendingOp(topic.id, "g", 1, 0),
+                          pendingOp(topic.id, "g", 3, TestStore::kStartMs + 5)}));
+  store.commitOk(batchOf({core::TrimOp{topic.id, "orders", 2}}));
   CHECK(store.env().check().toString() == "ok");
   Env& env = store.env();
 
@@ -48,6 +44,17 @@ TEST_CASE("Env::check passes on a healthy store and reports injected violations"
   SECTION("a pending entry of an unknown topic") {
     store.putRaw(env.pending, keys::pending(77, "g", 1), "");
     CHECK_THAT(env.check().message(), Contains("pending: entry of an unknown topic id"));
+  }
+  SECTION("a pending entry without its due entry") {
+    std::string value = store.getRaw(env.pending, keys::pending(topic.id, "g", 3));
+    store.putRaw(env.pending, keys::pending(topic.id, "g", 3), nullptr);
+    store.putRaw(env.pending, keys::pending(topic.id, "g", 2), value);
+    CHECK_THAT(env.check().message(), Contains("due"));
+  }
+  SECTION("a group whose pending count is wrong") {
+    store.putRaw(env.due, keys::due(topic.id, "g", TestStore::kStartMs + 5, 3), nullptr);
+    store.putRaw(env.pending, keys::pending(topic.id, "g", 3), nullptr);
+    CHECK_THAT(env.check().message(), Contains("pending"));
   }
   SECTION("topic stats that do not match its messages") {
     // Drop one message behind the topic record's back.

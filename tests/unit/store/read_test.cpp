@@ -6,8 +6,8 @@ TEST_CASE("readMessages honours maxCount and maxBytes and stops at the topic's e
   TestStore store;
   TopicRecord topic = store.create("a");
   store.create("b");
-  store.publishOk("a", messages(10, 100));
-  store.publishOk("b", messages(5, 100));  // keys right after topic a's
+  store.append("a", messages(10, 100));
+  store.append("b", messages(5, 100));  // keys right after topic a's
   ReadTxn read(store.env());
 
   CHECK(read.readMessages(topic.id, 1, 3, 1 << 20).size() == 3);
@@ -29,32 +29,30 @@ TEST_CASE("offsetAtTime finds the first message at or after a time, across reten
           "[store]") {
   TestStore store;
   const int64_t t0 = TestStore::kStartMs;
-  store.create("t");
-  store.publishOk("t", messages(3));  // 1-3 at t0
-  store.advance(10);
-  store.publishOk("t", messages(2));  // 4-5 at t0+10
-  store.advance(10);
-  store.publishOk("t", messages(1));  // 6 at t0+20
+  TopicRecord created = store.create("t");
+  store.append("t", messages(3), t0);       // 1-3
+  store.append("t", messages(2), t0 + 10);  // 4-5
+  store.append("t", messages(1), t0 + 20);  // 6
 
   {
     TopicRecord topic = store.topic("t");
     ReadTxn read(store.env());
-    CHECK(read.offsetAtTime(topic, 0) == 1);
-    CHECK(read.offsetAtTime(topic, t0) == 1);
-    CHECK(read.offsetAtTime(topic, t0 + 1) == 4);
-    CHECK(read.offsetAtTime(topic, t0 + 10) == 4);
-    CHECK(read.offsetAtTime(topic, t0 + 15) == 6);
-    CHECK(read.offsetAtTime(topic, t0 + 20) == 6);
-    CHECK(read.offsetAtTime(topic, t0 + 21) == 7);
+    CHECK(read.offsetAtTime(topic.id, topic.firstOffset, topic.nextOffset, 0) == 1);
+    CHECK(read.offsetAtTime(topic.id, topic.firstOffset, topic.nextOffset, t0) == 1);
+    CHECK(read.offsetAtTime(topic.id, topic.firstOffset, topic.nextOffset, t0 + 1) == 4);
+    CHECK(read.offsetAtTime(topic.id, topic.firstOffset, topic.nextOffset, t0 + 10) == 4);
+    CHECK(read.offsetAtTime(topic.id, topic.firstOffset, topic.nextOffset, t0 + 15) == 6);
+    CHECK(read.offsetAtTime(topic.id, topic.firstOffset, topic.nextOffset, t0 + 20) == 6);
+    CHECK(read.offsetAtTime(topic.id, topic.firstOffset, topic.nextOffset, t0 + 21) == 7);
     CHECK(read.timestampAtOrAfter(topic.id, 4) == t0 + 10);
     CHECK_FALSE(read.timestampAtOrAfter(topic.id, 7).has_value());
   }
 
-  REQUIRE(store.run<uint64_t>([](WriteTxn& txn) { return txn.applyRetention("t", 3); }).ok());
+  store.commitOk(batchOf({core::TrimOp{created.id, "t", 3}}));
   TopicRecord topic = store.topic("t");
   ReadTxn read(store.env());
-  CHECK(read.offsetAtTime(topic, 0) == 3);
-  CHECK(read.offsetAtTime(topic, t0 + 5) == 4);
+  CHECK(read.offsetAtTime(topic.id, topic.firstOffset, topic.nextOffset, 0) == 3);
+  CHECK(read.offsetAtTime(topic.id, topic.firstOffset, topic.nextOffset, t0 + 5) == 4);
   CHECK(read.timestampAtOrAfter(topic.id, 1) == t0);
 }
 

@@ -1,18 +1,17 @@
 #pragma once
 
-// A fresh store in a temp dir, a Writer with a test clock, and a KJ event loop on the test
-// thread to wait for the writer's answers.
+// A fresh store in a temp dir with its Writer, a KJ event loop on the test thread to wait for
+// the writer's answers, and builders for the write operations the broker would send.
 
 #include <lmdb.h>
 #include <stdlib.h>
 
-#include <atomic>
+#include <cstdio>
 #include <filesystem>
-#include <functional>
-#include <future>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <kj/async.h>
@@ -55,16 +54,55 @@ inline std::vector<MessageData> messages(size_t count, size_t payloadBytes = 8) 
   return out;
 }
 
+inline core::WriteBatch batchOf(std::vector<core::WriteOp> ops) {
+  core::WriteBatch batch;
+  batch.ops = std::move(ops);
+  return batch;
+}
+
+inline core::PutPendingOp pendingOp(TopicId topic, std::string group, Offset offset,
+                                    int64_t visibleAtMs, uint32_t deliveries = 1) {
+  return core::PutPendingOp{topic,      std::move(group), offset,
+                            deliveries, visibleAtMs,      core::RedeliveryCause::kNack};
+}
+
+inline core::PutGroupOp groupOp(TopicId topic, std::string name, Offset position) {
+  GroupRecord g;
+  g.topicId = topic;
+  g.name = std::move(name);
+  g.position = position;
+  g.createdMs = 1;
+  return core::PutGroupOp{g};
+}
+
+struct StoreConfig {
+  uint64_t maxStorageBytes = 64u << 20;
+  uint64_t reserveBytes = 0;
+  bool syncCommits = true;
+  uint64_t logWindowBytes = 0;
+};
+
+// One KJ event loop for the test thread, shared by every TestStore (a thread has at most one).
+struct TestLoop {
+  kj::EventLoop loop;
+  kj::WaitScope ws{loop};
+  static TestLoop& get() {
+    static TestLoop instance;
+    return instance;
+  }
+};
+
 class TestStore {
  public:
   static constexpr int64_t kStartMs = 1'700'000'000'000;
 
-  explicit TestStore(uint64_t maxStorageBytes = 64u << 20, uint64_t reserveBytes = 0,
-                     bool syncCommits = true) {
+  explicit TestStore(StoreConfig config = {}) {
+    TestLoop::get();  // Before the writer's first promise.
     options_.dir = dir_.path() + "/data";
-    options_.maxStorageBytes = maxStorageBytes;
-    options_.reserveBytes = reserveBytes;
-    options_.syncCommits = syncCommits;
+    options_.maxStorageBytes = config.maxStorageBytes;
+    options_.reserveBytes = config.reserveBytes;
+    options_.syncCommits = config.syncCommits;
+    options_.logWindowBytes = config.logWindowBytes;
     open();
   }
   ~TestStore() { close(); }
@@ -73,7 +111,7 @@ class TestStore {
     auto opened = Env::open(options_);
     REQUIRE(opened.status().toString() == "ok");
     env_ = std::move(opened).value();
-    writer_ = std::make_unique<Writer>(*env_, [this] { return now_.load(); });
+    writer_ = std::make_unique<Writer>(*env_);
   }
   void close() {
     writer_.reset();
@@ -86,36 +124,44 @@ class TestStore {
 
   Env& env() { return *env_; }
   Writer& writer() { return *writer_; }
-  kj::WaitScope& ws() { return ws_; }
+  kj::WaitScope& ws() { return TestLoop::get().ws; }
   const EnvOptions& options() const { return options_; }
-  void advance(int64_t ms) { now_ += ms; }
-  int64_t now() const { return now_.load(); }
 
-  template <typename T>
-  Result<T> run(std::function<Result<T>(WriteTxn&)> body) {
-    return writer_->submit<T>(std::move(body)).wait(ws_);
+  Result<uint64_t> commit(core::WriteBatch batch) {
+    return writer_->commit(std::move(batch)).wait(ws());
+  }
+  uint64_t commitOk(core::WriteBatch batch) {
+    auto seq = commit(std::move(batch));
+    REQUIRE(seq.status().toString() == "ok");
+    return seq.value();
   }
 
+  // Creates a topic with the next free id, as the broker would.
   TopicRecord create(const std::string& name, TopicSettings settings = {}) {
-    auto created = run<TopicRecord>([&](WriteTxn& txn) { return txn.createTopic(name, settings); });
-    REQUIRE(created.status().toString() == "ok");
-    return created.value();
+    TopicId id = ReadTxn(*env_).load().nextTopicId;
+    commitOk(batchOf({core::CreateTopicOp{id, name, settings, kStartMs}}));
+    return topic(name);
   }
 
-  Result<std::vector<PublishAckData>> publish(const std::string& topic,
-                                              std::vector<MessageData> batch) {
-    return run<std::vector<PublishAckData>>(
-        [&](WriteTxn& txn) { return txn.append(topic, batch); });
+  // The append the broker would build for `batch` at the topic's end, all at `timestampMs`.
+  core::AppendOp appendOp(const std::string& name, std::vector<MessageData> batch,
+                          int64_t timestampMs = kStartMs, int64_t dedupExpiresMs = 0) {
+    TopicRecord t = topic(name);
+    core::AppendOp op;
+    op.id = t.id;
+    op.topic = name;
+    op.firstOffset = t.nextOffset;
+    for (auto& m : batch)
+      op.messages.push_back(core::AppendedMessage{timestampMs, std::move(m), dedupExpiresMs});
+    return op;
   }
-
-  // Publishes and returns the offsets (duplicates included), requiring success.
-  std::vector<Offset> publishOk(const std::string& topic, std::vector<MessageData> batch) {
-    auto acks = publish(topic, std::move(batch));
-    REQUIRE(acks.status().toString() == "ok");
-    std::vector<Offset> offsets;
-    for (const auto& ack : acks.value())
-      offsets.push_back(ack.offset);
-    return offsets;
+  // Appends and returns the first offset written.
+  Offset append(const std::string& name, std::vector<MessageData> batch,
+                int64_t timestampMs = kStartMs, int64_t dedupExpiresMs = 0) {
+    core::AppendOp op = appendOp(name, std::move(batch), timestampMs, dedupExpiresMs);
+    Offset first = op.firstOffset;
+    commitOk(batchOf({std::move(op)}));
+    return first;
   }
 
   TopicRecord topic(const std::string& name) {
@@ -123,6 +169,23 @@ class TestStore {
     auto found = read.topic(name);
     REQUIRE(found.has_value());
     return *found;
+  }
+  std::optional<GroupRecord> group(TopicId topic, const std::string& name) {
+    return ReadTxn(*env_).group(topic, name);
+  }
+
+  // Every key and value of the state databases (Env::dump), as text.
+  std::string dump() {
+    char* buffer = nullptr;
+    size_t size = 0;
+    std::FILE* out = open_memstream(&buffer, &size);
+    REQUIRE(out != nullptr);
+    Status dumped = env_->dump(out);
+    std::fclose(out);
+    std::string text(buffer, size);
+    free(buffer);  // NOLINT(cppcoreguidelines-no-malloc): open_memstream's buffer
+    REQUIRE(dumped.ok());
+    return text;
   }
 
   // Number of entries in one database, read directly with LMDB.
@@ -135,55 +198,39 @@ class TestStore {
     return st.ms_entries;
   }
 
-  // Writes one raw key/value with LMDB, bypassing the store (for corruption tests).
-  void putRaw(MDB_dbi dbi, const std::string& key, const std::string& value) {
+  // Writes (or with value == nullptr, deletes) one raw key with LMDB, bypassing the store,
+  // for corruption tests.
+  void putRaw(MDB_dbi dbi, const std::string& key, const std::string* value) {
     MDB_txn* txn = nullptr;
     REQUIRE(mdb_txn_begin(env_->raw(), nullptr, 0, &txn) == 0);
     MDB_val k{key.size(), const_cast<char*>(key.data())};
-    MDB_val v{value.size(), const_cast<char*>(value.data())};
-    REQUIRE(mdb_put(txn, dbi, &k, &v, 0) == 0);
+    if (value != nullptr) {
+      MDB_val v{value->size(), const_cast<char*>(value->data())};
+      REQUIRE(mdb_put(txn, dbi, &k, &v, 0) == 0);
+    } else {
+      REQUIRE(mdb_del(txn, dbi, &k, nullptr) == 0);
+    }
     REQUIRE(mdb_txn_commit(txn) == 0);
+  }
+  void putRaw(MDB_dbi dbi, const std::string& key, const std::string& value) {
+    putRaw(dbi, key, &value);
+  }
+  std::string getRaw(MDB_dbi dbi, const std::string& key) {
+    MDB_txn* txn = nullptr;
+    REQUIRE(mdb_txn_begin(env_->raw(), nullptr, MDB_RDONLY, &txn) == 0);
+    MDB_val k{key.size(), const_cast<char*>(key.data())};
+    MDB_val v;
+    REQUIRE(mdb_get(txn, dbi, &k, &v) == 0);
+    std::string out(static_cast<const char*>(v.mv_data), v.mv_size);
+    mdb_txn_abort(txn);
+    return out;
   }
 
  private:
   TempDir dir_;
-  kj::EventLoop loop_;
-  kj::WaitScope ws_{loop_};
   EnvOptions options_;
-  std::atomic<int64_t> now_{kStartMs};
   std::unique_ptr<Env> env_;
   std::unique_ptr<Writer> writer_;
-};
-
-// Holds the writer thread inside a job so that the jobs submitted meanwhile queue up and are
-// committed together once it is released.
-class Gate {
- public:
-  // Submits the holding job and returns once the writer is running it.
-  explicit Gate(TestStore& store) : store_(store) {
-    held_ = store.writer().submit<Done>([this](WriteTxn&) -> Result<Done> {
-      entered_.set_value();
-      released_.wait();
-      return Done{};
-    });
-    entered_.get_future().wait();
-  }
-  ~Gate() { release(); }
-  void release() {
-    if (open_) return;
-    open_ = true;
-    release_.set_value();
-    auto done = held_.wait(store_.ws());
-    CHECK(done.ok());
-  }
-
- private:
-  TestStore& store_;
-  std::promise<void> entered_;
-  std::promise<void> release_;
-  std::shared_future<void> released_ = release_.get_future().share();
-  kj::Promise<Result<Done>> held_ = nullptr;
-  bool open_ = false;
 };
 
 }  // namespace sluice::store::test
