@@ -156,7 +156,9 @@ TEST_CASE("metrics are well-formed and move as messages are published, delivered
   Exposition flowing;
   REQUIRE(eventually([&] {
     flowing = scrape(broker.process());
-    return flowing.value("sluice_group_delivered_messages_total" + group) == 15;
+    // The pending gauge is the store's count: it follows once the delivery state commits.
+    return flowing.value("sluice_group_delivered_messages_total" + group) == 15 &&
+           flowing.value("sluice_group_pending_messages" + group) == 11;
   }));
   CHECK(flowing.value("sluice_group_acked_messages_total" + group) == 4);
   CHECK(flowing.value("sluice_group_nacked_messages_total" + group) == 1);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <tuple>
 
 #include "core/log.h"
 #include "core/names.h"
@@ -338,6 +339,11 @@ std::vector<DueEntry> GroupDelivery::dueEntries(const Group& group, const StoreS
   due.erase(std::remove_if(due.begin() + static_cast<std::ptrdiff_t>(released), due.end(),
                            [&](const DueEntry& e) { return group.leases.count(e.offset) != 0; }),
             due.end());
+  // Due order across both sources: a message released just now (still settling) must not
+  // overtake one that was due earlier.
+  std::sort(due.begin(), due.end(), [](const DueEntry& a, const DueEntry& b) {
+    return std::tie(a.visibleAtMs, a.offset) < std::tie(b.visibleAtMs, b.offset);
+  });
   if (due.size() > max) due.resize(max);
   return due;
 }
