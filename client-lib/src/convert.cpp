@@ -11,35 +11,14 @@ namespace sluice::detail {
 
 Error fromWire(wire::Error::Reader error) {
   std::string message = toStd(error.getMessage());
-  switch (error.getCode()) {
-    case wire::ErrorCode::INVALID_ARGUMENT:
-      return {ErrorCode::kInvalidArgument, std::move(message)};
-    case wire::ErrorCode::TOPIC_NOT_FOUND:
-      return {ErrorCode::kTopicNotFound, std::move(message)};
-    case wire::ErrorCode::GROUP_NOT_FOUND:
-      return {ErrorCode::kGroupNotFound, std::move(message)};
-    case wire::ErrorCode::MESSAGE_TOO_LARGE:
-      return {ErrorCode::kMessageTooLarge, std::move(message)};
-    case wire::ErrorCode::STORAGE_FULL:
-      return {ErrorCode::kStorageFull, std::move(message)};
-    case wire::ErrorCode::STORAGE_FAILED:
-      return {ErrorCode::kStorageFailed, std::move(message)};
-    case wire::ErrorCode::TOPIC_EXISTS:
-      return {ErrorCode::kTopicExists, std::move(message)};
-    case wire::ErrorCode::NOT_PENDING:
-      return {ErrorCode::kNotPending, std::move(message)};
-    case wire::ErrorCode::GROUP_BUSY:
-      return {ErrorCode::kGroupBusy, std::move(message)};
-    case wire::ErrorCode::LIMIT_EXCEEDED:
-      return {ErrorCode::kLimitExceeded, std::move(message)};
-    case wire::ErrorCode::SHUTTING_DOWN:
-      return {ErrorCode::kShuttingDown, std::move(message)};
-    case wire::ErrorCode::UNSPECIFIED:
-      break;
+  auto raw = static_cast<uint16_t>(error.getCode());
+  // The library's broker codes have the schema's values (sluice/error.h).
+  if (raw >= static_cast<uint16_t>(ErrorCode::kInvalidArgument) &&
+      raw <= static_cast<uint16_t>(ErrorCode::kShuttingDown)) {
+    return {static_cast<ErrorCode>(raw), std::move(message)};
   }
   // `unspecified`, or a code added to the schema after this library was built.
-  return {ErrorCode::kInternal, message + " (broker error code " +
-                                    std::to_string(static_cast<uint16_t>(error.getCode())) + ")"};
+  return {ErrorCode::kInternal, message + " (broker error code " + std::to_string(raw) + ")"};
 }
 
 Error fromException(const kj::Exception& exception) {

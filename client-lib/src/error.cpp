@@ -1,31 +1,13 @@
 #include "sluice/error.h"
 
+#include <capnp/schema.h>
+
+#include "sluice/schemas/rpc.capnp.h"
+
 namespace sluice {
 
 const char* errorCodeName(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument:
-      return "invalidArgument";
-    case ErrorCode::kTopicNotFound:
-      return "topicNotFound";
-    case ErrorCode::kGroupNotFound:
-      return "groupNotFound";
-    case ErrorCode::kMessageTooLarge:
-      return "messageTooLarge";
-    case ErrorCode::kStorageFull:
-      return "storageFull";
-    case ErrorCode::kStorageFailed:
-      return "storageFailed";
-    case ErrorCode::kTopicExists:
-      return "topicExists";
-    case ErrorCode::kNotPending:
-      return "notPending";
-    case ErrorCode::kGroupBusy:
-      return "groupBusy";
-    case ErrorCode::kLimitExceeded:
-      return "limitExceeded";
-    case ErrorCode::kShuttingDown:
-      return "shuttingDown";
     case ErrorCode::kDisconnected:
       return "disconnected";
     case ErrorCode::kConnectFailed:
@@ -34,9 +16,17 @@ const char* errorCodeName(ErrorCode code) {
       return "timeout";
     case ErrorCode::kInternal:
       return "internal";
+    default:
+      break;
   }
-  // A value cast from an integer outside the enum; never produced by the library.
-  return "unknown";
+  // The broker's codes: named by the schema.
+  auto enumerants = capnp::Schema::from<wire::ErrorCode>().getEnumerants();
+  auto index = static_cast<unsigned>(code);
+  if (index == 0 || index > static_cast<unsigned>(ErrorCode::kShuttingDown) ||
+      index >= enumerants.size()) {
+    return "unknown";  // A value cast from an integer outside the enum.
+  }
+  return enumerants[index].getProto().getName().cStr();  // Static schema data.
 }
 
 std::string Error::toString() const {

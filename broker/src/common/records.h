@@ -85,5 +85,4 @@ struct PublishAckData {
   bool duplicate = false;
 };
 
-
 }  // namespace sluice

@@ -1,35 +1,17 @@
 #include "common/status.h"
 
+#include <capnp/schema.h>
+
+#include "sluice/schemas/rpc.capnp.h"
+
 namespace sluice {
 
 const char* codeName(Code code) {
-  switch (code) {
-    case Code::kOk:
-      return "ok";
-    case Code::kInvalidArgument:
-      return "invalidArgument";
-    case Code::kTopicNotFound:
-      return "topicNotFound";
-    case Code::kGroupNotFound:
-      return "groupNotFound";
-    case Code::kMessageTooLarge:
-      return "messageTooLarge";
-    case Code::kStorageFull:
-      return "storageFull";
-    case Code::kStorageFailed:
-      return "storageFailed";
-    case Code::kTopicExists:
-      return "topicExists";
-    case Code::kNotPending:
-      return "notPending";
-    case Code::kGroupBusy:
-      return "groupBusy";
-    case Code::kLimitExceeded:
-      return "limitExceeded";
-    case Code::kShuttingDown:
-      return "shuttingDown";
-  }
-  return "unknown";
+  if (code == Code::kOk) return "ok";
+  auto enumerants = capnp::Schema::from<wire::ErrorCode>().getEnumerants();
+  auto index = static_cast<uint16_t>(code);
+  if (index >= enumerants.size()) return "unknown";
+  return enumerants[index].getProto().getName().cStr();  // Static schema data.
 }
 
 std::string Status::toString() const {

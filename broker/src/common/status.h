@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <variant>
@@ -8,21 +9,25 @@ namespace sluice {
 
 // Broker-internal outcome codes. One-to-one with `ErrorCode` in schemas/rpc.capnp (the wire
 // mapping lives in rpc/wire.cpp) plus kOk.
-enum class Code {
-  kOk,
-  kInvalidArgument,
-  kTopicNotFound,
-  kGroupNotFound,
-  kMessageTooLarge,
-  kStorageFull,
-  kStorageFailed,
-  kTopicExists,
-  kNotPending,
-  kGroupBusy,
-  kLimitExceeded,
-  kShuttingDown,
+// The values are the ordinals of ErrorCode in schemas/rpc.capnp, the one registry of error
+// codes and their names (kOk is the schema's `unspecified`); tests/unit/core/error_codes_test.cpp
+// holds every value to its enumerant. Add a code in the schema first.
+enum class Code : uint16_t {
+  kOk = 0,
+  kInvalidArgument = 1,
+  kTopicNotFound = 2,
+  kGroupNotFound = 3,
+  kMessageTooLarge = 4,
+  kStorageFull = 5,
+  kStorageFailed = 6,
+  kTopicExists = 7,
+  kNotPending = 8,
+  kGroupBusy = 9,
+  kLimitExceeded = 10,
+  kShuttingDown = 11,
 };
 
+// The schema's lowerCamel name ("topicNotFound"); "ok" for kOk.
 const char* codeName(Code code);
 
 class [[nodiscard]] Status {

@@ -3,33 +3,7 @@
 namespace sluice::rpc {
 
 wire::ErrorCode toWire(Code code) {
-  switch (code) {
-    case Code::kOk:
-      return wire::ErrorCode::UNSPECIFIED;
-    case Code::kInvalidArgument:
-      return wire::ErrorCode::INVALID_ARGUMENT;
-    case Code::kTopicNotFound:
-      return wire::ErrorCode::TOPIC_NOT_FOUND;
-    case Code::kGroupNotFound:
-      return wire::ErrorCode::GROUP_NOT_FOUND;
-    case Code::kMessageTooLarge:
-      return wire::ErrorCode::MESSAGE_TOO_LARGE;
-    case Code::kStorageFull:
-      return wire::ErrorCode::STORAGE_FULL;
-    case Code::kStorageFailed:
-      return wire::ErrorCode::STORAGE_FAILED;
-    case Code::kTopicExists:
-      return wire::ErrorCode::TOPIC_EXISTS;
-    case Code::kNotPending:
-      return wire::ErrorCode::NOT_PENDING;
-    case Code::kGroupBusy:
-      return wire::ErrorCode::GROUP_BUSY;
-    case Code::kLimitExceeded:
-      return wire::ErrorCode::LIMIT_EXCEEDED;
-    case Code::kShuttingDown:
-      return wire::ErrorCode::SHUTTING_DOWN;
-  }
-  return wire::ErrorCode::UNSPECIFIED;
+  return static_cast<wire::ErrorCode>(code);  // Code's values are the schema's (status.h).
 }
 
 void setError(wire::Error::Builder out, const Status& status) {

@@ -9,22 +9,25 @@ namespace sluice {
 
 // Every failure a client can see. The broker's codes mirror `ErrorCode` in schemas/rpc.capnp;
 // the last four arise in the client library itself.
+// The broker's codes (kInvalidArgument .. kShuttingDown) have the values and names of ErrorCode
+// in the broker's schema (schemas/rpc.capnp), the one registry; the ones after them are the
+// library's own.
 enum class ErrorCode {
-  kInvalidArgument,  // Malformed request (bad name, bad field); resending it fails again.
-  kTopicNotFound,    // No topic has that name.
-  kGroupNotFound,    // The topic has no consumer group with that name.
-  kMessageTooLarge,  // A payload exceeds the topic's max message size; nothing was stored.
-  kStorageFull,      // The broker's storage is at its limit; retry later.
-  kStorageFailed,    // A commit failed on the broker; it refuses writes until restarted.
-  kTopicExists,      // A topic with that name already exists.
-  kNotPending,       // Ack/nack of a message that is not pending for this consumer.
-  kGroupBusy,        // The group has connected consumers.
-  kLimitExceeded,    // A broker limit was reached (batch size, subscriptions, topics, groups).
-  kShuttingDown,     // The broker is stopping.
-  kDisconnected,     // The connection to the broker is gone (or was closed).
-  kConnectFailed,    // Could not connect to the broker (bad address, refused, timed out).
-  kTimeout,          // The call did not complete within its timeout (e.g. receive()).
-  kInternal,         // A bug or unexpected failure; the message has the broker's short text.
+  kInvalidArgument = 1,  // Malformed request (bad name, bad field); resending it fails again.
+  kTopicNotFound,        // No topic has that name.
+  kGroupNotFound,        // The topic has no consumer group with that name.
+  kMessageTooLarge,      // A payload exceeds the topic's max message size; nothing was stored.
+  kStorageFull,          // The broker's storage is at its limit; retry later.
+  kStorageFailed,        // A commit failed on the broker; it refuses writes until restarted.
+  kTopicExists,          // A topic with that name already exists.
+  kNotPending,           // Ack/nack of a message that is not pending for this consumer.
+  kGroupBusy,            // The group has connected consumers.
+  kLimitExceeded,        // A broker limit was reached (batch size, subscriptions, topics, groups).
+  kShuttingDown,         // The broker is stopping.
+  kDisconnected = 100,   // The connection to the broker is gone (or was closed).
+  kConnectFailed,        // Could not connect to the broker (bad address, refused, timed out).
+  kTimeout,              // The call did not complete within its timeout (e.g. receive()).
+  kInternal,             // A bug or unexpected failure; the message has the broker's short text.
 };
 
 // The stable lowerCamel name of a code, as the schema and the CLI spell it ("topicNotFound").

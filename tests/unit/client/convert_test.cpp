@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <capnp/message.h>
+#include <capnp/schema.h>
 
 #include "convert.h"
 
@@ -313,4 +314,32 @@ TEST_CASE("a publish reply with the wrong number of acks is an internal error", 
   auto wrong = detail::fromWire(result.asReader(), 3);
   REQUIRE_FALSE(wrong.ok());
   CHECK(wrong.error().code == ErrorCode::kInternal);
+}
+
+TEST_CASE("every error code of the schema reaches the library under its schema name", "[client]") {
+  auto enumerants = capnp::Schema::from<wire::ErrorCode>().getEnumerants();
+  REQUIRE(enumerants.size() > 1);
+  for (auto enumerant : enumerants) {
+    std::string name = enumerant.getProto().getName().cStr();
+    INFO(name);
+    capnp::MallocMessageBuilder message;
+    auto error = message.initRoot<wire::Error>();
+    error.setCode(static_cast<wire::ErrorCode>(enumerant.getOrdinal()));
+    error.setMessage("m");
+    Error converted = detail::fromWire(error.asReader());
+    if (enumerant.getOrdinal() == 0) {
+      CHECK(converted.code == ErrorCode::kInternal);  // `unspecified`
+    } else {
+      CHECK(std::string(errorCodeName(converted.code)) == name);
+      CHECK(converted.message == "m");
+    }
+  }
+  // A code from a newer broker: internal, naming the number.
+  capnp::MallocMessageBuilder message;
+  auto error = message.initRoot<wire::Error>();
+  error.setCode(static_cast<wire::ErrorCode>(enumerants.size()));
+  Error newer = detail::fromWire(error.asReader());
+  CHECK(newer.code == ErrorCode::kInternal);
+  CHECK_THAT(newer.message,
+             Catch::Matchers::Contains("broker error code " + std::to_string(enumerants.size())));
 }
