@@ -9,16 +9,22 @@
 #include <limits>
 #include <map>
 #include <sstream>
+#include <variant>
 #include <vector>
 
 #include <toml++/toml.h>
 #include <CLI/CLI.hpp>
+
+#include "net/host_port.h"
 
 namespace sluice::daemon {
 namespace {
 
 constexpr const char* kPrecedence =
     "built-in defaults < --config file < command-line flags < SLUICE_* environment variables";
+
+// A setting's value as TOML types it.
+using Shown = std::variant<std::string, int64_t, bool>;
 
 // One setting: its names in the three layers and how to read it from text.
 struct Key {
@@ -31,40 +37,29 @@ struct Key {
   const char* allowed;
   // Sets the field from `text`; false when the text is not allowed.
   bool (*set)(Config& config, std::string_view text);
-  // The field as it appears in the help text and in toToml (already TOML-quoted if a string).
-  std::string (*show)(const Config& config);
+  // The field's value, as toToml writes it and the help text shows it.
+  Shown (*show)(const Config& config);
 };
 
+// `value` as TOML writes it (strings quoted and escaped by toml++).
+// toml++'s formatting, with strings always in basic ("...") form.
+constexpr toml::format_flags kTomlFlags =
+    toml::toml_formatter::default_flags & ~toml::format_flags::allow_literal_strings;
+
+template <typename T>
+std::string tomlText(T value) {
+  toml::value<T> node(std::move(value));
+  std::ostringstream out;
+  out << toml::toml_formatter(node, kTomlFlags);
+  return out.str();
+}
+
 std::string quote(std::string_view text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
+  return tomlText(std::string(text));
+}
+
+std::string shownText(const Shown& shown) {
+  return std::visit([](const auto& v) { return tomlText(v); }, shown);
 }
 
 bool isOneOf(std::string_view text, std::initializer_list<std::string_view> allowed) {
@@ -74,21 +69,7 @@ bool isOneOf(std::string_view text, std::initializer_list<std::string_view> allo
 }
 
 bool validHostPort(std::string_view text) {
-  auto colon = text.rfind(':');
-  if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) return false;
-  std::string_view host = text.substr(0, colon);
-  std::string_view port = text.substr(colon + 1);
-  if (port.size() > 5) return false;
-  unsigned value = 0;
-  for (char c : port) {
-    if (c < '0' || c > '9') return false;
-    value = value * 10 + static_cast<unsigned>(c - '0');
-  }
-  if (value > 65535) return false;
-  if (host.front() == '[') return host.size() > 2 && host.back() == ']';
-  // An unbracketed IPv6 address would make the port ambiguous.
-  return host.find(':') == std::string_view::npos &&
-         host.find_first_of(" \t\r\n") == std::string_view::npos;
+  return net::parseHostPort(text, nullptr).has_value();
 }
 
 std::string lower(std::string_view text) {
@@ -125,7 +106,7 @@ const Key kKeys[] = {
        c.data = std::string(t);
        return true;
      },
-     [](const Config& c) { return quote(c.data); }},
+     [](const Config& c) { return Shown(std::string(c.data)); }},
     {"listen", "--listen", "SLUICE_LISTEN", "HOST:PORT",
      "RPC address HOST:PORT; port 0 picks a free one", kAddressAllowed,
      [](Config& c, std::string_view t) {
@@ -133,7 +114,7 @@ const Key kKeys[] = {
        c.listen = std::string(t);
        return true;
      },
-     [](const Config& c) { return quote(c.listen); }},
+     [](const Config& c) { return Shown(std::string(c.listen)); }},
     {"admin", "--admin", "SLUICE_ADMIN", "HOST:PORT",
      "Admin HTTP address HOST:PORT for /metrics, /healthz, /readyz; port 0 picks a free one",
      kAddressAllowed,
@@ -142,7 +123,7 @@ const Key kKeys[] = {
        c.admin = std::string(t);
        return true;
      },
-     [](const Config& c) { return quote(c.admin); }},
+     [](const Config& c) { return Shown(std::string(c.admin)); }},
     {"max_storage", "--max-storage", "SLUICE_MAX_STORAGE", "SIZE",
      "Storage limit, e.g. 512MiB or 20GiB; auto: half of the free disk", kSizeAllowed,
      [](Config& c, std::string_view t) {
@@ -151,7 +132,7 @@ const Key kKeys[] = {
        c.maxStorage = size.value();
        return true;
      },
-     [](const Config& c) { return quote(showSize(c.maxStorage)); }},
+     [](const Config& c) { return Shown(std::string(showSize(c.maxStorage))); }},
     {"log_level", "--log-level", "SLUICE_LOG_LEVEL", "LEVEL", "Least severe log level written",
      "one of trace, debug, info, warn, error, critical, off",
      [](Config& c, std::string_view t) {
@@ -160,7 +141,7 @@ const Key kKeys[] = {
        c.logLevel = std::string(t);
        return true;
      },
-     [](const Config& c) { return quote(c.logLevel); }},
+     [](const Config& c) { return Shown(std::string(c.logLevel)); }},
     {"log_format", "--log-format", "SLUICE_LOG_FORMAT", "FORMAT",
      "text, or json: one object per line with ts, level, logger, msg", "text or json",
      [](Config& c, std::string_view t) {
@@ -168,7 +149,7 @@ const Key kKeys[] = {
        c.logFormat = std::string(t);
        return true;
      },
-     [](const Config& c) { return quote(c.logFormat); }},
+     [](const Config& c) { return Shown(std::string(c.logFormat)); }},
     {"auto_create_topics", "--auto-create-topics", "SLUICE_AUTO_CREATE_TOPICS", "BOOL",
      "Create a topic with default settings on its first publish (--auto-create-topics=false "
      "turns it off)",
@@ -184,7 +165,7 @@ const Key kKeys[] = {
        }
        return true;
      },
-     [](const Config& c) { return std::string(c.autoCreateTopics ? "true" : "false"); }},
+     [](const Config& c) { return Shown(c.autoCreateTopics); }},
     {"durability", "--durability", "SLUICE_DURABILITY", "MODE",
      "sync: acknowledge after fsync; async: OPT-IN, acknowledge before fsync, may lose the last "
      "acknowledged messages on a crash",
@@ -194,7 +175,7 @@ const Key kKeys[] = {
        c.durability = std::string(t);
        return true;
      },
-     [](const Config& c) { return quote(c.durability); }},
+     [](const Config& c) { return Shown(std::string(c.durability)); }},
     {"max_connections", "--max-connections", "SLUICE_MAX_CONNECTIONS", "N",
      "RPC connections served at once; further ones are refused with an error naming the limit",
      "an integer from 1 to 1000000",
@@ -205,7 +186,7 @@ const Key kKeys[] = {
        c.maxConnections = n;
        return true;
      },
-     [](const Config& c) { return std::to_string(c.maxConnections); }},
+     [](const Config& c) { return Shown(int64_t{c.maxConnections}); }},
     {"write_log_window", "--write-log-window", "SLUICE_WRITE_LOG_WINDOW", "SIZE",
      "Bytes of write log kept for readers (a follower, --replay-log); 0 keeps none and costs "
      "nothing",
@@ -222,7 +203,7 @@ const Key kKeys[] = {
        return true;
      },
      [](const Config& c) {
-       return quote(c.writeLogWindow == 0 ? std::string("0") : showSize(c.writeLogWindow));
+       return Shown(c.writeLogWindow == 0 ? std::string("0") : showSize(c.writeLogWindow));
      }},
 };
 
@@ -378,15 +359,13 @@ Status applyEnvironment(const EnvLookup& env, Config& config) {
 }
 
 std::string toToml(const Config& config) {
-  std::string out =
-      std::string("# sluiced effective configuration. Precedence: ") + kPrecedence + ".\n";
-  for (const Key& key : kKeys) {
-    out += key.name;
-    out += " = ";
-    out += key.show(config);
-    out += '\n';
-  }
-  return out;
+  toml::table table;
+  for (const Key& key : kKeys)
+    std::visit([&](const auto& v) { table.insert(key.name, v); }, key.show(config));
+  std::ostringstream out;
+  out << "# sluiced effective configuration. Precedence: " << kPrecedence << ".\n"
+      << toml::toml_formatter(table, kTomlFlags) << "\n";
+  return out.str();
 }
 
 ParseOutcome parseCommandLine(int argc, const char* const* argv, const EnvLookup& env) {
@@ -407,7 +386,7 @@ ParseOutcome parseCommandLine(int argc, const char* const* argv, const EnvLookup
   std::map<std::string, CLI::Option*> flagOptions;
   for (const Key& key : kKeys) {
     std::string help = std::string(key.help) + "\nfile key: " + key.name + ", env: " + key.env +
-                       "; default: " + key.show(defaults);
+                       "; default: " + shownText(key.show(defaults));
     CLI::Option* option = nullptr;
     if (std::string(key.name) == "auto_create_topics") {
       // A bare flag reads "true"; --auto-create-topics=false is validated like any value.

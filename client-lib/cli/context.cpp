@@ -4,6 +4,7 @@
 
 #include <iostream>
 
+#include "net/host_port.h"
 #include "parse.h"
 
 namespace sluice::cli {
@@ -107,12 +108,10 @@ CLI::Validator headerValidator() {
 CLI::Validator brokerAddressValidator() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
-        std::string rule = "invalid broker address \"" + text +
-                           "\": expected HOST:PORT, e.g. 127.0.0.1:7400 or [::1]:7400";
-        size_t colon = text.rfind(':');
-        if (colon == std::string::npos || colon == 0) return rule;
-        auto port = parseUnsigned(std::string_view(text).substr(colon + 1));
-        if (!port.ok() || *port.value == 0 || *port.value > 65535) return rule;
+        std::string problem;
+        auto address = net::parseHostPort(text, &problem);
+        if (!address) return "invalid broker address: " + problem;
+        if (address->port == 0) return "invalid broker address \"" + text + "\": port 0";
         return {};
       },
       std::string(), "HOST:PORT");

@@ -10,6 +10,8 @@
 #include <kj/async-io.h>
 #include <kj/debug.h>
 
+#include "net/host_port.h"
+
 namespace sluice::detail {
 namespace {
 
@@ -25,15 +27,6 @@ std::string quoted(std::string_view text) {
   return "\"" + std::string(text) + "\"";
 }
 
-bool isPort(std::string_view text) {
-  if (text.empty() || text.size() > 5) return false;
-  for (char c : text) {
-    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
-  }
-  int port = std::stoi(std::string(text));
-  return port >= 1 && port <= 65535;
-}
-
 // Everything an RPC connection needs, destroyed in reverse order on the I/O thread.
 struct Session {
   kj::Own<kj::AsyncIoStream> stream;
@@ -44,33 +37,13 @@ struct Session {
 }  // namespace
 
 std::optional<std::string> checkAddress(std::string_view hostPort) {
-  const std::string rule =
-      "address must be \"host:port\" (an IPv6 host in brackets: \"[::1]:7400\")";
-  std::string_view host;
-  std::string_view port;
-  if (!hostPort.empty() && hostPort.front() == '[') {
-    size_t close = hostPort.find(']');
-    if (close == std::string_view::npos || close + 1 >= hostPort.size() ||
-        hostPort[close + 1] != ':') {
-      return rule + ", got " + quoted(hostPort);
-    }
-    host = hostPort.substr(1, close - 1);
-    port = hostPort.substr(close + 2);
-  } else {
-    size_t colon = hostPort.rfind(':');
-    if (colon == std::string_view::npos) return rule + ", got " + quoted(hostPort);
-    host = hostPort.substr(0, colon);
-    port = hostPort.substr(colon + 1);
-    if (host.find(':') != std::string_view::npos) return rule + ", got " + quoted(hostPort);
+  std::string problem;
+  auto address = net::parseHostPort(hostPort, &problem);
+  if (!address) return problem;
+  if (address->port == 0) {
+    return "an address to connect to must be host:port with a port from 1 to 65535, got " +
+           quoted(hostPort);
   }
-  if (host.empty()) return rule + "; the host is empty in " + quoted(hostPort);
-  for (char c : host) {
-    if (std::isspace(static_cast<unsigned char>(c)) ||
-        std::iscntrl(static_cast<unsigned char>(c)) || c == '/') {
-      return rule + "; the host has a space, '/' or control character in " + quoted(hostPort);
-    }
-  }
-  if (!isPort(port)) return rule + "; the port must be 1-65535, got " + quoted(port);
   return std::nullopt;
 }
 

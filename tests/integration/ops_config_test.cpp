@@ -56,7 +56,8 @@ TEST_CASE("sluiced --print-config shows the defaults as TOML and exits 0", "[int
                                                        {"log_format", "\"text\""},
                                                        {"auto_create_topics", "false"},
                                                        {"durability", "\"sync\""},
-                                                       {"max_connections", "10000"}});
+                                                       {"max_connections", "10000"},
+                                                       {"write_log_window", "\"0\""}});
 }
 
 TEST_CASE("configuration precedence: defaults < file < flags < SLUICE_* variables",
@@ -71,7 +72,8 @@ TEST_CASE("configuration precedence: defaults < file < flags < SLUICE_* variable
                                "log_level = \"debug\"\n"
                                "log_format = \"json\"\n"
                                "auto_create_topics = true\n"
-                               "durability = \"sync\"\n");
+                               "durability = \"sync\"\n"
+                               "write_log_window = \"32MiB\"\n");
   auto run = sluiced({"--config", file, "--print-config", "--listen", "127.0.0.1:3333", "--admin",
                       "127.0.0.1:4444", "--auto-create-topics=false", "--max-storage", "20GiB"},
                      {{"SLUICE_ADMIN", "0.0.0.0:5555"},
@@ -81,14 +83,15 @@ TEST_CASE("configuration precedence: defaults < file < flags < SLUICE_* variable
   INFO(run.stderrText);
   REQUIRE(run.exitCode == 0);
   auto settings = settingsOf(run.stdoutText);
-  CHECK(settings["data"] == "\"/srv/from-file\"");    // file over default
-  CHECK(settings["log_level"] == "\"debug\"");        // file (an empty variable is unset)
-  CHECK(settings["log_format"] == "\"json\"");        // file
-  CHECK(settings["listen"] == "\"127.0.0.1:3333\"");  // flag over file
-  CHECK(settings["auto_create_topics"] == "false");   // flag over file
-  CHECK(settings["admin"] == "\"0.0.0.0:5555\"");     // variable over flag and file
-  CHECK(settings["max_storage"] == "\"512MiB\"");     // variable over flag and file
-  CHECK(settings["durability"] == "\"async\"");       // variable over file
+  CHECK(settings["data"] == "\"/srv/from-file\"");     // file over default
+  CHECK(settings["log_level"] == "\"debug\"");         // file (an empty variable is unset)
+  CHECK(settings["log_format"] == "\"json\"");         // file
+  CHECK(settings["listen"] == "\"127.0.0.1:3333\"");   // flag over file
+  CHECK(settings["auto_create_topics"] == "false");    // flag over file
+  CHECK(settings["admin"] == "\"0.0.0.0:5555\"");      // variable over flag and file
+  CHECK(settings["max_storage"] == "\"512MiB\"");      // variable over flag and file
+  CHECK(settings["durability"] == "\"async\"");        // variable over file
+  CHECK(settings["write_log_window"] == "\"32MiB\"");  // file
 
   // The printed configuration is itself a valid config file that means the same.
   std::string printed = writeFile(dir, "printed.toml", run.stdoutText);
@@ -103,7 +106,7 @@ TEST_CASE("the sample deploy/sluice.toml is a valid configuration", "[integratio
   INFO(run.stderrText);
   REQUIRE(run.exitCode == 0);
   auto settings = settingsOf(run.stdoutText);
-  CHECK(settings.size() == 9);
+  CHECK(settings.size() == 10);
   CHECK(settings["max_storage"] == "\"20GiB\"");
 }
 

@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 #include <asio.hpp>
 
+#include "net/host_port.h"
+
 namespace sluice::admin {
 namespace {
 
@@ -189,17 +191,12 @@ HttpServer::~HttpServer() {
 
 Result<uint16_t> HttpServer::start() {
   const std::string& listen = impl_->options.listen;
-  auto colon = listen.rfind(':');
-  if (colon == std::string::npos) {
-    return Status(Code::kInvalidArgument,
-                  "admin address must be HOST:PORT, got \"" + listen + "\"");
-  }
-  std::string host = listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
+  std::string problem;
+  auto address = net::parseHostPort(listen, &problem);
+  if (!address) return Status(Code::kInvalidArgument, "admin address: " + problem);
   asio::error_code ec;
   asio::ip::tcp::resolver resolver(impl_->io);
-  auto endpoints = resolver.resolve(host, listen.substr(colon + 1), ec);
+  auto endpoints = resolver.resolve(address->host, std::to_string(address->port), ec);
   if (ec || endpoints.empty()) {
     return Status(Code::kInvalidArgument,
                   "cannot resolve admin address \"" + listen + "\": " + ec.message());
