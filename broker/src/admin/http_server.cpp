@@ -1,5 +1,7 @@
 #include "admin/http_server.h"
 
+#include "common/log.h"
+
 #define ASIO_NO_DEPRECATED
 #include <spdlog/spdlog.h>
 #include <asio.hpp>
@@ -10,11 +12,7 @@ namespace sluice::admin {
 namespace {
 
 std::shared_ptr<spdlog::logger> adminLog() {
-  static auto logger = [] {
-    auto named = spdlog::get("admin");
-    return named ? named : spdlog::default_logger();
-  }();
-  return logger;
+  return namedLog("admin");
 }
 
 const char* reasonOf(int status) {

@@ -2,11 +2,12 @@
 
 #include <memory>
 
-#include <spdlog/spdlog.h>
+#include "common/log.h"
 
 namespace sluice::core {
 
-// The "core" logger (created in main); the default logger when main has not made one.
-std::shared_ptr<spdlog::logger> coreLog();
+inline std::shared_ptr<spdlog::logger> coreLog() {
+  return namedLog("core");
+}
 
 }  // namespace sluice::core

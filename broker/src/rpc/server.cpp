@@ -1,5 +1,7 @@
 #include "rpc/server.h"
 
+#include "common/log.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -15,11 +17,7 @@ namespace sluice::rpc {
 namespace {
 
 std::shared_ptr<spdlog::logger> serverLog() {
-  static auto logger = [] {
-    auto named = spdlog::get("rpc");
-    return named ? named : spdlog::default_logger();
-  }();
-  return logger;
+  return namedLog("rpc");
 }
 
 std::string peerOf(kj::AsyncIoStream& stream) {

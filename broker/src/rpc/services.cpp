@@ -1,5 +1,7 @@
 #include "rpc/services.h"
 
+#include "common/log.h"
+
 #include <chrono>
 #include <type_traits>
 
@@ -17,11 +19,7 @@ kj::Promise<void> guarded(const char* method, Body&& body);
 namespace {
 
 std::shared_ptr<spdlog::logger> rpcLog() {
-  static auto logger = [] {
-    auto named = spdlog::get("rpc");
-    return named ? named : spdlog::default_logger();
-  }();
-  return logger;
+  return namedLog("rpc");
 }
 
 template <typename Builder>

@@ -1,20 +1,15 @@
 #include "store/lmdb_util.h"
 
-#include <cstdlib>
+#include "common/log.h"
 
-#include <spdlog/sinks/stdout_color_sinks.h>
+#include <cstdlib>
 
 #include "store/store.h"
 
 namespace sluice::store {
 
 std::shared_ptr<spdlog::logger> storeLog() {
-  if (auto log = spdlog::get("store")) return log;
-  try {
-    return spdlog::stderr_color_mt("store");
-  } catch (const spdlog::spdlog_ex&) {
-    return spdlog::get("store");  // Another thread registered it first.
-  }
+  return namedLog("store");
 }
 
 void brokenInvariant(const std::string& what) {
