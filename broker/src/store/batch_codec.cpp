@@ -220,6 +220,10 @@ core::WriteOp decodeOp(WriteOp::Reader in, size_t i, bool* storedAppend, uint32_
       op.id = topicIdOf(o.getTopicId(), i);
       op.topic = topicName(o.getName(), i);
       op.firstOffset = offsetOf(o.getFirstOffset(), i);
+      if (o.getCount() > kMaxAppendMessages || o.getMessages().size() > kMaxAppendMessages) {
+        throw Bad{"op " + std::to_string(i + 1) + ": an append of more than " +
+                  std::to_string(kMaxAppendMessages) + " messages"};
+      }
       if (o.getCount() > 0) {
         if (o.getMessages().size() != 0) {
           throw Bad{"op " + std::to_string(i + 1) + ": an append has both a count and bodies"};

@@ -10,6 +10,7 @@
 #include <capnp/common.h>
 #include <kj/array.h>
 
+#include <cstdint>
 #include <string_view>
 
 #include "common/status.h"
@@ -18,6 +19,10 @@
 namespace sluice::store::codec {
 
 enum class BatchForm { kShipped, kStored };
+
+// Messages one append may hold: far above what one publish carries (core's maxBatchMessages,
+// 10,000), and a bound on what a corrupt count can make the decoder allocate.
+constexpr uint32_t kMaxAppendMessages = 1u << 16;
 
 kj::Array<capnp::word> encodeBatch(uint64_t seq, const core::WriteBatch& batch, BatchForm form);
 

@@ -212,6 +212,20 @@ TEST_CASE("batches that decode but cannot be meant are rejected naming the probl
   reject(edited(batch,
                 [](records::WriteBatch::Builder b) { b.getOps()[1].getAppend().initMessages(0); }),
          "op 2: an append of no messages");
+  // A corrupt count must not make the decoder allocate for billions of messages.
+  std::string stored = encoded(1, batch, BatchForm::kStored);
+  auto words = kj::heapArray<capnp::word>(stored.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), stored.data(), stored.size());
+  capnp::FlatArrayMessageReader reader(words);
+  capnp::MallocMessageBuilder builder;
+  builder.setRoot(reader.getRoot<records::WriteBatch>());
+  auto append = builder.getRoot<records::WriteBatch>().getOps()[1].getAppend();
+  append.setCount(4'000'000'000u);
+  append.disownDedupExpiresMs();
+  std::vector<codec::StoredAppendRef> refs;
+  auto huge = codec::decodeBatch(bytesOf(capnp::messageToFlatArray(builder)), &refs);
+  CHECK(huge.status().code() == Code::kInvalidArgument);
+  CHECK_THAT(huge.status().message(), Contains("op 2: an append of more than 65536 messages"));
   reject(edited(batch,
                 [](records::WriteBatch::Builder b) {
                   b.getOps()[4].getPutPending().getPending().setCause(99);
