@@ -220,30 +220,34 @@ core::WriteOp decodeOp(WriteOp::Reader in, size_t i, bool* storedAppend, uint32_
       op.id = topicIdOf(o.getTopicId(), i);
       op.topic = topicName(o.getName(), i);
       op.firstOffset = offsetOf(o.getFirstOffset(), i);
-      if (o.getCount() > kMaxAppendMessages || o.getMessages().size() > kMaxAppendMessages) {
+      // Each list is read once: every read counts against the traversal limit.
+      auto messages = o.getMessages();
+      uint32_t stored = o.getCount();
+      if (stored > kMaxAppendMessages || messages.size() > kMaxAppendMessages) {
         throw Bad{"op " + std::to_string(i + 1) + ": an append of more than " +
                   std::to_string(kMaxAppendMessages) + " messages"};
       }
-      if (o.getCount() > 0) {
-        if (o.getMessages().size() != 0) {
+      if (stored > 0) {
+        if (messages.size() != 0) {
           throw Bad{"op " + std::to_string(i + 1) + ": an append has both a count and bodies"};
         }
         auto expiries = o.getDedupExpiresMs();
-        if (expiries.size() != 0 && expiries.size() != o.getCount()) {
+        if (expiries.size() != 0 && expiries.size() != stored) {
           throw Bad{"op " + std::to_string(i + 1) + ": " + std::to_string(expiries.size()) +
-                    " dedup expiries for " + std::to_string(o.getCount()) + " messages"};
+                    " dedup expiries for " + std::to_string(stored) + " messages"};
         }
-        op.messages.resize(o.getCount());
+        op.messages.resize(stored);
         for (size_t k = 0; k < expiries.size(); ++k)
           op.messages[k].dedupExpiresMs = expiries[k];
         *storedAppend = true;
-        *count = o.getCount();
+        *count = stored;
         return op;
       }
-      if (o.getMessages().size() == 0) {
+      if (messages.size() == 0) {
         throw Bad{"op " + std::to_string(i + 1) + ": an append of no messages"};
       }
-      for (auto m : o.getMessages())
+      op.messages.reserve(messages.size());
+      for (auto m : messages)
         op.messages.push_back(getMessage(m));
       return op;
     }
@@ -321,7 +325,10 @@ Result<core::LoggedBatch> decodeBatch(std::string_view bytes, std::vector<Stored
   core::LoggedBatch out;
   try {
     capnp::ReaderOptions options;
-    options.traversalLimitInWords = words.size() * 2 + 1024;
+    // Decoding reads each field of a well-formed batch about once; the factor leaves room for
+    // the union's and groups' repeated struct reads while still bounding what a hostile
+    // batch (lists of zero-sized elements read as structs) can make the decoder walk.
+    options.traversalLimitInWords = words.size() * 8 + 1024;
     options.nestingLimit = 16;
     // The segment table must account for exactly these bytes: a truncated batch is caught
     // here or by the first out-of-bounds pointer below.

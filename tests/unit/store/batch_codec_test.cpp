@@ -93,6 +93,24 @@ TEST_CASE("every write op survives a round trip through the shipped form", "[sto
   CHECK(std::get<core::ExpireDedupOp>(ops[8]).nowMs == 4242);
 }
 
+TEST_CASE("the largest batch a publish makes decodes in both forms", "[store][codec]") {
+  core::AppendOp append{1, "orders", 1, {}};
+  for (int i = 0; i < 10'000; ++i) {
+    MessageData m = message("p", "id-" + std::to_string(i));
+    m.key = "k";
+    m.headers = {{"h", "v"}};
+    append.messages.push_back({1, m, 2});
+  }
+  core::WriteBatch batch = batchOf({append});
+  auto shipped = codec::decodeBatch(encoded(1, batch));
+  REQUIRE(shipped.status().toString() == "ok");
+  CHECK(std::get<core::AppendOp>(shipped.value().batch.ops[0]).messages.size() == 10'000);
+  std::vector<codec::StoredAppendRef> refs;
+  auto stored = codec::decodeBatch(encoded(1, batch, BatchForm::kStored), &refs);
+  REQUIRE(stored.status().toString() == "ok");
+  CHECK(refs.at(0).count == 10'000);
+}
+
 TEST_CASE("the stored form leaves the bodies out and says where they are", "[store][codec]") {
   core::WriteBatch batch = everyOp();
   std::string stored = encoded(3, batch, BatchForm::kStored);
