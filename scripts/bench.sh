@@ -10,7 +10,9 @@
 #   WORKLOADS=memory bash scripts/bench.sh   # 5M x 1 KiB backlog (~7 GB of disk), 4 consumers
 #
 # Environment: BUILD_DIR (build-perf), RUNS (3), DURATION (10s), JOBS (2), TMPDIR,
-# SKIP_BUILD=1 to use the binaries as they are.
+# SKIP_BUILD=1 to use the binaries as they are, SLUICE_CLI (the `sluice` binary to drive them).
+# Each JSON line also has broker_write_bytes_per_msg: write_bytes of the sluiced process
+# (/proc/PID/io, bytes it sent toward the device) across the run ÷ messages.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -24,7 +26,8 @@ if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   cmake --build "$build_dir" -j "${JOBS:-2}" --target sluiced sluice_cli >/dev/null
 fi
 sluiced="$build_dir/broker/src/sluiced"
-sluice="$build_dir/client-lib/cli/sluice"
+# SLUICE_CLI: another build's client, so that two brokers are compared with the same one.
+sluice="${SLUICE_CLI:-$build_dir/client-lib/cli/sluice}"
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')," \
      "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
@@ -65,6 +68,7 @@ stop_broker() {
 trap stop_broker EXIT
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$broker_pid/stat"; }
+write_bytes() { awk '/^write_bytes/ {print $2}' "/proc/$broker_pid/io"; }
 rss_anon_kib() { awk '/RssAnon/ {print $2}' "/proc/$broker_pid/status"; }
 bench() { "$sluice" --broker "$broker_addr" --json bench "$@"; }
 
@@ -82,20 +86,23 @@ sample_rss_peak() {
 # Runs `bench ARGS` while measuring the broker; prints the bench JSON extended with
 # broker_cpu_us_per_msg and broker_rss_anon_mib (the peak RssAnon sampled during the run).
 measured() {
-  local before after json flag peak_file
+  local before after written_before written_after json flag peak_file
   flag="$broker_dir/sampling"
   peak_file="$broker_dir/rss_peak"
   touch "$flag"
   sample_rss_peak "$flag" >"$peak_file" &
   local sampler=$!
   before=$(cpu_ticks)
+  written_before=$(write_bytes)
   json=$(bench "$@")
   after=$(cpu_ticks)
+  written_after=$(write_bytes)
   rm -f "$flag"
   wait "$sampler"
   jq -c --argjson ticks "$((after - before))" --argjson hz "$(getconf CLK_TCK)" \
-        --argjson rss "$(cat "$peak_file")" \
+        --argjson rss "$(cat "$peak_file")" --argjson written "$((written_after - written_before))" \
     '. + {broker_cpu_us_per_msg: (if .messages > 0 then $ticks * 1e6 / $hz / .messages else 0 end),
+          broker_write_bytes_per_msg: (if .messages > 0 then $written / .messages else 0 end),
           broker_rss_anon_mib: ($rss / 1024)}' <<<"$json"
 }
 

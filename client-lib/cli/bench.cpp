@@ -226,6 +226,12 @@ void addBenchCommands(CLI::App& app, Context& context) {
   consume->add_option("--idle", args->idle, "Give up after this long without a message (10s)")
       ->check(durationValidator())
       ->type_name("DUR");
+  consume
+      ->add_option("--nack-delay", args->nackDelay,
+                   "Nack every message with this redelivery delay instead of acking it "
+                   "(e.g. 1h: fills the group's on-disk redelivery schedule)")
+      ->check(durationValidator())
+      ->type_name("DUR");
   consume->callback([&context, args] {
     context.action = [&context, args] { return bench::runConsume(context, *args); };
   });

@@ -38,6 +38,7 @@ struct BenchArgs {
   uint32_t consumers = 1;
   uint32_t prefetch = 1000;
   std::string idle = "10s";
+  std::string nackDelay;  // consume: nack each message with this delay instead of acking it
   // latency
   uint32_t rate = 5000;
 };

@@ -42,6 +42,8 @@ void runConsumer(Client& client, const BenchArgs& args, Shared& shared) {
   if (!subscribed.ok()) return fail(shared, subscribed.error());
   Consumer consumer = std::move(subscribed).value();
   std::deque<std::future<Result<void>>> acks;
+  std::optional<std::chrono::milliseconds> nackDelay;
+  if (!args.nackDelay.empty()) nackDelay = *parseDuration(args.nackDelay).value;
   uint64_t bytes = 0;
   Clock::time_point finished{};
   auto settleOldest = [&] {
@@ -70,7 +72,7 @@ void runConsumer(Client& client, const BenchArgs& args, Shared& shared) {
     if (shared.taken.fetch_add(1) >= shared.target) break;
     shared.lastActivityNs.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     bytes += next.value().payload().size();
-    acks.push_back(next.value().ackAsync());
+    acks.push_back(nackDelay ? next.value().nackAsync(*nackDelay) : next.value().ackAsync());
     if (acks.size() > args.prefetch) settleOldest();
   }
   settleAll();

@@ -1,4 +1,4 @@
-// Message::ack / ackAsync / nack; the work happens in SubscriptionState::settle.
+// Message::ack / ackAsync / nack / nackAsync; the work happens in SubscriptionState::settle.
 
 #include <optional>
 
@@ -28,6 +28,15 @@ std::future<Result<void>> Message::ackAsync() const {
     return refused.get_future();
   }
   return subscription_->settle(offset_, std::nullopt);
+}
+
+std::future<Result<void>> Message::nackAsync(std::chrono::milliseconds delay) const {
+  if (!subscription_) {
+    std::promise<Result<void>> refused;
+    refused.set_value(notDelivered());
+    return refused.get_future();
+  }
+  return subscription_->settle(offset_, delay);
 }
 
 Result<void> Message::nack(std::chrono::milliseconds delay) const {

@@ -245,6 +245,28 @@ TEST_CASE("an unacknowledged message goes to another consumer when its consumer 
   checkNothingArrives(other, 100ms);
 }
 
+TEST_CASE("nackAsync nacks without waiting, with its delay, and a second nack fails",
+          "[integration]") {
+  constexpr auto kDelay = 300ms;
+  Broker broker;
+  createTopic(broker.admin(), "tasks");
+  auto consumer = subscribe(broker.client(), "tasks", "workers");
+  publishPayloads(broker.producer(), "tasks", 2);
+  auto first = receiveMessages(consumer, 2);
+  REQUIRE(first.size() == 2);
+  auto nackedAt = std::chrono::steady_clock::now();
+  auto a = first[0].nackAsync(kDelay);
+  auto b = first[1].nackAsync(kDelay);
+  REQUIRE(a.get().ok());
+  REQUIRE(b.get().ok());
+  CHECK_THAT(outcome(first[0].nackAsync().get()), IsError(ErrorCode::kNotPending));
+  auto again = receiveMessages(consumer, 2, 10s);
+  REQUIRE(again.size() == 2);
+  CHECK(std::chrono::steady_clock::now() - nackedAt >= kDelay);
+  CHECK(again[0].deliveries() == 2);
+  CHECK(describeGroup(broker.admin(), "tasks", "workers").nacked == 2);
+}
+
 TEST_CASE("a nacked message is redelivered no sooner than its delay", "[integration]") {
   constexpr auto kDelay = 300ms;
   Broker broker;

@@ -78,6 +78,9 @@ class Message {
   // consumers), or dead-letters it once the topic's maxDeliveries is reached.
   // Errors: as ack().
   Result<void> nack(std::chrono::milliseconds delay = std::chrono::milliseconds(0)) const;
+  // As nack(), without waiting.
+  std::future<Result<void>> nackAsync(
+      std::chrono::milliseconds delay = std::chrono::milliseconds(0)) const;
 
  private:
   friend class detail::SubscriptionState;
