@@ -1,6 +1,5 @@
 #include "connection.h"
 
-#include <cctype>
 #include <cstdio>
 #include <exception>
 #include <utility>

@@ -7,11 +7,10 @@
 
 namespace sluice {
 
-// Broker-internal outcome codes. One-to-one with `ErrorCode` in schemas/rpc.capnp (the wire
-// mapping lives in rpc/wire.cpp) plus kOk.
-// The values are the ordinals of ErrorCode in schemas/rpc.capnp, the one registry of error
-// codes and their names (kOk is the schema's `unspecified`); tests/unit/core/error_codes_test.cpp
-// holds every value to its enumerant. Add a code in the schema first.
+// Broker-internal outcome codes. The values are the ordinals of ErrorCode in schemas/rpc.capnp, the
+// one registry of error codes and their names (kOk is the schema's `unspecified`);
+// tests/unit/core/error_codes_test.cpp holds every value to its enumerant. Add a code in the schema
+// first.
 enum class Code : uint16_t {
   kOk = 0,
   kInvalidArgument = 1,
