@@ -41,7 +41,7 @@ struct MessageMeta {
 // A group as loaded at start-up.
 struct StoredGroupState {
   GroupRecord record;
-  uint64_t heldAtStop = 0;  // Due entries at visibleAtMs 0: delivered, never acked, no owner now.
+  uint64_t heldAtStop = 0;  // Held entries: delivered, never acked, no owner now (due at once).
   std::optional<int64_t> nextDueMs;  // Earliest due entry with visibleAtMs > 0.
 };
 

@@ -50,8 +50,11 @@ class Applier {
   Offset logFloor(TopicId topic);
   // Removes the messages of `topic` with offset in [from, below); returns what they counted.
   void removeMessages(TopicRecord& topic, Offset below);
-  // Removes the topic's pending and due entries with offset < below (all when below is 0).
+  // Removes the topic's held, pending and due entries with offset < below (all when below is
+  // 0).
   void removePendingBelow(TopicId topic, Offset below);
+  // Removes the waiting entry of `offset` and its due entry; false when there is none.
+  bool removeWaiting(TopicId topic, const std::string& group, Offset offset);
   void removeDedup(TopicId topic);
   std::vector<std::string> groupNames(TopicId topic);
 
@@ -128,7 +131,7 @@ void Applier::removePendingBelow(TopicId topic, Offset below) {
   for (const std::string& group : groupNames(topic)) {
     std::string prefix = keys::pendingPrefix(topic, group);
     std::string end = below == 0 ? std::string() : keys::pending(topic, group, below);
-    int64_t removed = 0;
+    auto removed = static_cast<int64_t>(deletePrefix(txn_, env_.held, prefix, end));
     Cursor cursor(txn_, env_.pending);
     for (bool ok = cursor.seek(prefix); ok; ok = cursor.next()) {
       std::string_view key = cursor.key();
@@ -142,6 +145,16 @@ void Applier::removePendingBelow(TopicId topic, Offset below) {
     }
     if (removed > 0) counts_[{topic, group}] -= removed;
   }
+}
+
+bool Applier::removeWaiting(TopicId topic, const std::string& group, Offset offset) {
+  std::string key = keys::pending(topic, group, offset);
+  std::string_view value;
+  if (!getValue(txn_, env_.pending, key, &value)) return false;
+  PendingRecord old = codec::decodePending(topic, group, offset, value);
+  deleteKey(txn_, env_.due, keys::due(topic, group, old.visibleAtMs, offset));
+  deleteKey(txn_, env_.pending, key);
+  return true;
 }
 
 void Applier::removeDedup(TopicId topic) {
@@ -198,6 +211,7 @@ void Applier::operator()(const core::DeleteTopicOp& op) {
   TopicRecord topic = requireTopic(op.id, op.name, "delete topic");
   removeMessages(topic, topic.nextOffset);
   std::string prefix = keys::topicPrefix(topic.id);
+  deletePrefix(txn_, env_.held, prefix);
   deletePrefix(txn_, env_.pending, prefix);
   deletePrefix(txn_, env_.due, prefix);
   deletePrefix(txn_, env_.groups, prefix);
@@ -296,43 +310,57 @@ void Applier::operator()(const core::PutGroupOp& op) {
 void Applier::operator()(const core::DeleteGroupOp& op) {
   flushCounts();
   deleteKey(txn_, env_.groups, keys::group(op.topic, op.group));
+  deletePrefix(txn_, env_.held, keys::pendingPrefix(op.topic, op.group));
   deletePrefix(txn_, env_.pending, keys::pendingPrefix(op.topic, op.group));
   deletePrefix(txn_, env_.due, keys::duePrefix(op.topic, op.group));
 }
 
 void Applier::operator()(const core::ClearPendingOp& op) {
   flushCounts();
-  int64_t removed = static_cast<int64_t>(
-      deletePrefix(txn_, env_.pending, keys::pendingPrefix(op.topic, op.group)));
+  std::string prefix = keys::pendingPrefix(op.topic, op.group);
+  auto removed = static_cast<int64_t>(deletePrefix(txn_, env_.held, prefix) +
+                                      deletePrefix(txn_, env_.pending, prefix));
   deletePrefix(txn_, env_.due, keys::duePrefix(op.topic, op.group));
   if (removed > 0) counts_[{op.topic, op.group}] -= removed;
 }
 
+// A held entry lives in `held` alone; a waiting one in `pending` and `due`. The common path,
+// a first delivery and its ack, is one write each.
 void Applier::operator()(const core::PutPendingOp& op) {
   std::string key = keys::pending(op.topic, op.group, op.offset);
-  std::string_view value;
-  if (getValue(txn_, env_.pending, key, &value)) {
-    PendingRecord old = codec::decodePending(op.topic, op.group, op.offset, value);
-    deleteKey(txn_, env_.due, keys::due(op.topic, op.group, old.visibleAtMs, op.offset));
-  } else {
-    counts_[{op.topic, op.group}] += 1;
-  }
   PendingRecord record{op.topic,      op.group,       op.offset,
                        op.deliveries, op.visibleAtMs, static_cast<uint8_t>(op.cause)};
   auto encoded = codec::encodePending(record);
+  int64_t& count = counts_[{op.topic, op.group}];
+  if (op.visibleAtMs == 0) {
+    // A first delivery comes from the group's position: it has no earlier entry.
+    if (op.deliveries > 1 && removeWaiting(op.topic, op.group, op.offset)) --count;
+    MDB_val k = toVal(key);
+    MDB_val v = toVal(codec::bytesOf(encoded));
+    int rc = mdb_put(txn_, env_.held, &k, &v, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST) {
+      putValue(txn_, env_.held, key, codec::bytesOf(encoded));
+    } else if (rc != 0) {
+      throw LmdbError(rc, "put held entry");
+    } else {
+      ++count;
+    }
+    return;
+  }
+  if (deleteKey(txn_, env_.held, key)) --count;
+  if (removeWaiting(op.topic, op.group, op.offset)) --count;
   putValue(txn_, env_.pending, key, codec::bytesOf(encoded));
   putValue(txn_, env_.due, keys::due(op.topic, op.group, op.visibleAtMs, op.offset),
            codec::bytesOf(encoded));
+  ++count;
 }
 
 void Applier::operator()(const core::RemovePendingOp& op) {
-  std::string key = keys::pending(op.topic, op.group, op.offset);
-  std::string_view value;
-  if (!getValue(txn_, env_.pending, key, &value)) return;  // Trimmed or purged meanwhile.
-  PendingRecord old = codec::decodePending(op.topic, op.group, op.offset, value);
-  deleteKey(txn_, env_.due, keys::due(op.topic, op.group, old.visibleAtMs, op.offset));
-  deleteKey(txn_, env_.pending, key);
-  counts_[{op.topic, op.group}] -= 1;
+  // Trimmed or purged meanwhile: nothing to remove.
+  if (deleteKey(txn_, env_.held, keys::pending(op.topic, op.group, op.offset)) ||
+      removeWaiting(op.topic, op.group, op.offset)) {
+    counts_[{op.topic, op.group}] -= 1;
+  }
 }
 
 void Applier::operator()(const core::ExpireDedupOp& op) {

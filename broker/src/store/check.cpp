@@ -191,40 +191,15 @@ class Checker {
     return Status();
   }
 
+  // Held and waiting entries: known topic and group, below nextOffset, decodable. A held entry
+  // is at visibleAtMs 0 and not also waiting; a waiting one is later and has its due entry.
   Status pending() {
-    Cursor cursor(txn_, env_.pending);
-    for (bool ok = cursor.first(); ok; ok = cursor.next()) {
-      auto key = keys::parsePending(cursor.key());
-      if (!key) return violation("pending", "malformed key");
-      auto it = topics_.find(key->topic);
-      if (it == topics_.end()) {
-        return violation("pending", "entry of an unknown topic id", nameOf(key->topic),
-                         key->offset);
+    for (MDB_dbi dbi : {env_.held, env_.pending}) {
+      Cursor cursor(txn_, dbi);
+      for (bool ok = cursor.first(); ok; ok = cursor.next()) {
+        Status status = entry(dbi == env_.held, cursor);
+        if (!status.ok()) return status;
       }
-      if (groups_.count(std::make_pair(key->topic, key->group)) == 0) {
-        return violation("pending", "entry of unknown group \"" + key->group + "\"",
-                         it->second.name, key->offset);
-      }
-      if (key->offset >= it->second.nextOffset) {
-        return violation("pending",
-                         "offset is not below nextOffset=" + std::to_string(it->second.nextOffset),
-                         it->second.name, key->offset);
-      }
-      PendingRecord record;
-      Status decoded = decodes("pending", it->second.name, key->offset, [&] {
-        record = codec::decodePending(key->topic, key->group, key->offset, cursor.value());
-      });
-      if (!decoded.ok()) return decoded;
-      std::string_view due;
-      if (!getValue(txn_, env_.due,
-                    keys::due(key->topic, key->group, record.visibleAtMs, key->offset), &due) ||
-          due != cursor.value()) {
-        return violation("due",
-                         "no due entry matching the pending entry of group \"" + key->group +
-                             "\" (visibleAtMs=" + std::to_string(record.visibleAtMs) + ")",
-                         it->second.name, key->offset);
-      }
-      ++pendingSeen_[{key->topic, key->group}];
     }
     for (const auto& [group, count] : groups_) {
       uint64_t seen = pendingSeen_[group];
@@ -238,7 +213,54 @@ class Checker {
     return Status();
   }
 
-  // Every due entry has its pending entry (the reverse was checked above).
+  Status entry(bool held, const Cursor& cursor) {
+    const char* db = held ? "held" : "pending";
+    auto key = keys::parsePending(cursor.key());
+    if (!key) return violation(db, "malformed key");
+    auto it = topics_.find(key->topic);
+    if (it == topics_.end()) {
+      return violation(db, "entry of an unknown topic id", nameOf(key->topic), key->offset);
+    }
+    const std::string& topic = it->second.name;
+    if (groups_.count(std::make_pair(key->topic, key->group)) == 0) {
+      return violation(db, "entry of unknown group \"" + key->group + "\"", topic, key->offset);
+    }
+    if (key->offset >= it->second.nextOffset) {
+      return violation(db,
+                       "offset is not below nextOffset=" + std::to_string(it->second.nextOffset),
+                       topic, key->offset);
+    }
+    PendingRecord record;
+    Status decoded = decodes(db, topic, key->offset, [&] {
+      record = codec::decodePending(key->topic, key->group, key->offset, cursor.value());
+    });
+    if (!decoded.ok()) return decoded;
+    if (held != (record.visibleAtMs == 0)) {
+      return violation(db,
+                       std::string(held ? "held entry" : "waiting entry") + " of group \"" +
+                           key->group + "\" has visibleAtMs=" + std::to_string(record.visibleAtMs),
+                       topic, key->offset);
+    }
+    if (held && getValue(txn_, env_.pending, cursor.key(), nullptr)) {
+      return violation("held", "entry of group \"" + key->group + "\" is also waiting", topic,
+                       key->offset);
+    }
+    std::string_view due;
+    if (!held &&
+        (!getValue(txn_, env_.due,
+                   keys::due(key->topic, key->group, record.visibleAtMs, key->offset), &due) ||
+         due != cursor.value())) {
+      return violation("due",
+                       "no due entry matching the pending entry of group \"" + key->group +
+                           "\" (visibleAtMs=" + std::to_string(record.visibleAtMs) + ")",
+                       topic, key->offset);
+    }
+    ++pendingSeen_[{key->topic, key->group}];
+    if (!held) ++waiting_;
+    return Status();
+  }
+
+  // Every due entry has its waiting entry (the reverse was checked above).
   Status due() {
     Cursor cursor(txn_, env_.due);
     uint64_t entries = 0;
@@ -247,12 +269,9 @@ class Checker {
       if (!key) return violation("due", "malformed key");
       ++entries;
     }
-    uint64_t pending = 0;
-    for (const auto& [group, count] : pendingSeen_)
-      pending += count;
-    if (entries != pending) {
-      return violation("due", std::to_string(entries) + " entries for " + std::to_string(pending) +
-                                  " pending entries");
+    if (entries != waiting_) {
+      return violation("due", std::to_string(entries) + " entries for " + std::to_string(waiting_) +
+                                  " waiting entries");
     }
     return Status();
   }
@@ -289,8 +308,9 @@ class Checker {
   MDB_txn* txn_;
   uint32_t nextTopicId_ = 1;
   std::map<TopicId, TopicRecord> topics_;
-  std::map<std::pair<TopicId, std::string>, uint64_t> groups_;  // -> its pending count
-  std::map<std::pair<TopicId, std::string>, uint64_t> pendingSeen_;
+  std::map<std::pair<TopicId, std::string>, uint64_t> groups_;       // -> its pending count
+  std::map<std::pair<TopicId, std::string>, uint64_t> pendingSeen_;  // held and waiting
+  uint64_t waiting_ = 0;
 };
 
 }  // namespace

@@ -21,7 +21,7 @@
 namespace sluice::store {
 namespace {
 
-constexpr unsigned kMaxDbs = 24;  // 11 in use; room for the planned ones (subjects, delays).
+constexpr unsigned kMaxDbs = 24;  // 12 in use; room for the planned ones (subjects, delays).
 
 // Format 1 -> 2: the due index and the groups' pending counts, from the pending entries.
 void migrateFrom1(MDB_txn* txn, const Env& env) {
@@ -43,6 +43,29 @@ void migrateFrom1(MDB_txn* txn, const Env& env) {
     GroupRecord group = codec::decodeGroup(key.first, key.second, value);
     group.pending = count;
     putValue(txn, env.groups, groupKey, codec::bytesOf(codec::encodeGroup(group)));
+  }
+}
+
+// Format 2 -> 3: entries held by a consumer (visibleAtMs 0) move from `pending` and their due
+// entry at 0 to `held`; waiting entries stay. Counts do not change.
+void migrateFrom2(MDB_txn* txn, const Env& env) {
+  Cursor cursor(txn, env.pending);
+  for (bool ok = cursor.first(); ok;) {
+    auto key = keys::parsePending(cursor.key());
+    if (!key) {  // Env::check reports it.
+      ok = cursor.next();
+      continue;
+    }
+    PendingRecord record =
+        codec::decodePending(key->topic, key->group, key->offset, cursor.value());
+    if (record.visibleAtMs != 0) {
+      ok = cursor.next();
+      continue;
+    }
+    putValue(txn, env.held, cursor.key(), cursor.value());
+    deleteKey(txn, env.due, keys::due(key->topic, key->group, 0, key->offset));
+    cursor.del();
+    ok = cursor.next();
   }
 }
 
@@ -111,9 +134,10 @@ Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
   Env& e = *env;
   for (Named db :
        {Named{"meta", &e.meta}, Named{"topics", &e.topics}, Named{"messages", &e.messages},
-        Named{"groups", &e.groups}, Named{"pending", &e.pending}, Named{"due", &e.due},
-        Named{"dedup", &e.dedup}, Named{"dedupExpiry", &e.dedupExpiry}, Named{"wlog", &e.wlog},
-        Named{"wlogSpill", &e.wlogSpill}, Named{"wlogFloor", &e.wlogFloor}}) {
+        Named{"groups", &e.groups}, Named{"held", &e.held}, Named{"pending", &e.pending},
+        Named{"due", &e.due}, Named{"dedup", &e.dedup}, Named{"dedupExpiry", &e.dedupExpiry},
+        Named{"wlog", &e.wlog}, Named{"wlogSpill", &e.wlogSpill},
+        Named{"wlogFloor", &e.wlogFloor}}) {
     if ((rc = mdb_dbi_open(txn, db.name, options.readOnly ? 0 : MDB_CREATE, db.dbi)) != 0) {
       mdb_txn_abort(txn);
       return failed(rc, (std::string("cannot open database ") + db.name).c_str());
@@ -131,6 +155,10 @@ Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
       uint32_t version = keys::readU32(stored.data());
       if (version == 1 && !options.readOnly) {
         migrateFrom1(txn, e);
+        version = 2;
+      }
+      if (version == 2 && !options.readOnly) {
+        migrateFrom2(txn, e);
         putValue(txn, e.meta, keys::kFormatVersion, keys::u32(keys::kCurrentFormatVersion));
         version = keys::kCurrentFormatVersion;
       }

@@ -16,8 +16,10 @@ namespace sluice::store::keys {
 constexpr std::string_view kFormatVersion = "format_version";  // u32 BE
 constexpr std::string_view kNextTopicId = "next_topic_id";     // u32 BE
 constexpr std::string_view kLastSeq = "last_seq";              // u64 BE
-// 1: no due index, no pending counts. 2: both (a format-1 store is migrated at open).
-constexpr uint32_t kCurrentFormatVersion = 2;
+// 1: no due index, no pending counts. 2: both, with held entries in the due index at 0.
+// 3: held entries in `held`, the due index for waiting entries only. Older stores are
+// migrated at open.
+constexpr uint32_t kCurrentFormatVersion = 3;
 
 void appendU32(std::string& out, uint32_t v);
 void appendU64(std::string& out, uint64_t v);
@@ -32,7 +34,8 @@ std::string topicPrefix(TopicId topic);
 std::string message(TopicId topic, Offset offset);
 // groups: topicId · group name
 std::string group(TopicId topic, std::string_view name);
-// pending: topicId · group name · 0x00 · offset
+// pending (waiting entries) and held (entries held by a consumer) share one layout:
+// topicId · group name · 0x00 · offset
 std::string pendingPrefix(TopicId topic, std::string_view group);  // up to and incl. 0x00
 std::string pending(TopicId topic, std::string_view group, Offset offset);
 // dedup: topicId · message id

@@ -1,5 +1,7 @@
 #include "store/store.h"
 
+#include <algorithm>
+
 #include "store/codec.h"
 #include "store/keys.h"
 #include "store/lmdb_util.h"
@@ -66,12 +68,11 @@ core::StoredState ReadTxn::load() const {
     if (!key) continue;  // Env::check reports malformed keys.
     core::StoredGroupState group;
     group.record = codec::decodeGroup(key->topic, key->name, cursor.value());
-    // Entries at visibleAtMs 0 were held by consumers when the broker stopped: count them
-    // (they are due now); beyond them, the next deadline. Both are seeks, not scans of all.
-    Cursor due(txn_, env_.due);
-    std::string prefix = keys::duePrefix(key->topic, key->name);
-    std::string afterHeld = keys::due(key->topic, key->name, 1, 0);
-    for (bool d = due.seek(prefix); d && due.key() < afterHeld; d = due.next())
+    // Held entries were held by consumers when the broker stopped: count them (they are due
+    // now; as many as were in flight). Beyond them, the next deadline is one seek.
+    Cursor held(txn_, env_.held);
+    std::string prefix = keys::pendingPrefix(key->topic, key->name);
+    for (bool h = held.seek(prefix); h && startsWith(held.key(), prefix); h = held.next())
       ++group.heldAtStop;
     group.nextDueMs = nextDueMs(key->topic, key->name, 1);
     out.groups.push_back(std::move(group));
@@ -168,40 +169,61 @@ std::optional<core::DedupEntry> ReadTxn::dedup(TopicId topic, std::string_view i
   return core::DedupEntry{entry.offset, entry.expiresMs};
 }
 
+// Held entries count as due at 0, in offset order, ahead of every waiting entry.
 std::vector<core::DueEntry> ReadTxn::due(TopicId topic, std::string_view group, int64_t fromMs,
                                          int64_t untilMs, size_t max) const {
   std::vector<core::DueEntry> out;
   if (max == 0 || untilMs < fromMs) return out;
+  std::string prefix = keys::pendingPrefix(topic, group);
+  auto add = [&](const Cursor& cursor, Offset offset) {
+    PendingRecord record = codec::decodePending(topic, group, offset, cursor.value());
+    out.push_back(core::DueEntry{offset, record.deliveries, record.visibleAtMs,
+                                 static_cast<core::RedeliveryCause>(record.cause)});
+  };
+  if (fromMs <= 0) {
+    Cursor held(txn_, env_.held);
+    for (bool ok = held.seek(prefix); ok && startsWith(held.key(), prefix) && out.size() < max;
+         ok = held.next()) {
+      auto key = keys::parsePending(held.key());
+      if (!key) break;
+      add(held, key->offset);
+    }
+  }
   Cursor cursor(txn_, env_.due);
-  std::string prefix = keys::duePrefix(topic, group);
-  for (bool ok = cursor.seek(keys::due(topic, group, fromMs, 0));
+  for (bool ok = cursor.seek(keys::due(topic, group, std::max<int64_t>(fromMs, 1), 0));
        ok && startsWith(cursor.key(), prefix) && out.size() < max; ok = cursor.next()) {
     auto key = keys::parseDue(cursor.key());
     if (!key || key->visibleAtMs > untilMs) break;
-    PendingRecord record = codec::decodePending(topic, group, key->offset, cursor.value());
-    out.push_back(core::DueEntry{key->offset, record.deliveries, key->visibleAtMs,
-                                 static_cast<core::RedeliveryCause>(record.cause)});
+    add(cursor, key->offset);
   }
   return out;
 }
 
 std::optional<int64_t> ReadTxn::nextDueMs(TopicId topic, std::string_view group,
                                           int64_t fromMs) const {
+  std::string prefix = keys::pendingPrefix(topic, group);
+  if (fromMs <= 0) {
+    Cursor held(txn_, env_.held);
+    if (held.seek(prefix) && startsWith(held.key(), prefix)) return 0;
+  }
   Cursor cursor(txn_, env_.due);
-  if (!cursor.seek(keys::due(topic, group, fromMs, 0))) return std::nullopt;
-  if (!startsWith(cursor.key(), keys::duePrefix(topic, group))) return std::nullopt;
+  if (!cursor.seek(keys::due(topic, group, std::max<int64_t>(fromMs, 1), 0))) return std::nullopt;
+  if (!startsWith(cursor.key(), prefix)) return std::nullopt;
   auto key = keys::parseDue(cursor.key());
   if (!key) return std::nullopt;
   return key->visibleAtMs;
 }
 
 std::optional<Offset> ReadTxn::firstPending(TopicId topic, std::string_view group) const {
-  Cursor cursor(txn_, env_.pending);
   std::string prefix = keys::pendingPrefix(topic, group);
-  if (!cursor.seek(prefix) || !startsWith(cursor.key(), prefix)) return std::nullopt;
-  auto key = keys::parsePending(cursor.key());
-  if (!key) return std::nullopt;
-  return key->offset;
+  std::optional<Offset> first;
+  for (MDB_dbi dbi : {env_.held, env_.pending}) {
+    Cursor cursor(txn_, dbi);
+    if (!cursor.seek(prefix) || !startsWith(cursor.key(), prefix)) continue;
+    auto key = keys::parsePending(cursor.key());
+    if (key && (!first || key->offset < *first)) first = key->offset;
+  }
+  return first;
 }
 
 }  // namespace sluice::store

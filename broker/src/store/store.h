@@ -67,7 +67,8 @@ class Env {
 
   // Verifies the invariants of every database (for `sluiced --check`): records decode, every
   // topic's stats match its messages, offsets are below nextOffset, groups and pending entries
-  // belong to existing topics, the due index matches the pending entries, group counts match.
+  // belong to existing topics, the due index matches the waiting entries, no entry is both held
+  // and waiting, group counts match.
   // Returns the first violation.
   Status check() const;
   // Writes every key and value of the state databases (not the write log), in key order, as
@@ -75,7 +76,7 @@ class Env {
   Status dump(std::FILE* out) const;
 
   // Database handles.
-  MDB_dbi meta = 0, topics = 0, messages = 0, groups = 0, pending = 0, due = 0, dedup = 0,
+  MDB_dbi meta = 0, topics = 0, messages = 0, groups = 0, held = 0, pending = 0, due = 0, dedup = 0,
           dedupExpiry = 0, wlog = 0, wlogSpill = 0, wlogFloor = 0;
 
  private:

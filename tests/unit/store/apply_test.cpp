@@ -161,6 +161,7 @@ TEST_CASE("purge removes messages, pending and dedup entries but keeps nextOffse
   CHECK(after.bytes == 0);
   CHECK(store.group(t.id, "g").has_value());
   CHECK(store.group(t.id, "g")->pending == 0);
+  CHECK(store.entries(store.env().held) == 0);
   CHECK(store.entries(store.env().pending) == 0);
   CHECK(store.entries(store.env().due) == 0);
   CHECK(store.entries(store.env().dedup) == 0);
@@ -179,6 +180,7 @@ TEST_CASE("delete removes a topic with everything of it; its id is never used ag
   CHECK_FALSE(ReadTxn(store.env()).topic("t").has_value());
   CHECK(store.entries(store.env().messages) == 1);
   CHECK(store.entries(store.env().groups) == 0);
+  CHECK(store.entries(store.env().held) == 0);
   CHECK(store.entries(store.env().pending) == 0);
   CHECK(store.entries(store.env().due) == 0);
   CHECK(store.entries(store.env().dedup) == 0);
@@ -228,7 +230,9 @@ TEST_CASE("pending entries keep the due index and the group's count in step", "[
   store.commitOk(
       batchOf({core::RemovePendingOp{t.id, "g", 4}, core::RemovePendingOp{t.id, "g", 4}}));
   CHECK(store.group(t.id, "g")->pending == 3);
-  CHECK(store.entries(store.env().due) == 4);
+  CHECK(store.entries(store.env().held) == 1);
+  CHECK(store.entries(store.env().pending) == 3);
+  CHECK(store.entries(store.env().due) == 3);
 
   // A group update keeps the count the store keeps.
   store.commitOk(batchOf({groupOp(t.id, "g", 7)}));
@@ -239,8 +243,62 @@ TEST_CASE("pending entries keep the due index and the group's count in step", "[
   CHECK(store.group(t.id, "h")->pending == 1);
   store.commitOk(batchOf({core::DeleteGroupOp{t.id, "h"}}));
   CHECK_FALSE(store.group(t.id, "h").has_value());
+  CHECK(store.entries(store.env().held) == 0);
   CHECK(store.entries(store.env().pending) == 0);
   CHECK(store.entries(store.env().due) == 0);
+  CHECK(store.env().check().ok());
+}
+
+TEST_CASE("a held entry is one write to deliver and one to ack; nack and redelivery move it",
+          "[store]") {
+  TestStore store;
+  TopicRecord t = store.create("t");
+  store.append("t", messages(3));
+  const int64_t t0 = TestStore::kStartMs;
+  auto where = [&] {
+    return std::to_string(store.entries(store.env().held)) + " held, " +
+           std::to_string(store.entries(store.env().pending)) + " waiting, " +
+           std::to_string(store.entries(store.env().due)) + " due, count " +
+           std::to_string(store.group(t.id, "g")->pending);
+  };
+  store.commitOk(batchOf({groupOp(t.id, "g", 3), pendingOp(t.id, "g", 0, 0),
+                          pendingOp(t.id, "g", 1, 0), pendingOp(t.id, "g", 2, 0)}));
+  CHECK(where() == "3 held, 0 waiting, 0 due, count 3");
+  CHECK(ReadTxn(store.env()).due(t.id, "g", 1, t0 + 1000, 10).empty());
+
+  // Nack with a delay: held -> waiting, due at its time.
+  store.commitOk(batchOf({pendingOp(t.id, "g", 1, t0 + 500, 1)}));
+  CHECK(where() == "2 held, 1 waiting, 1 due, count 3");
+  CHECK(ReadTxn(store.env()).nextDueMs(t.id, "g", 1) == t0 + 500);
+  CHECK(store.env().check().ok());
+
+  // Redelivered: waiting -> held.
+  store.commitOk(batchOf({pendingOp(t.id, "g", 1, 0, 2)}));
+  CHECK(where() == "3 held, 0 waiting, 0 due, count 3");
+  CHECK_FALSE(ReadTxn(store.env()).nextDueMs(t.id, "g", 1).has_value());
+
+  // Held entries are due at 0 after a restart, in offset order, before waiting ones.
+  store.commitOk(batchOf({pendingOp(t.id, "g", 0, t0 + 10, 1)}));
+  {
+    ReadTxn read(store.env());
+    auto due = read.due(t.id, "g", 0, t0 + 10, 10);
+    REQUIRE(due.size() == 3);
+    CHECK(due[0].offset == 1);
+    CHECK(due[0].visibleAtMs == 0);
+    CHECK(due[0].deliveries == 2);
+    CHECK(due[1].offset == 2);
+    CHECK(due[2].offset == 0);
+    CHECK(due[2].visibleAtMs == t0 + 10);
+    CHECK(read.nextDueMs(t.id, "g", 0) == 0);
+    CHECK(read.firstPending(t.id, "g") == Offset{0});
+    CHECK(read.load().groups[0].heldAtStop == 2);
+  }
+
+  // Acks: a held one and a waiting one.
+  store.commitOk(
+      batchOf({core::RemovePendingOp{t.id, "g", 1}, core::RemovePendingOp{t.id, "g", 0}}));
+  CHECK(where() == "1 held, 0 waiting, 0 due, count 1");
+  CHECK(ReadTxn(store.env()).firstPending(t.id, "g") == Offset{2});
   CHECK(store.env().check().ok());
 }
 
@@ -313,6 +371,34 @@ TEST_CASE("a store with a newer format version is refused with a message naming 
   CHECK_THAT(opened.status().message(), Contains("newer"));
 }
 
+// Writes what the store of `store` looked like in format 2: held entries in `pending` with a
+// due entry at 0.
+void rewriteAsFormat2(TestStore& store, TopicId topic, const std::string& group, Offset held) {
+  std::string key = keys::pending(topic, group, held);
+  std::string value = store.getRaw(store.env().held, key);
+  store.putRaw(store.env().held, key, nullptr);
+  store.putRaw(store.env().pending, key, value);
+  store.putRaw(store.env().due, keys::due(topic, group, 0, held), value);
+  store.putRaw(store.env().meta, std::string(keys::kFormatVersion), std::string("\0\0\0\2", 4));
+}
+
+TEST_CASE("a format-2 store gets its held entries moved out of the due index at open", "[store]") {
+  TestStore store;
+  TopicRecord t = store.create("t");
+  store.append("t", messages(3));
+  store.commitOk(batchOf({groupOp(t.id, "g", 4), pendingOp(t.id, "g", 1, 0),
+                          pendingOp(t.id, "g", 3, TestStore::kStartMs + 9)}));
+  std::string current = store.dump();
+  rewriteAsFormat2(store, t.id, "g", 1);
+  CHECK_FALSE(store.env().check().ok());
+
+  store.reopen();
+  CHECK(store.dump() == current);
+  CHECK(store.entries(store.env().held) == 1);
+  CHECK(store.entries(store.env().due) == 1);
+  CHECK(store.env().check().ok());
+}
+
 TEST_CASE("a format-1 store gets its due index and pending counts at open", "[store]") {
   TestStore store;
   TopicRecord t = store.create("t");
@@ -322,6 +408,7 @@ TEST_CASE("a format-1 store gets its due index and pending counts at open", "[st
   std::string current = store.dump();
   // What format 1 had: pending entries only.
   GroupRecord g = *store.group(t.id, "g");
+  rewriteAsFormat2(store, t.id, "g", 1);
   store.putRaw(store.env().due, keys::due(t.id, "g", 0, 1), nullptr);
   store.putRaw(store.env().due, keys::due(t.id, "g", TestStore::kStartMs + 9, 3), nullptr);
   std::string groupValue = store.getRaw(store.env().groups, keys::group(t.id, "g"));

@@ -51,6 +51,17 @@ TEST_CASE("Env::check passes on a healthy store and reports injected violations"
     store.putRaw(env.pending, keys::pending(topic.id, "g", 2), value);
     CHECK_THAT(env.check().message(), Contains("due"));
   }
+  SECTION("a held entry with a deadline") {
+    std::string value = store.getRaw(env.pending, keys::pending(topic.id, "g", 3));
+    store.putRaw(env.held, keys::pending(topic.id, "g", 3), value);
+    CHECK_THAT(env.check().message(), Contains("held: held entry of group \"g\" has visibleAtMs"));
+  }
+  SECTION("a held entry that is also waiting") {
+    std::string value = store.getRaw(env.pending, keys::pending(topic.id, "g", 3));
+    store.commitOk(batchOf({pendingOp(topic.id, "g", 2, 0)}));
+    store.putRaw(env.pending, keys::pending(topic.id, "g", 2), value);
+    CHECK_THAT(env.check().message(), Contains("is also waiting"));
+  }
   SECTION("a group whose pending count is wrong") {
     store.putRaw(env.due, keys::due(topic.id, "g", TestStore::kStartMs + 5, 3), nullptr);
     store.putRaw(env.pending, keys::pending(topic.id, "g", 3), nullptr);
