@@ -28,8 +28,8 @@ std::shared_ptr<spdlog::logger> storeLog();
 // MDB_MAP_FULL -> kStorageFull, anything else -> kStorageFailed; `what` names the operation.
 Status lmdbStatus(int rc, std::string_view what);
 
-// An LMDB failure inside a write job. Thrown by the helpers below; the writer rolls back the
-// job's nested transaction and answers the job with status().
+// An LMDB failure inside a write job. Thrown by the helpers below; the writer aborts the
+// job's transaction and answers the job with status().
 class LmdbError : public std::runtime_error {
  public:
   LmdbError(int rc, std::string_view what);

@@ -136,10 +136,11 @@ struct WriterStats {
 };
 
 // Owns the only write transaction. Drains its queue, applies every queued batch in one
-// transaction (each in a nested one), gives each a sequence number, appends it to the write
-// log, commits once with fsync (group commit), then answers every batch. A failed apply or
-// commit is sticky: every later batch is answered kStorageFailed without being applied.
-// Thread: its own; commit() from any thread with a KJ event loop.
+// transaction, gives each a sequence number, appends it to the write log, commits once with
+// fsync (group commit), then answers every batch. A batch that runs out of room after others
+// is retried in a transaction of its own, after those others are applied again and committed. A
+// failed apply or commit is sticky: every later batch is answered kStorageFailed without being
+// applied. Thread: its own; commit() from any thread with a KJ event loop.
 class Writer {
  public:
   explicit Writer(Env& env);

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <future>
+#include <limits>
 
 #include "store/apply.h"
 #include "store/lmdb_util.h"
@@ -212,54 +213,40 @@ void Writer::loop() {
 
 namespace {
 
-// Applies one job in a transaction nested in `parent`. Returns 0, or the LMDB error (with its
-// status in *why) after rolling the job's writes back; ApplyError and other exceptions give
-// -1 and a reason.
-int applyNested(Env& env, MDB_txn* parent, const core::WriteBatch& batch, uint64_t seq,
-                Status* why) {
-  MDB_txn* child = nullptr;
-  int rc = mdb_txn_begin(env.raw(), parent, 0, &child);
-  if (rc != 0) {
-    *why = lmdbStatus(rc, "begin nested transaction");
-    return rc;
-  }
+// Applies one job in `txn`, the commit's write transaction. Returns 0, or the LMDB error (with
+// its status in *why); ApplyError and other exceptions give -1 and a reason. After an error the
+// transaction holds part of the job and must be aborted.
+int applyJob(Env& env, MDB_txn* txn, const core::WriteBatch& batch, uint64_t seq, Status* why) {
   try {
-    applyBatch(child, env, batch);
-    logBatch(child, env, seq, batch);
+    applyBatch(txn, env, batch);
+    logBatch(txn, env, seq, batch);
   } catch (const LmdbError& e) {
-    mdb_txn_abort(child);
     *why = e.status();
     return e.rc();
   } catch (const ApplyError& e) {
-    mdb_txn_abort(child);
     *why = Status(Code::kStorageFailed,
                   std::string("write batch does not fit the store: ") + e.what());
     return -1;
   } catch (const std::exception& e) {
-    mdb_txn_abort(child);
     *why = Status(Code::kStorageFailed, std::string("applying a write batch failed: ") + e.what());
     return -1;
   } catch (const kj::Exception& e) {
-    mdb_txn_abort(child);
     *why = Status(Code::kStorageFailed,
                   std::string("applying a write batch failed: ") + e.getDescription().cStr());
     return -1;
-  }
-  rc = mdb_txn_commit(child);
-  if (rc != 0) {
-    *why = lmdbStatus(rc, "commit nested transaction");
-    return rc;
   }
   return 0;
 }
 
 }  // namespace
 
+// Jobs are applied straight into one write transaction, not each in a nested one: a nested
+// transaction copies every page it touches from its parent, which cost more than the writes
+// themselves. Applying is deterministic, so when a job runs out of dirty-page room or map
+// space after others, the transaction is aborted and those others are applied again, alone,
+// with the same result; the job then gets a transaction of its own.
 void Writer::runJobs(std::deque<std::unique_ptr<Job>>& jobs) {
-  struct Ran {
-    std::unique_ptr<Job> job;
-    uint64_t seq;
-  };
+  size_t cap = std::numeric_limits<size_t>::max();  // Batches the next transaction may take.
   while (!jobs.empty()) {
     TxnGuard parent;
     int rc = mdb_txn_begin(env_.raw(), nullptr, 0, &parent.txn);
@@ -269,28 +256,29 @@ void Writer::runJobs(std::deque<std::unique_ptr<Job>>& jobs) {
       fail(std::string("cannot begin a write transaction: ") + mdb_strerror(rc));
       return;  // loop() answers what is left in `jobs`
     }
-    std::vector<Ran> ran;
+    std::vector<uint64_t> seqs;  // Of jobs[0, taken): 0 for an empty batch.
     uint64_t seq = lastSeq_;
     uint64_t applied = 0;
-    while (!jobs.empty()) {
-      Job& job = *jobs.front();
+    bool again = false;
+    while (seqs.size() < jobs.size() && applied < cap) {
+      Job& job = *jobs[seqs.size()];
       if (job.batch.empty()) {
-        ran.push_back({std::move(jobs.front()), 0});
-        jobs.pop_front();
+        seqs.push_back(0);
         continue;
       }
       if (job.replaySeq != 0 && job.replaySeq != seq + 1) {
         std::string why = "replayed batch " + std::to_string(job.replaySeq) +
                           " does not follow the store's last batch " + std::to_string(seq);
         finishJob(job, Status(Code::kInvalidArgument, why));
-        jobs.pop_front();
+        jobs.erase(jobs.begin() + static_cast<std::ptrdiff_t>(seqs.size()));
         continue;
       }
       Status why;
-      rc = applyNested(env_, parent.txn, job.batch, seq + 1, &why);
-      // Out of dirty-page room or map space only because of the jobs before this one: commit
-      // those and apply this one again in a fresh transaction.
-      if ((rc == MDB_TXN_FULL || rc == MDB_MAP_FULL) && applied > 0) break;
+      rc = applyJob(env_, parent.txn, job.batch, seq + 1, &why);
+      if ((rc == MDB_TXN_FULL || rc == MDB_MAP_FULL) && applied > 0) {
+        again = true;
+        break;
+      }
       if (rc != 0) {
         // The broker built this batch on state it believes committed; failing it alone
         // would leave that belief wrong. Stop writing.
@@ -300,14 +288,22 @@ void Writer::runJobs(std::deque<std::unique_ptr<Job>>& jobs) {
       }
       ++seq;
       ++applied;
-      ran.push_back({std::move(jobs.front()), seq});
-      jobs.pop_front();
+      seqs.push_back(seq);
     }
+    if (again) {
+      cap = applied;  // The guard aborts this transaction; the same jobs run again, fewer.
+      continue;
+    }
+    cap = std::numeric_limits<size_t>::max();
+    auto answer = [&](const std::function<Result<uint64_t>(size_t)>& result) {
+      for (size_t i = 0; i < seqs.size(); ++i)
+        finishJob(*jobs[i], result(i));
+      jobs.erase(jobs.begin(), jobs.begin() + static_cast<std::ptrdiff_t>(seqs.size()));
+    };
     if (auto failed = failure()) {
       // The parent is aborted: nothing of this transaction is kept. loop() answers the jobs
       // not yet run; these ran in it and are answered here.
-      for (auto& r : ran)
-        finishJob(*r.job, Status(Code::kStorageFailed, *failed));
+      answer([&](size_t) { return Status(Code::kStorageFailed, *failed); });
       return;
     }
 
@@ -334,8 +330,7 @@ void Writer::runJobs(std::deque<std::unique_ptr<Job>>& jobs) {
       std::string why = std::string("commit failed: ") + mdb_strerror(rc) + hint +
                         "; the broker refuses writes until restarted";
       fail(why);
-      for (auto& r : ran)
-        finishJob(*r.job, Status(Code::kStorageFailed, why));
+      answer([&](size_t) { return Status(Code::kStorageFailed, why); });
       return;
     }
     lastSeq_ = seq;
@@ -346,13 +341,12 @@ void Writer::runJobs(std::deque<std::unique_ptr<Job>>& jobs) {
       stats_.commits += 1;
       stats_.batches += applied;
       stats_.lastSeq = seq;
-      stats_.lastBatchJobs = ran.size();
+      stats_.lastBatchJobs = seqs.size();
       stats_.lastCommitMicros = static_cast<uint64_t>(micros);
     }
     commitSeconds_.record(static_cast<double>(micros) / 1e6);
-    batchJobs_.record(static_cast<double>(ran.size()));
-    for (auto& r : ran)
-      finishJob(*r.job, Result<uint64_t>(r.seq));
+    batchJobs_.record(static_cast<double>(seqs.size()));
+    answer([&](size_t i) { return Result<uint64_t>(seqs[i]); });
   }
 }
 

@@ -74,6 +74,31 @@ TEST_CASE("a batch that fails takes its commit with it: nothing of it is applied
   CHECK(ReadTxn(store.env()).lastSeq() == 2);
 }
 
+TEST_CASE("a batch that fills the map after others: they are applied again and commit alone",
+          "[store]") {
+  TestStore store({8u << 20, 0});
+  TopicRecord t = store.create("t");
+  WriterStats before = store.writer().stats();
+  store.writer().pause();
+  auto small = store.writer().commit(batchOf({store.appendOp("t", messages(10, 1000))}));
+  core::AppendOp big{t.id, "t", 11, {}};
+  for (MessageData& m : messages(90, 100000))
+    big.messages.push_back({TestStore::kStartMs, std::move(m), 0});
+  auto full = store.writer().commit(batchOf({std::move(big)}));
+  store.writer().resume();
+  auto committed = small.wait(store.ws());
+  REQUIRE(committed.status().toString() == "ok");
+  CHECK(committed.value() == before.lastSeq + 1);
+  auto failed = full.wait(store.ws());
+  REQUIRE_FALSE(failed.ok());
+  CHECK(failed.status().code() == Code::kStorageFailed);
+  CHECK_THAT(failed.status().message(), Contains("the LMDB map has no free pages"));
+  CHECK(store.writer().stats().commits - before.commits == 1);
+  CHECK(store.topic("t").messages == 10);
+  CHECK(ReadTxn(store.env()).lastSeq() == before.lastSeq + 1);
+  CHECK(store.env().check().ok());
+}
+
 TEST_CASE("a failed commit is sticky: its batches and all later ones get kStorageFailed",
           "[store]") {
   TestStore store;
