@@ -91,14 +91,6 @@ std::unique_ptr<Group> Group::fromRecord(Topic& topic, const GroupRecord& record
   return group;
 }
 
-uint32_t inFlightOf(const Consumer& consumer) {
-  if (consumer.group == nullptr) return 0;
-  uint32_t n = 0;
-  for (const auto& [offset, lease] : consumer.group->leases)
-    n += lease.owner == &consumer ? 1 : 0;
-  return n;
-}
-
 Topic* Context::findTopic(std::string_view name) {
   auto it = topics.find(name);
   return it == topics.end() ? nullptr : it->second.get();

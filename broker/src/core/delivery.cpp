@@ -84,7 +84,7 @@ void GroupDelivery::releaseConsumer(Consumer& consumer, RedeliveryCause cause) {
   auto snapshot = ctx_.store.snapshot();
   std::vector<Offset> held;
   for (const auto& [offset, lease] : group->leases)
-    if (lease.owner == &consumer) held.push_back(offset);
+    if (lease.owner() == &consumer) held.push_back(offset);
   for (Offset offset : held)
     release(batch, settle, *group, offset, cause, now, *snapshot);
   auto& members = group->consumers;
@@ -112,7 +112,7 @@ void GroupDelivery::close(Group& group, const Status& why) {
   }
   group.consumers.clear();
   for (auto& [offset, lease] : group.leases) {
-    lease.owner = nullptr;
+    lease.setOwner(nullptr);
     lease.gone = true;  // The group is going away (or the broker): nothing more to deliver.
   }
 }
@@ -125,7 +125,7 @@ void GroupDelivery::release(WriteBatch& batch, Settle& settle, Group& group, Off
   auto it = group.leases.find(offset);
   if (it == group.leases.end()) return;
   Lease& lease = it->second;
-  lease.owner = nullptr;
+  lease.setOwner(nullptr);
   lease.dueAtMs = visibleAtMs;
   lease.cause = cause;
   group.noteDue(visibleAtMs);
@@ -192,7 +192,7 @@ void GroupDelivery::settled(const Settle& settle, bool committed) {
   if (group == nullptr) return;
   for (const auto& [offset, generation] : settle.leases) {
     auto it = group->leases.find(offset);
-    if (it != group->leases.end() && it->second.owner == nullptr &&
+    if (it != group->leases.end() && it->second.owner() == nullptr &&
         it->second.generation == generation) {
       group->leases.erase(it);
     }
@@ -208,7 +208,7 @@ void GroupDelivery::expireLeases(Group& group, int64_t nowMs) {
   Settle settle{group.topic->name, group.topic->id, group.name, {}, {}, {}};
   std::vector<Offset> expired;
   for (const auto& [offset, lease] : group.leases)
-    if (lease.owner != nullptr && lease.ackDeadlineMs <= nowMs) expired.push_back(offset);
+    if (lease.owner() != nullptr && lease.ackDeadlineMs <= nowMs) expired.push_back(offset);
   if (expired.empty()) return;
   auto snapshot = ctx_.store.snapshot();
   for (Offset offset : expired)
@@ -230,13 +230,16 @@ kj::Promise<std::vector<OffsetFailure>> GroupDelivery::ack(uint64_t consumerId,
   std::vector<Offset> done;
   WriteBatch batch;
   Settle settle{group.topic->name, group.topic->id, group.name, {}, {}, {}};
+  done.reserve(offsets.size());
+  batch.ops.reserve(offsets.size());
+  settle.leases.reserve(offsets.size());
   for (Offset offset : offsets) {
     auto lease = group.leases.find(offset);
-    if (lease == group.leases.end() || lease->second.owner != consumer) {
+    if (lease == group.leases.end() || lease->second.owner() != consumer) {
       failures.push_back({offset, notPending(offset)});
       continue;
     }
-    lease->second.owner = nullptr;
+    lease->second.setOwner(nullptr);
     lease->second.gone = true;
     settle.leases.emplace_back(offset, lease->second.generation);
     batch.ops.push_back(RemovePendingOp{group.topic->id, group.name, offset});
@@ -277,7 +280,7 @@ kj::Promise<std::vector<OffsetFailure>> GroupDelivery::nack(uint64_t consumerId,
   auto snapshot = ctx_.store.snapshot();
   for (Offset offset : offsets) {
     auto lease = group.leases.find(offset);
-    if (lease == group.leases.end() || lease->second.owner != consumer) {
+    if (lease == group.leases.end() || lease->second.owner() != consumer) {
       failures.push_back({offset, notPending(offset)});
       continue;
     }
@@ -323,7 +326,7 @@ std::vector<DueEntry> GroupDelivery::dueEntries(const Group& group, const StoreS
   std::vector<DueEntry> due;
   const Topic& topic = *group.topic;
   for (const auto& [offset, lease] : group.leases) {
-    if (lease.owner == nullptr && !lease.gone && lease.dueAtMs <= nowMs && due.size() < max)
+    if (lease.owner() == nullptr && !lease.gone && lease.dueAtMs <= nowMs && due.size() < max)
       due.push_back(DueEntry{offset, lease.deliveries, lease.dueAtMs, lease.cause});
   }
   size_t released = due.size();
@@ -353,12 +356,9 @@ void GroupDelivery::pump(Group& group) {
   Topic& topic = *group.topic;
   const Limits& limits = ctx_.limits();
   int64_t now = wallClockMs();
-  std::map<const Consumer*, uint32_t> held;
-  for (const auto& [offset, lease] : group.leases)
-    if (lease.owner != nullptr) ++held[lease.owner];
   size_t room = 0;
   for (const Consumer* consumer : group.consumers) {
-    uint32_t h = held[consumer];
+    uint32_t h = consumer->held();
     room += std::min<size_t>(consumer->prefetch > h ? consumer->prefetch - h : 0,
                              limits.maxDeliveryBatch);
   }
@@ -369,19 +369,20 @@ void GroupDelivery::pump(Group& group) {
   std::vector<DueEntry> due;
   if (dueKnown) due = dueEntries(group, *snapshot, now, room);
   WriteBatch batch;
+  batch.ops.reserve(room + 1);
   Offset startPosition = group.position;
   size_t nextDue = 0;
   size_t members = group.consumers.size();
   uint64_t deliveredBefore = group.delivered;
   for (size_t k = 0; k < members; ++k) {
     Consumer& consumer = *group.consumers[(group.nextConsumer + k) % members];
-    fill(group, consumer, held[&consumer], due, nextDue, *snapshot, batch, now);
+    fill(group, consumer, due, nextDue, *snapshot, batch, now);
   }
   group.nextConsumer = (group.nextConsumer + 1) % members;
   if (dueKnown) {
     group.nextDueMs = snapshot->nextDueMs(topic.id, group.name, 1);
     for (const auto& [offset, lease] : group.leases)
-      if (lease.owner == nullptr && !lease.gone) group.noteDue(lease.dueAtMs);
+      if (lease.owner() == nullptr && !lease.gone) group.noteDue(lease.dueAtMs);
   }
   snapshot.reset();
   // A push is capped per consumer; come back in a later turn for the rest, so that one busy
@@ -396,23 +397,23 @@ void GroupDelivery::pump(Group& group) {
   if (!batch.empty()) ctx_.store.commitDetached(std::move(batch), "delivery state");
 }
 
-void GroupDelivery::fill(Group& group, Consumer& consumer, uint32_t held,
-                         std::vector<DueEntry>& due, size_t& nextDue, const StoreSnapshot& snapshot,
-                         WriteBatch& batch, int64_t nowMs) {
+void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>& due,
+                         size_t& nextDue, const StoreSnapshot& snapshot, WriteBatch& batch,
+                         int64_t nowMs) {
   Topic& topic = *group.topic;
   const Limits& limits = ctx_.limits();
   std::vector<Delivery> out;
   uint64_t bytes = 0;
   auto full = [&] {
-    return held + out.size() >= consumer.prefetch || out.size() >= limits.maxDeliveryBatch ||
+    return consumer.held() >= consumer.prefetch || out.size() >= limits.maxDeliveryBatch ||
            bytes >= limits.maxDeliveryBatchBytes;
   };
   auto lease = [&](StoredMessageData message, uint32_t deliveries) {
     Lease& l = group.leases[message.offset];
-    l = Lease{};
+    l = Lease{};  // A released lease: it has no owner.
     l.deliveries = deliveries;
     l.ackDeadlineMs = notBeforeMs(consumer.ackTimeoutMs);
-    l.owner = &consumer;
+    l.setOwner(&consumer);
     l.generation = ctx_.nextLeaseGeneration++;
     batch.ops.push_back(
         PutPendingOp{topic.id, group.name, message.offset, deliveries, 0, RedeliveryCause::kNone});
@@ -423,7 +424,7 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, uint32_t held,
     const DueEntry& entry = due[nextDue++];
     auto released = group.leases.find(entry.offset);
     bool fromLease = released != group.leases.end();
-    if (fromLease && (released->second.owner != nullptr || released->second.gone)) continue;
+    if (fromLease && (released->second.owner() != nullptr || released->second.gone)) continue;
     if (!fromLease && entry.visibleAtMs == 0 && group.heldAtStop > 0) --group.heldAtStop;
     uint32_t maxDeliveries = topic.settings.maxDeliveries;
     if (maxDeliveries > 0 && entry.deliveries >= maxDeliveries) {
@@ -451,8 +452,8 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, uint32_t held,
     lease(std::move(*message), entry.deliveries + 1);
   }
   while (!full() && group.position < topic.committedNext) {
-    size_t room = std::min<size_t>(consumer.prefetch - held - out.size(),
-                                   limits.maxDeliveryBatch - out.size());
+    size_t room =
+        std::min<size_t>(consumer.prefetch - consumer.held(), limits.maxDeliveryBatch - out.size());
     auto messages =
         snapshot.readMessages(topic.id, group.position, room, limits.maxDeliveryBatchBytes - bytes);
     if (messages.empty() || messages.front().offset >= topic.committedNext) {

@@ -58,8 +58,8 @@ class GroupDelivery {
 
   void pump(Group& group);
   // Delivers what fits into `consumer`'s window; adds the delivery state to `batch`.
-  void fill(Group& group, Consumer& consumer, uint32_t held, std::vector<DueEntry>& due,
-            size_t& nextDue, const StoreSnapshot& snapshot, WriteBatch& batch, int64_t nowMs);
+  void fill(Group& group, Consumer& consumer, std::vector<DueEntry>& due, size_t& nextDue,
+            const StoreSnapshot& snapshot, WriteBatch& batch, int64_t nowMs);
   std::vector<DueEntry> dueEntries(const Group& group, const StoreSnapshot& snapshot, int64_t nowMs,
                                    size_t max) const;
   // Releases the held message at `offset` into `batch`: due at `visibleAtMs`, or moved to the

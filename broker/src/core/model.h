@@ -36,7 +36,7 @@ class RateMeter {
   uint64_t slotCount_[kSlots] = {};
 };
 
-// A delivered message not yet acknowledged. While `owner` is set a consumer holds it; once
+// A delivered message not yet acknowledged. While it has an owner a consumer holds it; once
 // released (ack, nack, timeout, disconnect, dead-letter) the lease stays until the commit
 // that records the release, so the message is not delivered again from a stale disk entry.
 // A released lease that is due may be delivered again before that commit: the new delivery's
@@ -44,11 +44,17 @@ class RateMeter {
 struct Lease {
   uint32_t deliveries = 0;    // Times delivered so far.
   int64_t ackDeadlineMs = 0;  // Owned: released after this time.
-  Consumer* owner = nullptr;  // Null: released, waiting for its commit.
   bool gone = false;          // Released for good (acked, dead-lettered): never redelivered.
   int64_t dueAtMs = 0;        // Released and not gone: due again at this time.
   RedeliveryCause cause = RedeliveryCause::kNone;
   uint64_t generation = 0;  // Which delivery; a settled release erases only its own.
+
+  Consumer* owner() const { return owner_; }  // Null: released, waiting for its commit.
+  // The one way to change the owner: it keeps Consumer::held() equal to the leases it owns.
+  void setOwner(Consumer* owner);
+
+ private:
+  Consumer* owner_ = nullptr;
 };
 
 struct Topic {
@@ -131,9 +137,20 @@ class Consumer {
   uint64_t ackTimeoutMs = 30000;
   std::string peer;
   int64_t connectedMs = 0;
+
+  // Messages the consumer holds: the leases whose owner it is (kept by Lease::setOwner, so
+  // that a pump does not count them over all leases of the group).
+  uint32_t held() const { return held_; }
+
+ private:
+  friend struct Lease;
+  uint32_t held_ = 0;
 };
 
-// Messages the consumer holds (derived from its group's leases).
-uint32_t inFlightOf(const Consumer& consumer);
+inline void Lease::setOwner(Consumer* owner) {
+  if (owner_ != nullptr) --owner_->held_;
+  owner_ = owner;
+  if (owner_ != nullptr) ++owner_->held_;
+}
 
 }  // namespace sluice::core

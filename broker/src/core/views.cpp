@@ -29,7 +29,7 @@ GroupView Views::viewOf(const Group& group, const StoreSnapshot& snapshot, int64
   view.createdMs = group.createdMs;
   for (const Consumer* consumer : group.consumers) {
     view.consumers.push_back(ConsumerView{consumer->id, consumer->peer, consumer->prefetch,
-                                          inFlightOf(*consumer), consumer->connectedMs});
+                                          consumer->held(), consumer->connectedMs});
   }
   return view;
 }
