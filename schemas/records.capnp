@@ -140,4 +140,5 @@ struct WriteOp {
 struct WriteBatch {
   seq @0 :UInt64;               # 1, 2, 3, ... with no gaps.
   ops @1 :List(WriteOp);
+  loggedAtMs @2 :Int64;         # Unix ms of the commit that first held it (0: not recorded).
 }

@@ -16,6 +16,7 @@
 #include <CLI/CLI.hpp>
 
 #include "net/host_port.h"
+#include "parse.h"
 
 namespace sluice::daemon {
 namespace {
@@ -89,6 +90,19 @@ std::string showSize(uint64_t bytes) {
     if (bytes % u.factor == 0) return std::to_string(bytes / u.factor) + u.unit;
   }
   return std::to_string(bytes);
+}
+
+// Exact, in the largest unit that divides it: 90000 -> 90s, 5400000 -> 90m.
+std::string showDuration(uint64_t ms) {
+  if (ms == 0) return "0";
+  const struct {
+    uint64_t factor;
+    const char* unit;
+  } units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"}};
+  for (const auto& u : units) {
+    if (ms % u.factor == 0) return std::to_string(ms / u.factor) + u.unit;
+  }
+  return std::to_string(ms) + "ms";
 }
 
 const char* const kSizeAllowed =
@@ -205,6 +219,18 @@ const Key kKeys[] = {
      [](const Config& c) {
        return Shown(c.writeLogWindow == 0 ? std::string("0") : showSize(c.writeLogWindow));
      }},
+    {"write_log_max_age", "--write-log-max-age", "SLUICE_WRITE_LOG_MAX_AGE", "DUR",
+     "With a write log window: also drop log entries committed this long ago (checked at each "
+     "commit); 0: no age bound",
+     "0, or a duration of one or more <digits><unit> groups with unit ms, s, m, h or d, e.g. "
+     "30m, 24h or 1h30m (needs write_log_window)",
+     [](Config& c, std::string_view t) {
+       auto age = cli::parseDuration(t);
+       if (!age.ok()) return false;
+       c.writeLogMaxAgeMs = static_cast<uint64_t>(age.value->count());
+       return true;
+     },
+     [](const Config& c) { return Shown(showDuration(c.writeLogMaxAgeMs)); }},
 };
 
 std::string allKeyNames() {
@@ -368,6 +394,16 @@ std::string toToml(const Config& config) {
   return out.str();
 }
 
+Status checkCombination(const Config& config) {
+  if (config.writeLogMaxAgeMs > 0 && config.writeLogWindow == 0) {
+    return Status(Code::kInvalidArgument,
+                  "write_log_max_age = " + showDuration(config.writeLogMaxAgeMs) +
+                      " needs write_log_window: at 0 the write log keeps nothing; set a window "
+                      "such as 1GiB, or write_log_max_age = 0");
+  }
+  return Status();
+}
+
 ParseOutcome parseCommandLine(int argc, const char* const* argv, const EnvLookup& env) {
   const Config defaults;
   CLI::App app{"sluiced: the Sluice message broker"};
@@ -442,6 +478,7 @@ ParseOutcome parseCommandLine(int argc, const char* const* argv, const EnvLookup
     status = setFromText(key, text, quote(text), key.flag, invocation.config);
   }
   if (status.ok()) status = applyEnvironment(env, invocation.config);
+  if (status.ok()) status = checkCombination(invocation.config);
   if (!status.ok()) {
     std::cerr << "sluiced: invalid configuration: " << status.message() << '\n';
     outcome.exitCode = 2;

@@ -39,6 +39,8 @@ struct Config {
   // for a reader such as a follower or `--replay-log`. 0: keep nothing, so a single broker
   // writes each payload once; sequence numbers advance regardless.
   uint64_t writeLogWindow = 0;
+  // With a window: entries committed at least this long ago are dropped too. 0: no age bound.
+  uint64_t writeLogMaxAgeMs = 0;
 };
 
 enum class Mode {
@@ -82,6 +84,9 @@ Status applyToml(std::string_view text, const std::string& source, Config& confi
 Status applyFile(const std::string& path, Config& config);
 // Applies every SLUICE_* variable that is set and not empty.
 Status applyEnvironment(const EnvLookup& env, Config& config);
+// Settings that depend on each other, checked once every layer is applied (kInvalidArgument
+// naming both keys).
+Status checkCombination(const Config& config);
 
 // The configuration as a TOML document that --config accepts (max_storage 0 is "auto").
 std::string toToml(const Config& config);

@@ -103,6 +103,7 @@ int serve(const Config& config) {
       config.maxStorage != 0 ? config.maxStorage : defaultMaxStorage(config.data);
   envOptions.syncCommits = config.durability == "sync";
   envOptions.logWindowBytes = config.writeLogWindow;
+  envOptions.logMaxAgeMs = config.writeLogMaxAgeMs;
   if (!envOptions.syncCommits) {
     log->warn(
         "durability=async: publishes are acknowledged before they are on disk; a crash "
@@ -222,7 +223,7 @@ int main(int argc, char** argv) {
       return sluice::daemon::runDump(config.data);
     case sluice::daemon::Mode::kReplayLog:
       return sluice::daemon::runReplayLog(parsed.invocation->replaySource, config.data,
-                                          config.writeLogWindow);
+                                          config.writeLogWindow, config.writeLogMaxAgeMs);
     default:
       break;
   }

@@ -59,7 +59,8 @@ int runDump(const std::string& dataDir) {
   return 0;
 }
 
-int runReplayLog(const std::string& sourceDir, const std::string& dataDir, uint64_t windowBytes) {
+int runReplayLog(const std::string& sourceDir, const std::string& dataDir, uint64_t windowBytes,
+                 uint64_t maxAgeMs) {
   auto source = openExisting(sourceDir, "replay failed");
   if (!source.ok()) {
     std::fprintf(stderr, "replay failed: %s\n", source.status().message().c_str());
@@ -77,6 +78,7 @@ int runReplayLog(const std::string& sourceDir, const std::string& dataDir, uint6
   options.maxStorageBytes =
       std::max<uint64_t>(source.value()->options().maxStorageBytes * 2, uint64_t{256} << 20);
   options.logWindowBytes = windowBytes;
+  options.logMaxAgeMs = maxAgeMs;
   auto target = store::Env::open(options);
   if (!target.ok()) {
     std::fprintf(stderr, "replay failed: %s\n", target.status().message().c_str());

@@ -12,7 +12,9 @@ namespace sluice::daemon {
 
 int runCheck(const std::string& dataDir);
 int runDump(const std::string& dataDir);
-// `windowBytes`: the write-log window of the store being written (0: keep no log).
-int runReplayLog(const std::string& sourceDir, const std::string& dataDir, uint64_t windowBytes);
+// `windowBytes`, `maxAgeMs`: the write-log window of the store being written (0: keep no log;
+// 0: no age bound). Replayed batches keep the commit times of the source.
+int runReplayLog(const std::string& sourceDir, const std::string& dataDir, uint64_t windowBytes,
+                 uint64_t maxAgeMs);
 
 }  // namespace sluice::daemon

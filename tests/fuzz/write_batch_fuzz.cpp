@@ -23,7 +23,8 @@ using codec::BatchForm;
 using fuzz::check;
 
 std::string encoded(const core::LoggedBatch& batch, BatchForm form) {
-  return std::string(codec::bytesOf(codec::encodeBatch(batch.seq, batch.batch, form)));
+  return std::string(
+      codec::bytesOf(codec::encodeBatch(batch.seq, batch.batch, form, batch.loggedAtMs)));
 }
 
 void roundTrip(std::string_view bytes, BatchForm form) {

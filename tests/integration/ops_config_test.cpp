@@ -57,7 +57,8 @@ TEST_CASE("sluiced --print-config shows the defaults as TOML and exits 0", "[int
                                                        {"auto_create_topics", "false"},
                                                        {"durability", "\"sync\""},
                                                        {"max_connections", "10000"},
-                                                       {"write_log_window", "\"0\""}});
+                                                       {"write_log_window", "\"0\""},
+                                                       {"write_log_max_age", "\"0\""}});
 }
 
 TEST_CASE("configuration precedence: defaults < file < flags < SLUICE_* variables",
@@ -73,7 +74,8 @@ TEST_CASE("configuration precedence: defaults < file < flags < SLUICE_* variable
                                "log_format = \"json\"\n"
                                "auto_create_topics = true\n"
                                "durability = \"sync\"\n"
-                               "write_log_window = \"32MiB\"\n");
+                               "write_log_window = \"32MiB\"\n"
+                               "write_log_max_age = \"24h\"\n");
   auto run = sluiced({"--config", file, "--print-config", "--listen", "127.0.0.1:3333", "--admin",
                       "127.0.0.1:4444", "--auto-create-topics=false", "--max-storage", "20GiB"},
                      {{"SLUICE_ADMIN", "0.0.0.0:5555"},
@@ -92,6 +94,7 @@ TEST_CASE("configuration precedence: defaults < file < flags < SLUICE_* variable
   CHECK(settings["max_storage"] == "\"512MiB\"");      // variable over flag and file
   CHECK(settings["durability"] == "\"async\"");        // variable over file
   CHECK(settings["write_log_window"] == "\"32MiB\"");  // file
+  CHECK(settings["write_log_max_age"] == "\"1d\"");    // file
 
   // The printed configuration is itself a valid config file that means the same.
   std::string printed = writeFile(dir, "printed.toml", run.stdoutText);
@@ -106,7 +109,7 @@ TEST_CASE("the sample deploy/sluice.toml is a valid configuration", "[integratio
   INFO(run.stderrText);
   REQUIRE(run.exitCode == 0);
   auto settings = settingsOf(run.stdoutText);
-  CHECK(settings.size() == 10);
+  CHECK(settings.size() == 11);
   CHECK(settings["max_storage"] == "\"20GiB\"");
 }
 

@@ -104,6 +104,7 @@ struct WriteBatch {
 struct LoggedBatch {
   uint64_t seq = 0;
   WriteBatch batch;
+  int64_t loggedAtMs = 0;  // Unix ms of the commit that first held it; 0: not recorded.
 };
 
 }  // namespace sluice::core

@@ -301,10 +301,12 @@ core::WriteOp decodeOp(WriteOp::Reader in, size_t i, bool* storedAppend, uint32_
 
 }  // namespace
 
-kj::Array<capnp::word> encodeBatch(uint64_t seq, const core::WriteBatch& batch, BatchForm form) {
+kj::Array<capnp::word> encodeBatch(uint64_t seq, const core::WriteBatch& batch, BatchForm form,
+                                   int64_t loggedAtMs) {
   capnp::MallocMessageBuilder message;
   auto out = message.initRoot<records::WriteBatch>();
   out.setSeq(seq);
+  out.setLoggedAtMs(loggedAtMs);
   auto ops = out.initOps(batch.ops.size());
   for (size_t i = 0; i < batch.ops.size(); ++i)
     std::visit(Encoder{ops[i], form}, batch.ops[i]);
@@ -337,6 +339,7 @@ Result<core::LoggedBatch> decodeBatch(std::string_view bytes, std::vector<Stored
     auto root = reader.getRoot<records::WriteBatch>();
     out.seq = root.getSeq();
     if (out.seq == 0) return bad("sequence number 0 (sequences start at 1)");
+    out.loggedAtMs = root.getLoggedAtMs();
     auto ops = root.getOps();
     out.batch.ops.reserve(ops.size());
     for (size_t i = 0; i < ops.size(); ++i) {
@@ -358,6 +361,23 @@ Result<core::LoggedBatch> decodeBatch(std::string_view bytes, std::vector<Stored
   }
   if (refs != nullptr) *refs = std::move(found);
   return out;
+}
+
+Result<int64_t> loggedAtMsOf(std::string_view bytes) {
+  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) {
+    return Status(Code::kInvalidArgument, "write batch of " + std::to_string(bytes.size()) +
+                                              " bytes rejected: its size is not a positive "
+                                              "multiple of 8");
+  }
+  auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), bytes.data(), bytes.size());
+  try {
+    capnp::FlatArrayMessageReader reader(words);
+    return reader.getRoot<records::WriteBatch>().getLoggedAtMs();
+  } catch (const kj::Exception& e) {
+    return Status(Code::kInvalidArgument,
+                  std::string("write batch rejected: ") + e.getDescription().cStr());
+  }
 }
 
 }  // namespace sluice::store::codec

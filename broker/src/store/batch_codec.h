@@ -24,7 +24,8 @@ enum class BatchForm { kShipped, kStored };
 // 10,000), and a bound on what a corrupt count can make the decoder allocate.
 constexpr uint32_t kMaxAppendMessages = 1u << 16;
 
-kj::Array<capnp::word> encodeBatch(uint64_t seq, const core::WriteBatch& batch, BatchForm form);
+kj::Array<capnp::word> encodeBatch(uint64_t seq, const core::WriteBatch& batch, BatchForm form,
+                                   int64_t loggedAtMs = 0);
 
 // A stored append, before its bodies are filled in: which messages it wrote.
 struct StoredAppendRef {
@@ -41,5 +42,7 @@ struct StoredAppendRef {
 // the caller fills in from the store; their `messages` hold only the dedup expiries.
 Result<core::LoggedBatch> decodeBatch(std::string_view bytes,
                                       std::vector<StoredAppendRef>* refs = nullptr);
+// Only the batch's loggedAtMs, without decoding its ops. Errors as decodeBatch.
+Result<int64_t> loggedAtMsOf(std::string_view bytes);
 
 }  // namespace sluice::store::codec

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -41,6 +42,8 @@ struct EnvOptions {
   // while their entry is kept). 0: the log keeps nothing (sequence numbers still advance) and
   // a single broker pays nothing for it.
   uint64_t logWindowBytes = 0;
+  // With a window: also drop entries logged this long ago or longer (0: no age bound).
+  uint64_t logMaxAgeMs = 0;
   // Opens an existing store for reading only (offline tools); no lock, no writer.
   bool readOnly = false;
 };
@@ -143,7 +146,9 @@ struct WriterStats {
 // applied. Thread: its own; commit() from any thread with a KJ event loop.
 class Writer {
  public:
-  explicit Writer(Env& env);
+  // clockMs: Unix ms recorded with each logged batch (the write log's age); default the
+  // system clock.
+  explicit Writer(Env& env, std::function<int64_t()> clockMs = {});
   ~Writer();  // stop()
 
   // Queues `batch`; the promise resolves (on the calling thread's KJ event loop) after the
@@ -182,6 +187,7 @@ class Writer {
   void syncIfDue();
 
   Env& env_;
+  std::function<int64_t()> clockMs_;
   uint64_t lastSeq_ = 0;    // Writer thread only (set before it starts).
   int64_t lastSyncMs_ = 0;  // Writer thread only; for syncCommits = false.
   mutable std::mutex mu_;

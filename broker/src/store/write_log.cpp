@@ -1,5 +1,7 @@
 #include "store/write_log.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 
 #include "store/batch_codec.h"
@@ -40,18 +42,31 @@ void setLastLoggedSeq(MDB_txn* txn, const Env& env, uint64_t seq) {
   putValue(txn, env.meta, keys::kLastSeq, value);
 }
 
-void logBatch(MDB_txn* txn, const Env& env, uint64_t seq, const core::WriteBatch& batch) {
+void logBatch(MDB_txn* txn, const Env& env, uint64_t seq, const core::WriteBatch& batch,
+              int64_t loggedAtMs) {
   if (env.options().logWindowBytes == 0) return;
-  auto encoded = codec::encodeBatch(seq, batch, codec::BatchForm::kStored);
+  auto encoded = codec::encodeBatch(seq, batch, codec::BatchForm::kStored, loggedAtMs);
   putValue(txn, env.wlog, keys::logEntry(seq), codec::bytesOf(encoded), MDB_APPEND);
 }
 
-void trimLog(MDB_txn* txn, const Env& env) {
+void trimLog(MDB_txn* txn, const Env& env, int64_t nowMs) {
   uint64_t window = env.options().logWindowBytes;
   if (window == 0) return;
-  while (pagesBytes(txn, env.wlog) + pagesBytes(txn, env.wlogSpill) > window) {
+  uint64_t maxAge = env.options().logMaxAgeMs;
+  auto expired = [&](std::string_view entry) {
+    if (maxAge == 0) return false;
+    auto at = codec::loggedAtMsOf(entry);
+    if (!at.ok()) brokenInvariant("wlog: " + at.status().message());
+    return nowMs - std::max<int64_t>(at.value(), 0) >=
+           static_cast<int64_t>(std::min<uint64_t>(maxAge, INT64_MAX));
+  };
+  for (;;) {
     Cursor cursor(txn, env.wlog);
     if (!cursor.first()) return;
+    if (pagesBytes(txn, env.wlog) + pagesBytes(txn, env.wlogSpill) <= window &&
+        !expired(cursor.value())) {
+      return;
+    }
     std::vector<codec::StoredAppendRef> refs;
     auto decoded = codec::decodeBatch(cursor.value(), &refs);
     if (!decoded.ok()) brokenInvariant("wlog: " + decoded.status().message());

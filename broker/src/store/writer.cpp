@@ -24,11 +24,17 @@ int64_t steadyMs() {
   return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
+int64_t systemClockMs() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
 }  // namespace
 
 struct Writer::Job {
   core::WriteBatch batch;
   uint64_t replaySeq = 0;  // Non-zero: a replayed batch that must get this number.
+  int64_t loggedAtMs = 0;  // A replayed batch: when its source committed it.
   std::function<void(Result<uint64_t>)> done;
 };
 
@@ -74,7 +80,8 @@ std::string spaceHint(const std::string& dir, int rc) {
 
 }  // namespace
 
-Writer::Writer(Env& env) : env_(env) {
+Writer::Writer(Env& env, std::function<int64_t()> clockMs)
+    : env_(env), clockMs_(clockMs ? std::move(clockMs) : systemClockMs) {
   ReadTxn read(env_);
   lastSeq_ = lastLoggedSeq(read.raw(), env_);
   stats_.lastSeq = lastSeq_;
@@ -115,6 +122,7 @@ Status Writer::replay(std::vector<core::LoggedBatch> batches) {
     auto job = std::make_unique<Job>();
     job->batch = std::move(logged.batch);
     job->replaySeq = logged.seq;
+    job->loggedAtMs = logged.loggedAtMs;
     job->done = [promise](Result<uint64_t> result) { promise->set_value(result.status()); };
     enqueue(std::move(job));
   }
@@ -216,10 +224,11 @@ namespace {
 // Applies one job in `txn`, the commit's write transaction. Returns 0, or the LMDB error (with
 // its status in *why); ApplyError and other exceptions give -1 and a reason. After an error the
 // transaction holds part of the job and must be aborted.
-int applyJob(Env& env, MDB_txn* txn, const core::WriteBatch& batch, uint64_t seq, Status* why) {
+int applyJob(Env& env, MDB_txn* txn, const core::WriteBatch& batch, uint64_t seq,
+             int64_t loggedAtMs, Status* why) {
   try {
     applyBatch(txn, env, batch);
-    logBatch(txn, env, seq, batch);
+    logBatch(txn, env, seq, batch, loggedAtMs);
   } catch (const LmdbError& e) {
     *why = e.status();
     return e.rc();
@@ -257,6 +266,7 @@ void Writer::runJobs(std::deque<std::unique_ptr<Job>>& jobs) {
       return;  // loop() answers what is left in `jobs`
     }
     std::vector<uint64_t> seqs;  // Of jobs[0, taken): 0 for an empty batch.
+    int64_t now = clockMs_();    // What the log records; not part of the applied state.
     uint64_t seq = lastSeq_;
     uint64_t applied = 0;
     bool again = false;
@@ -274,7 +284,8 @@ void Writer::runJobs(std::deque<std::unique_ptr<Job>>& jobs) {
         continue;
       }
       Status why;
-      rc = applyJob(env_, parent.txn, job.batch, seq + 1, &why);
+      rc = applyJob(env_, parent.txn, job.batch, seq + 1,
+                    job.loggedAtMs != 0 ? job.loggedAtMs : now, &why);
       if ((rc == MDB_TXN_FULL || rc == MDB_MAP_FULL) && applied > 0) {
         again = true;
         break;
@@ -311,7 +322,7 @@ void Writer::runJobs(std::deque<std::unique_ptr<Job>>& jobs) {
     try {
       if (applied > 0) {
         setLastLoggedSeq(parent.txn, env_, seq);
-        trimLog(parent.txn, env_);
+        trimLog(parent.txn, env_, now);
       }
       used = usedBytesIn(parent.txn, env_);
     } catch (const LmdbError& e) {

@@ -146,5 +146,32 @@ TEST_CASE("invalid flags and variables end the parse with exit code 2", "[daemon
   CHECK_FALSE(parse({"--help"}).invocation);
 }
 
+TEST_CASE("the write log's maximum age takes a duration and needs a window", "[daemon]") {
+  auto both = parse({"--write-log-window", "1GiB", "--write-log-max-age", "1h30m"});
+  REQUIRE(both.invocation);
+  CHECK(both.invocation->config.writeLogMaxAgeMs == 5'400'000);
+  CHECK_THAT(toToml(both.invocation->config), Contains("write_log_max_age = \"90m\""));
+  Config back;
+  REQUIRE(applyToml(toToml(both.invocation->config), "printed", back).ok());
+  CHECK(back.writeLogMaxAgeMs == 5'400'000);
+  CHECK_THAT(toToml(Config{}), Contains("write_log_max_age = \"0\""));
+
+  Config alone;
+  alone.writeLogMaxAgeMs = 60'000;
+  Status refused = checkCombination(alone);
+  CHECK(refused.code() == Code::kInvalidArgument);
+  CHECK_THAT(refused.message(), Contains("write_log_max_age = 1m needs write_log_window"));
+  CHECK(parse({"--write-log-max-age", "1m"}).exitCode == 2);
+  CHECK(parse({}, {{"SLUICE_WRITE_LOG_MAX_AGE", "1m"}, {"SLUICE_WRITE_LOG_WINDOW", "64MiB"}})
+            .invocation);
+
+  Config c;
+  Status bad = applyToml("write_log_max_age = \"an hour\"\n", "f.toml", c);
+  CHECK(bad.code() == Code::kInvalidArgument);
+  CHECK_THAT(bad.message(), Contains("write_log_max_age = \"an hour\""));
+  CHECK_THAT(bad.message(), Contains("ms, s, m, h or d"));
+  CHECK(parse({"--write-log-window", "1GiB", "--write-log-max-age", "-5s"}).exitCode == 2);
+}
+
 }  // namespace
 }  // namespace sluice::daemon

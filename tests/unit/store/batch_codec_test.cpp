@@ -93,6 +93,21 @@ TEST_CASE("every write op survives a round trip through the shipped form", "[sto
   CHECK(std::get<core::ExpireDedupOp>(ops[8]).nowMs == 4242);
 }
 
+TEST_CASE("a batch's commit time survives both forms and reads without its ops", "[store][codec]") {
+  for (BatchForm form : {BatchForm::kShipped, BatchForm::kStored}) {
+    std::string bytes = bytesOf(codec::encodeBatch(9, everyOp(), form, 1'700'000'000'123));
+    std::vector<codec::StoredAppendRef> refs;
+    auto decoded = codec::decodeBatch(bytes, &refs);
+    REQUIRE(decoded.status().toString() == "ok");
+    CHECK(decoded.value().loggedAtMs == 1'700'000'000'123);
+    auto at = codec::loggedAtMsOf(bytes);
+    REQUIRE(at.ok());
+    CHECK(at.value() == 1'700'000'000'123);
+  }
+  CHECK(codec::decodeBatch(encoded(9, everyOp())).value().loggedAtMs == 0);  // not recorded
+  CHECK(codec::loggedAtMsOf("short").status().code() == Code::kInvalidArgument);
+}
+
 TEST_CASE("the largest batch a publish makes decodes in both forms", "[store][codec]") {
   core::AppendOp append{1, "orders", 1, {}};
   for (int i = 0; i < 10'000; ++i) {

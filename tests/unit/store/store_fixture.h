@@ -5,6 +5,7 @@
 
 #include <lmdb.h>
 #include <stdlib.h>
+#include <functional>
 
 #include <cstdio>
 #include <filesystem>
@@ -80,6 +81,8 @@ struct StoreConfig {
   uint64_t reserveBytes = 0;
   bool syncCommits = true;
   uint64_t logWindowBytes = 0;
+  uint64_t logMaxAgeMs = 0;
+  std::function<int64_t()> clockMs = {};  // The writer's clock (default: the system's).
 };
 
 // One KJ event loop for the test thread, shared by every TestStore (a thread has at most one).
@@ -103,6 +106,8 @@ class TestStore {
     options_.reserveBytes = config.reserveBytes;
     options_.syncCommits = config.syncCommits;
     options_.logWindowBytes = config.logWindowBytes;
+    options_.logMaxAgeMs = config.logMaxAgeMs;
+    clockMs_ = config.clockMs;
     open();
   }
   ~TestStore() { close(); }
@@ -111,7 +116,7 @@ class TestStore {
     auto opened = Env::open(options_);
     REQUIRE(opened.status().toString() == "ok");
     env_ = std::move(opened).value();
-    writer_ = std::make_unique<Writer>(*env_);
+    writer_ = std::make_unique<Writer>(*env_, clockMs_);
   }
   void close() {
     writer_.reset();
@@ -227,6 +232,7 @@ class TestStore {
   }
 
  private:
+  std::function<int64_t()> clockMs_;
   TempDir dir_;
   EnvOptions options_;
   std::unique_ptr<Env> env_;

@@ -156,5 +156,51 @@ TEST_CASE("the log keeps to its window, dropping the oldest batches and their bo
   CHECK(store.env().check().ok());
 }
 
+TEST_CASE("with a maximum age the log drops entries committed that long ago, at each commit",
+          "[store][wlog]") {
+  int64_t now = TestStore::kStartMs;
+  StoreConfig config;
+  config.logWindowBytes = kWindow;
+  config.logMaxAgeMs = 1000;
+  config.clockMs = [&now] { return now; };
+  TestStore store(config);
+  TopicRecord t = store.create("t");  // seq 1, at kStartMs
+  now += 600;
+  store.append("t", messages(1));  // seq 2
+  now += 600;
+  store.append("t", messages(1));  // seq 3: seq 1 is 1,200 ms old, seq 2 600 ms
+  auto kept = readAll(store, 2);
+  REQUIRE(kept.size() == 2);
+  CHECK(kept[0].seq == 2);
+  CHECK(kept[0].loggedAtMs == TestStore::kStartMs + 600);
+  CHECK(kept[1].loggedAtMs == TestStore::kStartMs + 1200);
+  auto gone = ReadTxn(store.env()).readLog(1, 10);
+  CHECK(gone.status().code() == Code::kInvalidArgument);
+  CHECK_THAT(gone.status().message(), Contains("outside the write log window (kept: 2-3"));
+
+  // Nothing is dropped between commits; the next one drops all that aged out, even when the
+  // log is far below its size window.
+  now += 5000;
+  CHECK(store.entries(store.env().wlog) == 2);
+  store.append("t", messages(1));  // seq 4
+  CHECK(store.entries(store.env().wlog) == 1);
+  CHECK(readAll(store, 4).size() == 1);
+  CHECK(store.env().check().ok());
+}
+
+TEST_CASE("a replayed batch keeps the commit time of its source", "[store][wlog]") {
+  StoreConfig config;
+  config.logWindowBytes = kWindow;
+  config.clockMs = [] { return TestStore::kStartMs - 86'400'000; };
+  TestStore source(config);
+  drive(source);
+  TestStore target({64u << 20, 0, true, kWindow});
+  REQUIRE(target.writer().replay(readAll(source)).toString() == "ok");
+  auto replayed = readAll(target);
+  REQUIRE(replayed.size() == readAll(source).size());
+  for (const auto& logged : replayed)
+    CHECK(logged.loggedAtMs == TestStore::kStartMs - 86'400'000);
+}
+
 }  // namespace
 }  // namespace sluice::store::test
