@@ -128,6 +128,15 @@ TEST_CASE("replaying a broker's write log onto an empty store rebuilds the same 
   {
     sluice::test::Broker broker(kWithLog);
     driveEveryKindOfWrite(broker);
+    // Messages still held by a consumer when the broker stops.
+    Client holder = broker.connect();
+    Admin admin = broker.admin();
+    REQUIRE(admin.createGroup("orders", "held", StartPosition::earliest()).ok());
+    SubscribeOptions options;
+    options.prefetch = 2;
+    Consumer consumer = subscribe(holder, "orders", "held", options);
+    REQUIRE(receiveMessages(consumer, 2).size() == 2);
+    REQUIRE(eventually([&] { return describeGroup(admin, "orders", "held").pending == 2; }));
     source = broker.dataDir();
     REQUIRE(broker.process().stop() == 0);
 
@@ -147,8 +156,8 @@ TEST_CASE("replaying a broker's write log onto an empty store rebuilds the same 
     REQUIRE(original.exitCode == 0);
     REQUIRE(rebuilt.exitCode == 0);
     // Something of every state database is there to compare.
-    for (const char* db : {"meta ", "topics ", "messages ", "groups ", "pending ", "due ", "dedup ",
-                           "dedupExpiry "}) {
+    for (const char* db : {"meta ", "topics ", "messages ", "groups ", "held ", "pending ", "due ",
+                           "dedup ", "dedupExpiry "}) {
       CHECK_THAT(original.stdoutText, Catch::Matchers::Contains(std::string("\n") + db));
     }
     CHECK(original.stdoutText.size() > 1000);
