@@ -7,11 +7,6 @@
 
 namespace sluice::core {
 
-int64_t wallClockMs() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
 int64_t notBeforeMs(uint64_t delayMs) {
   // Rounds the present up to the next millisecond: a deadline compared against the truncated
   // wallClockMs() then never fires before `delayMs` has fully passed.

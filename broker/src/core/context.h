@@ -14,6 +14,7 @@
 
 #include <kj/async.h>
 
+#include "common/clock.h"
 #include "common/records.h"
 #include "common/status.h"
 #include "core/model.h"
@@ -121,7 +122,7 @@ Status shuttingDown();
 Status noTopic(std::string_view name);
 Status noGroup(std::string_view topic, std::string_view group);
 
-int64_t wallClockMs();
+using sluice::wallClockMs;  // common/clock.h
 // The earliest wallClockMs() at which `delayMs` from now has certainly elapsed.
 int64_t notBeforeMs(uint64_t delayMs);
 

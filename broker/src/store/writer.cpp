@@ -10,6 +10,7 @@
 #include <future>
 #include <limits>
 
+#include "common/clock.h"
 #include "store/apply.h"
 #include "store/lmdb_util.h"
 #include "store/write_log.h"
@@ -22,11 +23,6 @@ constexpr int64_t kAsyncSyncIntervalMs = 100;  // syncCommits = false: fsync at 
 int64_t steadyMs() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
-}
-
-int64_t systemClockMs() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace
@@ -81,7 +77,7 @@ std::string spaceHint(const std::string& dir, int rc) {
 }  // namespace
 
 Writer::Writer(Env& env, std::function<int64_t()> clockMs)
-    : env_(env), clockMs_(clockMs ? std::move(clockMs) : systemClockMs) {
+    : env_(env), clockMs_(clockMs ? std::move(clockMs) : wallClockMs) {
   ReadTxn read(env_);
   lastSeq_ = lastLoggedSeq(read.raw(), env_);
   stats_.lastSeq = lastSeq_;
