@@ -333,8 +333,7 @@ void Applier::operator()(const core::PutPendingOp& op) {
   auto encoded = codec::encodePending(record);
   int64_t& count = counts_[{op.topic, op.group}];
   if (op.visibleAtMs == 0) {
-    // A first delivery comes from the group's position: it has no earlier entry.
-    if (op.deliveries > 1 && removeWaiting(op.topic, op.group, op.offset)) --count;
+    if (removeWaiting(op.topic, op.group, op.offset)) --count;  // A redelivery.
     MDB_val k = toVal(key);
     MDB_val v = toVal(codec::bytesOf(encoded));
     int rc = mdb_put(txn_, env_.held, &k, &v, MDB_NOOVERWRITE);
