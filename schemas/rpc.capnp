@@ -23,6 +23,7 @@ enum ErrorCode {
   groupBusy @9;         # The group has connected consumers; disconnect them first.
   limitExceeded @10;    # A broker limit was reached (batch size, subscriptions, topics, groups).
   shuttingDown @11;     # The broker is stopping; retry against it once it is back.
+  staleDelivery @12;    # Ack or nack naming an earlier delivery of a message delivered again since (to this or another consumer); nothing changed.
 }
 
 struct Error {
@@ -125,6 +126,7 @@ struct Delivery {
   payload @5 :Data;
   deliveries @6 :UInt32;        # 1 on first delivery; 0 when read by peek.
   id @7 :Text;
+  deliveryId @8 :UInt64;        # Names this delivery in ack and nack (unique per broker run); 0 from peek.
 }
 
 struct BrokerStats {
@@ -147,6 +149,7 @@ struct BrokerStats {
 struct OffsetError {
   offset @0 :UInt64;
   error @1 :Error;
+  deliveryId @2 :UInt64;        # The delivery the request named for this offset (0: none).
 }
 
 interface DeliveryHandler {
@@ -159,10 +162,14 @@ interface DeliveryHandler {
 interface Subscription {
   # Dropping this capability (or the connection) ends the subscription: its unacknowledged
   # messages become available to the group's other consumers.
-  ack @0 (offsets :List(UInt64)) -> (failures :List(OffsetError));
+  ack @0 (offsets :List(UInt64), deliveryIds :List(UInt64)) -> (failures :List(OffsetError));
   # Answers once the acknowledgements are committed. Offsets not listed in `failures` are done.
-  nack @1 (offsets :List(UInt64), delayMs :UInt32) -> (failures :List(OffsetError));
-  # Redeliver after `delayMs` (to any consumer of the group).
+  # deliveryIds[i] is the deliveryId of the delivery being acknowledged: an earlier delivery of
+  # a message delivered again since fails with staleDelivery. Empty: offsets are not checked
+  # against deliveries (clients older than deliveryId); otherwise one per offset.
+  nack @1 (offsets :List(UInt64), delayMs :UInt32, deliveryIds :List(UInt64))
+      -> (failures :List(OffsetError));
+  # Redeliver after `delayMs` (to any consumer of the group). deliveryIds as for ack.
 }
 
 struct SubscribeResult {

@@ -63,7 +63,10 @@ void runReceiver(Consumer& consumer, uint64_t nonce, Shared& shared,
   auto settleOldest = [&] {
     Result<void> acked = acks.front().get();
     acks.pop_front();
-    if (!acked.ok() && acked.error().code != ErrorCode::kNotPending) fail(shared, acked.error());
+    if (!acked.ok() && acked.error().code != ErrorCode::kNotPending &&
+        acked.error().code != ErrorCode::kStaleDelivery) {
+      fail(shared, acked.error());
+    }
   };
   while (!shared.stop.load(std::memory_order_relaxed)) {
     Result<Message> next = consumer.receive(std::chrono::milliseconds(50));

@@ -105,8 +105,11 @@ int runConsume(Context& context, const ConsumeArgs& args) {
     if (args.noAck) continue;
     Result<void> settled = args.nack ? message.nack() : message.ack();
     if (!settled.ok()) {
-      if (settled.error().code != ErrorCode::kNotPending) context.fail(settled.error());
-      // Its ack timeout passed and it went to another consumer; that one will settle it.
+      ErrorCode code = settled.error().code;
+      if (code != ErrorCode::kNotPending && code != ErrorCode::kStaleDelivery) {
+        context.fail(settled.error());
+      }
+      // Its ack timeout passed and it was delivered again; that delivery will be settled.
       context.note("warning: offset " + std::to_string(message.offset()) +
                    " was not settled: " + settled.error().toString());
     }

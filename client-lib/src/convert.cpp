@@ -14,7 +14,7 @@ Error fromWire(wire::Error::Reader error) {
   auto raw = static_cast<uint16_t>(error.getCode());
   // The library's broker codes have the schema's values (sluice/error.h).
   if (raw >= static_cast<uint16_t>(ErrorCode::kInvalidArgument) &&
-      raw <= static_cast<uint16_t>(ErrorCode::kShuttingDown)) {
+      raw <= static_cast<uint16_t>(ErrorCode::kStaleDelivery)) {
     return {static_cast<ErrorCode>(raw), std::move(message)};
   }
   // `unspecified`, or a code added to the schema after this library was built.
@@ -117,6 +117,7 @@ DeliveryFields fromWire(wire::Delivery::Reader delivery) {
   out.payload = toStd(delivery.getPayload());
   out.id = toStd(delivery.getId());
   out.deliveries = delivery.getDeliveries();
+  out.deliveryId = delivery.getDeliveryId();
   return out;
 }
 

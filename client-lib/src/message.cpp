@@ -17,7 +17,7 @@ Error notDelivered() {
 Result<void> Message::ack() const {
   if (!subscription_) return notDelivered();
   if (auto problem = subscription_->checkMayBlock("ack")) return *problem;
-  auto future = subscription_->settle(offset_, std::nullopt);
+  auto future = subscription_->settle(offset_, deliveryId_, std::nullopt);
   return subscription_->await(future, "ack");
 }
 
@@ -27,7 +27,7 @@ std::future<Result<void>> Message::ackAsync() const {
     refused.set_value(notDelivered());
     return refused.get_future();
   }
-  return subscription_->settle(offset_, std::nullopt);
+  return subscription_->settle(offset_, deliveryId_, std::nullopt);
 }
 
 std::future<Result<void>> Message::nackAsync(std::chrono::milliseconds delay) const {
@@ -36,13 +36,13 @@ std::future<Result<void>> Message::nackAsync(std::chrono::milliseconds delay) co
     refused.set_value(notDelivered());
     return refused.get_future();
   }
-  return subscription_->settle(offset_, delay);
+  return subscription_->settle(offset_, deliveryId_, delay);
 }
 
 Result<void> Message::nack(std::chrono::milliseconds delay) const {
   if (!subscription_) return notDelivered();
   if (auto problem = subscription_->checkMayBlock("nack")) return *problem;
-  auto future = subscription_->settle(offset_, delay);
+  auto future = subscription_->settle(offset_, deliveryId_, delay);
   return subscription_->await(future, "nack");
 }
 

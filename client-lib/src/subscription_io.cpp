@@ -11,17 +11,19 @@
 namespace sluice::detail {
 namespace {
 
-using Failures = std::map<uint64_t, Error>;
+using Named = SubscriptionIo::Named;
+using Failures = std::map<Named, Error>;
+using Waiters = std::vector<std::pair<Named, Completion<void>>>;
 
 // Completes each waiter from the reply to one ack or nack call.
 template <typename Results>
-void completeFromReply(IoState& io, kj::Promise<capnp::Response<Results>> reply,
-                       std::vector<std::pair<uint64_t, Completion<void>>> waiters) {
+void completeFromReply(IoState& io, kj::Promise<capnp::Response<Results>> reply, Waiters waiters) {
   io.tasks->add(reply
                     .then([](capnp::Response<Results>&& response) -> Result<Failures> {
                       Failures failures;
                       for (auto failure : response.getFailures()) {
-                        failures.emplace(failure.getOffset(), fromWire(failure.getError()));
+                        failures.emplace(Named{failure.getOffset(), failure.getDeliveryId()},
+                                         fromWire(failure.getError()));
                       }
                       return failures;
                     })
@@ -29,12 +31,12 @@ void completeFromReply(IoState& io, kj::Promise<capnp::Response<Results>> reply,
                       return fromException(exception);
                     })
                     .then([waiters = std::move(waiters)](Result<Failures>&& failures) mutable {
-                      for (auto& [offset, done] : waiters) {
+                      for (auto& [delivery, done] : waiters) {
                         if (!failures.ok()) {
                           done.complete(failures.error());
                           continue;
                         }
-                        auto it = failures.value().find(offset);
+                        auto it = failures.value().find(delivery);
                         if (it == failures.value().end()) {
                           done.complete(Result<void>());
                         } else {
@@ -44,22 +46,21 @@ void completeFromReply(IoState& io, kj::Promise<capnp::Response<Results>> reply,
                     }));
 }
 
-// The offsets of `waiters` without repeats, in the order first queued.
-std::vector<uint64_t> distinctOffsets(
-    const std::vector<std::pair<uint64_t, Completion<void>>>& waiters) {
-  std::vector<uint64_t> offsets;
-  std::set<uint64_t> seen;
-  for (const auto& waiter : waiters) {
-    if (seen.insert(waiter.first).second) offsets.push_back(waiter.first);
-  }
-  return offsets;
-}
-
+// Sets the request's offsets and delivery ids: each queued delivery once, in the order first
+// queued.
 template <typename Request>
-void setOffsets(Request& request, const std::vector<uint64_t>& offsets) {
-  auto list = request.initOffsets(static_cast<unsigned>(offsets.size()));
-  for (unsigned i = 0; i < offsets.size(); ++i)
-    list.set(i, offsets[i]);
+void setDeliveries(Request& request, const Waiters& waiters) {
+  std::vector<Named> named;
+  std::set<Named> seen;
+  for (const auto& waiter : waiters) {
+    if (seen.insert(waiter.first).second) named.push_back(waiter.first);
+  }
+  auto offsets = request.initOffsets(static_cast<unsigned>(named.size()));
+  auto ids = request.initDeliveryIds(static_cast<unsigned>(named.size()));
+  for (unsigned i = 0; i < named.size(); ++i) {
+    offsets.set(i, named[i].first);
+    ids.set(i, named[i].second);
+  }
 }
 
 }  // namespace
@@ -103,11 +104,11 @@ SubscriptionIo::~SubscriptionIo() {
   if (!io_.shuttingDown) flush();
 }
 
-void SubscriptionIo::settle(uint64_t offset, bool nack, uint32_t delayMs, Completion<void> done) {
+void SubscriptionIo::settle(Named delivery, bool nack, uint32_t delayMs, Completion<void> done) {
   if (nack) {
-    nacks_[delayMs].emplace_back(offset, std::move(done));
+    nacks_[delayMs].emplace_back(delivery, std::move(done));
   } else {
-    acks_.emplace_back(offset, std::move(done));
+    acks_.emplace_back(delivery, std::move(done));
   }
   if (flushScheduled_) return;
   flushScheduled_ = true;
@@ -124,13 +125,13 @@ void SubscriptionIo::flush() {
   if (io_.shuttingDown) return;  // Queued waiters complete with kDisconnected when destroyed.
   if (!acks_.empty()) {
     auto request = subscription_.ackRequest();
-    setOffsets(request, distinctOffsets(acks_));
+    setDeliveries(request, acks_);
     completeFromReply<wire::Subscription::AckResults>(io_, request.send(), std::move(acks_));
     acks_.clear();
   }
   for (auto& [delayMs, waiters] : nacks_) {
     auto request = subscription_.nackRequest();
-    setOffsets(request, distinctOffsets(waiters));
+    setDeliveries(request, waiters);
     request.setDelayMs(delayMs);
     completeFromReply<wire::Subscription::NackResults>(io_, request.send(), std::move(waiters));
   }

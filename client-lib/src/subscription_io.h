@@ -5,8 +5,9 @@
 //
 // Acks: each settle() queues; the first one queued in a wakeup schedules a flush with
 // kj::evalLater, which runs after every command of that wakeup. The flush sends one
-// Subscription.ack with every queued offset and one Subscription.nack per distinct delay,
-// then completes each waiter from the reply's `failures` (an offset not listed succeeded).
+// Subscription.ack with every queued offset and its delivery id, and one Subscription.nack
+// per distinct delay, then completes each waiter from the reply's `failures` (a delivery not
+// listed succeeded).
 //
 // Thread: kj.
 
@@ -54,14 +55,16 @@ class SubscriptionIo {
   SubscriptionIo(const SubscriptionIo&) = delete;
   SubscriptionIo& operator=(const SubscriptionIo&) = delete;
 
-  // Queues an ack (nack false) or a nack with `delayMs` of `offset`.
-  void settle(uint64_t offset, bool nack, uint32_t delayMs, Completion<void> done);
+  // An offset and the delivery of it being settled.
+  using Named = std::pair<uint64_t, uint64_t>;
+  // Queues an ack (nack false) or a nack with `delayMs` of a delivery.
+  void settle(Named delivery, bool nack, uint32_t delayMs, Completion<void> done);
   // Ends the consumer's inbox with `error`; see SubscriptionState::end.
   void end(const Error& error, bool dropQueued);
 
  private:
-  // An offset and whoever waits for its settlement.
-  using Waiter = std::pair<uint64_t, Completion<void>>;
+  // A delivery and whoever waits for its settlement.
+  using Waiter = std::pair<Named, Completion<void>>;
   void flush();
 
   IoState& io_;

@@ -32,6 +32,7 @@ Message SubscriptionState::makeMessage(DeliveryFields fields, const std::string&
   message.payload_ = std::move(fields.payload);
   message.id_ = std::move(fields.id);
   message.deliveries_ = fields.deliveries;
+  message.deliveryId_ = fields.deliveryId;
   message.topic_ = topic;
   message.subscription_ = std::move(owner);
   return message;
@@ -119,7 +120,7 @@ void SubscriptionState::abandon() {
 }
 
 std::future<Result<void>> SubscriptionState::settle(
-    uint64_t offset, std::optional<std::chrono::milliseconds> delay) {
+    uint64_t offset, uint64_t deliveryId, std::optional<std::chrono::milliseconds> delay) {
   auto done = std::make_shared<Completion<void>>();
   auto future = done->future();
   {
@@ -135,15 +136,15 @@ std::future<Result<void>> SubscriptionState::settle(
     auto ms = std::clamp<int64_t>(delay->count(), 0, UINT32_MAX);
     delayMs = static_cast<uint32_t>(ms);
   }
-  connection_->post(
-      [id = id_, offset, nack = delay.has_value(), delayMs, done = std::move(done)](IoState& io) {
-        auto it = io.subscriptions.find(id);
-        if (it == io.subscriptions.end()) {
-          done->complete(closedConsumerError(offset));
-          return;
-        }
-        it->second->settle(offset, nack, delayMs, std::move(*done));
-      });
+  connection_->post([id = id_, offset, deliveryId, nack = delay.has_value(), delayMs,
+                     done = std::move(done)](IoState& io) {
+    auto it = io.subscriptions.find(id);
+    if (it == io.subscriptions.end()) {
+      done->complete(closedConsumerError(offset));
+      return;
+    }
+    it->second->settle({offset, deliveryId}, nack, delayMs, std::move(*done));
+  });
   return future;
 }
 

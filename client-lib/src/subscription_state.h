@@ -64,9 +64,11 @@ class SubscriptionState {
   uint64_t id() const { return id_; }
   const std::string& topic() const { return topic_; }
 
-  // Queues an ack (delay empty) or a nack of `offset` for the I/O thread, which sends every
+  // Queues an ack (delay empty) or a nack of delivery `deliveryId` of `offset` for the I/O
+  // thread, which sends every
   // settlement queued in one wakeup together. See Message::ack / nack.
-  std::future<Result<void>> settle(uint64_t offset, std::optional<std::chrono::milliseconds> delay);
+  std::future<Result<void>> settle(uint64_t offset, uint64_t deliveryId,
+                                   std::optional<std::chrono::milliseconds> delay);
   // Waits for a settle() future within Options::callTimeout.
   Result<void> await(std::future<Result<void>>& future, const char* what) const;
   // See Connection::checkMayBlock.

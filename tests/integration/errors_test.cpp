@@ -105,6 +105,36 @@ TEST_CASE("an unknown topic or group is reported as not found by every call", "[
   CHECK(describeTopic(admin, "known").groups.empty());
 }
 
+TEST_CASE("acknowledging an earlier delivery of a message fails with staleDelivery",
+          "[integration]") {
+  Broker broker;
+  createTopic(broker.admin(), "tasks");
+  publishPayloads(broker.producer(), "tasks", 1);
+  SubscribeOptions options;
+  options.prefetch = 1;
+  auto consumer = subscribe(broker.client(), "tasks", "workers", options);
+  auto first = receiveMessages(consumer, 1);
+  REQUIRE(first.size() == 1);
+  CHECK(first[0].deliveryId() != 0);
+  REQUIRE(first[0].nack().ok());
+  auto again = receiveMessages(consumer, 1);
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].offset() == first[0].offset());
+  CHECK(again[0].deliveries() == 2);
+  CHECK(again[0].deliveryId() != first[0].deliveryId());
+
+  auto stale = first[0].ack();
+  CHECK_THAT(outcome(stale), IsError(ErrorCode::kStaleDelivery));
+  if (!stale.ok()) CHECK_THAT(stale.error().message, Contains("is not the current one"));
+  CHECK_THAT(outcome(first[0].nackAsync().get()), IsError(ErrorCode::kStaleDelivery));
+  // Both handles at once (likely one ack call): the stale one fails, the current one succeeds.
+  auto staleAgain = first[0].ackAsync();
+  auto current = again[0].ackAsync();
+  CHECK_THAT(outcome(staleAgain.get()), IsError(ErrorCode::kStaleDelivery));
+  CHECK(current.get().ok());
+  CHECK(describeGroup(broker.admin(), "tasks", "workers").pending == 0);
+}
+
 TEST_CASE("acknowledging a message that is not pending fails with notPending", "[integration]") {
   Broker broker;
   createTopic(broker.admin(), "tasks");

@@ -24,6 +24,7 @@ enum class Code : uint16_t {
   kGroupBusy = 9,
   kLimitExceeded = 10,
   kShuttingDown = 11,
+  kStaleDelivery = 12,
 };
 
 // The schema's lowerCamel name ("topicNotFound"); "ok" for kOk.

@@ -50,12 +50,14 @@ class Broker final : private kj::TaskSet::ErrorHandler {
     return delivery_.subscribe(topic, group, start, prefetch, ackTimeoutMs, sink, std::move(peer));
   }
   void unsubscribe(uint64_t consumerId) { delivery_.unsubscribe(consumerId); }
-  kj::Promise<std::vector<OffsetFailure>> ack(uint64_t consumerId, std::vector<Offset> offsets) {
-    return delivery_.ack(consumerId, std::move(offsets));
+  kj::Promise<std::vector<OffsetFailure>> ack(uint64_t consumerId, std::vector<Offset> offsets,
+                                              std::vector<uint64_t> deliveryIds = {}) {
+    return delivery_.ack(consumerId, std::move(offsets), std::move(deliveryIds));
   }
   kj::Promise<std::vector<OffsetFailure>> nack(uint64_t consumerId, std::vector<Offset> offsets,
-                                               uint32_t delayMs) {
-    return delivery_.nack(consumerId, std::move(offsets), delayMs);
+                                               uint32_t delayMs,
+                                               std::vector<uint64_t> deliveryIds = {}) {
+    return delivery_.nack(consumerId, std::move(offsets), delayMs, std::move(deliveryIds));
   }
 
   // Administration (topic_log.h, groups.h, views.h) ------------------------------------------

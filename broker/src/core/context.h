@@ -76,6 +76,7 @@ struct RequestedSettings {
 struct OffsetFailure {
   Offset offset = 0;
   Status status;
+  uint64_t deliveryId = 0;  // As the ack or nack named it (0: none).
 };
 
 class Context {

@@ -16,14 +16,60 @@ Status notPending(Offset offset) {
   return Status(Code::kNotPending,
                 "offset " + std::to_string(offset) +
                     " is not pending for this consumer (never delivered to it, already "
-                    "acknowledged, or redelivered after its ack timeout)");
+                    "acknowledged, or released by a nack or its ack timeout and not delivered "
+                    "again yet)");
 }
 
-std::vector<OffsetFailure> failAll(const std::vector<Offset>& offsets, const Status& why) {
+Status staleDelivery(Offset offset, uint64_t named, const Lease& current) {
+  return Status(
+      Code::kStaleDelivery,
+      "offset " + std::to_string(offset) + ": delivery " + std::to_string(named) +
+          " is not the current one (the message was delivered again since, " +
+          (current.owner() != nullptr ? "now as delivery " + std::to_string(current.generation)
+                                      : std::string("and released again")) +
+          "); nothing changed");
+}
+
+Status deliveryIdsMismatch(size_t offsets, size_t ids) {
+  return Status(Code::kInvalidArgument, "deliveryIds must be empty or one per offset: got " +
+                                            std::to_string(ids) + " for " +
+                                            std::to_string(offsets) + " offsets");
+}
+
+// An offset and the delivery an ack or nack names for it (0: none).
+using Named = std::pair<Offset, uint64_t>;
+
+std::vector<Named> pair(const std::vector<Offset>& offsets, const std::vector<uint64_t>& ids) {
+  std::vector<Named> out;
+  out.reserve(offsets.size());
+  for (size_t i = 0; i < offsets.size(); ++i)
+    out.emplace_back(offsets[i], ids.size() == offsets.size() ? ids[i] : 0);
+  return out;
+}
+
+Status subscriptionGone() {
+  return Status(Code::kTopicNotFound, "the topic or group of this subscription was deleted");
+}
+
+std::vector<OffsetFailure> failAll(const std::vector<Named>& named, const Status& why) {
   std::vector<OffsetFailure> failures;
-  for (Offset offset : offsets)
-    failures.push_back({offset, why});
+  for (const auto& [offset, deliveryId] : named)
+    failures.push_back({offset, why, deliveryId});
   return failures;
+}
+
+// The failures found before committing, and every settled offset too if the commit fails.
+kj::Promise<std::vector<OffsetFailure>> answerAfter(kj::Promise<Result<uint64_t>> committed,
+                                                    std::vector<OffsetFailure> failures,
+                                                    std::vector<Named> done) {
+  return committed.then(
+      [failures = std::move(failures), done = std::move(done)](Result<uint64_t> result) mutable {
+        if (!result.ok()) {
+          for (const auto& [offset, deliveryId] : done)
+            failures.push_back({offset, result.status(), deliveryId});
+        }
+        return std::move(failures);
+      });
 }
 
 }  // namespace
@@ -218,90 +264,93 @@ void GroupDelivery::expireLeases(Group& group, int64_t nowMs) {
 
 // Acks and nacks -------------------------------------------------------------------------------
 
+Result<Lease*> GroupDelivery::settleable(Group& group, const Consumer& consumer, Offset offset,
+                                         uint64_t deliveryId) {
+  auto it = group.leases.find(offset);
+  if (it == group.leases.end()) return notPending(offset);
+  Lease& lease = it->second;
+  if (deliveryId != 0 && lease.generation != deliveryId) {
+    return staleDelivery(offset, deliveryId, lease);
+  }
+  if (lease.owner() != &consumer) return notPending(offset);
+  return &lease;
+}
+
 kj::Promise<std::vector<OffsetFailure>> GroupDelivery::ack(uint64_t consumerId,
-                                                           std::vector<Offset> offsets) {
+                                                           std::vector<Offset> offsets,
+                                                           std::vector<uint64_t> deliveryIds) {
+  std::vector<Named> named = pair(offsets, deliveryIds);
   Consumer* consumer = consumerOf(consumerId);
-  if (consumer == nullptr || consumer->group == nullptr) {
-    return failAll(offsets, Status(Code::kTopicNotFound,
-                                   "the topic or group of this subscription was deleted"));
+  if (consumer == nullptr || consumer->group == nullptr) return failAll(named, subscriptionGone());
+  if (!deliveryIds.empty() && deliveryIds.size() != offsets.size()) {
+    return failAll(named, deliveryIdsMismatch(offsets.size(), deliveryIds.size()));
   }
   Group& group = *consumer->group;
   std::vector<OffsetFailure> failures;
-  std::vector<Offset> done;
+  std::vector<Named> done;
   WriteBatch batch;
   Settle settle{group.topic->name, group.topic->id, group.name, {}, {}, {}};
-  done.reserve(offsets.size());
-  batch.ops.reserve(offsets.size());
-  settle.leases.reserve(offsets.size());
-  for (Offset offset : offsets) {
-    auto lease = group.leases.find(offset);
-    if (lease == group.leases.end() || lease->second.owner() != consumer) {
-      failures.push_back({offset, notPending(offset)});
+  done.reserve(named.size());
+  batch.ops.reserve(named.size());
+  settle.leases.reserve(named.size());
+  for (const auto& [offset, deliveryId] : named) {
+    auto lease = settleable(group, *consumer, offset, deliveryId);
+    if (!lease.ok()) {
+      failures.push_back({offset, lease.status(), deliveryId});
       continue;
     }
-    lease->second.setOwner(nullptr);
-    lease->second.gone = true;
-    settle.leases.emplace_back(offset, lease->second.generation);
+    lease.value()->setOwner(nullptr);
+    lease.value()->gone = true;
+    settle.leases.emplace_back(offset, lease.value()->generation);
     batch.ops.push_back(RemovePendingOp{group.topic->id, group.name, offset});
-    done.push_back(offset);
+    done.emplace_back(offset, deliveryId);
   }
   group.acked += done.size();
   ctx_.metrics.ackedTotal.fetch_add(done.size(), std::memory_order_relaxed);
   if (done.empty()) return failures;
   schedulePump(group);
-  return commitSettling(std::move(batch), std::move(settle))
-      .then([failures = std::move(failures), done](Result<uint64_t> committed) mutable {
-        if (!committed.ok()) {
-          for (Offset offset : done)
-            failures.push_back({offset, committed.status()});
-        }
-        return std::move(failures);
-      });
+  return answerAfter(commitSettling(std::move(batch), std::move(settle)), std::move(failures),
+                     std::move(done));
 }
 
 kj::Promise<std::vector<OffsetFailure>> GroupDelivery::nack(uint64_t consumerId,
                                                             std::vector<Offset> offsets,
-                                                            uint32_t delayMs) {
+                                                            uint32_t delayMs,
+                                                            std::vector<uint64_t> deliveryIds) {
+  std::vector<Named> named = pair(offsets, deliveryIds);
   Consumer* consumer = consumerOf(consumerId);
-  if (consumer == nullptr || consumer->group == nullptr) {
-    return failAll(offsets, Status(Code::kTopicNotFound,
-                                   "the topic or group of this subscription was deleted"));
+  if (consumer == nullptr || consumer->group == nullptr) return failAll(named, subscriptionGone());
+  if (!deliveryIds.empty() && deliveryIds.size() != offsets.size()) {
+    return failAll(named, deliveryIdsMismatch(offsets.size(), deliveryIds.size()));
   }
   if (delayMs > ctx_.limits().maxNackDelayMs) {
-    return failAll(offsets, Status(Code::kInvalidArgument,
-                                   "nack delay must be at most 24h (86400000 ms), got " +
-                                       std::to_string(delayMs)));
+    return failAll(
+        named, Status(Code::kInvalidArgument, "nack delay must be at most 24h (86400000 ms), got " +
+                                                  std::to_string(delayMs)));
   }
   Group& group = *consumer->group;
   int64_t visibleAt = notBeforeMs(delayMs);
   std::vector<OffsetFailure> failures;
+  std::vector<Named> done;
   WriteBatch batch;
   Settle settle{group.topic->name, group.topic->id, group.name, {}, {}, {}};
   auto snapshot = ctx_.store.snapshot();
-  for (Offset offset : offsets) {
-    auto lease = group.leases.find(offset);
-    if (lease == group.leases.end() || lease->second.owner() != consumer) {
-      failures.push_back({offset, notPending(offset)});
+  for (const auto& [offset, deliveryId] : named) {
+    auto lease = settleable(group, *consumer, offset, deliveryId);
+    if (!lease.ok()) {
+      failures.push_back({offset, lease.status(), deliveryId});
       continue;
     }
     ++group.nacked;
     ctx_.metrics.nackedTotal.fetch_add(1, std::memory_order_relaxed);
     release(batch, settle, group, offset, RedeliveryCause::kNack, visibleAt, *snapshot);
+    done.emplace_back(offset, deliveryId);
   }
   snapshot.reset();
   schedulePump(group);
-  if (settle.leases.empty()) return failures;
-  std::vector<Offset> done;
-  for (const auto& lease : settle.leases)
-    done.push_back(lease.first);
-  return commitSettling(std::move(batch), std::move(settle))
-      .then([failures = std::move(failures), done](Result<uint64_t> committed) mutable {
-        if (!committed.ok()) {
-          for (Offset offset : done)
-            failures.push_back({offset, committed.status()});
-        }
-        return std::move(failures);
-      });
+  if (done.empty()) return failures;
+  return answerAfter(commitSettling(std::move(batch), std::move(settle)), std::move(failures),
+                     std::move(done));
 }
 
 // Delivery -------------------------------------------------------------------------------------
@@ -418,7 +467,7 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
     batch.ops.push_back(
         PutPendingOp{topic.id, group.name, message.offset, deliveries, 0, RedeliveryCause::kNone});
     bytes += message.data.payload.size();
-    out.push_back(Delivery{std::move(message), deliveries});
+    out.push_back(Delivery{std::move(message), deliveries, l.generation});
   };
   while (!full() && nextDue < due.size()) {
     const DueEntry& entry = due[nextDue++];

@@ -32,11 +32,16 @@ class GroupDelivery {
                              std::string peer);
   // Leaves the group; the consumer's unacknowledged messages become due for redelivery.
   void unsubscribe(uint64_t consumerId);
-  // Acknowledges held messages; answers per-offset failures after the commit.
-  kj::Promise<std::vector<OffsetFailure>> ack(uint64_t consumerId, std::vector<Offset> offsets);
-  // Makes held messages due again after `delayMs` (or dead-letters them).
+  // Acknowledges held messages; answers per-offset failures after the commit. `deliveryIds`
+  // is empty (not checked) or names, per offset, the delivery being settled: an earlier one
+  // fails with kStaleDelivery and changes nothing. Errors per offset: kNotPending,
+  // kStaleDelivery, kInvalidArgument (deliveryIds of another length), kStorageFailed.
+  kj::Promise<std::vector<OffsetFailure>> ack(uint64_t consumerId, std::vector<Offset> offsets,
+                                              std::vector<uint64_t> deliveryIds = {});
+  // Makes held messages due again after `delayMs` (or dead-letters them). As ack().
   kj::Promise<std::vector<OffsetFailure>> nack(uint64_t consumerId, std::vector<Offset> offsets,
-                                               uint32_t delayMs);
+                                               uint32_t delayMs,
+                                               std::vector<uint64_t> deliveryIds = {});
 
   // Asks for a delivery pass over the group in a later turn of the event loop.
   void schedulePump(Group& group);
@@ -57,6 +62,9 @@ class GroupDelivery {
   };
 
   void pump(Group& group);
+  // The lease of `offset` that `consumer` may settle, naming delivery `deliveryId` (0: any).
+  Result<Lease*> settleable(Group& group, const Consumer& consumer, Offset offset,
+                            uint64_t deliveryId);
   // Delivers what fits into `consumer`'s window; adds the delivery state to `batch`.
   void fill(Group& group, Consumer& consumer, std::vector<DueEntry>& due, size_t& nextDue,
             const StoreSnapshot& snapshot, WriteBatch& batch, int64_t nowMs);

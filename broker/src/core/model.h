@@ -116,6 +116,7 @@ struct Group {
 struct Delivery {
   StoredMessageData message;
   uint32_t deliveries = 0;
+  uint64_t deliveryId = 0;  // Its lease's generation: what an ack names.
 };
 
 // Where a consumer's deliveries go: implemented by the RPC layer. Thread: kj.

@@ -40,6 +40,7 @@ class DeliverySink final : public core::ConsumerSink, private kj::TaskSet::Error
     auto list = request.initMessages(static_cast<unsigned>(batch.size()));
     for (unsigned i = 0; i < batch.size(); ++i) {
       toWire(batch[i].message, batch[i].deliveries, list[i]);
+      list[i].setDeliveryId(batch[i].deliveryId);
     }
     tasks_.add(request.send());
   }
@@ -77,7 +78,9 @@ class SubscriptionService final : public wire::Subscription::Server {
  protected:
   kj::Promise<void> ack(AckContext context) override {
     return guarded("ack", [this, context]() mutable {
-      return broker_.ack(consumerId_, offsetsOf(context.getParams().getOffsets()))
+      auto params = context.getParams();
+      return broker_
+          .ack(consumerId_, offsetsOf(params.getOffsets()), offsetsOf(params.getDeliveryIds()))
           .then([context](std::vector<core::OffsetFailure> failures) mutable {
             writeFailures(context.getResults().initFailures(static_cast<unsigned>(failures.size())),
                           failures);
@@ -88,7 +91,9 @@ class SubscriptionService final : public wire::Subscription::Server {
   kj::Promise<void> nack(NackContext context) override {
     return guarded("nack", [this, context]() mutable {
       auto params = context.getParams();
-      return broker_.nack(consumerId_, offsetsOf(params.getOffsets()), params.getDelayMs())
+      return broker_
+          .nack(consumerId_, offsetsOf(params.getOffsets()), params.getDelayMs(),
+                offsetsOf(params.getDeliveryIds()))
           .then([context](std::vector<core::OffsetFailure> failures) mutable {
             writeFailures(context.getResults().initFailures(static_cast<unsigned>(failures.size())),
                           failures);
@@ -97,7 +102,8 @@ class SubscriptionService final : public wire::Subscription::Server {
   }
 
  private:
-  static std::vector<Offset> offsetsOf(capnp::List<uint64_t>::Reader list) {
+  // Offsets or delivery ids.
+  static std::vector<uint64_t> offsetsOf(capnp::List<uint64_t>::Reader list) {
     std::vector<Offset> offsets;
     offsets.reserve(list.size());
     for (uint64_t offset : list)
@@ -108,6 +114,7 @@ class SubscriptionService final : public wire::Subscription::Server {
                             const std::vector<core::OffsetFailure>& failures) {
     for (unsigned i = 0; i < failures.size(); ++i) {
       out[i].setOffset(failures[i].offset);
+      out[i].setDeliveryId(failures[i].deliveryId);
       setError(out[i].initError(), failures[i].status);
     }
   }

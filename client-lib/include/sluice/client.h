@@ -65,12 +65,17 @@ class Message {
   const std::string& payload() const { return payload_; }
   const std::string& id() const { return id_; }        // Producer message id, or empty.
   uint32_t deliveries() const { return deliveries_; }  // 1 on first delivery; 0 from peek.
+  // Which delivery of the message this is (unique per broker run; 0 from peek). ack() and
+  // nack() name it, so that settling an earlier delivery fails with kStaleDelivery.
+  uint64_t deliveryId() const { return deliveryId_; }
   const std::string& topic() const { return topic_; }
 
   // Acknowledges the message; returns once the broker committed the acknowledgement, after
   // which this group never receives the message again, even across broker restarts.
-  // Errors: kNotPending (already acked, or redelivered elsewhere after its ack timeout),
-  //         kInvalidArgument (a peeked message), kStorageFailed, kDisconnected, kTimeout.
+  // Errors: kNotPending (already acked or released), kStaleDelivery (this delivery's ack
+  //         timeout passed and the message was delivered again, to this or another consumer;
+  //         nothing changed), kInvalidArgument (a peeked message), kStorageFailed,
+  //         kDisconnected, kTimeout.
   Result<void> ack() const;
   // As ack(), without waiting. Acks from many messages are sent together.
   std::future<Result<void>> ackAsync() const;
@@ -92,6 +97,7 @@ class Message {
   std::string payload_;
   std::string id_;
   uint32_t deliveries_ = 0;
+  uint64_t deliveryId_ = 0;
   std::string topic_;
   std::shared_ptr<detail::SubscriptionState> subscription_;  // Null for peeked messages.
 };

@@ -264,6 +264,7 @@ TEST_CASE("wire error codes map one-to-one onto client codes", "[client]") {
       {wire::ErrorCode::GROUP_BUSY, ErrorCode::kGroupBusy},
       {wire::ErrorCode::LIMIT_EXCEEDED, ErrorCode::kLimitExceeded},
       {wire::ErrorCode::SHUTTING_DOWN, ErrorCode::kShuttingDown},
+      {wire::ErrorCode::STALE_DELIVERY, ErrorCode::kStaleDelivery},
   };
   for (const auto& row : rows) {
     capnp::MallocMessageBuilder message;

@@ -27,6 +27,7 @@ TEST_CASE("every error code has its lowerCamel schema name", "[client]") {
       {ErrorCode::kGroupBusy, "groupBusy"},
       {ErrorCode::kLimitExceeded, "limitExceeded"},
       {ErrorCode::kShuttingDown, "shuttingDown"},
+      {ErrorCode::kStaleDelivery, "staleDelivery"},
       {ErrorCode::kDisconnected, "disconnected"},
       {ErrorCode::kConnectFailed, "connectFailed"},
       {ErrorCode::kTimeout, "timeout"},

@@ -37,6 +37,71 @@ TEST_CASE("an ack of an offset that is not pending is refused", "[core]") {
   CHECK_THAT(failures[1].status.message(), Contains("offset 99 is not pending"));
 }
 
+TEST_CASE("an ack or nack naming an earlier delivery fails with staleDelivery, changing nothing",
+          "[core]") {
+  Harness h;
+  h.createTopic("orders");
+  h.publish("orders", 1);
+  RecordingSink sink;
+  uint64_t consumer = h.subscribe("orders", "billing", sink, /*prefetch=*/1);
+  REQUIRE(sink.received.size() == 1);
+  uint64_t first = sink.received[0].deliveryId;
+  CHECK(first != 0);
+  REQUIRE(h.wait(h.broker().nack(consumer, {1}, 0, {first})).empty());
+  REQUIRE(h.eventually([&] { return sink.received.size() == 2; }));
+  const Delivery& again = sink.received[1];
+  CHECK(again.message.offset == 1);
+  CHECK(again.deliveries == 2);
+  CHECK(again.deliveryId != first);
+
+  for (bool nack : {false, true}) {
+    auto stale = h.wait(nack ? h.broker().nack(consumer, {1}, 0, {first})
+                             : h.broker().ack(consumer, {1}, {first}));
+    REQUIRE(stale.size() == 1);
+    CHECK(stale[0].status.code() == Code::kStaleDelivery);
+    CHECK(stale[0].deliveryId == first);
+    CHECK_THAT(stale[0].status.message(),
+               Contains("delivery " + std::to_string(first) + " is not the current one"));
+  }
+  // deliveryIds must be absent or one per offset.
+  auto mismatched = h.wait(h.broker().ack(consumer, {1, 2}, {again.deliveryId}));
+  REQUIRE(mismatched.size() == 2);
+  CHECK(mismatched[0].status.code() == Code::kInvalidArgument);
+  // Nothing changed: the current delivery is still held, and its ack opens the window.
+  h.publish("orders", 1);
+  h.settle();
+  CHECK(sink.received.size() == 2);
+  CHECK(h.wait(h.broker().ack(consumer, {1}, {again.deliveryId})).empty());
+  REQUIRE(h.eventually([&] { return sink.received.size() == 3; }));
+  CHECK(sink.received[2].message.offset == 2);
+}
+
+TEST_CASE("a delivery is stale once the message went to another consumer", "[core]") {
+  Harness h;
+  h.createTopic("orders");
+  h.publish("orders", 1);
+  RecordingSink a;
+  RecordingSink b;
+  uint64_t first = h.subscribe("orders", "billing", a, /*prefetch=*/1);
+  REQUIRE(a.received.size() == 1);
+  uint64_t stale = a.received[0].deliveryId;
+  // Offset 1 waits 100 ms; meanwhile `a` takes offset 2 and is full, so only `b` has room.
+  REQUIRE(h.wait(h.broker().nack(first, {1}, 100, {stale})).empty());
+  h.publish("orders", 1);
+  REQUIRE(h.eventually([&] { return a.received.size() == 2; }));
+  CHECK(a.received[1].message.offset == 2);
+  uint64_t second = h.subscribe("orders", "billing", b, 1);
+  REQUIRE(h.eventually([&] { return b.received.size() == 1; }));
+  CHECK(b.received[0].message.offset == 1);
+
+  auto refused = h.wait(h.broker().ack(first, {1}, {stale}));
+  REQUIRE(refused.size() == 1);
+  CHECK(refused[0].status.code() == Code::kStaleDelivery);
+  CHECK_THAT(refused[0].status.message(),
+             Contains("now as delivery " + std::to_string(b.received[0].deliveryId)));
+  CHECK(h.wait(h.broker().ack(second, {1}, {b.received[0].deliveryId})).empty());
+}
+
 TEST_CASE("consumers in one group share messages; every group gets every message", "[core]") {
   Harness h;
   h.createTopic("orders");
