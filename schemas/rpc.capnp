@@ -170,6 +170,23 @@ interface Subscription {
   nack @1 (offsets :List(UInt64), delayMs :UInt32, deliveryIds :List(UInt64))
       -> (failures :List(OffsetError));
   # Redeliver after `delayMs` (to any consumer of the group). deliveryIds as for ack.
+  fetch @2 (max :UInt32, timeoutMs :UInt32) -> (result :FetchResult);
+  # For a subscription made with prefetch 0 (a fetch consumer, to which nothing is pushed):
+  # answers with `max` (1..65536) messages as soon as that many are available, or with fewer
+  # (perhaps none) after `timeoutMs` (at most 300000), or once the answer holds 4 MiB of
+  # payload. Exactly the answered messages are held by this consumer, their ack timeout
+  # counting from the answer. One fetch at a time per subscription.
+  inProgress @3 (offsets :List(UInt64), deliveryIds :List(UInt64), extendMs :UInt32)
+      -> (failures :List(OffsetError));
+  # Lease renewal for long jobs: the ack deadline of each held message becomes `extendMs` from
+  # now (0: the subscription's ack timeout; at most 24 h). deliveryIds as for ack.
+}
+
+struct FetchResult {
+  union {
+    messages @0 :List(Delivery);
+    error @1 :Error;
+  }
 }
 
 struct SubscribeResult {
@@ -251,6 +268,7 @@ interface Broker {
   # Answers after the commit holding the batch is fsync'd. All or nothing per call.
   subscribe @1 (topic :Text, group :Text, start :StartPosition, prefetch :UInt32,
                 ackTimeoutMs :UInt32, handler :DeliveryHandler) -> (result :SubscribeResult);
-  # Creates the group if it does not exist. prefetch 1..65536; ackTimeoutMs 0 = 30 s default.
+  # Creates the group if it does not exist. prefetch 1..65536, or 0 for a fetch consumer (see
+  # Subscription.fetch); ackTimeoutMs 0 = 30 s default.
   admin @2 () -> (admin :Admin);
 }

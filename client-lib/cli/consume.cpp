@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <iostream>
 #include <memory>
 
@@ -20,7 +21,8 @@ namespace {
 
 // How often a blocked receive() wakes up to notice a signal.
 constexpr std::chrono::milliseconds kPollSlice{200};
-constexpr uint64_t kMaxPrefetch = 65536;  // The broker's limit.
+// Messages asked for per fetch with --count (the broker bounds one answer at 4 MiB anyway).
+constexpr uint64_t kFetchBatch = 256;
 
 std::atomic<bool> gStop{false};
 
@@ -69,21 +71,32 @@ int runConsume(Context& context, const ConsumeArgs& args) {
       context.fail(existing.error());
     }
   }
-  if (args.count > 0) {
-    // The broker pushes up to `prefetch` messages ahead, and each push counts as a delivery
-    // (toward maxDeliveries) even if this command stops before reading it. Acking one at a
-    // time with a window of 1 over-delivers at most one message when --count is reached.
-    // Without acks the window never reopens, so it must hold all N messages.
-    options.prefetch = args.noAck || args.nack
-                           ? static_cast<uint32_t>(std::min<uint64_t>(args.count, kMaxPrefetch))
-                           : 1;
-  }
+  // With --count, a fetch consumer: the broker hands over exactly the messages fetched, so
+  // stopping at N leaves nothing else held (or counted as a delivery) for this command.
+  const bool fetching = args.count > 0;
+  if (fetching) options.prefetch = 0;
   std::optional<std::chrono::milliseconds> wait;
   if (!args.wait.empty()) wait = *parseDuration(args.wait).value;
 
   installStopHandlers();
   Consumer consumer = context.take(context.client().subscribe(args.topic, args.group, options));
   uint64_t received = 0;
+  std::deque<Message> fetched;
+  // The next message within `slice`: pushed, or from the last fetch, or fetched now.
+  auto next = [&](std::chrono::milliseconds slice) -> Result<Message> {
+    if (!fetching) return consumer.receive(slice);
+    if (fetched.empty()) {
+      auto want = static_cast<uint32_t>(std::min<uint64_t>(args.count - received, kFetchBatch));
+      auto batch = consumer.fetch(want, slice);
+      if (!batch.ok()) return batch.error();
+      for (Message& message : batch.value())
+        fetched.push_back(std::move(message));
+      if (fetched.empty()) return Error{ErrorCode::kTimeout, "nothing arrived"};
+    }
+    Message message = std::move(fetched.front());
+    fetched.pop_front();
+    return message;
+  };
   auto lastActivity = std::chrono::steady_clock::now();
   while (!gStop.load() && (args.count == 0 || received < args.count)) {
     auto slice = kPollSlice;
@@ -93,12 +106,12 @@ int runConsume(Context& context, const ConsumeArgs& args) {
       if (left.count() <= 0) break;
       slice = std::min(slice, left);
     }
-    Result<Message> next = consumer.receive(slice);
-    if (!next.ok()) {
-      if (next.error().code == ErrorCode::kTimeout) continue;
-      context.fail(next.error());
+    Result<Message> got = next(slice);
+    if (!got.ok()) {
+      if (got.error().code == ErrorCode::kTimeout) continue;
+      context.fail(got.error());
     }
-    const Message& message = next.value();
+    const Message& message = got.value();
     printMessage(context, message);
     ++received;
     lastActivity = std::chrono::steady_clock::now();

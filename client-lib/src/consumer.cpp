@@ -49,8 +49,13 @@ Result<std::shared_ptr<detail::SubscriptionState>> subscribe(
 
   const uint64_t id = connection->newId();
   bool callbackMode = static_cast<bool>(handler);
-  auto state =
-      std::make_shared<detail::SubscriptionState>(connection, id, std::string(topic), callbackMode);
+  if (callbackMode && options.prefetch == 0) {
+    return Error{ErrorCode::kInvalidArgument,
+                 "a consumer with a handler needs prefetch 1-65536; prefetch 0 (fetch) is for "
+                 "consumers that call fetch()"};
+  }
+  auto state = std::make_shared<detail::SubscriptionState>(connection, id, std::string(topic),
+                                                           callbackMode, options.prefetch == 0);
   std::weak_ptr<detail::SubscriptionState> weak = state;
   auto consumerId = connection->call<uint64_t>(
       "subscribe",
@@ -121,6 +126,11 @@ Result<Consumer> Client::subscribe(std::string_view topic, std::string_view grou
 Result<Message> Consumer::receive(std::chrono::milliseconds timeout) {
   if (!state_) return noConnection();
   return state_->receive(timeout);
+}
+
+Result<std::vector<Message>> Consumer::fetch(uint32_t max, std::chrono::milliseconds timeout) {
+  if (!state_) return noConnection();
+  return state_->fetch(max, timeout);
 }
 
 void Consumer::close() {

@@ -104,11 +104,17 @@ SubscriptionIo::~SubscriptionIo() {
   if (!io_.shuttingDown) flush();
 }
 
-void SubscriptionIo::settle(Named delivery, bool nack, uint32_t delayMs, Completion<void> done) {
-  if (nack) {
-    nacks_[delayMs].emplace_back(delivery, std::move(done));
-  } else {
-    acks_.emplace_back(delivery, std::move(done));
+void SubscriptionIo::settle(Named delivery, Settlement settlement, Completion<void> done) {
+  switch (settlement.kind) {
+    case Settlement::Kind::kAck:
+      acks_.emplace_back(delivery, std::move(done));
+      break;
+    case Settlement::Kind::kNack:
+      nacks_[settlement.ms].emplace_back(delivery, std::move(done));
+      break;
+    case Settlement::Kind::kInProgress:
+      renewals_[settlement.ms].emplace_back(delivery, std::move(done));
+      break;
   }
   if (flushScheduled_) return;
   flushScheduled_ = true;
@@ -136,6 +142,47 @@ void SubscriptionIo::flush() {
     completeFromReply<wire::Subscription::NackResults>(io_, request.send(), std::move(waiters));
   }
   nacks_.clear();
+  for (auto& [extendMs, waiters] : renewals_) {
+    auto request = subscription_.inProgressRequest();
+    setDeliveries(request, waiters);
+    request.setExtendMs(extendMs);
+    completeFromReply<wire::Subscription::InProgressResults>(io_, request.send(),
+                                                             std::move(waiters));
+  }
+  renewals_.clear();
+}
+
+void SubscriptionIo::fetch(uint64_t seq, uint32_t max, uint32_t timeoutMs) {
+  // Settlements queued before the fetch reach the broker first (calls on one capability
+  // arrive in order), so its held count is already lowered by them.
+  flush();
+  auto request = subscription_.fetchRequest();
+  request.setMax(max);
+  request.setTimeoutMs(timeoutMs);
+  io_.tasks->add(
+      request.send()
+          .then([state = state_](capnp::Response<wire::Subscription::FetchResults>&& response)
+                    -> Result<size_t> {
+            auto result = response.getResult();
+            if (result.isError()) return fromWire(result.getError());
+            auto owner = state.lock();
+            // Gone: the consumer was closed, which ends the subscription and releases these.
+            if (!owner) return size_t{0};
+            std::vector<Message> messages;
+            messages.reserve(result.getMessages().size());
+            for (auto delivery : result.getMessages()) {
+              messages.push_back(
+                  SubscriptionState::makeMessage(fromWire(delivery), owner->topic(), owner));
+            }
+            size_t count = messages.size();
+            owner->push(std::move(messages));
+            return count;
+          })
+          .catch_(
+              [](kj::Exception&& exception) -> Result<size_t> { return fromException(exception); })
+          .then([state = state_, seq](Result<size_t>&& answer) {
+            if (auto owner = state.lock()) owner->fetchAnswered(seq, std::move(answer));
+          }));
 }
 
 void SubscriptionIo::end(const Error& error, bool dropQueued) {

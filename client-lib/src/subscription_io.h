@@ -3,11 +3,11 @@
 // The I/O thread's side of a subscription: the handler capability the broker pushes
 // deliveries to, and the broker's Subscription capability that acks and nacks go through.
 //
-// Acks: each settle() queues; the first one queued in a wakeup schedules a flush with
-// kj::evalLater, which runs after every command of that wakeup. The flush sends one
-// Subscription.ack with every queued offset and its delivery id, and one Subscription.nack
-// per distinct delay, then completes each waiter from the reply's `failures` (a delivery not
-// listed succeeded).
+// Acks (and nacks and lease renewals): each settle() queues; the first one queued in a wakeup
+// schedules a flush with kj::evalLater, which runs after every command of that wakeup. The flush
+// sends one Subscription.ack with every queued offset and its delivery id, and one
+// Subscription.nack per distinct delay (Subscription.inProgress likewise per extension), then
+// completes each waiter from the reply's `failures` (a delivery not listed succeeded).
 //
 // Thread: kj.
 
@@ -25,6 +25,14 @@ namespace sluice::detail {
 
 struct IoState;
 class SubscriptionState;
+
+// What settling a delivery does: ack, nack (redeliver after `ms`), or renew its lease (ack
+// deadline `ms` from now; 0: the subscription's ack timeout).
+struct Settlement {
+  enum class Kind { kAck, kNack, kInProgress };
+  Kind kind = Kind::kAck;
+  uint32_t ms = 0;
+};
 
 // kNotPending for settling `offset` after its consumer was closed.
 Error closedConsumerError(uint64_t offset);
@@ -57,8 +65,11 @@ class SubscriptionIo {
 
   // An offset and the delivery of it being settled.
   using Named = std::pair<uint64_t, uint64_t>;
-  // Queues an ack (nack false) or a nack with `delayMs` of a delivery.
-  void settle(Named delivery, bool nack, uint32_t delayMs, Completion<void> done);
+  // Queues an ack, a nack or a lease renewal of a delivery.
+  void settle(Named delivery, Settlement settlement, Completion<void> done);
+  // Sends what is queued, then Subscription.fetch; the answered messages go to the consumer's
+  // inbox, then SubscriptionState::fetchAnswered(seq, ...) reports the outcome.
+  void fetch(uint64_t seq, uint32_t max, uint32_t timeoutMs);
   // Ends the consumer's inbox with `error`; see SubscriptionState::end.
   void end(const Error& error, bool dropQueued);
 
@@ -72,7 +83,8 @@ class SubscriptionIo {
   wire::Subscription::Client subscription_;
   std::weak_ptr<SubscriptionState> state_;
   std::vector<Waiter> acks_;
-  std::map<uint32_t, std::vector<Waiter>> nacks_;  // By delay in ms.
+  std::map<uint32_t, std::vector<Waiter>> nacks_;     // By delay in ms.
+  std::map<uint32_t, std::vector<Waiter>> renewals_;  // By extension in ms.
   bool flushScheduled_ = false;
 };
 

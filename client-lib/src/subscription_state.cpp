@@ -10,11 +10,12 @@
 namespace sluice::detail {
 
 SubscriptionState::SubscriptionState(std::shared_ptr<Connection> connection, uint64_t id,
-                                     std::string topic, bool callbackMode)
+                                     std::string topic, bool callbackMode, bool fetchMode)
     : connection_(std::move(connection)),
       id_(id),
       topic_(std::move(topic)),
-      callbackMode_(callbackMode) {}
+      callbackMode_(callbackMode),
+      fetchMode_(fetchMode) {}
 
 SubscriptionState::~SubscriptionState() {
   // close() joins or detaches the worker before the last owner can go; this only guards
@@ -44,6 +45,13 @@ Result<Message> SubscriptionState::receive(std::chrono::milliseconds timeout) {
                  "receive() is for pull consumers; this consumer was subscribed with a handler, "
                  "which gets every message"};
   }
+  if (fetchMode_) {
+    auto fetched = fetch(1, timeout);
+    if (!fetched.ok()) return fetched.error();
+    if (!fetched.value().empty()) return std::move(fetched.value().front());
+    return Error{ErrorCode::kTimeout, "no message arrived on topic \"" + topic_ + "\" within " +
+                                          std::to_string(timeout.count()) + " ms"};
+  }
   std::unique_lock<std::mutex> lock(mu_);
   wake_.wait_for(lock, saturatedTimeout(timeout),
                  [&] { return closed_ || !inbox_.empty() || ended_.has_value(); });
@@ -56,6 +64,79 @@ Result<Message> SubscriptionState::receive(std::chrono::milliseconds timeout) {
   if (ended_) return *ended_;
   return Error{ErrorCode::kTimeout, "no message arrived on topic \"" + topic_ + "\" within " +
                                         std::to_string(timeout.count()) + " ms"};
+}
+
+Result<std::vector<Message>> SubscriptionState::fetch(uint32_t max,
+                                                      std::chrono::milliseconds timeout) {
+  if (callbackMode_ || !fetchMode_) {
+    return Error{ErrorCode::kInvalidArgument,
+                 "fetch() is for consumers subscribed with prefetch 0; this one has messages "
+                 "pushed to it"};
+  }
+  if (max == 0) return Error{ErrorCode::kInvalidArgument, "fetch takes at least 1 message, got 0"};
+  if (timeout.count() < 0) {
+    return Error{ErrorCode::kInvalidArgument,
+                 "fetch timeout must not be negative, got " + std::to_string(timeout.count())};
+  }
+  if (auto problem = checkMayBlock("fetch")) return *problem;
+  std::lock_guard<std::mutex> one(fetchMu_);
+  const auto deadline = std::chrono::steady_clock::now() + saturatedTimeout(timeout);
+  std::vector<Message> out;
+  std::unique_lock<std::mutex> lock(mu_);
+  for (bool asked = false;;) {
+    // The inbox holds what fetches answered: this one's, or one whose caller gave up.
+    while (!inbox_.empty() && out.size() < max) {
+      out.push_back(std::move(inbox_.front()));
+      inbox_.pop_front();
+    }
+    if (closed_) return Error{ErrorCode::kDisconnected, "the consumer was closed"};
+    if (out.size() == max) return out;
+    if (ended_) {
+      if (out.empty()) return *ended_;
+      return out;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (asked && left.count() <= 0) return out;
+    left = std::max(left, std::chrono::milliseconds(0));
+    asked = true;
+    uint64_t seq = ++fetchSeq_;
+    fetchAnswer_.reset();
+    auto want = static_cast<uint32_t>(max - out.size());
+    // The broker rejects timeouts beyond its limit with its own rule.
+    auto timeoutMs = static_cast<uint32_t>(std::min<int64_t>(left.count(), UINT32_MAX));
+    lock.unlock();
+    bool posted = connection_->post([id = id_, seq, want, timeoutMs](IoState& io) {
+      auto it = io.subscriptions.find(id);
+      if (it != io.subscriptions.end()) it->second->fetch(seq, want, timeoutMs);
+    });
+    lock.lock();
+    if (!posted) return disconnectedError();
+    // The broker answers within `left`; the call timeout is the margin for the way back.
+    bool answered =
+        wake_.wait_for(lock, saturatedTimeout(left + connection_->options().callTimeout),
+                       [&] { return closed_ || ended_ || fetchAnswer_.has_value(); });
+    if (!answered) {
+      if (!out.empty()) return out;
+      return Error{ErrorCode::kTimeout, "the broker did not answer fetch within " +
+                                            std::to_string(timeout.count()) +
+                                            " ms plus the call timeout"};
+    }
+    if (fetchAnswer_ && !fetchAnswer_->ok()) {
+      Error error = fetchAnswer_->error();
+      if (out.empty()) return error;
+      return out;  // The same error comes back on the next call.
+    }
+  }
+}
+
+void SubscriptionState::fetchAnswered(uint64_t seq, Result<size_t> answer) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (seq != fetchSeq_) return;  // A fetch whose caller gave up: its messages are queued.
+    fetchAnswer_ = std::move(answer);
+  }
+  wake_.notify_all();
 }
 
 void SubscriptionState::close() {
@@ -119,8 +200,8 @@ void SubscriptionState::abandon() {
   connection_->post([id = id_](IoState& io) { io.subscriptions.erase(id); });
 }
 
-std::future<Result<void>> SubscriptionState::settle(
-    uint64_t offset, uint64_t deliveryId, std::optional<std::chrono::milliseconds> delay) {
+std::future<Result<void>> SubscriptionState::settle(uint64_t offset, uint64_t deliveryId,
+                                                    Settlement settlement) {
   auto done = std::make_shared<Completion<void>>();
   auto future = done->future();
   {
@@ -130,21 +211,15 @@ std::future<Result<void>> SubscriptionState::settle(
       return future;
     }
   }
-  // The wire carries a nack delay as UInt32 milliseconds (about 49 days).
-  uint32_t delayMs = 0;
-  if (delay) {
-    auto ms = std::clamp<int64_t>(delay->count(), 0, UINT32_MAX);
-    delayMs = static_cast<uint32_t>(ms);
-  }
-  connection_->post([id = id_, offset, deliveryId, nack = delay.has_value(), delayMs,
-                     done = std::move(done)](IoState& io) {
-    auto it = io.subscriptions.find(id);
-    if (it == io.subscriptions.end()) {
-      done->complete(closedConsumerError(offset));
-      return;
-    }
-    it->second->settle({offset, deliveryId}, nack, delayMs, std::move(*done));
-  });
+  connection_->post(
+      [id = id_, offset, deliveryId, settlement, done = std::move(done)](IoState& io) {
+        auto it = io.subscriptions.find(id);
+        if (it == io.subscriptions.end()) {
+          done->complete(closedConsumerError(offset));
+          return;
+        }
+        it->second->settle({offset, deliveryId}, settlement, std::move(*done));
+      });
   return future;
 }
 

@@ -27,6 +27,7 @@
 
 #include "convert.h"
 #include "sluice/client.h"
+#include "subscription_io.h"
 
 namespace sluice::detail {
 
@@ -35,8 +36,9 @@ class Connection;
 class SubscriptionState {
  public:
   // `callbackMode`: messages go to a handler thread (startWorker) instead of receive().
+  // `fetchMode`: subscribed with prefetch 0, so messages come only from fetch().
   SubscriptionState(std::shared_ptr<Connection> connection, uint64_t id, std::string topic,
-                    bool callbackMode);
+                    bool callbackMode, bool fetchMode);
   ~SubscriptionState();
   SubscriptionState(const SubscriptionState&) = delete;
   SubscriptionState& operator=(const SubscriptionState&) = delete;
@@ -49,6 +51,8 @@ class SubscriptionState {
 
   // See Consumer::receive.
   Result<Message> receive(std::chrono::milliseconds timeout);
+  // See Consumer::fetch.
+  Result<std::vector<Message>> fetch(uint32_t max, std::chrono::milliseconds timeout);
   // Ends the subscription: drops the inbox, stops the handler thread, tells the I/O thread to
   // release the broker's Subscription. Idempotent; callable from the handler itself.
   void close();
@@ -64,11 +68,10 @@ class SubscriptionState {
   uint64_t id() const { return id_; }
   const std::string& topic() const { return topic_; }
 
-  // Queues an ack (delay empty) or a nack of delivery `deliveryId` of `offset` for the I/O
-  // thread, which sends every
-  // settlement queued in one wakeup together. See Message::ack / nack.
-  std::future<Result<void>> settle(uint64_t offset, uint64_t deliveryId,
-                                   std::optional<std::chrono::milliseconds> delay);
+  // Queues an ack, nack or lease renewal of delivery `deliveryId` of `offset` for the I/O
+  // thread, which sends every settlement queued in one wakeup together. See Message::ack,
+  // nack and inProgress.
+  std::future<Result<void>> settle(uint64_t offset, uint64_t deliveryId, Settlement settlement);
   // Waits for a settle() future within Options::callTimeout.
   Result<void> await(std::future<Result<void>>& future, const char* what) const;
   // See Connection::checkMayBlock.
@@ -81,6 +84,8 @@ class SubscriptionState {
   // The subscription ended with `error`: receive() returns it once the inbox is empty, or at
   // once if `dropQueued` (the connection is gone, so queued messages could not be acked).
   void end(Error error, bool dropQueued);
+  // The answer to fetch number `seq`: how many messages it pushed, or why it failed.
+  void fetchAnswered(uint64_t seq, Result<size_t> answer);
 
  private:
   void runWorker(std::function<void(Message)> handler);
@@ -89,14 +94,18 @@ class SubscriptionState {
   const uint64_t id_;
   const std::string topic_;
   const bool callbackMode_;
+  const bool fetchMode_;
+  std::mutex fetchMu_;  // One fetch at a time (the broker takes one per subscription).
   std::atomic<uint64_t> consumerId_{0};
   std::atomic<bool> abandoned_{false};
 
   mutable std::mutex mu_;
   std::condition_variable wake_;
   std::deque<Message> inbox_;
-  std::optional<Error> ended_;  // Set by end().
-  bool closed_ = false;         // Set by close().
+  std::optional<Error> ended_;                 // Set by end().
+  bool closed_ = false;                        // Set by close().
+  uint64_t fetchSeq_ = 0;                      // The latest fetch sent.
+  std::optional<Result<size_t>> fetchAnswer_;  // Its answer, once in.
   std::thread worker_;
   std::thread::id workerId_;
 };

@@ -554,8 +554,18 @@ TEST_CASE("consume prints, acks, and honours --count, --wait, --no-ack and --nac
     auto second = jsonLines(broker.ok({"consume", "orders", "-g", "g", "--count", "1", "--json"}));
     REQUIRE(second.size() == 1);
     CHECK(second[0]["offset"] == 1);
-    // The nacked message may have been pushed again before the first command closed.
-    CHECK(second[0]["deliveries"] >= 2);
+    // --count fetches exactly one: the nacked message was not delivered again to the first.
+    CHECK(second[0]["deliveries"] == 2);
+  }
+  SECTION("--count takes exactly N: no other message is delivered or left held") {
+    auto first = jsonLines(broker.ok({"consume", "orders", "-g", "g", "--count", "1", "--json"}));
+    REQUIRE(first.size() == 1);
+    CHECK(broker.okJson({"groups", "describe", "orders", "g"})["pending"] == 0);
+    auto rest = jsonLines(broker.ok({"consume", "orders", "-g", "g", "--count", "2", "--json"}));
+    REQUIRE(rest.size() == 2);
+    CHECK(rest[0]["offset"] == 2);
+    CHECK(rest[0]["deliveries"] == 1);  // Its first delivery: the first command never took it.
+    CHECK(rest[1]["deliveries"] == 1);
   }
   SECTION("--from latest starts a new group after the existing messages") {
     auto none = jsonLines(broker.ok(

@@ -323,6 +323,36 @@ void writeSeeds(kj::AsyncIoContext& io, const std::string& dir) {
     nack.setDelayMs(10);
     nack.send().wait(ws);
   });
+  record(io, world, dir, "fetch_in_progress", [](Broker& broker, kj::WaitScope& ws) {
+    publish(broker, ws, "orders", 3, false);
+    std::vector<uint64_t> offsets;
+    auto subscribe = broker.subscribeRequest();
+    subscribe.setTopic("orders");
+    subscribe.setGroup("pullers");
+    subscribe.initStart().setEarliest();
+    subscribe.setPrefetch(0);
+    subscribe.setAckTimeoutMs(1000);
+    subscribe.setHandler(kj::heap<AckingHandler>(offsets));
+    auto subscribed = subscribe.send().wait(ws);
+    auto subscription = subscribed.getResult().getSubscription();
+    auto fetch = subscription.fetchRequest();
+    fetch.setMax(2);
+    fetch.setTimeoutMs(10);
+    auto fetched = fetch.send().wait(ws);
+    auto renew = subscription.inProgressRequest();
+    renew.initOffsets(1).set(0, 1);
+    if (fetched.getResult().isMessages() && fetched.getResult().getMessages().size() > 0) {
+      renew.initDeliveryIds(1).set(0, fetched.getResult().getMessages()[0].getDeliveryId());
+    }
+    renew.setExtendMs(500);
+    renew.send().wait(ws);
+    // A fetch left waiting: the client drops it (a Finish); the broker's call waits on until
+    // the connection ends.
+    auto waiting = subscription.fetchRequest();
+    waiting.setMax(5);
+    waiting.setTimeoutMs(60000);
+    auto dropped = waiting.send();
+  });
   record(io, world, dir, "groups", [](Broker& broker, kj::WaitScope& ws) {
     auto admin = broker.adminRequest().send().getAdmin();
     auto create = admin.createGroupRequest();

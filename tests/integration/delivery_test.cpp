@@ -5,6 +5,7 @@
 #include <atomic>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -328,6 +329,94 @@ TEST_CASE("a message not acknowledged within the ack timeout is redelivered", "[
   CHECK(second.value().ack().ok());
   checkNothingArrives(consumer, 3 * kAckTimeout);
   CHECK(describeGroup(broker.admin(), "tasks", "workers").pending == 0);
+}
+
+TEST_CASE("fetch returns exactly the messages asked for and the broker holds no others",
+          "[integration]") {
+  Broker broker;
+  createTopic(broker.admin(), "tasks");
+  publishPayloads(broker.producer(), "tasks", 10);
+  SubscribeOptions options;
+  options.prefetch = 0;
+  auto consumer = subscribe(broker.client(), "tasks", "workers", options);
+
+  auto four = consumer.fetch(4, 5s);
+  INFO(outcome(four));
+  REQUIRE(four.ok());
+  REQUIRE(offsetsOf(four.value()) == offsetRange(1, 4));
+  auto group = describeGroup(broker.admin(), "tasks", "workers");
+  REQUIRE(group.consumers.size() == 1);
+  CHECK(group.consumers[0].inFlight == 4);  // Exactly those four, nothing pushed ahead.
+  ackAll(four.value());
+
+  // More than there is: the rest once the timeout passes, and nothing extra later.
+  auto start = std::chrono::steady_clock::now();
+  auto rest = consumer.fetch(100, 300ms);
+  REQUIRE(rest.ok());
+  CHECK(std::chrono::steady_clock::now() - start >= 300ms);
+  CHECK(offsetsOf(rest.value()) == offsetRange(5, 10));
+  ackAll(rest.value());
+  CHECK(describeGroup(broker.admin(), "tasks", "workers").pending == 0);
+
+  // A waiting fetch answers as soon as it has what it asked for; receive() fetches one.
+  auto waiting = std::async(std::launch::async, [&] { return consumer.fetch(2, 60s); });
+  publishPayloads(broker.producer(), "tasks", 3);
+  auto two = waiting.get();
+  REQUIRE(two.ok());
+  CHECK(offsetsOf(two.value()) == std::vector<uint64_t>{11, 12});
+  auto one = consumer.receive(5s);
+  REQUIRE(one.ok());
+  CHECK(one.value().offset() == 13);
+  CHECK(describeGroup(broker.admin(), "tasks", "workers").consumers[0].inFlight == 3);
+
+  // Bad input: typed errors, nothing taken.
+  CHECK_THAT(outcome(consumer.fetch(0, 1s)), IsError(ErrorCode::kInvalidArgument));
+  CHECK_THAT(outcome(consumer.fetch(65537, 1s)), IsError(ErrorCode::kInvalidArgument));
+  CHECK_THAT(outcome(consumer.fetch(1, 301s)), IsError(ErrorCode::kInvalidArgument));
+  CHECK_THAT(outcome(consumer.fetch(65534, 0ms)), IsError(ErrorCode::kLimitExceeded));
+  auto pushed = subscribe(broker.client(), "tasks", "audit");
+  CHECK_THAT(outcome(pushed.fetch(1, 0ms)), IsError(ErrorCode::kInvalidArgument));
+  CHECK(describeGroup(broker.admin(), "tasks", "workers").consumers[0].inFlight == 3);
+}
+
+TEST_CASE("inProgress keeps a message from redelivery past its ack timeout", "[integration]") {
+  constexpr auto kAckTimeout = 300ms;
+  Broker broker;
+  createTopic(broker.admin(), "jobs");
+  SubscribeOptions options;
+  options.ackTimeout = kAckTimeout;
+  auto worker = subscribe(broker.client(), "jobs", "workers", options);
+  auto other = subscribe(broker.client(), "jobs", "workers", options);
+  publishPayloads(broker.producer(), "jobs", 1);
+  // One of the two holds it; renewing it for four ack timeouts keeps it from both.
+  std::optional<Message> held;
+  Consumer* holder = nullptr;
+  Consumer* idle = nullptr;
+  for (auto* c : {&worker, &other}) {
+    auto got = c->receive(200ms);
+    if (got.ok()) {
+      held = std::move(got).value();
+      holder = c;
+    } else {
+      idle = c;
+    }
+  }
+  REQUIRE(held.has_value());
+  REQUIRE(idle != nullptr);
+  auto until = std::chrono::steady_clock::now() + 4 * kAckTimeout;
+  while (std::chrono::steady_clock::now() < until) {
+    REQUIRE(held->inProgress().ok());
+    auto redelivered = idle->receive(kAckTimeout / 3);
+    INFO(outcome(redelivered));
+    REQUIRE_FALSE(redelivered.ok());
+    CHECK_THAT(outcome(redelivered), IsError(ErrorCode::kTimeout));
+  }
+  CHECK(held->inProgressAsync(2s).get().ok());
+  CHECK_THAT(outcome(held->inProgress(25h)), IsError(ErrorCode::kInvalidArgument));
+  CHECK(held->ack().ok());
+  CHECK_THAT(outcome(held->inProgress()), IsError(ErrorCode::kNotPending));
+  checkNothingArrives(*holder, 2 * kAckTimeout);
+  CHECK(describeGroup(broker.admin(), "jobs", "workers").redelivered == 0);
 }
 
 TEST_CASE(

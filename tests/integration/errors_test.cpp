@@ -163,19 +163,24 @@ TEST_CASE("acknowledging a message that is not pending fails with notPending", "
   CHECK(received[1].ack().ok());
 }
 
-TEST_CASE("a subscribe with prefetch outside 1..65536 is rejected", "[integration]") {
+TEST_CASE("a subscribe with prefetch above 65536 is rejected; 0 makes a fetch consumer",
+          "[integration]") {
   Broker broker;
   createTopic(broker.admin(), "tasks");
   SubscribeOptions options;
-  options.prefetch = 0;
-  auto zero = broker.client().subscribe("tasks", "workers", options);
-  CHECK_THAT(outcome(zero), IsError(ErrorCode::kInvalidArgument));
-  if (!zero.ok()) CHECK_THAT(zero.error().message, Contains("prefetch"));
   options.prefetch = 65537;
-  CHECK_THAT(outcome(broker.client().subscribe("tasks", "workers", options)),
-             IsError(ErrorCode::kInvalidArgument));
+  auto tooMany = broker.client().subscribe("tasks", "workers", options);
+  CHECK_THAT(outcome(tooMany), IsError(ErrorCode::kInvalidArgument));
+  CHECK_THAT(outcome(tooMany), Contains("prefetch must be 1-65536 (or 0 for a fetch consumer)"));
+  // A fetch consumer cannot take a handler, which would wait for pushes that never come.
+  options.prefetch = 0;
+  auto handled = broker.client().subscribe("tasks", "workers", options, [](Message) {});
+  CHECK_THAT(outcome(handled), IsError(ErrorCode::kInvalidArgument));
   // A rejected subscribe creates no group.
   CHECK(describeTopic(broker.admin(), "tasks").groups.empty());
+  auto fetcher = broker.client().subscribe("tasks", "workers", options);
+  REQUIRE(fetcher.ok());
+  checkNothingArrives(fetcher.value());
   options.prefetch = 1;
   CHECK(broker.client().subscribe("tasks", "workers", options).ok());
 }

@@ -16,7 +16,7 @@ Broker::Broker(Store& store, kj::Timer& timer, Metrics& metrics, BrokerOptions o
                      },
                      [this](Group& group, const Status& why) { delivery_.close(group, why); }}),
       groups_(ctx_),
-      delivery_(ctx_, groups_, log_),
+      delivery_(ctx_, groups_, log_, timer),
       expiry_(ctx_, delivery_, log_, timer),
       views_(ctx_) {}
 

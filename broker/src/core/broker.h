@@ -59,6 +59,14 @@ class Broker final : private kj::TaskSet::ErrorHandler {
                                                std::vector<uint64_t> deliveryIds = {}) {
     return delivery_.nack(consumerId, std::move(offsets), delayMs, std::move(deliveryIds));
   }
+  std::vector<OffsetFailure> inProgress(uint64_t consumerId, std::vector<Offset> offsets,
+                                        uint32_t extendMs, std::vector<uint64_t> deliveryIds = {}) {
+    return delivery_.inProgress(consumerId, std::move(offsets), extendMs, std::move(deliveryIds));
+  }
+  kj::Promise<Result<std::vector<Delivery>>> fetch(uint64_t consumerId, uint32_t max,
+                                                   uint32_t timeoutMs) {
+    return delivery_.fetch(consumerId, max, timeoutMs);
+  }
 
   // Administration (topic_log.h, groups.h, views.h) ------------------------------------------
   kj::Promise<Result<TopicView>> createTopic(std::string name, RequestedSettings settings);

@@ -35,6 +35,7 @@ struct Limits {
   uint32_t maxDeliveryBatch = 256;  // Messages per push to one consumer.
   uint64_t maxDeliveryBatchBytes = 4u << 20;
   uint32_t maxNackDelayMs = 24u * 3600 * 1000;
+  uint32_t maxFetchTimeoutMs = 5u * 60 * 1000;
 };
 
 struct BrokerOptions {

@@ -86,10 +86,10 @@ Result<uint64_t> GroupDelivery::subscribe(std::string_view topicName, std::strin
                                           ConsumerSink& sink, std::string peer) {
   if (ctx_.stopped) return shuttingDown();
   const Limits& limits = ctx_.limits();
-  if (prefetch == 0 || prefetch > limits.maxPrefetch) {
-    return Status(Code::kInvalidArgument, "prefetch must be 1-" +
-                                              std::to_string(limits.maxPrefetch) + ", got " +
-                                              std::to_string(prefetch));
+  if (prefetch > limits.maxPrefetch) {
+    return Status(Code::kInvalidArgument,
+                  "prefetch must be 1-" + std::to_string(limits.maxPrefetch) +
+                      " (or 0 for a fetch consumer), got " + std::to_string(prefetch));
   }
   if (ackTimeoutMs == 0) ackTimeoutMs = kDefaultAckTimeoutMs;
   if (ackTimeoutMs > limits.maxAckTimeoutMs) {
@@ -124,6 +124,7 @@ Result<uint64_t> GroupDelivery::subscribe(std::string_view topicName, std::strin
 void GroupDelivery::releaseConsumer(Consumer& consumer, RedeliveryCause cause) {
   Group* group = consumer.group;
   if (group == nullptr) return;
+  endFetch(consumer, subscriptionGone());
   int64_t now = wallClockMs();
   WriteBatch batch;
   Settle settle{group->topic->name, group->topic->id, group->name, {}, {}, {}};
@@ -153,6 +154,7 @@ void GroupDelivery::unsubscribe(uint64_t consumerId) {
 
 void GroupDelivery::close(Group& group, const Status& why) {
   for (Consumer* consumer : group.consumers) {
+    endFetch(*consumer, why);
     consumer->group = nullptr;
     consumer->sink->closed(why);
   }
@@ -353,6 +355,124 @@ kj::Promise<std::vector<OffsetFailure>> GroupDelivery::nack(uint64_t consumerId,
                      std::move(done));
 }
 
+std::vector<OffsetFailure> GroupDelivery::inProgress(uint64_t consumerId,
+                                                     std::vector<Offset> offsets, uint32_t extendMs,
+                                                     std::vector<uint64_t> deliveryIds) {
+  std::vector<Named> named = pair(offsets, deliveryIds);
+  Consumer* consumer = consumerOf(consumerId);
+  if (consumer == nullptr || consumer->group == nullptr) return failAll(named, subscriptionGone());
+  if (!deliveryIds.empty() && deliveryIds.size() != offsets.size()) {
+    return failAll(named, deliveryIdsMismatch(offsets.size(), deliveryIds.size()));
+  }
+  if (extendMs > ctx_.limits().maxAckTimeoutMs) {
+    return failAll(
+        named, Status(Code::kInvalidArgument, "an ack deadline can be extended by at most " +
+                                                  std::to_string(ctx_.limits().maxAckTimeoutMs) +
+                                                  " ms (24h), got " + std::to_string(extendMs)));
+  }
+  int64_t deadline = notBeforeMs(extendMs == 0 ? consumer->ackTimeoutMs : extendMs);
+  std::vector<OffsetFailure> failures;
+  for (const auto& [offset, deliveryId] : named) {
+    auto lease = settleable(*consumer->group, *consumer, offset, deliveryId);
+    if (!lease.ok()) {
+      failures.push_back({offset, lease.status(), deliveryId});
+      continue;
+    }
+    lease.value()->ackDeadlineMs = deadline;
+  }
+  return failures;
+}
+
+// Fetch ----------------------------------------------------------------------------------------
+
+namespace {
+
+// A fetched message is held without a deadline until its fetch is answered.
+constexpr int64_t kNoDeadline = INT64_MAX;
+
+}  // namespace
+
+kj::Promise<Result<std::vector<Delivery>>> GroupDelivery::fetch(uint64_t consumerId, uint32_t max,
+                                                                uint32_t timeoutMs) {
+  using Answer = Result<std::vector<Delivery>>;
+  if (ctx_.stopped) return Answer(shuttingDown());
+  Consumer* consumer = consumerOf(consumerId);
+  if (consumer == nullptr || consumer->group == nullptr) return Answer(subscriptionGone());
+  const Limits& limits = ctx_.limits();
+  if (consumer->prefetch != 0) {
+    return Answer(
+        Status(Code::kInvalidArgument,
+               "fetch is for consumers subscribed with prefetch 0; this one has prefetch " +
+                   std::to_string(consumer->prefetch) + ", so messages are pushed to it"));
+  }
+  if (max == 0 || max > limits.maxPrefetch) {
+    return Answer(Status(Code::kInvalidArgument, "fetch takes 1-" +
+                                                     std::to_string(limits.maxPrefetch) +
+                                                     " messages, got " + std::to_string(max)));
+  }
+  if (timeoutMs > limits.maxFetchTimeoutMs) {
+    return Answer(Status(Code::kInvalidArgument, "fetch timeout must be at most " +
+                                                     std::to_string(limits.maxFetchTimeoutMs) +
+                                                     " ms, got " + std::to_string(timeoutMs)));
+  }
+  if (consumer->fetch) {
+    return Answer(Status(Code::kInvalidArgument,
+                         "a fetch is already waiting on this subscription; wait for its answer"));
+  }
+  if (uint64_t{consumer->held()} + max > limits.maxPrefetch) {
+    return Answer(
+        Status(Code::kLimitExceeded, "fetching " + std::to_string(max) + " more would hold " +
+                                         std::to_string(uint64_t{consumer->held()} + max) +
+                                         " unacknowledged messages; at most " +
+                                         std::to_string(limits.maxPrefetch) + ": ack some first"));
+  }
+  auto full = kj::newPromiseAndFulfiller<void>();
+  uint64_t seq = ++consumer->fetches;
+  consumer->fetch = Consumer::Fetch{seq, max, 0, {}, {}, kj::mv(full.fulfiller)};
+  schedulePump(*consumer->group);
+  // Takes the gathered messages out of the fetch; their ack timeout starts now.
+  auto take = [this, consumerId, seq]() -> std::optional<Answer> {
+    Consumer* consumer = consumerOf(consumerId);
+    if (consumer == nullptr || !consumer->fetch || consumer->fetch->seq != seq) return {};
+    Consumer::Fetch done = std::move(*consumer->fetch);
+    consumer->fetch.reset();
+    if (done.ended) return Answer(*done.ended);
+    if (consumer->group != nullptr) {
+      int64_t deadline = notBeforeMs(consumer->ackTimeoutMs);
+      for (const Delivery& delivery : done.got) {
+        auto lease = consumer->group->leases.find(delivery.message.offset);
+        if (lease != consumer->group->leases.end() && lease->second.owner() == consumer)
+          lease->second.ackDeadlineMs = deadline;
+      }
+    }
+    return Answer(std::move(done.got));
+  };
+  return fetches_.wrap(full.promise.exclusiveJoin(timer_.afterDelay(timeoutMs * kj::MILLISECONDS))
+                           .then([take]() -> Answer {
+                             if (auto answer = take()) return std::move(*answer);
+                             return Answer(subscriptionGone());
+                           })
+                           // A fetch whose call is dropped unanswered leaves what it gathered held
+                           // with an ack deadline, as if the answer had been lost on the way.
+                           .attach(kj::defer([take]() { take(); })));
+}
+
+size_t GroupDelivery::room(Consumer& consumer) const {
+  if (consumer.prefetch > 0) {
+    return consumer.prefetch > consumer.held() ? consumer.prefetch - consumer.held() : 0;
+  }
+  if (!consumer.fetch || consumer.fetch->ended || !consumer.fetch->full->isWaiting()) return 0;
+  const Consumer::Fetch& fetch = *consumer.fetch;
+  if (fetch.bytes >= ctx_.limits().maxDeliveryBatchBytes) return 0;
+  return fetch.want - fetch.got.size();
+}
+
+void GroupDelivery::endFetch(Consumer& consumer, std::optional<Status> why) {
+  if (!consumer.fetch) return;
+  if (why && !consumer.fetch->ended) consumer.fetch->ended = std::move(why);
+  if (consumer.fetch->full->isWaiting()) consumer.fetch->full->fulfill();
+}
+
 // Delivery -------------------------------------------------------------------------------------
 
 void GroupDelivery::schedulePump(Group& group) {
@@ -406,11 +526,8 @@ void GroupDelivery::pump(Group& group) {
   const Limits& limits = ctx_.limits();
   int64_t now = wallClockMs();
   size_t room = 0;
-  for (const Consumer* consumer : group.consumers) {
-    uint32_t h = consumer->held();
-    room += std::min<size_t>(consumer->prefetch > h ? consumer->prefetch - h : 0,
-                             limits.maxDeliveryBatch);
-  }
+  for (Consumer* consumer : group.consumers)
+    room += std::min<size_t>(this->room(*consumer), limits.maxDeliveryBatch);
   bool dueKnown = group.heldAtStop > 0 || (group.nextDueMs && *group.nextDueMs <= now);
   if (room == 0 || (!dueKnown && group.position >= topic.committedNext)) return;
 
@@ -451,17 +568,19 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
                          int64_t nowMs) {
   Topic& topic = *group.topic;
   const Limits& limits = ctx_.limits();
+  const size_t window = std::min<size_t>(room(consumer), limits.maxDeliveryBatch);
+  if (window == 0) return;
+  // A fetch's answer, gathered over several passes, is bounded as one push is.
+  const bool fetching = consumer.prefetch == 0;
+  const uint64_t byteBudget = limits.maxDeliveryBatchBytes - (fetching ? consumer.fetch->bytes : 0);
   std::vector<Delivery> out;
   uint64_t bytes = 0;
-  auto full = [&] {
-    return consumer.held() >= consumer.prefetch || out.size() >= limits.maxDeliveryBatch ||
-           bytes >= limits.maxDeliveryBatchBytes;
-  };
+  auto full = [&] { return out.size() >= window || bytes >= byteBudget; };
   auto lease = [&](StoredMessageData message, uint32_t deliveries) {
     Lease& l = group.leases[message.offset];
     l = Lease{};  // A released lease: it has no owner.
     l.deliveries = deliveries;
-    l.ackDeadlineMs = notBeforeMs(consumer.ackTimeoutMs);
+    l.ackDeadlineMs = fetching ? kNoDeadline : notBeforeMs(consumer.ackTimeoutMs);
     l.setOwner(&consumer);
     l.generation = ctx_.nextLeaseGeneration++;
     batch.ops.push_back(
@@ -501,10 +620,8 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
     lease(std::move(*message), entry.deliveries + 1);
   }
   while (!full() && group.position < topic.committedNext) {
-    size_t room =
-        std::min<size_t>(consumer.prefetch - consumer.held(), limits.maxDeliveryBatch - out.size());
     auto messages =
-        snapshot.readMessages(topic.id, group.position, room, limits.maxDeliveryBatchBytes - bytes);
+        snapshot.readMessages(topic.id, group.position, window - out.size(), byteBudget - bytes);
     if (messages.empty() || messages.front().offset >= topic.committedNext) {
       group.position = topic.committedNext;  // The rest was removed by retention or purge.
       break;
@@ -519,7 +636,15 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
   group.delivered += out.size();
   ctx_.metrics.deliveredTotal.fetch_add(out.size(), std::memory_order_relaxed);
   ctx_.deliveryRate.add(nowMs, out.size());
-  consumer.sink->deliver(std::move(out));
+  if (!fetching) {
+    consumer.sink->deliver(std::move(out));
+    return;
+  }
+  Consumer::Fetch& fetch = *consumer.fetch;
+  fetch.bytes += bytes;
+  for (Delivery& delivery : out)
+    fetch.got.push_back(std::move(delivery));
+  if (room(consumer) == 0) endFetch(consumer, std::nullopt);
 }
 
 }  // namespace sluice::core

@@ -7,11 +7,13 @@
 // Thread: kj.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <kj/async.h>
+#include <kj/timer.h>
 
 #include "core/context.h"
 #include "core/groups.h"
@@ -21,11 +23,12 @@ namespace sluice::core {
 
 class GroupDelivery {
  public:
-  GroupDelivery(Context& ctx, Groups& groups, TopicLog& log)
-      : ctx_(ctx), groups_(groups), log_(log) {}
+  GroupDelivery(Context& ctx, Groups& groups, TopicLog& log, kj::Timer& timer)
+      : ctx_(ctx), groups_(groups), log_(log), timer_(timer) {}
 
   // Joins `group` on `topic` (creating the group at `start` if needed). Returns the consumer id.
-  // `sink` must outlive the consumer (until unsubscribe()).
+  // `sink` must outlive the consumer (until unsubscribe()). `prefetch` 0 makes a fetch
+  // consumer: nothing is pushed to it, it takes messages with fetch().
   // Errors: kInvalidArgument, kTopicNotFound, kLimitExceeded, kShuttingDown.
   Result<uint64_t> subscribe(std::string_view topic, std::string_view group, StartAt start,
                              uint32_t prefetch, uint64_t ackTimeoutMs, ConsumerSink& sink,
@@ -42,6 +45,21 @@ class GroupDelivery {
   kj::Promise<std::vector<OffsetFailure>> nack(uint64_t consumerId, std::vector<Offset> offsets,
                                                uint32_t delayMs,
                                                std::vector<uint64_t> deliveryIds = {});
+
+  // Lease renewal: the held messages' ack deadlines move to `extendMs` from now (0: the
+  // consumer's ack timeout). Changes nothing durable (a restart redelivers held messages
+  // anyway). Errors per offset: as ack(); for all: kInvalidArgument (extendMs too long).
+  std::vector<OffsetFailure> inProgress(uint64_t consumerId, std::vector<Offset> offsets,
+                                        uint32_t extendMs, std::vector<uint64_t> deliveryIds = {});
+  // A fetch consumer's pull: answers with `max` messages as soon as that many are delivered to
+  // it, or with fewer (perhaps none) after `timeoutMs`, or once the answer holds
+  // maxDeliveryBatchBytes. The answered messages are held by the consumer, their ack timeout
+  // counting from the answer. Errors: kInvalidArgument (max 0 or above maxPrefetch, timeout
+  // above maxFetchTimeoutMs, a consumer with prefetch, a fetch already waiting),
+  // kLimitExceeded (held + max above maxPrefetch), kTopicNotFound (subscription ended),
+  // kShuttingDown.
+  kj::Promise<Result<std::vector<Delivery>>> fetch(uint64_t consumerId, uint32_t max,
+                                                   uint32_t timeoutMs);
 
   // Asks for a delivery pass over the group in a later turn of the event loop.
   void schedulePump(Group& group);
@@ -62,6 +80,10 @@ class GroupDelivery {
   };
 
   void pump(Group& group);
+  // How many more messages `consumer` may be given now.
+  size_t room(Consumer& consumer) const;
+  // Ends a waiting fetch: its answer is what it gathered, or `why` if given.
+  void endFetch(Consumer& consumer, std::optional<Status> why);
   // The lease of `offset` that `consumer` may settle, naming delivery `deliveryId` (0: any).
   Result<Lease*> settleable(Group& group, const Consumer& consumer, Offset offset,
                             uint64_t deliveryId);
@@ -85,7 +107,10 @@ class GroupDelivery {
   Context& ctx_;
   Groups& groups_;
   TopicLog& log_;
+  kj::Timer& timer_;
   uint64_t nextConsumerId_ = 1;
+  // Waiting fetches: destroyed with this object, while the state they read is still there.
+  kj::Canceler fetches_;
 };
 
 }  // namespace sluice::core

@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include <kj/async.h>
+
 #include "common/records.h"
 #include "common/status.h"
 #include "core/write_ops.h"
@@ -134,7 +136,7 @@ class Consumer {
   uint64_t id = 0;
   Group* group = nullptr;  // Null once detached (its topic or group was deleted).
   ConsumerSink* sink = nullptr;
-  uint32_t prefetch = 1;
+  uint32_t prefetch = 1;  // 0: a fetch consumer, which is sent only what it fetches.
   uint64_t ackTimeoutMs = 30000;
   std::string peer;
   int64_t connectedMs = 0;
@@ -142,6 +144,20 @@ class Consumer {
   // Messages the consumer holds: the leases whose owner it is (kept by Lease::setOwner, so
   // that a pump does not count them over all leases of the group).
   uint32_t held() const { return held_; }
+
+  // A fetch waiting for messages (fetch consumers only). Deliveries gather in `got`, leased to
+  // this consumer with no ack deadline until the answer goes out; `full` is fulfilled once
+  // `want` messages (or the byte limit) are gathered, or the subscription ends (`ended`).
+  struct Fetch {
+    uint64_t seq = 0;  // Which fetch of the consumer.
+    uint32_t want = 0;
+    uint64_t bytes = 0;
+    std::vector<Delivery> got;
+    std::optional<Status> ended;
+    kj::Own<kj::PromiseFulfiller<void>> full;
+  };
+  std::optional<Fetch> fetch;
+  uint64_t fetches = 0;
 
  private:
   friend struct Lease;

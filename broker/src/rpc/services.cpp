@@ -37,11 +37,7 @@ class DeliverySink final : public core::ConsumerSink, private kj::TaskSet::Error
 
   void deliver(std::vector<core::Delivery> batch) override {
     auto request = handler_.deliverRequest();
-    auto list = request.initMessages(static_cast<unsigned>(batch.size()));
-    for (unsigned i = 0; i < batch.size(); ++i) {
-      toWire(batch[i].message, batch[i].deliveries, list[i]);
-      list[i].setDeliveryId(batch[i].deliveryId);
-    }
+    toWire(batch, request.initMessages(static_cast<unsigned>(batch.size())));
     tasks_.add(request.send());
   }
 
@@ -98,6 +94,32 @@ class SubscriptionService final : public wire::Subscription::Server {
             writeFailures(context.getResults().initFailures(static_cast<unsigned>(failures.size())),
                           failures);
           });
+    });
+  }
+
+  kj::Promise<void> fetch(FetchContext context) override {
+    return guarded("fetch", [this, context]() mutable {
+      auto params = context.getParams();
+      return broker_.fetch(consumerId_, params.getMax(), params.getTimeoutMs())
+          .then([context](Result<std::vector<core::Delivery>> fetched) mutable {
+            auto result = context.getResults().initResult();
+            if (!fetched.ok()) {
+              setError(result.initError(), fetched.status());
+              return;
+            }
+            const auto& messages = fetched.value();
+            toWire(messages, result.initMessages(static_cast<unsigned>(messages.size())));
+          });
+    });
+  }
+
+  kj::Promise<void> inProgress(InProgressContext context) override {
+    return guarded("inProgress", [this, context]() mutable {
+      auto params = context.getParams();
+      auto failures = broker_.inProgress(consumerId_, offsetsOf(params.getOffsets()),
+                                         params.getExtendMs(), offsetsOf(params.getDeliveryIds()));
+      writeFailures(context.getResults().initFailures(static_cast<unsigned>(failures.size())),
+                    failures);
     });
   }
 

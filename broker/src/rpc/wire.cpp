@@ -142,4 +142,15 @@ void toWire(const StoredMessageData& in, uint32_t deliveries, wire::Delivery::Bu
   out.setId(in.data.id);
 }
 
+void toWire(const core::Delivery& delivery, wire::Delivery::Builder out) {
+  toWire(delivery.message, delivery.deliveries, out);
+  out.setDeliveryId(delivery.deliveryId);
+}
+
+void toWire(const std::vector<core::Delivery>& deliveries,
+            capnp::List<wire::Delivery>::Builder out) {
+  for (unsigned i = 0; i < deliveries.size(); ++i)
+    toWire(deliveries[i], out[i]);
+}
+
 }  // namespace sluice::rpc

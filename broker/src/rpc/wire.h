@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <capnp/blob.h>
 
@@ -36,5 +37,9 @@ void toWire(const core::GroupView& view, wire::GroupInfo::Builder out);
 void toWire(const core::TopicView& view, wire::TopicInfo::Builder out);
 void toWire(const core::StatsView& view, wire::BrokerStats::Builder out);
 void toWire(const StoredMessageData& message, uint32_t deliveries, wire::Delivery::Builder out);
+// A delivery to a consumer: the message, its delivery count and its deliveryId.
+void toWire(const core::Delivery& delivery, wire::Delivery::Builder out);
+void toWire(const std::vector<core::Delivery>& deliveries,
+            capnp::List<wire::Delivery>::Builder out);
 
 }  // namespace sluice::rpc

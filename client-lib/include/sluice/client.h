@@ -24,6 +24,7 @@ namespace sluice {
 namespace detail {
 class Connection;
 class SubscriptionState;
+struct Settlement;
 }  // namespace detail
 
 // Connection options. Each field states its default.
@@ -47,7 +48,9 @@ struct ProducerOptions {
 struct SubscribeOptions {
   // Where the group starts if this call creates it. Default: earliest retained message.
   StartPosition start = StartPosition::earliest();
-  // Messages delivered to this consumer and not yet acknowledged, at most (1..65536). Default 256.
+  // Messages delivered to this consumer and not yet acknowledged, at most (1..65536). Default
+  // 256. 0 makes a fetch consumer: the broker sends it nothing unasked, and it takes messages
+  // with Consumer::fetch() (or receive(), which fetches one). Not with a handler.
   uint32_t prefetch = 256;
   // Unacknowledged longer than this, a message is redelivered (1 ms .. 24 h). Default 30 s.
   std::chrono::milliseconds ackTimeout{30000};
@@ -86,8 +89,19 @@ class Message {
   // As nack(), without waiting.
   std::future<Result<void>> nackAsync(
       std::chrono::milliseconds delay = std::chrono::milliseconds(0)) const;
+  // Lease renewal for a long job: the broker will not redeliver the message before `extend`
+  // from now (0: the subscription's ack timeout; at most 24 h). Call it again before that
+  // passes to keep the message. Writes nothing to disk: if the broker restarts, the message
+  // is redelivered as every held one is.
+  // Errors: as ack(); kInvalidArgument (extend above 24 h).
+  Result<void> inProgress(std::chrono::milliseconds extend = std::chrono::milliseconds(0)) const;
+  // As inProgress(), without waiting.
+  std::future<Result<void>> inProgressAsync(
+      std::chrono::milliseconds extend = std::chrono::milliseconds(0)) const;
 
  private:
+  Result<void> settle(const char* what, const detail::Settlement& settlement) const;
+  std::future<Result<void>> settleAsync(const detail::Settlement& settlement) const;
   friend class detail::SubscriptionState;
   friend class detail::Connection;
   uint64_t offset_ = 0;
@@ -143,6 +157,14 @@ class Consumer {
   // Errors: kTimeout (nothing arrived), kDisconnected, kTopicNotFound / kGroupNotFound (the
   //         topic or group was deleted), kInvalidArgument (a consumer in callback mode).
   Result<Message> receive(std::chrono::milliseconds timeout);
+  // A fetch consumer's pull (subscribed with prefetch 0): returns `max` messages (1..65536) as
+  // soon as that many are available, or fewer (perhaps none) once `timeout` (at most 5 min)
+  // passes. The broker hands this consumer exactly the messages returned, each to be acked or
+  // nacked; nothing else is held for it. Holding more than 65536 unacknowledged is refused.
+  // Errors: kInvalidArgument (max 0 or above 65536, timeout negative or above 5 min, a
+  //         consumer with prefetch or a handler), kLimitExceeded, kTopicNotFound /
+  //         kGroupNotFound (deleted), kDisconnected, kTimeout (the broker did not answer).
+  Result<std::vector<Message>> fetch(uint32_t max, std::chrono::milliseconds timeout);
   // Ends the subscription; idempotent. Messages not yet received are redelivered to others.
   void close();
   // The broker's id for this consumer (shown by `sluice groups describe`).
@@ -225,7 +247,8 @@ class Client {
 
   Producer producer(ProducerOptions options = {});
   Admin admin();
-  // Joins (creating if needed) `group` on `topic` as a pull consumer: use receive().
+  // Joins (creating if needed) `group` on `topic` as a pull consumer: use receive(), or
+  // fetch() with options.prefetch 0.
   // Errors: kInvalidArgument, kTopicNotFound, kLimitExceeded, kDisconnected, kTimeout.
   Result<Consumer> subscribe(std::string_view topic, std::string_view group,
                              SubscribeOptions options = {});

@@ -234,14 +234,148 @@ TEST_CASE("group reset and delete refuse while consumers are connected", "[core]
   CHECK(h.wait(h.broker().deleteGroup("orders", "nope")).status().code() == Code::kGroupNotFound);
 }
 
-TEST_CASE("a subscribe with prefetch 0 is refused with the rule", "[core]") {
+TEST_CASE("a subscribe with prefetch above the limit is refused with the rule", "[core]") {
   Harness h;
   h.createTopic("orders");
   RecordingSink sink;
-  auto id = h.broker().subscribe("orders", "billing", StartAt{}, 0, 1000, sink, "test");
+  auto id = h.broker().subscribe("orders", "billing", StartAt{}, 65537, 1000, sink, "test");
   REQUIRE_FALSE(id.ok());
   CHECK(id.status().code() == Code::kInvalidArgument);
-  CHECK_THAT(id.status().message(), Contains("prefetch must be 1-65536, got 0"));
+  CHECK_THAT(id.status().message(),
+             Contains("prefetch must be 1-65536 (or 0 for a fetch consumer), got 65537"));
+}
+
+TEST_CASE("a fetch consumer is sent exactly what it fetches", "[core]") {
+  Harness h;
+  h.createTopic("orders");
+  h.publish("orders", 10);
+  RecordingSink sink;
+  uint64_t id = h.subscribe("orders", "billing", sink, /*prefetch=*/0);
+  CHECK(sink.received.empty());  // Nothing is pushed.
+
+  auto three = h.wait(h.broker().fetch(id, 3, 1000));
+  REQUIRE(three.ok());
+  REQUIRE(three.value().size() == 3);
+  CHECK(three.value()[0].message.offset == 1);
+  CHECK(three.value()[2].message.offset == 3);
+  CHECK(three.value()[0].deliveryId != 0);
+  h.settle();
+  auto group = h.broker().describeGroup("orders", "billing").value();
+  CHECK(group.consumers.at(0).inFlight == 3);  // Exactly the three answered; nothing else.
+  CHECK(group.position == 4);
+  CHECK(sink.received.empty());
+
+  // More than is there: the answer comes at the timeout with what there was.
+  auto start = std::chrono::steady_clock::now();
+  auto rest = h.wait(h.broker().fetch(id, 20, 100));
+  REQUIRE(rest.ok());
+  CHECK(rest.value().size() == 7);
+  CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(100));
+  CHECK(h.wait(h.broker().ack(id, {1, 2, 3},
+                              {three.value()[0].deliveryId, three.value()[1].deliveryId,
+                               three.value()[2].deliveryId}))
+            .empty());
+
+  // A fetch waiting when a message is published answers as soon as it has all it asked for.
+  auto waiting = h.broker().fetch(id, 2, 60000);
+  h.publish("orders", 2);
+  start = std::chrono::steady_clock::now();
+  auto two = h.wait(std::move(waiting));
+  REQUIRE(two.ok());
+  CHECK(two.value().size() == 2);
+  CHECK(two.value()[0].message.offset == 11);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(30));
+}
+
+TEST_CASE("fetch refuses what breaks its rules and changes nothing", "[core]") {
+  Harness h;
+  h.createTopic("orders");
+  h.publish("orders", 2);
+  RecordingSink pushed, pulled;
+  uint64_t push = h.subscribe("orders", "billing", pushed, 10);
+  uint64_t pull = h.subscribe("orders", "audit", pulled, 0);
+  auto code = [&](uint64_t consumer, uint32_t max, uint32_t timeoutMs) {
+    auto answer = h.wait(h.broker().fetch(consumer, max, timeoutMs));
+    REQUIRE_FALSE(answer.ok());
+    return answer.status();
+  };
+  CHECK_THAT(code(push, 1, 0).message(), Contains("this one has prefetch 10"));
+  CHECK(code(pull, 0, 0).code() == Code::kInvalidArgument);
+  CHECK_THAT(code(pull, 65537, 0).message(), Contains("fetch takes 1-65536 messages, got 65537"));
+  CHECK_THAT(code(pull, 1, 300001).message(),
+             Contains("fetch timeout must be at most 300000 ms, got 300001"));
+  auto first = h.broker().fetch(pull, 5, 60000);
+  h.settle();
+  CHECK_THAT(code(pull, 1, 0).message(), Contains("a fetch is already waiting"));
+  // Nothing was taken by the refused calls: the waiting fetch got both messages.
+  h.publish("orders", 3);
+  auto answer = h.wait(std::move(first));
+  REQUIRE(answer.ok());
+  CHECK(answer.value().size() == 5);
+  CHECK(answer.value()[0].message.offset == 1);
+  auto full = code(pull, 65532, 0);
+  CHECK(full.code() == Code::kLimitExceeded);
+  CHECK_THAT(full.message(), Contains("would hold 65537 unacknowledged messages"));
+}
+
+TEST_CASE("a fetch ends with the error when its topic is deleted", "[core]") {
+  Harness h;
+  h.createTopic("orders");
+  RecordingSink sink;
+  uint64_t id = h.subscribe("orders", "billing", sink, 0);
+  auto waiting = h.broker().fetch(id, 1, 60000);
+  REQUIRE(h.wait(h.broker().deleteTopic("orders")).ok());
+  auto answer = h.wait(std::move(waiting));
+  REQUIRE_FALSE(answer.ok());
+  CHECK(answer.status().code() == Code::kTopicNotFound);
+  h.broker().unsubscribe(id);
+}
+
+TEST_CASE("fetched messages count their ack timeout from the answer", "[core]") {
+  Harness h;
+  h.createTopic("orders");
+  h.publish("orders", 1);
+  RecordingSink sink;
+  uint64_t id = h.subscribe("orders", "billing", sink, 0, /*ackTimeoutMs=*/100);
+  // The fetch waits 300 ms for a second message; the first must not time out meanwhile.
+  auto answer = h.wait(h.broker().fetch(id, 2, 300));
+  REQUIRE(answer.ok());
+  REQUIRE(answer.value().size() == 1);
+  const Delivery& message = answer.value()[0];
+  CHECK(message.deliveries == 1);
+  CHECK(h.wait(h.broker().ack(id, {1}, {message.deliveryId})).empty());
+}
+
+TEST_CASE("inProgress keeps a held message from redelivery and follows the rules", "[core]") {
+  Harness h;
+  h.createTopic("orders");
+  h.publish("orders", 1);
+  RecordingSink sink;
+  uint64_t id = h.subscribe("orders", "billing", sink, 10, /*ackTimeoutMs=*/150);
+  REQUIRE(sink.received.size() == 1);
+  uint64_t delivery = sink.received[0].deliveryId;
+  // Renewed every 50 ms for 600 ms (four ack timeouts): never redelivered.
+  auto& timer = h.timer();
+  auto until = timer.now() + 600 * kj::MILLISECONDS;
+  while (timer.now() < until) {
+    REQUIRE(h.broker().inProgress(id, {1}, 0, {delivery}).empty());
+    timer.afterDelay(50 * kj::MILLISECONDS).wait(h.waitScope());
+    CHECK(sink.received.size() == 1);
+  }
+  // An explicit extension, then the rules: a stale id, an unknown offset, too long.
+  CHECK(h.broker().inProgress(id, {1}, 1000, {delivery}).empty());
+  auto stale = h.broker().inProgress(id, {1}, 0, {delivery + 1000});
+  REQUIRE(stale.size() == 1);
+  CHECK(stale[0].status.code() == Code::kStaleDelivery);
+  auto unknown = h.broker().inProgress(id, {7}, 0, {});
+  REQUIRE(unknown.size() == 1);
+  CHECK(unknown[0].status.code() == Code::kNotPending);
+  auto tooLong = h.broker().inProgress(id, {1}, 86400001, {delivery});
+  REQUIRE(tooLong.size() == 1);
+  CHECK_THAT(tooLong[0].status.message(), Contains("at most 86400000 ms (24h), got 86400001"));
+  // Without renewal the ack timeout redelivers it.
+  REQUIRE(h.eventually([&] { return sink.received.size() == 2; }));
+  CHECK(sink.received[1].deliveries == 2);
 }
 
 TEST_CASE("deleting a topic closes its consumers", "[core]") {

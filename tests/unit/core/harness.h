@@ -72,6 +72,8 @@ class Harness {
   }
 
   Broker& broker() { return *broker_; }
+  kj::Timer& timer() { return io_.provider->getTimer(); }
+  kj::WaitScope& waitScope() { return io_.waitScope; }
   store::Writer& writer() { return *writer_; }
 
   template <typename T>
