@@ -1,5 +1,6 @@
 // `sluice consume`: joins a consumer group, prints each message, then acknowledges it (or
-// not, or nacks it). Stops after --count messages, after --wait without messages, or on
+// not, or nacks it); or, with --exec, hands each to a command and acks or nacks it by the
+// command's exit status. Stops after --count messages, after --wait without messages, or on
 // SIGINT/SIGTERM; unacknowledged messages are then redelivered by the broker.
 
 #include <signal.h>
@@ -12,6 +13,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "exec.h"
 #include "format.h"
 #include "json.h"
 #include "parse.h"
@@ -47,6 +49,8 @@ struct ConsumeArgs {
   std::string wait;
   bool noAck = false;
   bool nack = false;
+  std::string exec;
+  std::string ackTimeout;
 };
 
 void printMessage(Context& context, const Message& message) {
@@ -71,10 +75,16 @@ int runConsume(Context& context, const ConsumeArgs& args) {
       context.fail(existing.error());
     }
   }
+  if (!args.ackTimeout.empty()) options.ackTimeout = *parseDuration(args.ackTimeout).value;
   // With --count, a fetch consumer: the broker hands over exactly the messages fetched, so
-  // stopping at N leaves nothing else held (or counted as a delivery) for this command.
-  const bool fetching = args.count > 0;
+  // stopping at N leaves nothing else held (or counted as a delivery) for this command. With
+  // --exec too, one message at a time, so none waits (its ack timeout running) behind a job.
+  const bool running = !args.exec.empty();
+  const bool fetching = args.count > 0 || running;
   if (fetching) options.prefetch = 0;
+  const uint64_t fetchBatch = running ? 1 : kFetchBatch;
+  // Renewed twice per ack timeout, so one late renewal does not lose the message.
+  const auto renewEvery = std::max(options.ackTimeout / 2, std::chrono::milliseconds(1));
   std::optional<std::chrono::milliseconds> wait;
   if (!args.wait.empty()) wait = *parseDuration(args.wait).value;
 
@@ -86,7 +96,8 @@ int runConsume(Context& context, const ConsumeArgs& args) {
   auto next = [&](std::chrono::milliseconds slice) -> Result<Message> {
     if (!fetching) return consumer.receive(slice);
     if (fetched.empty()) {
-      auto want = static_cast<uint32_t>(std::min<uint64_t>(args.count - received, kFetchBatch));
+      uint64_t left = args.count > 0 ? args.count - received : fetchBatch;
+      auto want = static_cast<uint32_t>(std::min<uint64_t>(left, fetchBatch));
       auto batch = consumer.fetch(want, slice);
       if (!batch.ok()) return batch.error();
       for (Message& message : batch.value())
@@ -112,11 +123,26 @@ int runConsume(Context& context, const ConsumeArgs& args) {
       context.fail(got.error());
     }
     const Message& message = got.value();
-    printMessage(context, message);
+    bool nack = args.nack;
+    if (running) {
+      JobOutcome job = runJob(args.exec, message, renewEvery);
+      if (!job.startProblem.empty()) context.fail(Error{ErrorCode::kInternal, job.startProblem});
+      if (job.renewFailure) {
+        context.note("warning: offset " + std::to_string(message.offset()) +
+                     ": renewing its lease failed: " + job.renewFailure->toString());
+      }
+      if (job.exitCode != 0) {
+        nack = true;
+        context.note("note: offset " + std::to_string(message.offset()) + ": the command exited " +
+                     std::to_string(job.exitCode) + "; nacked for redelivery");
+      }
+    } else {
+      printMessage(context, message);
+    }
     ++received;
     lastActivity = std::chrono::steady_clock::now();
     if (args.noAck) continue;
-    Result<void> settled = args.nack ? message.nack() : message.ack();
+    Result<void> settled = nack ? message.nack() : message.ack();
     if (!settled.ok()) {
       ErrorCode code = settled.error().code;
       if (code != ErrorCode::kNotPending && code != ErrorCode::kStaleDelivery) {
@@ -140,9 +166,13 @@ void addConsumeCommand(CLI::App& app, Context& context) {
   cmd->footer(
       "--from applies when this command creates the group; move an existing group with\n"
       "`sluice groups reset`. Ctrl-C stops; unacknowledged messages are redelivered.\n"
+      "--exec runs CMD for one message at a time with SLUICE_TOPIC, SLUICE_OFFSET,\n"
+      "SLUICE_DELIVERIES, SLUICE_TIMESTAMP_MS, SLUICE_KEY and SLUICE_ID set, and renews the\n"
+      "message's lease twice per ack timeout while CMD runs.\n"
       "Examples:\n"
       "  sluice consume orders --group billing\n"
-      "  sluice consume orders --group audit --from 2024-05-01T00:00:00Z --count 100 --json");
+      "  sluice consume orders --group audit --from 2024-05-01T00:00:00Z --count 100 --json\n"
+      "  sluice consume jobs --group workers --exec './resize-image' --ack-timeout 1m");
   cmd->add_option("TOPIC", args->topic, "Topic to consume")->required();
   cmd->add_option("--group,-g", args->group, "Consumer group (created if missing)")
       ->required()
@@ -161,6 +191,15 @@ void addConsumeCommand(CLI::App& app, Context& context) {
       cmd->add_flag("--no-ack", args->noAck, "Do not acknowledge (messages are redelivered)");
   CLI::Option* nack = cmd->add_flag("--nack", args->nack, "Nack each message after printing");
   noAck->excludes(nack);
+  CLI::Option* exec = cmd->add_option(
+      "--exec", args->exec,
+      "Run CMD (with /bin/sh) per message, payload on stdin: ack if it exits 0, else nack");
+  exec->type_name("CMD");
+  exec->excludes(noAck)->excludes(nack);
+  cmd->add_option("--ack-timeout", args->ackTimeout,
+                  "Redeliver a message not acked within DUR (default 30s); --exec renews it")
+      ->check(durationValidator())
+      ->type_name("DUR");
   cmd->callback([&context, args] {
     context.action = [&context, args] { return runConsume(context, *args); };
   });

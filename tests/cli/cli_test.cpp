@@ -63,6 +63,13 @@ struct Broker {
   }
 };
 
+std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 RunResult runCli(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
   args.insert(args.begin(), SLUICE_CLI_BIN);
   RunResult result = sluice::test::runProcess(args, "", env);
@@ -582,6 +589,45 @@ TEST_CASE("consume prints, acks, and honours --count, --wait, --no-ack and --nac
     REQUIRE(got.size() == 1);
     CHECK(got[0]["offset"] == 2);
   }
+}
+
+TEST_CASE("consume --exec acks by the command's exit status and renews long jobs' leases",
+          "[cli]") {
+  Broker broker;
+  broker.ok({"topics", "create", "jobs"});
+  broker.ok({"publish", "jobs", "--key", "k1", "--id", "job-1", "first"});
+  TempDir out;
+  const std::string payload = out.path() + "/payload", env = out.path() + "/env";
+
+  // The job lasts over three ack timeouts: renewed, it stays this consumer's and is acked.
+  RunResult ran = broker.run({"consume", "jobs", "-g", "workers", "--count", "1", "--ack-timeout",
+                              "200ms", "--exec",
+                              "sleep 0.7; cat > " + payload +
+                                  "; echo \"$SLUICE_TOPIC $SLUICE_OFFSET $SLUICE_DELIVERIES "
+                                  "$SLUICE_KEY $SLUICE_ID\" > " +
+                                  env});
+  INFO("stderr: " << ran.stderrText);
+  CHECK(ran.exitCode == 0);
+  CHECK(ran.stderrText.find("warning") == std::string::npos);
+  CHECK(readFile(payload) == "first");
+  CHECK(readFile(env) == "jobs 1 1 k1 job-1\n");
+  Json group = broker.okJson({"groups", "describe", "jobs", "workers"});
+  CHECK(group["pending"] == 0);
+  CHECK(group["redelivered"] == 0);
+
+  // A failing command nacks: the message comes again, as its second delivery.
+  broker.ok({"publish", "jobs", "second"});
+  RunResult failed =
+      broker.run({"consume", "jobs", "-g", "workers", "--count", "1", "--exec", "exit 3"});
+  CHECK(failed.exitCode == 0);
+  CHECK_THAT(failed.stderrText, Contains("offset 2: the command exited 3; nacked"));
+  auto again = jsonLines(broker.ok({"consume", "jobs", "-g", "workers", "--count", "1", "--json"}));
+  REQUIRE(again.size() == 1);
+  CHECK(again[0]["offset"] == 2);
+  CHECK(again[0]["deliveries"] == 2);
+
+  RunResult usage = broker.run({"consume", "jobs", "-g", "w", "--exec", "true", "--no-ack"});
+  CHECK(usage.exitCode == 2);
 }
 
 TEST_CASE("peek reads by offset without touching any group", "[cli]") {
