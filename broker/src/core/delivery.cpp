@@ -51,6 +51,13 @@ Status subscriptionGone() {
   return Status(Code::kTopicNotFound, "the topic or group of this subscription was deleted");
 }
 
+// What an ack, nack or inProgress call may fail with as a whole.
+std::optional<Status> checkSettling(const Consumer* consumer, size_t offsets, size_t ids) {
+  if (consumer == nullptr || consumer->group == nullptr) return subscriptionGone();
+  if (ids != 0 && ids != offsets) return deliveryIdsMismatch(offsets, ids);
+  return std::nullopt;
+}
+
 std::vector<OffsetFailure> failAll(const std::vector<Named>& named, const Status& why) {
   std::vector<OffsetFailure> failures;
   for (const auto& [offset, deliveryId] : named)
@@ -283,10 +290,8 @@ kj::Promise<std::vector<OffsetFailure>> GroupDelivery::ack(uint64_t consumerId,
                                                            std::vector<uint64_t> deliveryIds) {
   std::vector<Named> named = pair(offsets, deliveryIds);
   Consumer* consumer = consumerOf(consumerId);
-  if (consumer == nullptr || consumer->group == nullptr) return failAll(named, subscriptionGone());
-  if (!deliveryIds.empty() && deliveryIds.size() != offsets.size()) {
-    return failAll(named, deliveryIdsMismatch(offsets.size(), deliveryIds.size()));
-  }
+  if (auto refused = checkSettling(consumer, offsets.size(), deliveryIds.size()))
+    return failAll(named, *refused);
   Group& group = *consumer->group;
   std::vector<OffsetFailure> failures;
   std::vector<Named> done;
@@ -321,10 +326,8 @@ kj::Promise<std::vector<OffsetFailure>> GroupDelivery::nack(uint64_t consumerId,
                                                             std::vector<uint64_t> deliveryIds) {
   std::vector<Named> named = pair(offsets, deliveryIds);
   Consumer* consumer = consumerOf(consumerId);
-  if (consumer == nullptr || consumer->group == nullptr) return failAll(named, subscriptionGone());
-  if (!deliveryIds.empty() && deliveryIds.size() != offsets.size()) {
-    return failAll(named, deliveryIdsMismatch(offsets.size(), deliveryIds.size()));
-  }
+  if (auto refused = checkSettling(consumer, offsets.size(), deliveryIds.size()))
+    return failAll(named, *refused);
   if (delayMs > ctx_.limits().maxNackDelayMs) {
     return failAll(
         named, Status(Code::kInvalidArgument, "nack delay must be at most 24h (86400000 ms), got " +
@@ -360,10 +363,8 @@ std::vector<OffsetFailure> GroupDelivery::inProgress(uint64_t consumerId,
                                                      std::vector<uint64_t> deliveryIds) {
   std::vector<Named> named = pair(offsets, deliveryIds);
   Consumer* consumer = consumerOf(consumerId);
-  if (consumer == nullptr || consumer->group == nullptr) return failAll(named, subscriptionGone());
-  if (!deliveryIds.empty() && deliveryIds.size() != offsets.size()) {
-    return failAll(named, deliveryIdsMismatch(offsets.size(), deliveryIds.size()));
-  }
+  if (auto refused = checkSettling(consumer, offsets.size(), deliveryIds.size()))
+    return failAll(named, *refused);
   if (extendMs > ctx_.limits().maxAckTimeoutMs) {
     return failAll(
         named, Status(Code::kInvalidArgument, "an ack deadline can be extended by at most " +
