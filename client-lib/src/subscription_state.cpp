@@ -95,8 +95,9 @@ Result<std::vector<Message>> SubscriptionState::fetch(uint32_t max,
       if (out.empty()) return *ended_;
       return out;
     }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+    // Rounded up: the call returns only once the whole timeout has passed.
+    auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (asked && left.count() <= 0) return out;
     left = std::max(left, std::chrono::milliseconds(0));
     asked = true;

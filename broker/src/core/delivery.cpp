@@ -4,6 +4,8 @@
 #include <map>
 #include <tuple>
 
+#include <kj/time.h>
+
 #include "core/log.h"
 #include "core/names.h"
 
@@ -427,6 +429,9 @@ kj::Promise<Result<std::vector<Delivery>>> GroupDelivery::fetch(uint64_t consume
                                          " unacknowledged messages; at most " +
                                          std::to_string(limits.maxPrefetch) + ": ack some first"));
   }
+  // From the clock, not the timer's notion of now (the time of the loop's last wakeup), so the
+  // answer never comes before the timeout has passed.
+  kj::TimePoint notBefore = kj::systemPreciseMonotonicClock().now() + timeoutMs * kj::MILLISECONDS;
   auto full = kj::newPromiseAndFulfiller<void>();
   uint64_t seq = ++consumer->fetches;
   consumer->fetch = Consumer::Fetch{seq, max, 0, {}, {}, kj::mv(full.fulfiller)};
@@ -448,7 +453,7 @@ kj::Promise<Result<std::vector<Delivery>>> GroupDelivery::fetch(uint64_t consume
     }
     return Answer(std::move(done.got));
   };
-  return fetches_.wrap(full.promise.exclusiveJoin(timer_.afterDelay(timeoutMs * kj::MILLISECONDS))
+  return fetches_.wrap(full.promise.exclusiveJoin(timer_.atTime(notBefore))
                            .then([take]() -> Answer {
                              if (auto answer = take()) return std::move(*answer);
                              return Answer(subscriptionGone());
