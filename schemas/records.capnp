@@ -30,6 +30,8 @@ struct StoredMessage {
   headers @3 :List(StoredHeader);
   payload @4 :Data;
   id @5 :Text;
+  delayMs @6 :UInt32;           # Delivered from timestampMs + delayMs on (0: at once). Fits
+                                # beside hasKey, so it costs no bytes.
 }
 
 struct StoredTopic {
@@ -75,6 +77,7 @@ struct LoggedMessage {
   payload @4 :Data;
   id @5 :Text;
   dedupExpiresMs @6 :Int64;     # > 0: remember `id` until this time.
+  delayMs @7 :UInt32;           # As StoredMessage.delayMs.
 }
 
 struct WriteOp {

@@ -42,6 +42,10 @@ struct PublishMessage {
   hasKey @2 :Bool;          # Distinguishes an empty key from no key.
   headers @3 :List(Header);
   id @4 :Text;              # Producer message id for deduplication; empty for none.
+  deliverAtMs @5 :Int64;    # Delayed delivery: no group gets it before this Unix time; 0: at
+                            # once; in the past: at once; at most 30 days ahead.
+  delayMs @6 :UInt32;       # Or: no group gets it before this long after the publish (at most
+                            # 30 days). Not both.
 }
 
 struct PublishAck {
@@ -127,6 +131,7 @@ struct Delivery {
   deliveries @6 :UInt32;        # 1 on first delivery; 0 when read by peek.
   id @7 :Text;
   deliveryId @8 :UInt64;        # Names this delivery in ack and nack (unique per broker run); 0 from peek.
+  deliverAtMs @9 :Int64;        # A delayed message's delivery time; 0 for one sent at once.
 }
 
 struct BrokerStats {

@@ -93,6 +93,10 @@ CLI::Validator durationValidator() {
   return validatorFrom("DUR", [](const std::string& t) { return parseDuration(t); });
 }
 
+CLI::Validator timeValidator() {
+  return validatorFrom("TIME", [](const std::string& t) { return parseRfc3339(t); });
+}
+
 CLI::Validator sizeValidator() {
   return validatorFrom("SIZE", [](const std::string& t) { return parseSize(t); });
 }

@@ -85,6 +85,7 @@ class Context {
 // CLI11 validators that accept exactly what parse.h parses; their messages name the value.
 CLI::Validator durationValidator();
 CLI::Validator sizeValidator();
+CLI::Validator timeValidator();  // RFC 3339
 CLI::Validator startPositionValidator();
 CLI::Validator headerValidator();
 CLI::Validator brokerAddressValidator();

@@ -120,6 +120,7 @@ Json messageToJson(const Message& message) {
   }
   out["deliveries"] = message.deliveries();
   out["id"] = nullIfEmpty(message.id());
+  if (message.deliverAtMs() != 0) out["deliver_at_ms"] = message.deliverAtMs();
   return out;
 }
 

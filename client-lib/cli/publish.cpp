@@ -39,6 +39,8 @@ struct PublishArgs {
   uint64_t count = 0;
   CLI::Option* countOption = nullptr;
   std::string size;
+  std::string delay;
+  std::string at;
 };
 
 OutgoingMessage baseMessage(const PublishArgs& args) {
@@ -46,6 +48,8 @@ OutgoingMessage baseMessage(const PublishArgs& args) {
   if (args.keyOption->count() > 0) message.key = args.key;
   for (const auto& header : args.headers)
     message.headers.insert(*parseHeader(header).value);
+  if (!args.delay.empty()) message.delay = *parseDuration(args.delay).value;
+  if (!args.at.empty()) message.deliverAtMs = *parseRfc3339(args.at).value;
   return message;
 }
 
@@ -266,7 +270,8 @@ void addPublishCommand(CLI::App& app, Context& context) {
       "Examples:\n"
       "  sluice publish orders '{\"id\":1}' --key customer-7 --header source=web\n"
       "  sluice publish orders --lines --id import-2024-05 < orders.jsonl\n"
-      "  sluice publish orders --count 100000 --size 1KiB");
+      "  sluice publish orders --count 100000 --size 1KiB\n"
+      "  sluice publish reminders '{\"user\":7}' --delay 1h");
   cmd->add_option("TOPIC", args->topic, "Topic to publish to")->required();
   args->messageOption = cmd->add_option("MESSAGE", args->message, "Payload (else stdin)");
   args->keyOption = cmd->add_option("--key", args->key, "Message key")->type_name("K");
@@ -289,6 +294,17 @@ void addPublishCommand(CLI::App& app, Context& context) {
       cmd->add_option("--size", args->size, "Payload size of generated messages (default 100)")
           ->check(sizeValidator())
           ->type_name("BYTES");
+  CLI::Option* delay =
+      cmd->add_option("--delay", args->delay,
+                      "Delayed delivery: no group gets the message(s) before DUR (at most 30d)")
+          ->check(durationValidator())
+          ->type_name("DUR");
+  cmd->add_option("--at", args->at,
+                  "Delayed delivery: no group gets the message(s) before TIME (RFC 3339; past: "
+                  "at once)")
+      ->check(timeValidator())
+      ->type_name("TIME")
+      ->excludes(delay);
   size->needs(args->countOption);
   file->excludes(args->messageOption);
   lines->excludes(args->messageOption);

@@ -1,5 +1,7 @@
 #include "convert.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <utility>
 #include <vector>
 
@@ -77,6 +79,9 @@ void toWire(const OutgoingMessage& message, wire::PublishMessage::Builder out) {
     toWire(message.headers, out.initHeaders(static_cast<unsigned>(message.headers.size())));
   }
   if (!message.id.empty()) out.setId(asText(message.id));
+  out.setDeliverAtMs(message.deliverAtMs);
+  // The broker refuses delays beyond its limit with its own rule; negative ones mean at once.
+  out.setDelayMs(static_cast<uint32_t>(std::clamp<int64_t>(message.delay.count(), 0, UINT32_MAX)));
 }
 
 PublishAck fromWire(wire::PublishAck::Reader ack) {
@@ -118,6 +123,7 @@ DeliveryFields fromWire(wire::Delivery::Reader delivery) {
   out.id = toStd(delivery.getId());
   out.deliveries = delivery.getDeliveries();
   out.deliveryId = delivery.getDeliveryId();
+  out.deliverAtMs = delivery.getDeliverAtMs();
   return out;
 }
 

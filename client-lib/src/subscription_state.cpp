@@ -34,6 +34,7 @@ Message SubscriptionState::makeMessage(DeliveryFields fields, const std::string&
   message.id_ = std::move(fields.id);
   message.deliveries_ = fields.deliveries;
   message.deliveryId_ = fields.deliveryId;
+  message.deliverAtMs_ = fields.deliverAtMs;
   message.topic_ = topic;
   message.subscription_ = std::move(owner);
   return message;

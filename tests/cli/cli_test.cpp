@@ -591,6 +591,31 @@ TEST_CASE("consume prints, acks, and honours --count, --wait, --no-ack and --nac
   }
 }
 
+TEST_CASE("publish --delay and --at hold messages back from every group until their time",
+          "[cli]") {
+  Broker broker;
+  broker.ok({"topics", "create", "reminders"});
+  broker.ok({"publish", "reminders", "--delay", "400ms", "later"});
+  broker.ok({"publish", "reminders", "--at", "2001-01-01T00:00:00Z", "past"});  // At once.
+  auto first =
+      jsonLines(broker.ok({"consume", "reminders", "-g", "app", "--count", "1", "--json"}));
+  REQUIRE(first.size() == 1);
+  CHECK(first[0]["payload"] == "past");
+  CHECK_FALSE(first[0].contains("deliver_at_ms"));
+  auto second =
+      jsonLines(broker.ok({"consume", "reminders", "-g", "app", "--count", "1", "--json"}));
+  REQUIRE(second.size() == 1);
+  CHECK(second[0]["payload"] == "later");
+  int64_t deliverAt = second[0]["deliver_at_ms"];
+  CHECK(deliverAt == second[0]["timestamp_ms"].get<int64_t>() + 400);
+
+  RunResult tooLate = broker.run({"publish", "reminders", "--delay", "31d", "x"});
+  CHECK(tooLate.exitCode == 1);
+  CHECK_THAT(tooLate.stderrText, Contains("invalidArgument") && Contains("at most 30 days"));
+  CHECK(broker.run({"publish", "reminders", "--delay", "1s", "--at", "2030-01-01T00:00:00Z", "x"})
+            .exitCode == 2);
+}
+
 TEST_CASE("consume --exec acks by the command's exit status and renews long jobs' leases",
           "[cli]") {
   Broker broker;

@@ -1,6 +1,8 @@
 // Publishing, delivery to groups and consumers, acks, nacks and redelivery against a real
 // sluiced.
 
+#include <signal.h>
+
 #include <algorithm>
 #include <atomic>
 #include <future>
@@ -417,6 +419,62 @@ TEST_CASE("inProgress keeps a message from redelivery past its ack timeout", "[i
   CHECK_THAT(outcome(held->inProgress()), IsError(ErrorCode::kNotPending));
   checkNothingArrives(*holder, 2 * kAckTimeout);
   CHECK(describeGroup(broker.admin(), "jobs", "workers").redelivered == 0);
+}
+
+TEST_CASE("a delayed publish is acknowledged at once and delivered at its time, also after kill -9",
+          "[integration]") {
+  Broker broker;
+  createTopic(broker.admin(), "reminders");
+  OutgoingMessage later;
+  later.payload = "after the restart";
+  later.delay = 1500ms;
+  OutgoingMessage soon;
+  soon.payload = "soon";
+  soon.deliverAtMs = nowMs() + 300;
+  OutgoingMessage now;
+  now.payload = "now";
+  auto start = std::chrono::steady_clock::now();
+  auto acks = broker.producer().publishBatch("reminders", {later, soon, now});
+  INFO(outcome(acks));
+  REQUIRE(acks.ok());
+  CHECK(std::chrono::steady_clock::now() - start < 300ms);  // Not held until the time.
+
+  {
+    auto consumer = subscribe(broker.client(), "reminders", "app");
+    auto first = consumer.receive(5s);
+    REQUIRE(first.ok());
+    CHECK(first.value().payload() == "now");
+    CHECK(first.value().deliverAtMs() == 0);
+    auto second = consumer.receive(5s);
+    int64_t at = nowMs();
+    REQUIRE(second.ok());
+    CHECK(second.value().payload() == "soon");
+    CHECK(second.value().deliverAtMs() == soon.deliverAtMs);
+    CHECK(at >= soon.deliverAtMs);
+    ackAll({first.value(), second.value()});
+  }
+  broker.restart(SIGKILL);
+  auto consumer = subscribe(broker.client(), "reminders", "app");
+  auto last = consumer.receive(10s);
+  int64_t at = nowMs();
+  INFO(outcome(last));
+  REQUIRE(last.ok());
+  CHECK(last.value().payload() == "after the restart");
+  CHECK(last.value().deliveries() == 1);
+  CHECK(at >= last.value().deliverAtMs());
+  CHECK(last.value().deliverAtMs() >= last.value().timestampMs() + 1500);
+
+  // Beyond the limit, or both forms at once: refused, nothing stored.
+  OutgoingMessage tooLate;
+  tooLate.delay = std::chrono::hours(24 * 31);
+  CHECK_THAT(outcome(broker.producer().publish("reminders", tooLate)),
+             IsError(ErrorCode::kInvalidArgument));
+  OutgoingMessage both;
+  both.delay = 1s;
+  both.deliverAtMs = nowMs() + 1000;
+  CHECK_THAT(outcome(broker.producer().publish("reminders", both)),
+             IsError(ErrorCode::kInvalidArgument));
+  CHECK(describeTopic(broker.admin(), "reminders").lastOffset == 3);
 }
 
 TEST_CASE(

@@ -41,6 +41,18 @@ void driveEveryKindOfWrite(sluice::test::Broker& broker) {
     REQUIRE(ack.ok());
     CHECK(ack.value().duplicate == (i >= 10));
   }
+  // Delayed messages: one that a group passed (it waits in the group's due index), one not yet.
+  createTopic(admin, "later");
+  OutgoingMessage inAnHour;
+  inAnHour.payload = "in an hour";
+  inAnHour.delay = std::chrono::hours(1);
+  REQUIRE(producer.publish("later", inAnHour).ok());
+  {
+    Client client = broker.connect();
+    Consumer waiting = subscribe(client, "later", "app");
+    checkNothingArrives(waiting);
+  }
+  REQUIRE(producer.publish("later", inAnHour).ok());
   {
     Client client = broker.connect();
     SubscribeOptions options;

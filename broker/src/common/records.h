@@ -3,6 +3,7 @@
 // Plain-C++ forms of what the broker stores, shared by store/ (which persists them) and core/
 // (which keeps the live state). The on-disk encodings are in schemas/records.capnp.
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -14,8 +15,9 @@ namespace sluice {
 using TopicId = uint32_t;
 using Offset = uint64_t;  // Offsets start at 1; 0 means "none".
 
-constexpr uint32_t kDefaultMaxMessageSize = 1u << 20;      // 1 MiB
-constexpr uint64_t kDefaultDedupWindowMs = 2 * 60 * 1000;  // 2 minutes
+constexpr uint32_t kDefaultMaxMessageSize = 1u << 20;             // 1 MiB
+constexpr uint32_t kMaxDeliveryDelayMs = 30u * 24 * 3600 * 1000;  // 30 days
+constexpr uint64_t kDefaultDedupWindowMs = 2 * 60 * 1000;         // 2 minutes
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
@@ -68,10 +70,26 @@ struct MessageData {
   HeaderList headers;
   std::string payload;
   std::string id;  // Producer message id; empty for none.
+  // Delayed delivery: no group is sent the message before this Unix time (0: at once). As
+  // stored, it is at most kMaxDeliveryDelayMs after the message's timestamp.
+  int64_t deliverAtMs = 0;
+  // As a publish requested it, instead of deliverAtMs: from the publish's time. The broker
+  // turns it into deliverAtMs before building the append; it is never stored.
+  uint32_t delayMs = 0;
 
   // The bytes that count against maxBytes and maxMessageSize accounting.
   uint64_t accountedBytes() const;
 };
+
+// The stored form of deliverAtMs: milliseconds after the message's timestamp (0: at once).
+inline uint32_t storedDelayMs(int64_t timestampMs, int64_t deliverAtMs) {
+  if (deliverAtMs <= timestampMs) return 0;
+  return static_cast<uint32_t>(
+      std::min<int64_t>(deliverAtMs - timestampMs, int64_t{kMaxDeliveryDelayMs}));
+}
+inline int64_t deliverAtOf(int64_t timestampMs, uint32_t delayMs) {
+  return delayMs == 0 ? 0 : timestampMs + delayMs;
+}
 
 // A stored message, copied out of the store.
 struct StoredMessageData {

@@ -392,6 +392,8 @@ namespace {
 
 // A fetched message is held without a deadline until its fetch is answered.
 constexpr int64_t kNoDeadline = INT64_MAX;
+// Delayed messages one delivery pass moves to the due index at most.
+constexpr size_t kMaxScheduledPerPass = 4096;
 
 }  // namespace
 
@@ -546,9 +548,10 @@ void GroupDelivery::pump(Group& group) {
   size_t nextDue = 0;
   size_t members = group.consumers.size();
   uint64_t deliveredBefore = group.delivered;
+  std::optional<int64_t> scheduledDueMs;
   for (size_t k = 0; k < members; ++k) {
     Consumer& consumer = *group.consumers[(group.nextConsumer + k) % members];
-    fill(group, consumer, due, nextDue, *snapshot, batch, now);
+    fill(group, consumer, due, nextDue, *snapshot, batch, now, scheduledDueMs);
   }
   group.nextConsumer = (group.nextConsumer + 1) % members;
   if (dueKnown) {
@@ -561,17 +564,30 @@ void GroupDelivery::pump(Group& group) {
   // group cannot hold the event loop.
   bool more = nextDue < due.size() || group.position < topic.committedNext ||
               (group.nextDueMs && *group.nextDueMs <= now);
-  if (more && group.delivered > deliveredBefore) schedulePump(group);
+  if (more && (group.delivered > deliveredBefore || group.position != startPosition))
+    schedulePump(group);
   if (group.position != startPosition) batch.ops.push_back(PutGroupOp{group.record()});
+  if (batch.empty()) return;
+  if (scheduledDueMs) {
+    // Delayed messages are due from disk, so their time counts once they are committed there
+    // (as a release's does; see settled()).
+    ctx_.tasks.add(ctx_.commit(std::move(batch))
+                       .then([this, topic = topic.name, id = topic.id, name = group.name,
+                              dueMs = *scheduledDueMs](Result<uint64_t> committed) {
+                         Group* group = ctx_.findGroup(topic, id, name);
+                         if (group != nullptr && committed.ok()) group->noteDue(dueMs);
+                       }));
+    return;
+  }
   // Delivery state is written without waiting: a crash before this commits only means the
   // messages are delivered again (at-least-once), and the writer's FIFO order puts these
   // writes before any ack of the same messages.
-  if (!batch.empty()) ctx_.store.commitDetached(std::move(batch), "delivery state");
+  ctx_.store.commitDetached(std::move(batch), "delivery state");
 }
 
 void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>& due,
                          size_t& nextDue, const StoreSnapshot& snapshot, WriteBatch& batch,
-                         int64_t nowMs) {
+                         int64_t nowMs, std::optional<int64_t>& scheduledDueMs) {
   Topic& topic = *group.topic;
   const Limits& limits = ctx_.limits();
   const size_t window = std::min<size_t>(room(consumer), limits.maxDeliveryBatch);
@@ -581,7 +597,10 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
   const uint64_t byteBudget = limits.maxDeliveryBatchBytes - (fetching ? consumer.fetch->bytes : 0);
   std::vector<Delivery> out;
   uint64_t bytes = 0;
-  auto full = [&] { return out.size() >= window || bytes >= byteBudget; };
+  size_t scheduled = 0;  // Passed over, to the due index: bounded per pass too.
+  auto full = [&] {
+    return out.size() >= window || bytes >= byteBudget || scheduled >= kMaxScheduledPerPass;
+  };
   auto lease = [&](StoredMessageData message, uint32_t deliveries) {
     Lease& l = group.leases[message.offset];
     l = Lease{};  // A released lease: it has no owner.
@@ -621,8 +640,10 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
       batch.ops.push_back(RemovePendingOp{topic.id, group.name, entry.offset});
       continue;
     }
-    ++group.redelivered;
-    ctx_.metrics.redeliveredTotal.fetch_add(1, std::memory_order_relaxed);
+    if (entry.deliveries > 0) {  // Not a delayed message's first delivery.
+      ++group.redelivered;
+      ctx_.metrics.redeliveredTotal.fetch_add(1, std::memory_order_relaxed);
+    }
     lease(std::move(*message), entry.deliveries + 1);
   }
   while (!full() && group.position < topic.committedNext) {
@@ -635,6 +656,16 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
     for (StoredMessageData& message : messages) {
       if (message.offset >= topic.committedNext) break;  // Its publish is not answered yet.
       group.position = message.offset + 1;
+      if (message.data.deliverAtMs > nowMs) {
+        // Delayed: it waits in the due index, as a nacked message does, never delivered yet.
+        batch.ops.push_back(PutPendingOp{topic.id, group.name, message.offset, 0,
+                                         message.data.deliverAtMs, RedeliveryCause::kNone});
+        ++scheduled;
+        if (!scheduledDueMs || message.data.deliverAtMs < *scheduledDueMs)
+          scheduledDueMs = message.data.deliverAtMs;
+        if (full()) break;
+        continue;
+      }
       lease(std::move(message), 1);
     }
   }

@@ -87,9 +87,11 @@ class GroupDelivery {
   // The lease of `offset` that `consumer` may settle, naming delivery `deliveryId` (0: any).
   Result<Lease*> settleable(Group& group, const Consumer& consumer, Offset offset,
                             uint64_t deliveryId);
-  // Delivers what fits into `consumer`'s window; adds the delivery state to `batch`.
+  // Delivers what fits into `consumer`'s window; adds the delivery state to `batch`. Delayed
+  // messages it passes go to the due index; `scheduledDueMs` is the earliest of their times.
   void fill(Group& group, Consumer& consumer, std::vector<DueEntry>& due, size_t& nextDue,
-            const StoreSnapshot& snapshot, WriteBatch& batch, int64_t nowMs);
+            const StoreSnapshot& snapshot, WriteBatch& batch, int64_t nowMs,
+            std::optional<int64_t>& scheduledDueMs);
   std::vector<DueEntry> dueEntries(const Group& group, const StoreSnapshot& snapshot, int64_t nowMs,
                                    size_t max) const;
   // Releases the held message at `offset` into `batch`: due at `visibleAtMs`, or moved to the

@@ -43,6 +43,30 @@ Status TopicLog::topicRoom(uint32_t adding) const {
                 "the broker holds at most " + std::to_string(ctx_.limits().maxTopics) + " topics");
 }
 
+namespace {
+
+// A delivery time in the past means at once; one beyond the limit is refused.
+Status validateSchedule(const MessageData& message) {
+  const std::string limit = "at most 30 days (" + std::to_string(kMaxDeliveryDelayMs) + " ms)";
+  if (message.deliverAtMs != 0 && message.delayMs != 0) {
+    return Status(Code::kInvalidArgument, "set a delivery time or a delay, not both");
+  }
+  if (message.delayMs > kMaxDeliveryDelayMs) {
+    return Status(Code::kInvalidArgument, "the delivery delay must be " + limit + ", got " +
+                                              std::to_string(message.delayMs) + " ms");
+  }
+  int64_t now = wallClockMs();
+  if (message.deliverAtMs > now && message.deliverAtMs - now > int64_t{kMaxDeliveryDelayMs}) {
+    return Status(Code::kInvalidArgument, "the delivery time must be " + limit + " from now, got " +
+                                              std::to_string(message.deliverAtMs) + " (Unix ms), " +
+                                              std::to_string(message.deliverAtMs - now) +
+                                              " ms from now");
+  }
+  return Status();
+}
+
+}  // namespace
+
 Status TopicLog::validateBatch(std::string_view topic, const std::vector<MessageData>& messages,
                                uint32_t maxSize) const {
   uint64_t total = 0;
@@ -59,6 +83,11 @@ Status TopicLog::validateBatch(std::string_view topic, const std::vector<Message
     }
     if (auto problem = validateHeaders(message.headers)) {
       return Status(Code::kInvalidArgument, which() + ": " + *problem);
+    }
+    if (message.deliverAtMs != 0 || message.delayMs != 0) {
+      Status schedule = validateSchedule(message);
+      if (!schedule.ok())
+        return Status(Code::kInvalidArgument, which() + ": " + schedule.message());
     }
     uint64_t size = message.accountedBytes();
     if (size > maxSize) {
@@ -136,6 +165,11 @@ std::vector<PublishAckData> TopicLog::assign(Topic& topic, std::vector<MessageDa
       topic.bytes += size;
     }
     topic.lastTimestampMs = std::max(now, topic.lastTimestampMs);
+    // As stored (relative to the timestamp), so that replay builds the same message.
+    int64_t deliverAt = message.delayMs != 0 ? now + message.delayMs : message.deliverAtMs;
+    message.delayMs = 0;
+    message.deliverAtMs =
+        deliverAtOf(topic.lastTimestampMs, storedDelayMs(topic.lastTimestampMs, deliverAt));
     op.messages.push_back(
         AppendedMessage{topic.lastTimestampMs, std::move(message), dedupExpiresMs});
     acks.push_back({offset, false});
@@ -198,6 +232,8 @@ AppendTicket TopicLog::appendInternal(WriteBatch& batch, Topic& topic, MessageDa
     topic.bytes += size;
   }
   topic.lastTimestampMs = std::max(nowMs, topic.lastTimestampMs);
+  message.deliverAtMs = 0;  // A dead letter is deliverable at once.
+  message.delayMs = 0;
   AppendOp op{topic.id, topic.name, offset, {}};
   op.messages.push_back(AppendedMessage{topic.lastTimestampMs, std::move(message), 0});
   batch.ops.push_back(std::move(op));

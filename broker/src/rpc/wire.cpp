@@ -55,6 +55,8 @@ MessageData fromWire(wire::PublishMessage::Reader in) {
     out.headers.emplace_back(toString(header.getKey()), toString(header.getValue()));
   }
   out.id = toString(in.getId());
+  out.deliverAtMs = in.getDeliverAtMs();
+  out.delayMs = in.getDelayMs();
   return out;
 }
 
@@ -140,6 +142,7 @@ void toWire(const StoredMessageData& in, uint32_t deliveries, wire::Delivery::Bu
   out.setPayload(asData(in.data.payload));
   out.setDeliveries(deliveries);
   out.setId(in.data.id);
+  out.setDeliverAtMs(in.data.deliverAtMs);
 }
 
 void toWire(const core::Delivery& delivery, wire::Delivery::Builder out) {

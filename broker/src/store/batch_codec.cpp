@@ -68,6 +68,7 @@ void setMessage(records::LoggedMessage::Builder out, const core::AppendedMessage
   out.setPayload(data(m.data.payload));
   if (!m.data.id.empty()) out.setId(text(m.data.id));
   out.setDedupExpiresMs(m.dedupExpiresMs);
+  out.setDelayMs(storedDelayMs(m.timestampMs, m.data.deliverAtMs));
 }
 
 core::AppendedMessage getMessage(records::LoggedMessage::Reader in) {
@@ -79,6 +80,7 @@ core::AppendedMessage getMessage(records::LoggedMessage::Reader in) {
   m.data.payload = str(in.getPayload());
   m.data.id = str(in.getId());
   m.dedupExpiresMs = in.getDedupExpiresMs();
+  m.data.deliverAtMs = deliverAtOf(m.timestampMs, in.getDelayMs());
   return m;
 }
 

@@ -118,6 +118,7 @@ void buildMessage(capnp::MessageBuilder& builder, int64_t timestampMs, const Mes
   }
   out.setPayload(asBytes(message.payload));
   if (!message.id.empty()) out.setId(capnp::Text::Reader(message.id.data(), message.id.size()));
+  out.setDelayMs(storedDelayMs(timestampMs, message.deliverAtMs));
 }
 
 }  // namespace
@@ -162,6 +163,7 @@ StoredMessageData decodeMessage(Offset offset, std::string_view value) {
     }
     out.data.payload = std::string(asView(in.getPayload()));
     out.data.id = asString(in.getId());
+    out.data.deliverAtMs = deliverAtOf(out.timestampMs, in.getDelayMs());
     return out;
   });
 }

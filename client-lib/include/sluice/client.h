@@ -71,6 +71,8 @@ class Message {
   // Which delivery of the message this is (unique per broker run; 0 from peek). ack() and
   // nack() name it, so that settling an earlier delivery fails with kStaleDelivery.
   uint64_t deliveryId() const { return deliveryId_; }
+  // A delayed message's delivery time (Unix milliseconds); 0 for one sent at once.
+  int64_t deliverAtMs() const { return deliverAtMs_; }
   const std::string& topic() const { return topic_; }
 
   // Acknowledges the message; returns once the broker committed the acknowledgement, after
@@ -112,6 +114,7 @@ class Message {
   std::string id_;
   uint32_t deliveries_ = 0;
   uint64_t deliveryId_ = 0;
+  int64_t deliverAtMs_ = 0;
   std::string topic_;
   std::shared_ptr<detail::SubscriptionState> subscription_;  // Null for peeked messages.
 };

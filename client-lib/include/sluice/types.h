@@ -20,6 +20,13 @@ struct OutgoingMessage {
   // Producer message id. When set, a repeat within the topic's dedup window is not stored
   // again; the broker answers the original offset with duplicate = true.
   std::string id;
+  // Delayed delivery: no group receives the message before this Unix time in milliseconds (0,
+  // or a time in the past: at once; at most 30 days ahead). The publish is acknowledged, and
+  // the message durable, at once.
+  int64_t deliverAtMs = 0;
+  // Or: no group receives it before `delay` has passed since the publish (at most 30 days).
+  // Not both.
+  std::chrono::milliseconds delay{0};
 };
 
 // The broker's answer to one published message, sent after its commit was fsync'd.

@@ -378,6 +378,107 @@ TEST_CASE("inProgress keeps a held message from redelivery and follows the rules
   CHECK(sink.received[1].deliveries == 2);
 }
 
+namespace {
+
+MessageData delayed(const std::string& payload, uint32_t delayMs, int64_t deliverAtMs = 0) {
+  MessageData message;
+  message.payload = payload;
+  message.delayMs = delayMs;
+  message.deliverAtMs = deliverAtMs;
+  return message;
+}
+
+}  // namespace
+
+TEST_CASE("a delayed message reaches no group before its time, and due messages come in due order",
+          "[core]") {
+  Harness h;
+  h.createTopic("reminders");
+  std::vector<MessageData> batch;
+  batch.push_back(delayed("late", 300));
+  batch.push_back(delayed("soon", 150));
+  batch.push_back(delayed("now", 0));
+  auto acks = h.wait(h.broker().publish("reminders", std::move(batch)));
+  REQUIRE(acks.ok());  // Acknowledged (durable) at once.
+  RecordingSink sink;
+  h.subscribe("reminders", "app", sink, 10);
+  std::vector<int64_t> receivedAt;
+  REQUIRE(h.eventually([&] {
+    while (receivedAt.size() < sink.received.size())
+      receivedAt.push_back(wallClockMs());
+    return sink.received.size() == 3;
+  }));
+  CHECK(sink.received[0].message.data.payload == "now");
+  CHECK(sink.received[0].message.data.deliverAtMs == 0);
+  CHECK(sink.received[1].message.data.payload == "soon");
+  CHECK(sink.received[2].message.data.payload == "late");
+  for (size_t i = 1; i < 3; ++i) {
+    const Delivery& d = sink.received[i];
+    CHECK(d.deliveries == 1);
+    CHECK(d.message.data.deliverAtMs == d.message.timestampMs + (i == 1 ? 150 : 300));
+    CHECK(receivedAt[i] >= d.message.data.deliverAtMs);  // Never early, to the millisecond.
+  }
+  auto group = h.broker().describeGroup("reminders", "app").value();
+  CHECK(group.redelivered == 0);
+}
+
+TEST_CASE("delayed messages wait on disk and survive a restart", "[core]") {
+  Harness h;
+  h.createTopic("reminders");
+  std::vector<MessageData> batch;
+  batch.push_back(delayed("passed", 400));  // The group passes it before the restart.
+  REQUIRE(h.wait(h.broker().publish("reminders", std::move(batch))).ok());
+  {
+    RecordingSink sink;
+    uint64_t id = h.subscribe("reminders", "app", sink, 10);
+    h.settle();
+    CHECK(sink.received.empty());
+    h.broker().unsubscribe(id);
+  }
+  std::vector<MessageData> later;
+  later.push_back(delayed("unread", 200));  // Not yet read by the group at the restart.
+  REQUIRE(h.wait(h.broker().publish("reminders", std::move(later))).ok());
+  h.restart();
+  RecordingSink sink;
+  h.subscribe("reminders", "app", sink, 10);
+  CHECK(sink.received.empty());
+  REQUIRE(h.eventually([&] { return sink.received.size() == 2; }));
+  CHECK(sink.received[0].message.data.payload == "unread");
+  CHECK(sink.received[1].message.data.payload == "passed");
+  for (const Delivery& d : sink.received)
+    CHECK(wallClockMs() >= d.message.data.deliverAtMs);
+}
+
+TEST_CASE("a delivery time in the past is at once; beyond 30 days or with a delay is refused",
+          "[core]") {
+  Harness h;
+  h.createTopic("reminders");
+  auto refused = [&](MessageData message) {
+    std::vector<MessageData> batch;
+    batch.push_back(std::move(message));
+    auto answer = h.wait(h.broker().publish("reminders", std::move(batch)));
+    REQUIRE_FALSE(answer.ok());
+    CHECK(answer.status().code() == Code::kInvalidArgument);
+    return answer.status().message();
+  };
+  CHECK_THAT(refused(delayed("x", kMaxDeliveryDelayMs + 1)),
+             Contains("the delivery delay must be at most 30 days (2592000000 ms)"));
+  CHECK_THAT(refused(delayed("x", 0, wallClockMs() + kMaxDeliveryDelayMs + 60000)),
+             Contains("the delivery time must be at most 30 days"));
+  CHECK_THAT(refused(delayed("x", 10, wallClockMs() + 1000)), Contains("not both"));
+  CHECK(h.broker().describeTopic("reminders").value().messages == 0);  // Nothing stored.
+
+  std::vector<MessageData> past;
+  past.push_back(delayed("past", 0, wallClockMs() - 60000));
+  past.push_back(delayed("longest", kMaxDeliveryDelayMs));
+  REQUIRE(h.wait(h.broker().publish("reminders", std::move(past))).ok());
+  RecordingSink sink;
+  h.subscribe("reminders", "app", sink, 10);
+  REQUIRE(sink.received.size() == 1);
+  CHECK(sink.received[0].message.data.payload == "past");
+  CHECK(sink.received[0].message.data.deliverAtMs == 0);
+}
+
 TEST_CASE("deleting a topic closes its consumers", "[core]") {
   Harness h;
   h.createTopic("orders");
