@@ -11,43 +11,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build_dir="${BUILD_DIR:-build-perf}"
 count="${COUNT:-1000000}"
-sluiced="$build_dir/broker/src/sluiced"
-sluice="$build_dir/client-lib/cli/sluice"
-work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-delayed.XXXXXX")
-pid=""
-addr=""
-ready_ms=0
-cleanup() { [[ -n "$pid" ]] && kill -TERM "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-
-start() {  # DATA_DIR -> sets pid, addr and ready_ms (from exec to the ready line)
-  local data=$1 out="$work/stdout.$RANDOM" t0 t1
-  t0=$(date +%s%N)
-  "$sluiced" --data "$data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 --log-level warn \
-    >"$out" 2>>"$work/stderr" &
-  pid=$!
-  until grep -q '^ready rpc=' "$out" 2>/dev/null; do
-    kill -0 "$pid" 2>/dev/null || { cat "$work/stderr" >&2; exit 1; }
-    sleep 0.005
-  done
-  t1=$(date +%s%N)
-  addr="127.0.0.1:$(sed -n 's/^ready rpc=\([0-9]*\).*/\1/p' "$out")"
-  ready_ms=$(((t1 - t0) / 1000000))
-}
-stop() { kill -TERM "$pid"; wait "$pid" || true; pid=""; }
-rss() { awk '/RssAnon/ {print $2}' "/proc/$pid/status"; }
-peak_while() {  # runs "$@" while sampling RssAnon every 100 ms; prints the peak in KiB
-  local peak=0 now
-  "$@" >/dev/null &
-  local job=$!
-  while kill -0 "$job" 2>/dev/null; do
-    now=$(rss); ((now > peak)) && peak=$now
-    sleep 0.1
-  done
-  wait "$job"
-  echo "$peak"
-}
-sl() { "$sluice" --broker "$addr" "$@"; }
+source scripts/bench-lib.sh
 pub_rate() { sl --json bench publish "$1" --create --producers 1 --in-flight 256 --duration 5s | jq -r .msgs_per_sec; }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"

@@ -200,6 +200,16 @@ void addBenchCommands(CLI::App& app, Context& context) {
                           ->check(CLI::PositiveNumber)
                           ->type_name("N");
   args->countOption->excludes(args->durationOption);
+  CLI::Option* at =
+      publish
+          ->add_option("--at", args->at,
+                       "Delayed delivery of every message until TIME (fills the groups' schedule)")
+          ->check(timeValidator())
+          ->type_name("TIME");
+  publish->add_option("--delay", args->delay, "Delayed delivery of every message by DUR")
+      ->check(durationValidator())
+      ->type_name("DUR")
+      ->excludes(at);
   publish->callback([&context, args] {
     context.action = [&context, args] { return bench::runPublish(context, *args); };
   });

@@ -33,6 +33,8 @@ struct BenchArgs {
   CLI::Option* durationOption = nullptr;
   uint64_t count = 0;
   CLI::Option* countOption = nullptr;
+  std::string at;     // publish: every message delayed until this RFC 3339 time
+  std::string delay;  // publish: every message delayed by this long
   // consume / latency
   std::string group;
   uint32_t consumers = 1;

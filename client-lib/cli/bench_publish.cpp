@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "bench.h"
+#include "parse.h"
 
 namespace sluice::cli::bench {
 namespace {
@@ -30,7 +31,7 @@ struct Shared {
   std::atomic<uint64_t> acked{0};
 };
 
-void runAsyncProducer(Client& client, const BenchArgs& args, const std::string& payload,
+void runAsyncProducer(Client& client, const BenchArgs& args, const OutgoingMessage& prototype,
                       uint64_t quota, Shared& shared, ProducerRun& run) {
   ProducerOptions options;
   if (args.batch > 0) options.maxBatchMessages = args.batch;
@@ -49,8 +50,7 @@ void runAsyncProducer(Client& client, const BenchArgs& args, const std::string& 
       }
       ++run.outstanding;
     }
-    OutgoingMessage message;
-    message.payload = payload;
+    OutgoingMessage message = prototype;
     auto started = Clock::now();
     producer.publishAsync(args.topic, std::move(message),
                           [&run, &shared, started, refillAt](Result<PublishAck> result) {
@@ -78,7 +78,7 @@ void runAsyncProducer(Client& client, const BenchArgs& args, const std::string& 
   if (!flushed.ok() && !run.error) run.error = flushed.error();
 }
 
-void runBlockingProducer(Client& client, const BenchArgs& args, const std::string& payload,
+void runBlockingProducer(Client& client, const BenchArgs& args, const OutgoingMessage& prototype,
                          uint64_t quota, Shared& shared, ProducerRun& run) {
   Producer producer = client.producer();
   size_t batch = std::max<uint32_t>(args.batch, 1);
@@ -88,12 +88,10 @@ void runBlockingProducer(Client& client, const BenchArgs& args, const std::strin
     auto started = Clock::now();
     std::optional<Error> failed;
     if (n == 1) {
-      auto result = producer.publish(args.topic, payload);
+      auto result = producer.publish(args.topic, prototype);
       if (!result.ok()) failed = result.error();
     } else {
-      std::vector<OutgoingMessage> messages(n);
-      for (auto& message : messages)
-        message.payload = payload;
+      std::vector<OutgoingMessage> messages(n, prototype);
       auto result = producer.publishBatch(args.topic, std::move(messages));
       if (!result.ok()) failed = result.error();
     }
@@ -116,7 +114,10 @@ int runPublish(Context& context, const BenchArgs& args) {
   // Fails early, with the usual exit code, when the topic does not exist.
   context.take(context.admin().describeTopic(args.topic));
   const size_t size = payloadSize(args);
-  std::string payload(size, 'x');
+  OutgoingMessage prototype;
+  prototype.payload.assign(size, 'x');
+  if (!args.at.empty()) prototype.deliverAtMs = *parseRfc3339(args.at).value;
+  if (!args.delay.empty()) prototype.delay = *parseDuration(args.delay).value;
   const bool counted = args.countOption->count() > 0;
   const auto duration = durationOf(args, std::chrono::seconds(10));
 
@@ -134,9 +135,9 @@ int runPublish(Context& context, const BenchArgs& args) {
     if (counted && quota == 0) continue;
     threads.emplace_back([&, i, quota] {
       if (args.inFlight <= 1) {
-        runBlockingProducer(clients[i], args, payload, quota, shared, *runs[i]);
+        runBlockingProducer(clients[i], args, prototype, quota, shared, *runs[i]);
       } else {
-        runAsyncProducer(clients[i], args, payload, quota, shared, *runs[i]);
+        runAsyncProducer(clients[i], args, prototype, quota, shared, *runs[i]);
       }
     });
   }

@@ -497,33 +497,35 @@ void GroupDelivery::schedulePump(Group& group) {
 
 std::vector<DueEntry> GroupDelivery::dueEntries(const Group& group, const StoreSnapshot& snapshot,
                                                 int64_t nowMs, size_t max) const {
-  // Entries at 0 are held by consumers, except those left from an earlier run (heldAtStop).
-  // Leases still settling are skipped, so read past them.
-  size_t want = max + group.leases.size();
+  // Released leases that are due (still settling: their disk entries may not be written yet),
+  // then the disk's entries: those at 0 are left by consumers of an earlier run (heldAtStop),
+  // the rest wait for their time. Disk entries of leases (held, or released and settling) are
+  // not due from disk.
   std::vector<DueEntry> due;
   const Topic& topic = *group.topic;
   for (const auto& [offset, lease] : group.leases) {
     if (lease.owner() == nullptr && !lease.gone && lease.dueAtMs <= nowMs && due.size() < max)
       due.push_back(DueEntry{offset, lease.deliveries, lease.dueAtMs, lease.cause});
   }
-  size_t released = due.size();
+  // Due order across both sources: a message released just now must not overtake one that
+  // was due earlier. Each source is in due order already but for the few released ones.
+  auto dueOrder = [](const DueEntry& a, const DueEntry& b) {
+    return std::tie(a.visibleAtMs, a.offset) < std::tie(b.visibleAtMs, b.offset);
+  };
+  std::sort(due.begin(), due.end(), dueOrder);
+  const size_t released = due.size();
+  auto leased = [&](Offset offset) { return group.leases.count(offset) != 0; };
   if (group.heldAtStop > 0) {
-    auto held = snapshot.due(topic.id, group.name, 0, 0, want);
+    auto held = snapshot.due(topic.id, group.name, 0, 0, max, leased);
     due.insert(due.end(), held.begin(), held.end());
   }
-  if (due.size() < want) {
-    auto later = snapshot.due(topic.id, group.name, 1, nowMs, want - due.size());
+  if (due.size() - released < max) {
+    auto later =
+        snapshot.due(topic.id, group.name, 1, nowMs, max - (due.size() - released), leased);
     due.insert(due.end(), later.begin(), later.end());
   }
-  // Disk entries of leases (held, or released and not yet settled) are not due from disk.
-  due.erase(std::remove_if(due.begin() + static_cast<std::ptrdiff_t>(released), due.end(),
-                           [&](const DueEntry& e) { return group.leases.count(e.offset) != 0; }),
-            due.end());
-  // Due order across both sources: a message released just now (still settling) must not
-  // overtake one that was due earlier.
-  std::sort(due.begin(), due.end(), [](const DueEntry& a, const DueEntry& b) {
-    return std::tie(a.visibleAtMs, a.offset) < std::tie(b.visibleAtMs, b.offset);
-  });
+  std::inplace_merge(due.begin(), due.begin() + static_cast<std::ptrdiff_t>(released), due.end(),
+                     dueOrder);
   if (due.size() > max) due.resize(max);
   return due;
 }
@@ -571,11 +573,15 @@ void GroupDelivery::pump(Group& group) {
   if (scheduledDueMs) {
     // Delayed messages are due from disk, so their time counts once they are committed there
     // (as a release's does; see settled()).
+    group.scheduling = true;
     ctx_.tasks.add(ctx_.commit(std::move(batch))
                        .then([this, topic = topic.name, id = topic.id, name = group.name,
                               dueMs = *scheduledDueMs](Result<uint64_t> committed) {
                          Group* group = ctx_.findGroup(topic, id, name);
-                         if (group != nullptr && committed.ok()) group->noteDue(dueMs);
+                         if (group == nullptr) return;
+                         group->scheduling = false;
+                         if (committed.ok()) group->noteDue(dueMs);
+                         schedulePump(*group);
                        }));
     return;
   }
@@ -597,9 +603,14 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
   const uint64_t byteBudget = limits.maxDeliveryBatchBytes - (fetching ? consumer.fetch->bytes : 0);
   std::vector<Delivery> out;
   uint64_t bytes = 0;
-  size_t scheduled = 0;  // Passed over, to the due index: bounded per pass too.
+  // Delayed messages passed over into the due index: bounded per pass, and one pass's worth
+  // at a time per group (`group.scheduling`), so memory does not grow with a backlog of them
+  // ahead of the writer.
+  size_t scheduled = 0;
+  bool blocked = false;
   auto full = [&] {
-    return out.size() >= window || bytes >= byteBudget || scheduled >= kMaxScheduledPerPass;
+    return out.size() >= window || bytes >= byteBudget || scheduled >= kMaxScheduledPerPass ||
+           blocked;
   };
   auto lease = [&](StoredMessageData message, uint32_t deliveries) {
     Lease& l = group.leases[message.offset];
@@ -655,9 +666,13 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
     }
     for (StoredMessageData& message : messages) {
       if (message.offset >= topic.committedNext) break;  // Its publish is not answered yet.
-      group.position = message.offset + 1;
       if (message.data.deliverAtMs > nowMs) {
+        if (group.scheduling) {
+          blocked = true;  // The commit of the last pass's ones reopens it.
+          break;
+        }
         // Delayed: it waits in the due index, as a nacked message does, never delivered yet.
+        group.position = message.offset + 1;
         batch.ops.push_back(PutPendingOp{topic.id, group.name, message.offset, 0,
                                          message.data.deliverAtMs, RedeliveryCause::kNone});
         ++scheduled;
@@ -666,6 +681,7 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
         if (full()) break;
         continue;
       }
+      group.position = message.offset + 1;
       lease(std::move(message), 1);
     }
   }

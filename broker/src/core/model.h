@@ -104,6 +104,7 @@ struct Group {
   uint64_t acked = 0;
   uint64_t nacked = 0;
   bool pumpScheduled = false;
+  bool scheduling = false;  // Delayed messages passed into the due index wait for their commit.
 
   // The durable form (without the pending count, which the store keeps).
   GroupRecord record() const;

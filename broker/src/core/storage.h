@@ -5,6 +5,7 @@
 // committed by a writer thread with group commit; reads are short snapshots.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -74,9 +75,10 @@ class StoreSnapshot {
   virtual std::optional<int64_t> timestampAtOrAfter(TopicId topic, Offset from) const = 0;
   virtual std::optional<DedupEntry> dedup(TopicId topic, std::string_view id) const = 0;
   // Up to `max` pending entries of the group in due order with visibleAtMs in
-  // [fromMs, untilMs].
+  // [fromMs, untilMs], passing over (neither decoding nor counting) the offsets `skip` names.
   virtual std::vector<DueEntry> due(TopicId topic, std::string_view group, int64_t fromMs,
-                                    int64_t untilMs, size_t max) const = 0;
+                                    int64_t untilMs, size_t max,
+                                    const std::function<bool(Offset)>& skip = {}) const = 0;
   // The earliest visibleAtMs >= fromMs of the group's pending entries.
   virtual std::optional<int64_t> nextDueMs(TopicId topic, std::string_view group,
                                            int64_t fromMs) const = 0;

@@ -171,11 +171,13 @@ std::optional<core::DedupEntry> ReadTxn::dedup(TopicId topic, std::string_view i
 
 // Held entries count as due at 0, in offset order, ahead of every waiting entry.
 std::vector<core::DueEntry> ReadTxn::due(TopicId topic, std::string_view group, int64_t fromMs,
-                                         int64_t untilMs, size_t max) const {
+                                         int64_t untilMs, size_t max,
+                                         const std::function<bool(Offset)>& skip) const {
   std::vector<core::DueEntry> out;
   if (max == 0 || untilMs < fromMs) return out;
   std::string prefix = keys::pendingPrefix(topic, group);
   auto add = [&](const Cursor& cursor, Offset offset) {
+    if (skip && skip(offset)) return;
     PendingRecord record = codec::decodePending(topic, group, offset, cursor.value());
     out.push_back(core::DueEntry{offset, record.deliveries, record.visibleAtMs,
                                  static_cast<core::RedeliveryCause>(record.cause)});

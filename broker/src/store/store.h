@@ -110,7 +110,8 @@ class ReadTxn final : public core::StoreSnapshot {
   std::optional<int64_t> timestampAtOrAfter(TopicId topic, Offset from) const override;
   std::optional<core::DedupEntry> dedup(TopicId topic, std::string_view id) const override;
   std::vector<core::DueEntry> due(TopicId topic, std::string_view group, int64_t fromMs,
-                                  int64_t untilMs, size_t max) const override;
+                                  int64_t untilMs, size_t max,
+                                  const std::function<bool(Offset)>& skip = {}) const override;
   std::optional<int64_t> nextDueMs(TopicId topic, std::string_view group,
                                    int64_t fromMs) const override;
   std::optional<Offset> firstPending(TopicId topic, std::string_view group) const override;
