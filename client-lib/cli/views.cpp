@@ -103,8 +103,10 @@ std::string consumersTable(const std::vector<ConsumerInfo>& consumers) {
                {"PREFETCH", Align::kRight},
                {"CONNECTED"}});
   for (const auto& consumer : consumers) {
+    // Prefetch 0: a fetch consumer, sent only what it fetches.
+    std::string prefetch = consumer.prefetch == 0 ? "fetch" : std::to_string(consumer.prefetch);
     table.addRow({std::to_string(consumer.id), consumer.peer, std::to_string(consumer.inFlight),
-                  std::to_string(consumer.prefetch), formatTimestamp(consumer.connectedMs)});
+                  prefetch, formatTimestamp(consumer.connectedMs)});
   }
   return table.render();
 }

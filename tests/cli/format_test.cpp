@@ -135,6 +135,8 @@ TEST_CASE("the group view lists each consumer with its in-flight count", "[cli][
   CHECK_THAT(view, Contains("Consumers:      1\n"));
   CHECK_THAT(view, Contains("CONSUMER  PEER            IN FLIGHT  PREFETCH  CONNECTED"));
   CHECK_THAT(view, Contains("       7  127.0.0.1:5555          3       256"));
+  group.consumers[0].prefetch = 0;  // A fetch consumer.
+  CHECK_THAT(groupView(group), Contains("       7  127.0.0.1:5555          3     fetch"));
 }
 
 TEST_CASE("stats show storage against its limit", "[cli][format]") {
