@@ -64,6 +64,15 @@ struct StoredDedup {
   expiresMs @1 :Int64;
 }
 
+struct StoredTxn {
+  # An applied transaction (ack-and-publish), kept for retries until expiresMs.
+  fingerprint @0 :Data;         # SHA-256 of the request's content (core/transaction.cpp).
+  expiresMs @1 :Int64;
+  counts @2 :List(UInt32);      # Messages published per topic, in request order.
+  offsets @3 :List(UInt64);     # Their answers, all topics in request order.
+  duplicates @4 :List(Bool);
+}
+
 # The write log --------------------------------------------------------------------------------
 # Every committed change to durable state is a WriteOp; the ops of one call form a WriteBatch,
 # applied in order, all or nothing, and numbered with a gap-free sequence. Applying is
@@ -135,7 +144,12 @@ struct WriteOp {
       offset @29 :UInt64;
     }
     expireDedup :group {
-      nowMs @30 :Int64;         # Forget ids whose window ended at or before this time.
+      nowMs @30 :Int64;         # Forget ids and transactions whose window ended at or
+                                # before this time.
+    }
+    putTxn :group {
+      id @32 :Text;
+      txn @33 :StoredTxn;
     }
   }
 }

@@ -24,6 +24,7 @@ enum ErrorCode {
   limitExceeded @10;    # A broker limit was reached (batch size, subscriptions, topics, groups).
   shuttingDown @11;     # The broker is stopping; retry against it once it is back.
   staleDelivery @12;    # Ack or nack naming an earlier delivery of a message delivered again since (to this or another consumer); nothing changed.
+  transactionConflict @13;  # A transaction id already applied (within its window) with other content; nothing changed.
 }
 
 struct Error {
@@ -185,6 +186,32 @@ interface Subscription {
       -> (failures :List(OffsetError));
   # Lease renewal for long jobs: the ack deadline of each held message becomes `extendMs` from
   # now (0: the subscription's ack timeout; at most 24 h). deliveryIds as for ack.
+  transact @4 (id :Text, offsets :List(UInt64), deliveryIds :List(UInt64),
+               publishes :List(TopicMessages)) -> (result :TransactResult);
+  # Atomic ack-and-publish: acknowledges the held messages `offsets` (deliveryIds as for ack)
+  # and publishes `publishes` (each topic at most once), in one commit, all or nothing: any
+  # ack or publish that would fail fails the whole call and nothing changes. With an `id`
+  # (rules of a message id), a retry within 5 minutes of the commit answers the first
+  # application's offsets with `replayed` set and changes nothing; the same id with other
+  # content fails with transactionConflict.
+}
+
+struct TopicMessages {
+  topic @0 :Text;
+  messages @1 :List(PublishMessage);
+}
+
+struct TopicAcks {
+  topic @0 :Text;
+  acks @1 :List(PublishAck);    # One per message, in request order.
+}
+
+struct TransactResult {
+  union {
+    outputs @0 :List(TopicAcks);  # One per topic, in request order.
+    error @1 :Error;              # Nothing changed.
+  }
+  replayed @2 :Bool;              # Applied by an earlier call with the same id.
 }
 
 struct FetchResult {

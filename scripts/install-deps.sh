@@ -10,6 +10,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config git ca-certificates
   capnproto libcapnp-dev
+  libssl-dev                # SHA-256 for transaction fingerprints
   liblmdb-dev lmdb-utils
   libspdlog-dev libfmt-dev
   libasio-dev

@@ -133,6 +133,27 @@ Result<std::vector<Message>> Consumer::fetch(uint32_t max, std::chrono::millisec
   return state_->fetch(max, timeout);
 }
 
+Result<TransactionResult> Consumer::transact(const Transaction& transaction) {
+  if (!state_) return noConnection();
+  return state_->transact(transaction);
+}
+
+Transaction& Transaction::ack(const Message& message) {
+  acks.push_back(message);
+  return *this;
+}
+
+Transaction& Transaction::publish(std::string_view topic, OutgoingMessage message) {
+  for (auto& [name, messages] : publishes) {
+    if (name == topic) {
+      messages.push_back(std::move(message));
+      return *this;
+    }
+  }
+  publishes.emplace_back(std::string(topic), std::vector<OutgoingMessage>{std::move(message)});
+  return *this;
+}
+
 void Consumer::close() {
   if (state_) state_->close();
 }

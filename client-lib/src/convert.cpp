@@ -16,7 +16,7 @@ Error fromWire(wire::Error::Reader error) {
   auto raw = static_cast<uint16_t>(error.getCode());
   // The library's broker codes have the schema's values (sluice/error.h).
   if (raw >= static_cast<uint16_t>(ErrorCode::kInvalidArgument) &&
-      raw <= static_cast<uint16_t>(ErrorCode::kStaleDelivery)) {
+      raw <= static_cast<uint16_t>(ErrorCode::kTransactionConflict)) {
     return {static_cast<ErrorCode>(raw), std::move(message)};
   }
   // `unspecified`, or a code added to the schema after this library was built.

@@ -185,6 +185,57 @@ void SubscriptionIo::fetch(uint64_t seq, uint32_t max, uint32_t timeoutMs) {
           }));
 }
 
+kj::Promise<Result<TransactionResult>> SubscriptionIo::transact(const Transaction& transaction,
+                                                                std::vector<Named> offsets) {
+  // Acks queued before it reach the broker first, as for fetch.
+  flush();
+  auto request = subscription_.transactRequest();
+  request.setId(asText(transaction.id));
+  auto wireOffsets = request.initOffsets(static_cast<unsigned>(offsets.size()));
+  auto wireIds = request.initDeliveryIds(static_cast<unsigned>(offsets.size()));
+  for (unsigned i = 0; i < offsets.size(); ++i) {
+    wireOffsets.set(i, offsets[i].first);
+    wireIds.set(i, offsets[i].second);
+  }
+  auto publishes = request.initPublishes(static_cast<unsigned>(transaction.publishes.size()));
+  std::vector<size_t> expected;
+  for (unsigned i = 0; i < transaction.publishes.size(); ++i) {
+    const auto& [topic, messages] = transaction.publishes[i];
+    publishes[i].setTopic(asText(topic));
+    auto out = publishes[i].initMessages(static_cast<unsigned>(messages.size()));
+    for (unsigned k = 0; k < messages.size(); ++k)
+      toWire(messages[k], out[k]);
+    expected.push_back(messages.size());
+  }
+  return request.send().then(
+      [expected = std::move(expected)](
+          capnp::Response<wire::Subscription::TransactResults>&& response)
+          -> Result<TransactionResult> {
+        auto result = response.getResult();
+        if (result.isError()) return fromWire(result.getError());
+        auto outputs = result.getOutputs();
+        if (outputs.size() != expected.size()) {
+          return Error{ErrorCode::kInternal, "the broker answered a transaction of " +
+                                                 std::to_string(expected.size()) + " topics with " +
+                                                 std::to_string(outputs.size())};
+        }
+        TransactionResult answer;
+        answer.replayed = result.getReplayed();
+        for (unsigned i = 0; i < outputs.size(); ++i) {
+          if (outputs[i].getAcks().size() != expected[i]) {
+            return Error{ErrorCode::kInternal,
+                         "the broker answered " + std::to_string(outputs[i].getAcks().size()) +
+                             " acks for " + std::to_string(expected[i]) + " messages"};
+          }
+          std::vector<PublishAck> acks;
+          for (auto ack : outputs[i].getAcks())
+            acks.push_back(fromWire(ack));
+          answer.outputs.emplace_back(toStd(outputs[i].getTopic()), std::move(acks));
+        }
+        return answer;
+      });
+}
+
 void SubscriptionIo::end(const Error& error, bool dropQueued) {
   if (auto state = state_.lock()) state->end(error, dropQueued);
 }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "completion.h"
+#include "sluice/client.h"
 #include "sluice/schemas/rpc.capnp.h"
 
 namespace sluice::detail {
@@ -70,6 +71,10 @@ class SubscriptionIo {
   // Sends what is queued, then Subscription.fetch; the answered messages go to the consumer's
   // inbox, then SubscriptionState::fetchAnswered(seq, ...) reports the outcome.
   void fetch(uint64_t seq, uint32_t max, uint32_t timeoutMs);
+  // Sends what is queued, then Subscription.transact acknowledging `offsets` (offset and
+  // delivery id); the transaction's own `acks` are not read.
+  kj::Promise<Result<TransactionResult>> transact(const Transaction& transaction,
+                                                  std::vector<Named> offsets);
   // Ends the consumer's inbox with `error`; see SubscriptionState::end.
   void end(const Error& error, bool dropQueued);
 

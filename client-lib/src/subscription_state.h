@@ -53,6 +53,8 @@ class SubscriptionState {
   Result<Message> receive(std::chrono::milliseconds timeout);
   // See Consumer::fetch.
   Result<std::vector<Message>> fetch(uint32_t max, std::chrono::milliseconds timeout);
+  // See Consumer::transact.
+  Result<TransactionResult> transact(const Transaction& transaction);
   // Ends the subscription: drops the inbox, stops the handler thread, tells the I/O thread to
   // release the broker's Subscription. Idempotent; callable from the handler itself.
   void close();

@@ -25,6 +25,7 @@ enum class Code : uint16_t {
   kLimitExceeded = 10,
   kShuttingDown = 11,
   kStaleDelivery = 12,
+  kTransactionConflict = 13,
 };
 
 // The schema's lowerCamel name ("topicNotFound"); "ok" for kOk.

@@ -67,6 +67,10 @@ class Broker final : private kj::TaskSet::ErrorHandler {
                                                    uint32_t timeoutMs) {
     return delivery_.fetch(consumerId, max, timeoutMs);
   }
+  kj::Promise<Result<TransactionOutcome>> transact(uint64_t consumerId,
+                                                   TransactionRequest request) {
+    return delivery_.transact(consumerId, std::move(request));
+  }
 
   // Administration (topic_log.h, groups.h, views.h) ------------------------------------------
   kj::Promise<Result<TopicView>> createTopic(std::string name, RequestedSettings settings);

@@ -360,6 +360,120 @@ kj::Promise<std::vector<OffsetFailure>> GroupDelivery::nack(uint64_t consumerId,
                      std::move(done));
 }
 
+// Transactions ---------------------------------------------------------------------------------
+
+namespace {
+
+Status conflict(const std::string& id) {
+  return Status(Code::kTransactionConflict,
+                "transaction " + quoted(id) +
+                    " was already applied with other content (other acks or messages); "
+                    "nothing changed. A retry must repeat the request exactly; a new "
+                    "transaction needs a new id");
+}
+
+}  // namespace
+
+kj::Promise<Result<TransactionOutcome>> GroupDelivery::transact(uint64_t consumerId,
+                                                                TransactionRequest request) {
+  using Answer = Result<TransactionOutcome>;
+  if (ctx_.stopped) return Answer(shuttingDown());
+  Consumer* consumer = consumerOf(consumerId);
+  if (consumer == nullptr || consumer->group == nullptr) return Answer(subscriptionGone());
+  if (auto problem = checkTransaction(request, ctx_.limits())) return Answer(*problem);
+  Group& group = *consumer->group;
+  const int64_t now = wallClockMs();
+
+  // A retry is recognised before its acks are checked: they were settled by the first call.
+  std::string print;
+  if (!request.id.empty()) {
+    print = fingerprint(group.topic->name, group.name, request);
+    auto inFlight = txns_.find(request.id);
+    if (inFlight != txns_.end()) {
+      if (inFlight->second.fingerprint != print) return Answer(conflict(request.id));
+      return inFlight->second.answer.addBranch().then([](Answer answer) {
+        if (answer.ok()) answer.value().replayed = true;
+        return answer;
+      });
+    }
+    auto stored = ctx_.store.snapshot()->txn(request.id);
+    if (stored && stored->expiresMs > now) {
+      if (stored->fingerprint != print) return Answer(conflict(request.id));
+      return Answer(TransactionOutcome{std::move(stored->outputs), true});
+    }
+  }
+
+  // Check everything before changing anything.
+  std::vector<Named> named = pair(request.offsets, request.deliveryIds);
+  std::vector<Lease*> leases;
+  leases.reserve(named.size());
+  for (const auto& [offset, deliveryId] : named) {
+    auto lease = settleable(group, *consumer, offset, deliveryId);
+    if (!lease.ok()) {
+      return Answer(Status(lease.status().code(), "transaction: " + lease.status().message()));
+    }
+    leases.push_back(lease.value());
+  }
+  std::vector<uint64_t> estimates;
+  uint32_t newTopics = 0;
+  for (const TopicBatch& batch : request.publishes) {
+    estimates.push_back(ctx_.store.estimateAppendBytes(batch.messages));
+    Status admitted = log_.checkPublish(batch.topic, batch.messages, estimates.back());
+    if (!admitted.ok()) {
+      return Answer(Status(admitted.code(), "transaction: topic " + quoted(batch.topic) + ": " +
+                                                admitted.message()));
+    }
+    if (ctx_.findTopic(batch.topic) == nullptr) ++newTopics;
+  }
+  if (newTopics > 1) {
+    Status room = log_.topicRoom(newTopics);
+    if (!room.ok()) return Answer(room);
+  }
+
+  // One batch: the acks, the appends, and the record that makes a retry idempotent.
+  WriteBatch batch;
+  Settle settle{group.topic->name, group.topic->id, group.name, {}, {}, {}};
+  for (size_t i = 0; i < named.size(); ++i) {
+    Lease& lease = *leases[i];
+    lease.setOwner(nullptr);
+    lease.gone = true;
+    settle.leases.emplace_back(named[i].first, lease.generation);
+    batch.ops.push_back(RemovePendingOp{group.topic->id, group.name, named[i].first});
+  }
+  std::vector<TopicLog::Prepared> prepared;
+  TransactionOutcome outcome;
+  for (size_t i = 0; i < request.publishes.size(); ++i) {
+    TopicBatch& out = request.publishes[i];
+    prepared.push_back(
+        log_.prepare(batch, std::move(out.topic), std::move(out.messages), estimates[i], now));
+    outcome.outputs.push_back(prepared.back().acks);
+  }
+  if (!request.id.empty()) {
+    batch.ops.push_back(
+        PutTxnOp{request.id, print, now + kTransactionWindowMs, outcome.outputs});
+  }
+  group.acked += named.size();
+  ctx_.metrics.ackedTotal.fetch_add(named.size(), std::memory_order_relaxed);
+  if (!named.empty()) schedulePump(group);
+
+  auto answer =
+      commitSettling(std::move(batch), std::move(settle))
+          .then([this, prepared = std::move(prepared),
+                 outcome = std::move(outcome)](Result<uint64_t> committed) mutable -> Answer {
+            for (const TopicLog::Prepared& p : prepared)
+              log_.published(p, committed.ok());
+            if (!committed.ok()) return committed.status();
+            return std::move(outcome);
+          });
+  if (request.id.empty()) return answer;
+  auto forked = answer.fork();
+  auto mine = forked.addBranch();
+  // Forgotten here once answered: from then on the store's record answers a retry.
+  ctx_.tasks.add(forked.addBranch().then([this, id = request.id](Answer) { txns_.erase(id); }));
+  txns_.emplace(request.id, InFlightTxn{std::move(print), std::move(forked)});
+  return mine;
+}
+
 std::vector<OffsetFailure> GroupDelivery::inProgress(uint64_t consumerId,
                                                      std::vector<Offset> offsets, uint32_t extendMs,
                                                      std::vector<uint64_t> deliveryIds) {

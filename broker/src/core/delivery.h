@@ -7,6 +7,7 @@
 // Thread: kj.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,6 +19,7 @@
 #include "core/context.h"
 #include "core/groups.h"
 #include "core/topic_log.h"
+#include "core/transaction.h"
 
 namespace sluice::core {
 
@@ -60,6 +62,16 @@ class GroupDelivery {
   // kShuttingDown.
   kj::Promise<Result<std::vector<Delivery>>> fetch(uint64_t consumerId, uint32_t max,
                                                    uint32_t timeoutMs);
+
+  // Atomic ack-and-publish (transaction.h): acknowledges held messages of the consumer and
+  // publishes to one or more topics in one commit, all or nothing. With an id, a retry (same
+  // content) while it commits or within kTransactionWindowMs after answers the same outputs,
+  // `replayed`, and changes nothing. Errors, for the whole call (nothing changed): as
+  // checkTransaction(); kNotPending / kStaleDelivery (an ack, named by offset: the rules of
+  // ack()); as publish() for any topic; kTransactionConflict (the id was applied with other
+  // content); kTopicNotFound (subscription ended); kShuttingDown; kStorageFailed.
+  kj::Promise<Result<TransactionOutcome>> transact(uint64_t consumerId,
+                                                   TransactionRequest request);
 
   // Asks for a delivery pass over the group in a later turn of the event loop.
   void schedulePump(Group& group);
@@ -113,6 +125,12 @@ class GroupDelivery {
   uint64_t nextConsumerId_ = 1;
   // Waiting fetches: destroyed with this object, while the state they read is still there.
   kj::Canceler fetches_;
+  // Transactions with an id whose commit has not answered yet: a retry joins the answer.
+  struct InFlightTxn {
+    std::string fingerprint;
+    kj::ForkedPromise<Result<TransactionOutcome>> answer;
+  };
+  std::map<std::string, InFlightTxn> txns_;
 };
 
 }  // namespace sluice::core

@@ -25,6 +25,13 @@ struct DedupEntry {
   int64_t expiresMs = 0;
 };
 
+// An applied transaction as kept for retries (PutTxnOp).
+struct TxnEntry {
+  std::string fingerprint;
+  int64_t expiresMs = 0;
+  std::vector<std::vector<PublishAckData>> outputs;
+};
+
 // A pending entry as kept on disk (the due index orders them by visibleAtMs).
 struct DueEntry {
   Offset offset = 0;
@@ -74,6 +81,8 @@ class StoreSnapshot {
   // Timestamp of the first message with offset >= from, if any.
   virtual std::optional<int64_t> timestampAtOrAfter(TopicId topic, Offset from) const = 0;
   virtual std::optional<DedupEntry> dedup(TopicId topic, std::string_view id) const = 0;
+  // The transaction applied under `id`, if its record is still kept (it may have expired).
+  virtual std::optional<TxnEntry> txn(std::string_view id) const = 0;
   // Up to `max` pending entries of the group in due order with visibleAtMs in
   // [fromMs, untilMs], passing over (neither decoding nor counting) the offsets `skip` names.
   virtual std::vector<DueEntry> due(TopicId topic, std::string_view group, int64_t fromMs,

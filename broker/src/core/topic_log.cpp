@@ -178,47 +178,64 @@ std::vector<PublishAckData> TopicLog::assign(Topic& topic, std::vector<MessageDa
   return acks;
 }
 
-kj::Promise<Result<std::vector<PublishAckData>>> TopicLog::publish(
-    std::string topicName, std::vector<MessageData> messages) {
-  using Acks = std::vector<PublishAckData>;
-  Topic* topic = ctx_.findTopic(topicName);
-  uint64_t estimate = ctx_.store.estimateAppendBytes(messages);
-  Status admitted = admit(topicName, messages, topic, estimate);
-  if (!admitted.ok()) return ready<Acks>(admitted);
+Status TopicLog::checkPublish(std::string_view topic, const std::vector<MessageData>& messages,
+                              uint64_t estimate) const {
+  return admit(topic, messages, ctx_.findTopic(topic), estimate);
+}
 
-  int64_t now = wallClockMs();
-  WriteBatch batch;
+TopicLog::Prepared TopicLog::prepare(WriteBatch& batch, std::string topicName,
+                                     std::vector<MessageData> messages, uint64_t estimate,
+                                     int64_t now) {
+  Topic* topic = ctx_.findTopic(topicName);
   if (topic == nullptr) {
     topic = &ctx_.createTopicIn(batch, topicName, TopicSettings{}, now);
     coreLog()->info("topic created topic={} reason=auto-create", topicName);
   }
   AppendOp op{topic->id, topicName, topic->nextOffset, {}};
-  AppendTicket ticket{topicName, topic->id, topic->nextOffset, 0, {}, estimate};
-  Acks acks = assign(*topic, std::move(messages), now, op, ticket);
-  uint64_t fresh = op.messages.size();
-  uint64_t freshBytes = 0;
+  Prepared prepared;
+  prepared.ticket = AppendTicket{topicName, topic->id, topic->nextOffset, 0, {}, estimate};
+  prepared.acks = assign(*topic, std::move(messages), now, op, prepared.ticket);
+  prepared.fresh = op.messages.size();
   for (const AppendedMessage& m : op.messages)
-    freshBytes += m.data.accountedBytes();
-  if (fresh > 0) {
+    prepared.freshBytes += m.data.accountedBytes();
+  if (prepared.fresh > 0) {
     batch.ops.push_back(std::move(op));
     if (topic->settings.maxMessages != 0 || topic->settings.maxBytes != 0) {
       trimBySize(batch, *topic, *ctx_.store.snapshot());
     }
   }
   ctx_.uncommittedAppendBytes += estimate;
+  return prepared;
+}
+
+void TopicLog::published(const Prepared& prepared, bool committed) {
+  const AppendTicket& ticket = prepared.ticket;
+  appended(ticket, committed);
+  if (!committed) return;
+  if (Topic* topic = ctx_.findTopic(ticket.topic, ticket.id)) {
+    topic->publishedTotal += prepared.fresh;
+    topic->publishedBytes += prepared.freshBytes;
+    topic->publishRate.add(wallClockMs(), prepared.fresh);
+    ctx_.metrics.publishedTotal.fetch_add(prepared.fresh, std::memory_order_relaxed);
+    if (prepared.fresh > 0) events_.appended(*topic);
+  }
+}
+
+kj::Promise<Result<std::vector<PublishAckData>>> TopicLog::publish(
+    std::string topicName, std::vector<MessageData> messages) {
+  using Acks = std::vector<PublishAckData>;
+  uint64_t estimate = ctx_.store.estimateAppendBytes(messages);
+  Status admitted = checkPublish(topicName, messages, estimate);
+  if (!admitted.ok()) return ready<Acks>(admitted);
+  WriteBatch batch;
+  Prepared prepared =
+      prepare(batch, std::move(topicName), std::move(messages), estimate, wallClockMs());
   return ctx_.commit(std::move(batch))
-      .then([this, ticket = std::move(ticket), acks = std::move(acks), fresh,
-             freshBytes](Result<uint64_t> committed) mutable -> Result<Acks> {
-        appended(ticket, committed.ok());
+      .then([this, prepared = std::move(prepared)](Result<uint64_t> committed) mutable
+            -> Result<Acks> {
+        published(prepared, committed.ok());
         if (!committed.ok()) return committed.status();
-        if (Topic* topic = ctx_.findTopic(ticket.topic, ticket.id)) {
-          topic->publishedTotal += fresh;
-          topic->publishedBytes += freshBytes;
-          topic->publishRate.add(wallClockMs(), fresh);
-          ctx_.metrics.publishedTotal.fetch_add(fresh, std::memory_order_relaxed);
-          if (fresh > 0) events_.appended(*topic);
-        }
-        return std::move(acks);
+        return std::move(prepared.acks);
       });
 }
 

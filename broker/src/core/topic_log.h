@@ -43,6 +43,21 @@ class TopicLog {
   // kLimitExceeded, kStorageFull, kStorageFailed, kShuttingDown.
   kj::Promise<Result<std::vector<PublishAckData>>> publish(std::string topic,
                                                            std::vector<MessageData> messages);
+
+  // publish() in steps, for a publish committed with other changes (a transaction):
+  // checkPublish() changes nothing; prepare() adds a checked publish to `batch` (creating the
+  // topic with --auto-create-topics) and decides its offsets; published() follows the commit.
+  struct Prepared {
+    AppendTicket ticket;
+    std::vector<PublishAckData> acks;
+    uint64_t fresh = 0;  // Messages appended (not duplicates) and their bytes.
+    uint64_t freshBytes = 0;
+  };
+  Status checkPublish(std::string_view topic, const std::vector<MessageData>& messages,
+                      uint64_t estimate) const;
+  Prepared prepare(WriteBatch& batch, std::string topic, std::vector<MessageData> messages,
+                   uint64_t estimate, int64_t nowMs);
+  void published(const Prepared& prepared, bool committed);
   // Creates the topic (and its dead-letter topic when that does not exist). Answers after the
   // commit. Errors: kInvalidArgument, kTopicExists, kLimitExceeded, kStorageFailed.
   kj::Promise<Result<Done>> createTopic(std::string name, RequestedSettings settings);

@@ -85,14 +85,22 @@ struct RemovePendingOp {
   std::string group;
   Offset offset = 0;
 };
-// Forgets every dedup id whose window ended at or before nowMs.
+// Forgets every dedup id and transaction record whose window ended at or before nowMs.
 struct ExpireDedupOp {
   int64_t nowMs = 0;
 };
+// Remembers an applied transaction (ack-and-publish) under its id until expiresMs, with the
+// answer a retry gets: per published topic, in request order, one ack per message.
+struct PutTxnOp {
+  std::string id;
+  std::string fingerprint;  // Of the request's content (core/transaction.h).
+  int64_t expiresMs = 0;
+  std::vector<std::vector<PublishAckData>> outputs;
+};
 
-using WriteOp =
-    std::variant<CreateTopicOp, DeleteTopicOp, PurgeTopicOp, AppendOp, TrimOp, PutGroupOp,
-                 DeleteGroupOp, ClearPendingOp, PutPendingOp, RemovePendingOp, ExpireDedupOp>;
+using WriteOp = std::variant<CreateTopicOp, DeleteTopicOp, PurgeTopicOp, AppendOp, TrimOp,
+                             PutGroupOp, DeleteGroupOp, ClearPendingOp, PutPendingOp,
+                             RemovePendingOp, ExpireDedupOp, PutTxnOp>;
 
 // The ops of one broker action, applied in order and committed together.
 struct WriteBatch {

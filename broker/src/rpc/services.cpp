@@ -3,6 +3,7 @@
 #include "common/log.h"
 
 #include <chrono>
+#include <optional>
 #include <type_traits>
 
 #include <spdlog/spdlog.h>
@@ -123,7 +124,74 @@ class SubscriptionService final : public wire::Subscription::Server {
     });
   }
 
+  kj::Promise<void> transact(TransactContext context) override {
+    return guarded("transact", [this, context]() mutable -> kj::Promise<void> {
+      auto params = context.getParams();
+      auto result = context.getResults().initResult();
+      // Counted before anything is copied, as for publish.
+      if (auto problem = countProblem(params.getPublishes())) {
+        setError(result.initError(), *problem);
+        return kj::READY_NOW;
+      }
+      core::TransactionRequest request;
+      request.id = toString(params.getId());
+      request.offsets = offsetsOf(params.getOffsets());
+      request.deliveryIds = offsetsOf(params.getDeliveryIds());
+      for (auto entry : params.getPublishes()) {
+        core::TopicBatch batch{toString(entry.getTopic()), {}};
+        batch.messages.reserve(entry.getMessages().size());
+        for (auto message : entry.getMessages())
+          batch.messages.push_back(fromWire(message));
+        request.publishes.push_back(std::move(batch));
+      }
+      std::vector<std::string> topics;
+      for (const auto& batch : request.publishes)
+        topics.push_back(batch.topic);
+      return broker_.transact(consumerId_, std::move(request))
+          .then([context, topics = std::move(topics)](
+                    Result<core::TransactionOutcome> outcome) mutable {
+            auto result = context.getResults().initResult();
+            if (!outcome.ok()) return setError(result.initError(), outcome.status());
+            const auto& outputs = outcome.value().outputs;
+            result.setReplayed(outcome.value().replayed);
+            auto out = result.initOutputs(static_cast<unsigned>(outputs.size()));
+            for (unsigned i = 0; i < outputs.size(); ++i) {
+              out[i].setTopic(topics[i]);
+              auto acks = out[i].initAcks(static_cast<unsigned>(outputs[i].size()));
+              for (unsigned k = 0; k < outputs[i].size(); ++k) {
+                acks[k].setOffset(outputs[i][k].offset);
+                acks[k].setDuplicate(outputs[i][k].duplicate);
+              }
+            }
+          });
+    });
+  }
+
  private:
+  // A transaction's message and header counts, checked before copying (see publish).
+  std::optional<Status> countProblem(capnp::List<wire::TopicMessages>::Reader publishes) {
+    const core::Limits& limits = broker_.limits();
+    if (publishes.size() > core::kMaxTransactionTopics) {
+      return Status(Code::kLimitExceeded, "transaction: it may publish to at most " +
+                                              std::to_string(core::kMaxTransactionTopics) +
+                                              " topics, got " + std::to_string(publishes.size()));
+    }
+    uint64_t messages = 0;
+    for (auto entry : publishes) {
+      messages += entry.getMessages().size();
+      if (messages > limits.maxBatchMessages) {
+        return Status(Code::kLimitExceeded, "transaction: it may publish at most " +
+                                                std::to_string(limits.maxBatchMessages) +
+                                                " messages");
+      }
+      for (auto message : entry.getMessages()) {
+        if (auto problem = core::validateHeaderCount(message.getHeaders().size()))
+          return Status(Code::kInvalidArgument, "transaction: " + *problem);
+      }
+    }
+    return std::nullopt;
+  }
+
   // Offsets or delivery ids.
   static std::vector<uint64_t> offsetsOf(capnp::List<uint64_t>::Reader list) {
     std::vector<Offset> offsets;

@@ -39,6 +39,7 @@ class Applier {
   void operator()(const core::PutPendingOp& op);
   void operator()(const core::RemovePendingOp& op);
   void operator()(const core::ExpireDedupOp& op);
+  void operator()(const core::PutTxnOp& op);
 
  private:
   TopicRecord requireTopic(TopicId id, const std::string& name, const char* op);
@@ -378,6 +379,33 @@ void Applier::operator()(const core::ExpireDedupOp& op) {
     }
     cursor.del();
   }
+  Cursor txns(txn_, env_.txnExpiry);
+  for (bool ok = txns.first(); ok; ok = txns.next()) {
+    auto key = keys::parseTxnExpiry(txns.key());
+    if (!key) continue;  // Env::check reports it.
+    if (key->expiresMs > now) break;
+    // As for dedup ids: an id applied again after this entry expired keeps its newer record.
+    std::string_view value;
+    if (getValue(txn_, env_.txns, key->id, &value) &&
+        codec::decodeTxn(value).expiresMs <= op.nowMs) {
+      deleteKey(txn_, env_.txns, key->id);
+    }
+    txns.del();
+  }
+}
+
+void Applier::operator()(const core::PutTxnOp& op) {
+  core::TxnEntry entry{op.fingerprint, op.expiresMs, op.outputs};
+  std::string_view old;
+  if (getValue(txn_, env_.txns, op.id, &old)) {
+    // Replaced after its window: its expiry entry must not remove the new record's.
+    int64_t oldExpiry = codec::decodeTxn(old).expiresMs;
+    deleteKey(txn_, env_.txnExpiry,
+              keys::txnExpiry(static_cast<uint64_t>(std::max<int64_t>(oldExpiry, 0)), op.id));
+  }
+  putValue(txn_, env_.txns, op.id, codec::bytesOf(codec::encodeTxn(entry)));
+  putValue(txn_, env_.txnExpiry,
+           keys::txnExpiry(static_cast<uint64_t>(std::max<int64_t>(op.expiresMs, 0)), op.id), {});
 }
 
 }  // namespace

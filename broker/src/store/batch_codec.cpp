@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "core/names.h"
+#include "store/codec.h"
 #include "sluice/schemas/records.capnp.h"
 
 namespace sluice::store::codec {
@@ -172,6 +173,11 @@ struct Encoder {
     o.setOffset(op.offset);
   }
   void operator()(const core::ExpireDedupOp& op) { out.initExpireDedup().setNowMs(op.nowMs); }
+  void operator()(const core::PutTxnOp& op) {
+    auto o = out.initPutTxn();
+    o.setId(text(op.id));
+    codec::toRecord(core::TxnEntry{op.fingerprint, op.expiresMs, op.outputs}, o.initTxn());
+  }
 };
 
 // Decoding failures are collected as text, so the caller answers one typed error.
@@ -296,6 +302,16 @@ core::WriteOp decodeOp(WriteOp::Reader in, size_t i, bool* storedAppend, uint32_
     }
     case WriteOp::EXPIRE_DEDUP:
       return core::ExpireDedupOp{in.getExpireDedup().getNowMs()};
+    case WriteOp::PUT_TXN: {
+      auto o = in.getPutTxn();
+      if (!o.hasId() || o.getId().size() == 0) {
+        throw Bad{"op " + std::to_string(i + 1) + ": a transaction record without an id"};
+      }
+      core::TxnEntry entry = codec::fromRecord(o.getTxn());
+      return core::PutTxnOp{std::string(o.getId().cStr(), o.getId().size()),
+                            std::move(entry.fingerprint), entry.expiresMs,
+                            std::move(entry.outputs)};
+    }
   }
   throw Bad{"op " + std::to_string(i + 1) + ": unknown operation (" +
             std::to_string(static_cast<unsigned>(in.which())) + "), written by a newer broker?"};

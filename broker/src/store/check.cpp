@@ -2,6 +2,7 @@
 
 #include <kj/exception.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <utility>
@@ -49,7 +50,7 @@ class Checker {
   Status run() {
     for (Status (Checker::*step)() :
          {&Checker::meta, &Checker::topics, &Checker::messages, &Checker::groups, &Checker::pending,
-          &Checker::due, &Checker::dedup}) {
+          &Checker::due, &Checker::dedup, &Checker::txns}) {
       Status status = (this->*step)();
       if (!status.ok()) return status;
     }
@@ -300,6 +301,37 @@ class Checker {
       if (topics_.count(key->topic) == 0) {
         return violation("dedupExpiry", "entry of an unknown topic id", nameOf(key->topic));
       }
+    }
+    return Status();
+  }
+
+  // Every transaction record decodes and has exactly its one expiry entry.
+  Status txns() {
+    uint64_t records = 0;
+    Cursor cursor(txn_, env_.txns);
+    for (bool ok = cursor.first(); ok; ok = cursor.next()) {
+      std::string id(cursor.key());
+      core::TxnEntry entry;
+      Status decoded = decodes("txns", {}, std::nullopt,
+                               [&] { entry = codec::decodeTxn(cursor.value()); });
+      if (!decoded.ok()) return decoded;
+      std::string_view none;
+      std::string expiryKey =
+          keys::txnExpiry(static_cast<uint64_t>(std::max<int64_t>(entry.expiresMs, 0)), id);
+      if (!getValue(txn_, env_.txnExpiry, expiryKey, &none)) {
+        return violation("txns", "transaction \"" + id + "\" has no expiry entry");
+      }
+      ++records;
+    }
+    uint64_t expiries = 0;
+    Cursor expiry(txn_, env_.txnExpiry);
+    for (bool ok = expiry.first(); ok; ok = expiry.next()) {
+      if (!keys::parseTxnExpiry(expiry.key())) return violation("txnExpiry", "malformed key");
+      ++expiries;
+    }
+    if (expiries != records) {
+      return violation("txnExpiry", std::to_string(expiries) + " entries for " +
+                                        std::to_string(records) + " transactions");
     }
     return Status();
   }

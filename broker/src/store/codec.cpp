@@ -242,4 +242,57 @@ DedupEntry decodeDedup(std::string_view value) {
   });
 }
 
+void toRecord(const core::TxnEntry& entry, records::StoredTxn::Builder out) {
+  out.setFingerprint(capnp::Data::Reader(
+      reinterpret_cast<const capnp::byte*>(entry.fingerprint.data()), entry.fingerprint.size()));
+  out.setExpiresMs(entry.expiresMs);
+  size_t total = 0;
+  auto counts = out.initCounts(static_cast<unsigned>(entry.outputs.size()));
+  for (unsigned i = 0; i < entry.outputs.size(); ++i) {
+    counts.set(i, static_cast<uint32_t>(entry.outputs[i].size()));
+    total += entry.outputs[i].size();
+  }
+  auto offsets = out.initOffsets(static_cast<unsigned>(total));
+  auto duplicates = out.initDuplicates(static_cast<unsigned>(total));
+  unsigned k = 0;
+  for (const auto& acks : entry.outputs) {
+    for (const PublishAckData& ack : acks) {
+      offsets.set(k, ack.offset);
+      duplicates.set(k++, ack.duplicate);
+    }
+  }
+}
+
+core::TxnEntry fromRecord(records::StoredTxn::Reader in) {
+  core::TxnEntry entry;
+  auto fingerprint = in.getFingerprint();
+  entry.fingerprint.assign(reinterpret_cast<const char*>(fingerprint.begin()), fingerprint.size());
+  entry.expiresMs = in.getExpiresMs();
+  auto offsets = in.getOffsets();
+  auto duplicates = in.getDuplicates();
+  KJ_REQUIRE(offsets.size() == duplicates.size(), "transaction record: answers of unequal length");
+  unsigned k = 0;
+  for (uint32_t count : in.getCounts()) {
+    KJ_REQUIRE(count <= offsets.size() - k, "transaction record: counts beyond its answers");
+    std::vector<PublishAckData> acks;
+    acks.reserve(count);
+    for (uint32_t i = 0; i < count; ++i, ++k)
+      acks.push_back({offsets[k], duplicates[k]});
+    entry.outputs.push_back(std::move(acks));
+  }
+  KJ_REQUIRE(k == offsets.size(), "transaction record: answers beyond its counts");
+  return entry;
+}
+
+kj::Array<capnp::word> encodeTxn(const core::TxnEntry& entry) {
+  capnp::MallocMessageBuilder message;
+  toRecord(entry, message.initRoot<records::StoredTxn>());
+  return capnp::messageToFlatArray(message);
+}
+
+core::TxnEntry decodeTxn(std::string_view value) {
+  return withRoot<records::StoredTxn>(value,
+                                      [](records::StoredTxn::Reader in) { return fromRecord(in); });
+}
+
 }  // namespace sluice::store::codec

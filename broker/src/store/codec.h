@@ -13,6 +13,8 @@
 #include <string_view>
 
 #include "common/records.h"
+#include "core/storage.h"
+#include "sluice/schemas/records.capnp.h"
 
 namespace sluice::store::codec {
 
@@ -51,5 +53,11 @@ PendingRecord decodePending(TopicId topic, std::string_view group, Offset offset
 
 kj::Array<capnp::word> encodeDedup(const DedupEntry& entry);
 DedupEntry decodeDedup(std::string_view value);
+
+// Also the form a PutTxnOp carries in the write log (batch_codec.cpp).
+void toRecord(const core::TxnEntry& entry, records::StoredTxn::Builder out);
+core::TxnEntry fromRecord(records::StoredTxn::Reader in);
+kj::Array<capnp::word> encodeTxn(const core::TxnEntry& entry);
+core::TxnEntry decodeTxn(std::string_view value);
 
 }  // namespace sluice::store::codec

@@ -33,7 +33,8 @@ Status Env::dump(std::FILE* out) const {
     // Not the write log (wlog, wlogSpill, wlogFloor): how much of it is kept is a local setting.
     for (Named db : {Named{"meta", meta}, Named{"topics", topics}, Named{"messages", messages},
                      Named{"groups", groups}, Named{"held", held}, Named{"pending", pending},
-                     Named{"due", due}, Named{"dedup", dedup}, Named{"dedupExpiry", dedupExpiry}}) {
+                     Named{"due", due}, Named{"dedup", dedup}, Named{"dedupExpiry", dedupExpiry},
+                     Named{"txns", txns}, Named{"txnExpiry", txnExpiry}}) {
       Cursor cursor(txn, db.dbi);
       for (bool ok = cursor.first(); ok; ok = cursor.next()) {
         std::fprintf(out, "%s ", db.name);

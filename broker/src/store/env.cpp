@@ -21,7 +21,7 @@
 namespace sluice::store {
 namespace {
 
-constexpr unsigned kMaxDbs = 24;  // 12 in use; room for the planned ones (subjects, delays).
+constexpr unsigned kMaxDbs = 24;  // 14 in use; room for the planned ones (subjects, expiry).
 
 // Format 1 -> 2: the due index and the groups' pending counts, from the pending entries.
 void migrateFrom1(MDB_txn* txn, const Env& env) {
@@ -136,7 +136,7 @@ Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
        {Named{"meta", &e.meta}, Named{"topics", &e.topics}, Named{"messages", &e.messages},
         Named{"groups", &e.groups}, Named{"held", &e.held}, Named{"pending", &e.pending},
         Named{"due", &e.due}, Named{"dedup", &e.dedup}, Named{"dedupExpiry", &e.dedupExpiry},
-        Named{"wlog", &e.wlog}, Named{"wlogSpill", &e.wlogSpill},
+        Named{"txns", &e.txns}, Named{"txnExpiry", &e.txnExpiry}, Named{"wlog", &e.wlog}, Named{"wlogSpill", &e.wlogSpill},
         Named{"wlogFloor", &e.wlogFloor}}) {
     if ((rc = mdb_dbi_open(txn, db.name, options.readOnly ? 0 : MDB_CREATE, db.dbi)) != 0) {
       mdb_txn_abort(txn);
@@ -159,6 +159,10 @@ Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
       }
       if (version == 2 && !options.readOnly) {
         migrateFrom2(txn, e);
+        version = 3;
+      }
+      if (version == 3 && !options.readOnly) {
+        // 4 adds `txns` and `txnExpiry`, created empty above.
         putValue(txn, e.meta, keys::kFormatVersion, keys::u32(keys::kCurrentFormatVersion));
         version = keys::kCurrentFormatVersion;
       }

@@ -94,6 +94,13 @@ std::string dedupExpiry(uint64_t expiresMs, TopicId topic, std::string_view id) 
   return out;
 }
 
+std::string txnExpiry(uint64_t expiresMs, std::string_view id) {
+  std::string out;
+  appendU64(out, expiresMs);
+  out.append(id);
+  return out;
+}
+
 std::optional<MessageKey> parseMessage(std::string_view key) {
   if (key.size() != 12) return std::nullopt;
   return MessageKey{readU32(key.data()), readU64(key.data() + 4)};
@@ -130,6 +137,11 @@ std::optional<DedupKey> parseDedup(std::string_view key) {
 std::optional<DedupExpiryKey> parseDedupExpiry(std::string_view key) {
   if (key.size() < 12) return std::nullopt;
   return DedupExpiryKey{readU64(key.data()), readU32(key.data() + 8), std::string(key.substr(12))};
+}
+
+std::optional<TxnExpiryKey> parseTxnExpiry(std::string_view key) {
+  if (key.size() < 8) return std::nullopt;
+  return TxnExpiryKey{readU64(key.data()), std::string(key.substr(8))};
 }
 
 }  // namespace sluice::store::keys

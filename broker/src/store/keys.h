@@ -17,9 +17,9 @@ constexpr std::string_view kFormatVersion = "format_version";  // u32 BE
 constexpr std::string_view kNextTopicId = "next_topic_id";     // u32 BE
 constexpr std::string_view kLastSeq = "last_seq";              // u64 BE
 // 1: no due index, no pending counts. 2: both, with held entries in the due index at 0.
-// 3: held entries in `held`, the due index for waiting entries only. Older stores are
-// migrated at open.
-constexpr uint32_t kCurrentFormatVersion = 3;
+// 3: held entries in `held`, the due index for waiting entries only. 4: `txns` and
+// `txnExpiry` (nothing else changed). Older stores are migrated at open.
+constexpr uint32_t kCurrentFormatVersion = 4;
 
 void appendU32(std::string& out, uint32_t v);
 void appendU64(std::string& out, uint64_t v);
@@ -42,6 +42,8 @@ std::string pending(TopicId topic, std::string_view group, Offset offset);
 std::string dedup(TopicId topic, std::string_view id);
 // dedupExpiry: expiresMs · topicId · message id
 std::string dedupExpiry(uint64_t expiresMs, TopicId topic, std::string_view id);
+// txns: the transaction id itself. txnExpiry: expiresMs · transaction id
+std::string txnExpiry(uint64_t expiresMs, std::string_view id);
 
 // due: topicId · group name · 0x00 · visibleAtMs u64 · offset u64
 std::string duePrefix(TopicId topic, std::string_view group);  // == pendingPrefix
@@ -77,6 +79,10 @@ struct DedupExpiryKey {
   TopicId topic;
   std::string id;
 };
+struct TxnExpiryKey {
+  uint64_t expiresMs;
+  std::string id;
+};
 
 // Parsers return nullopt for a key of the wrong shape.
 std::optional<MessageKey> parseMessage(std::string_view key);
@@ -85,5 +91,6 @@ std::optional<PendingKey> parsePending(std::string_view key);
 std::optional<DueKey> parseDue(std::string_view key);
 std::optional<DedupKey> parseDedup(std::string_view key);
 std::optional<DedupExpiryKey> parseDedupExpiry(std::string_view key);
+std::optional<TxnExpiryKey> parseTxnExpiry(std::string_view key);
 
 }  // namespace sluice::store::keys

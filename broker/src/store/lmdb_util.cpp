@@ -90,7 +90,7 @@ uint64_t usedBytesIn(MDB_txn* txn, const Env& env) {
   uint64_t total = 0;
   for (MDB_dbi dbi :
        {env.meta, env.topics, env.messages, env.groups, env.held, env.pending, env.due, env.dedup,
-        env.dedupExpiry, env.wlog, env.wlogSpill, env.wlogFloor}) {
+        env.dedupExpiry, env.txns, env.txnExpiry, env.wlog, env.wlogSpill, env.wlogFloor}) {
     MDB_stat st;
     int rc = mdb_stat(txn, dbi, &st);
     if (rc != 0) throw LmdbError(rc, "stat");

@@ -162,6 +162,12 @@ std::optional<int64_t> ReadTxn::timestampAtOrAfter(TopicId topic, Offset from) c
   return codec::decodeMessageMeta(cursor.value()).timestampMs;
 }
 
+std::optional<core::TxnEntry> ReadTxn::txn(std::string_view id) const {
+  std::string_view value;
+  if (!getValue(txn_, env_.txns, id, &value)) return std::nullopt;
+  return codec::decodeTxn(value);
+}
+
 std::optional<core::DedupEntry> ReadTxn::dedup(TopicId topic, std::string_view id) const {
   std::string_view value;
   if (!getValue(txn_, env_.dedup, keys::dedup(topic, id), &value)) return std::nullopt;

@@ -80,7 +80,7 @@ class Env {
 
   // Database handles.
   MDB_dbi meta = 0, topics = 0, messages = 0, groups = 0, held = 0, pending = 0, due = 0, dedup = 0,
-          dedupExpiry = 0, wlog = 0, wlogSpill = 0, wlogFloor = 0;
+          dedupExpiry = 0, txns = 0, txnExpiry = 0, wlog = 0, wlogSpill = 0, wlogFloor = 0;
 
  private:
   Env() = default;
@@ -109,6 +109,7 @@ class ReadTxn final : public core::StoreSnapshot {
   Offset offsetAtTime(TopicId topic, Offset first, Offset next, int64_t unixMs) const override;
   std::optional<int64_t> timestampAtOrAfter(TopicId topic, Offset from) const override;
   std::optional<core::DedupEntry> dedup(TopicId topic, std::string_view id) const override;
+  std::optional<core::TxnEntry> txn(std::string_view id) const override;
   std::vector<core::DueEntry> due(TopicId topic, std::string_view group, int64_t fromMs,
                                   int64_t untilMs, size_t max,
                                   const std::function<bool(Offset)>& skip = {}) const override;

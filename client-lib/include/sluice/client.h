@@ -119,6 +119,29 @@ class Message {
   std::shared_ptr<detail::SubscriptionState> subscription_;  // Null for peeked messages.
 };
 
+// One atomic step of a consume-transform-produce pipeline, for Consumer::transact: messages
+// this consumer holds to acknowledge, and messages to publish (to one or more topics).
+struct Transaction {
+  // Names the transaction for retries: a call repeating an applied transaction (same id, same
+  // acks and messages) within 5 minutes of its commit gets the first call's offsets back,
+  // marked replayed, and changes nothing; the same id with other content fails with
+  // kTransactionConflict. Up to 256 printable ASCII bytes; empty: every call applies anew.
+  std::string id;
+  std::vector<Message> acks;
+  // Per topic (each named once), its messages in order.
+  std::vector<std::pair<std::string, std::vector<OutgoingMessage>>> publishes;
+
+  Transaction& ack(const Message& message);
+  // Appends to the topic's entry (adding one for a topic not named yet).
+  Transaction& publish(std::string_view topic, OutgoingMessage message);
+};
+
+struct TransactionResult {
+  // Per entry of Transaction::publishes, in order: the topic and one ack per message.
+  std::vector<std::pair<std::string, std::vector<PublishAck>>> outputs;
+  bool replayed = false;  // The id was applied by an earlier call; nothing changed now.
+};
+
 // Publishes messages. Obtain from Client::producer().
 class Producer {
  public:
@@ -168,6 +191,17 @@ class Consumer {
   //         consumer with prefetch or a handler), kLimitExceeded, kTopicNotFound /
   //         kGroupNotFound (deleted), kDisconnected, kTimeout (the broker did not answer).
   Result<std::vector<Message>> fetch(uint32_t max, std::chrono::milliseconds timeout);
+  // Atomic ack-and-publish: acknowledges `transaction.acks` (messages this consumer holds, by
+  // delivery, as ack() does) and publishes its messages in one broker commit, all or nothing,
+  // answered after the fsync. If anything would fail, nothing changes: the acks stay held and
+  // nothing is published. After kDisconnected or kTimeout, retry with the same id (from a new
+  // consumer of the group, too): the broker applies it at most once.
+  // Errors (nothing changed): kInvalidArgument (bad id, nothing to do, a message named twice
+  //         or held by another consumer, a topic named twice, bad messages), kNotPending /
+  //         kStaleDelivery (an ack, as for ack()), kTransactionConflict, kTopicNotFound,
+  //         kMessageTooLarge, kStorageFull, kLimitExceeded, kStorageFailed, kDisconnected,
+  //         kTimeout.
+  Result<TransactionResult> transact(const Transaction& transaction);
   // Ends the subscription; idempotent. Messages not yet received are redelivered to others.
   void close();
   // The broker's id for this consumer (shown by `sluice groups describe`).

@@ -265,6 +265,7 @@ TEST_CASE("wire error codes map one-to-one onto client codes", "[client]") {
       {wire::ErrorCode::LIMIT_EXCEEDED, ErrorCode::kLimitExceeded},
       {wire::ErrorCode::SHUTTING_DOWN, ErrorCode::kShuttingDown},
       {wire::ErrorCode::STALE_DELIVERY, ErrorCode::kStaleDelivery},
+      {wire::ErrorCode::TRANSACTION_CONFLICT, ErrorCode::kTransactionConflict},
   };
   for (const auto& row : rows) {
     capnp::MallocMessageBuilder message;

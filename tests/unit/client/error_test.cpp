@@ -28,6 +28,7 @@ TEST_CASE("every error code has its lowerCamel schema name", "[client]") {
       {ErrorCode::kLimitExceeded, "limitExceeded"},
       {ErrorCode::kShuttingDown, "shuttingDown"},
       {ErrorCode::kStaleDelivery, "staleDelivery"},
+      {ErrorCode::kTransactionConflict, "transactionConflict"},
       {ErrorCode::kDisconnected, "disconnected"},
       {ErrorCode::kConnectFailed, "connectFailed"},
       {ErrorCode::kTimeout, "timeout"},
