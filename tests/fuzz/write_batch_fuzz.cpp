@@ -87,6 +87,7 @@ core::WriteBatch sample() {
   batch.ops.push_back(core::ExpireDedupOp{1700000200000});
   batch.ops.push_back(core::PurgeTopicOp{3, "orders"});
   batch.ops.push_back(core::DeleteTopicOp{3, "orders"});
+  batch.ops.push_back(core::PutTxnOp{"tx-1", "fingerprint", 1700000300000, {{{2, false}}}});
   return batch;
 }
 

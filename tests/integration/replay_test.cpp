@@ -125,6 +125,21 @@ void driveEveryKindOfWrite(sluice::test::Broker& broker) {
   }
   REQUIRE(eventually([&] { return describeTopic(admin, "jobs").messages == 0; }));
 
+  // An ack-and-publish transaction with an id (its record is durable state too).
+  {
+    Client client = broker.connect();
+    Consumer worker = subscribe(client, "counts", "enrich");
+    auto inputs = receiveMessages(worker, 2);
+    REQUIRE(inputs.size() == 2);
+    Transaction step;
+    step.id = "enrich-1";
+    OutgoingMessage enriched;
+    enriched.payload = "enriched";
+    enriched.id = "out-1";
+    step.ack(inputs[0]).ack(inputs[1]).publish("jobs", enriched).publish("orders", enriched);
+    REQUIRE(worker.transact(step).ok());
+  }
+
   // Purge and delete.
   REQUIRE(admin.purgeTopic("counts").ok());
   REQUIRE(admin.deleteTopic("sizes").ok());

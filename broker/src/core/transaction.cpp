@@ -58,8 +58,7 @@ std::optional<Status> checkTransaction(const TransactionRequest& request, const 
   }
   if (request.offsets.size() > limits.maxPrefetch) {
     return Status(Code::kLimitExceeded, "transaction: it may acknowledge at most " +
-                                            std::to_string(limits.maxPrefetch) +
-                                            " messages, got " +
+                                            std::to_string(limits.maxPrefetch) + " messages, got " +
                                             std::to_string(request.offsets.size()));
   }
   if (!request.deliveryIds.empty() && request.deliveryIds.size() != request.offsets.size()) {
@@ -73,10 +72,10 @@ std::optional<Status> checkTransaction(const TransactionRequest& request, const 
       return invalid("offset " + std::to_string(offset) + " is acknowledged twice");
   }
   if (request.publishes.size() > kMaxTransactionTopics) {
-    return Status(Code::kLimitExceeded,
-                  "transaction: it may publish to at most " +
-                      std::to_string(kMaxTransactionTopics) + " topics, got " +
-                      std::to_string(request.publishes.size()));
+    return Status(Code::kLimitExceeded, "transaction: it may publish to at most " +
+                                            std::to_string(kMaxTransactionTopics) +
+                                            " topics, got " +
+                                            std::to_string(request.publishes.size()));
   }
   std::set<std::string_view> topics;
   size_t messages = 0;

@@ -24,10 +24,10 @@ struct TopicBatch {
 };
 
 struct TransactionRequest {
-  std::string id;                    // Empty: not idempotent (a retry applies again).
-  std::vector<Offset> offsets;       // Held messages of the consumer to acknowledge.
-  std::vector<uint64_t> deliveryIds; // Empty, or one per offset (as for ack).
-  std::vector<TopicBatch> publishes; // Each topic at most once.
+  std::string id;                     // Empty: not idempotent (a retry applies again).
+  std::vector<Offset> offsets;        // Held messages of the consumer to acknowledge.
+  std::vector<uint64_t> deliveryIds;  // Empty, or one per offset (as for ack).
+  std::vector<TopicBatch> publishes;  // Each topic at most once.
 };
 
 struct TransactionOutcome {

@@ -194,8 +194,10 @@ class Consumer {
   // Atomic ack-and-publish: acknowledges `transaction.acks` (messages this consumer holds, by
   // delivery, as ack() does) and publishes its messages in one broker commit, all or nothing,
   // answered after the fsync. If anything would fail, nothing changes: the acks stay held and
-  // nothing is published. After kDisconnected or kTimeout, retry with the same id (from a new
-  // consumer of the group, too): the broker applies it at most once.
+  // nothing is published. After kTimeout, retry the same transaction on this consumer: the
+  // broker applies it at most once and answers a repeat `replayed`. After kDisconnected, the
+  // outcome shows in what comes back: if the commit did not happen, the messages are
+  // delivered again (to this group) and the step is redone; if it did, they never come back.
   // Errors (nothing changed): kInvalidArgument (bad id, nothing to do, a message named twice
   //         or held by another consumer, a topic named twice, bad messages), kNotPending /
   //         kStaleDelivery (an ack, as for ack()), kTransactionConflict, kTopicNotFound,

@@ -111,6 +111,49 @@ TEST_CASE("dedup ids are stored with their window and expired by ExpireDedupOp",
   CHECK(store.env().check().ok());
 }
 
+TEST_CASE("transaction records are kept until their window ends, then expired with dedup ids",
+          "[store]") {
+  TestStore store;
+  const int64_t until = TestStore::kStartMs + 1000;
+  std::vector<std::vector<PublishAckData>> outputs{{{5, false}, {6, true}}, {}};
+  store.commitOk(batchOf({core::PutTxnOp{"tx-a", "print-a", until, outputs},
+                          core::PutTxnOp{"tx-b", "print-b", until + 10, {{{1, false}}}}}));
+  {
+    ReadTxn read(store.env());
+    auto entry = read.txn("tx-a");
+    REQUIRE(entry.has_value());
+    CHECK(entry->fingerprint == "print-a");
+    CHECK(entry->expiresMs == until);
+    REQUIRE(entry->outputs.size() == 2);
+    CHECK(entry->outputs[0][1].offset == 6);
+    CHECK(entry->outputs[0][1].duplicate);
+    CHECK(entry->outputs[1].empty());
+    CHECK_FALSE(read.txn("tx-c").has_value());
+  }
+  CHECK(store.env().check().ok());
+  store.commitOk(batchOf({core::ExpireDedupOp{until - 1}}));
+  CHECK(store.entries(store.env().txns) == 2);
+  store.commitOk(batchOf({core::ExpireDedupOp{until}}));
+  CHECK(store.entries(store.env().txns) == 1);
+  CHECK(store.entries(store.env().txnExpiry) == 1);
+
+  SECTION("an id applied again after its window keeps only its newer record") {
+    store.commitOk(batchOf({core::PutTxnOp{"tx-b", "print-b2", until + 5000, {}}}));
+    CHECK(store.entries(store.env().txnExpiry) == 1);
+    store.commitOk(batchOf({core::ExpireDedupOp{until + 10}}));
+    ReadTxn read(store.env());
+    auto entry = read.txn("tx-b");
+    REQUIRE(entry.has_value());
+    CHECK(entry->fingerprint == "print-b2");
+  }
+  SECTION("the last one goes at its window's end") {
+    store.commitOk(batchOf({core::ExpireDedupOp{until + 10}}));
+    CHECK(store.entries(store.env().txns) == 0);
+    CHECK(store.entries(store.env().txnExpiry) == 0);
+  }
+  CHECK(store.env().check().ok());
+}
+
 TEST_CASE("trim drops messages and pending entries below an offset", "[store]") {
   TestStore store;
   TopicRecord t = store.create("jobs");

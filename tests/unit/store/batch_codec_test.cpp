@@ -60,7 +60,11 @@ core::WriteBatch everyOp() {
                   core::PutPendingOp{7, "workers", 11, 2, 777, core::RedeliveryCause::kAckTimeout},
                   core::RemovePendingOp{7, "workers", 10}, core::ClearPendingOp{7, "workers"},
                   core::DeleteGroupOp{7, "workers"}, core::ExpireDedupOp{4242},
-                  core::PurgeTopicOp{7, "orders"}, core::DeleteTopicOp{7, "orders"}});
+                  core::PurgeTopicOp{7, "orders"}, core::DeleteTopicOp{7, "orders"},
+                  core::PutTxnOp{"tx-1",
+                                 std::string("\x01\x00\x02", 3),
+                                 9000,
+                                 {{{10, false}, {11, true}}, {{3, false}}}}});
 }
 
 TEST_CASE("every write op survives a round trip through the shipped form", "[store][codec]") {
@@ -91,6 +95,15 @@ TEST_CASE("every write op survives a round trip through the shipped form", "[sto
   CHECK(pending.visibleAtMs == 777);
   CHECK(std::get<core::PutGroupOp>(ops[3]).group.deadLettered == 2);
   CHECK(std::get<core::ExpireDedupOp>(ops[8]).nowMs == 4242);
+  const auto& txn = std::get<core::PutTxnOp>(ops[11]);
+  CHECK(txn.id == "tx-1");
+  CHECK(txn.fingerprint == std::string("\x01\x00\x02", 3));
+  CHECK(txn.expiresMs == 9000);
+  REQUIRE(txn.outputs.size() == 2);
+  REQUIRE(txn.outputs[0].size() == 2);
+  CHECK(txn.outputs[0][1].offset == 11);
+  CHECK(txn.outputs[0][1].duplicate);
+  CHECK(txn.outputs[1][0].offset == 3);
 }
 
 TEST_CASE("a batch's commit time survives both forms and reads without its ops", "[store][codec]") {
