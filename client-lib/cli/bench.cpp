@@ -1,4 +1,4 @@
-// `sluice bench`: registration of the three workloads and what they share (see bench.h).
+// `sluice bench`: registration of the four workloads and what they share (see bench.h).
 
 #include "bench.h"
 
@@ -105,14 +105,16 @@ void printSummary(Context& context, const Summary& s) {
     return;
   }
   char line[256];
-  std::snprintf(line, sizeof line, "%s: %llu messages (%s) in %.2fs: %s, %.1f MB/s",
-                s.workload.c_str(), static_cast<unsigned long long>(s.messages),
-                formatBytes(s.bytes).c_str(), s.seconds, formatRate(rate).c_str(), mbRate);
+  std::snprintf(line, sizeof line, "%s: %llu %s (%s) in %.2fs: %s, %.1f MB/s", s.workload.c_str(),
+                static_cast<unsigned long long>(s.messages), s.noun.c_str(),
+                formatBytes(s.bytes).c_str(), s.seconds, formatRate(rate, s.rateUnit).c_str(),
+                mbRate);
   context.print(line);
   for (const auto& [key, latency] : s.latencies) {
-    std::string label = key == "ack_latency"   ? "publish -> ack"
-                        : key == "e2e_latency" ? "end to end"
-                                               : key;
+    std::string label = key == "ack_latency"        ? "publish -> ack"
+                        : key == "e2e_latency"      ? "end to end"
+                        : key == "transact_latency" ? "transact()"
+                                                    : key;
     context.print("  " + label + ": " + formatLatency(latency) + " (" +
                   std::to_string(latency.samples) + " samples)");
   }
@@ -155,13 +157,15 @@ void addBenchCommands(CLI::App& app, Context& context) {
   CLI::App* bench = app.add_subcommand("bench", "Measure throughput and latency");
   bench->require_subcommand(1);
   bench->footer(
-      "Rates count acknowledged messages; MB/s counts payload bytes (10^6 bytes). Latencies:\n"
-      "publish -> acknowledgement (fsync'd commit) and, for `latency`, publish call -> consumer\n"
-      "receipt on this host. Progress goes to stderr when it is a terminal.\n"
+      "Rates count acknowledged messages (`transact`: committed transactions); MB/s counts\n"
+      "payload bytes (10^6 bytes). Latencies: publish -> acknowledgement (fsync'd commit), for\n"
+      "`latency` publish call -> consumer receipt on this host, and for `transact` the\n"
+      "transact() call. Progress goes to stderr when it is a terminal.\n"
       "Examples:\n"
       "  sluice bench publish bench --create --producers 4 --in-flight 256 --duration 10s\n"
       "  sluice bench consume bench --group drain --prefetch 1000 --count 500000\n"
-      "  sluice bench latency bench --create --rate 5000 --duration 10s --json");
+      "  sluice bench latency bench --create --rate 5000 --duration 10s --json\n"
+      "  sluice bench transact bench --to bench.out --create --group tx --in-flight 256");
 
   auto addTopic = [&](CLI::App* cmd) {
     cmd->add_option("TOPIC", args->topic, "Topic to use")->required();
@@ -265,6 +269,41 @@ void addBenchCommands(CLI::App& app, Context& context) {
       ->type_name("G");
   latency->callback([&context, args] {
     context.action = [&context, args] { return bench::runLatency(context, *args); };
+  });
+
+  CLI::App* transact = bench->add_subcommand(
+      "transact",
+      "Consume a backlog as one group; each message acked and copied to another topic in one "
+      "transaction");
+  transact->add_option("TOPIC", args->topic, "Topic to consume")->required();
+  transact->add_option("--to", args->to, "Topic each transaction publishes to")
+      ->required()
+      ->type_name("TOPIC");
+  transact->add_flag("--create", args->create,
+                     "Create TOPIC and the --to topic first if they do not exist");
+  transact->add_option("--group,-g", args->group, "Consumer group (created at earliest if new)")
+      ->required()
+      ->type_name("G");
+  transact
+      ->add_option("--consumers", args->consumers,
+                   "Fetch consumers, each with its own connection (default 1)")
+      ->check(CLI::Range(1, 1024))
+      ->type_name("N");
+  transact
+      ->add_option("--in-flight", args->inFlight,
+                   "Transactions in flight over all consumers, one thread each (default 256)")
+      ->check(CLI::Range(1, 4096))
+      ->type_name("N");
+  transact
+      ->add_option("--count", args->count,
+                   "Transactions in total (default: the group's lag and pending when it starts)")
+      ->check(CLI::PositiveNumber)
+      ->type_name("N");
+  transact->add_option("--idle", args->idle, "Give up after this long without a message (10s)")
+      ->check(durationValidator())
+      ->type_name("DUR");
+  transact->callback([&context, args] {
+    context.action = [&context, args] { return bench::runTransact(context, *args); };
   });
 }
 

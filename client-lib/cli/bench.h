@@ -1,8 +1,8 @@
 #pragma once
 
-// `sluice bench`: load generators on the public client API (publish, consume, latency) and
-// the pieces they share — arguments, latency samples, progress line and the summary, in
-// human or JSON form. See README.md ("sluice bench") for the JSON fields.
+// `sluice bench`: load generators on the public client API (publish, consume, latency,
+// transact) and the pieces they share — arguments, latency samples, progress line and the
+// summary, in human or JSON form. See README.md ("sluice bench") for the JSON fields.
 
 #include <atomic>
 #include <chrono>
@@ -24,9 +24,9 @@ namespace bench {
 struct BenchArgs {
   std::string topic;
   bool create = false;
-  // publish / latency
+  // publish / latency / transact
   uint32_t producers = 1;
-  uint32_t inFlight = 256;
+  uint32_t inFlight = 256;  // transact: transactions in flight over all consumers
   std::string size = "1KiB";
   uint32_t batch = 0;  // 0: the library's default batching.
   std::string duration;
@@ -35,7 +35,7 @@ struct BenchArgs {
   CLI::Option* countOption = nullptr;
   std::string at;     // publish: every message delayed until this RFC 3339 time
   std::string delay;  // publish: every message delayed by this long
-  // consume / latency
+  // consume / latency / transact
   std::string group;
   uint32_t consumers = 1;
   uint32_t prefetch = 1000;
@@ -43,6 +43,8 @@ struct BenchArgs {
   std::string nackDelay;  // consume: nack each message with this delay instead of acking it
   // latency
   uint32_t rate = 5000;
+  // transact
+  std::string to;  // The topic each transaction publishes to.
 };
 
 // Latency samples in microseconds; percentiles by nearest rank.
@@ -77,6 +79,8 @@ class Progress {
 struct Summary {
   std::string workload;
   Json extra = Json::object();
+  std::string noun = "messages";  // What `messages` counts, in the human line.
+  std::string rateUnit = "msg/s";
   uint64_t messages = 0;
   uint64_t bytes = 0;
   double seconds = 0;
@@ -93,9 +97,10 @@ std::chrono::milliseconds durationOf(const BenchArgs& args, std::chrono::millise
 // A connection of its own for one producer or consumer thread (same options as the context's).
 Client connectAnother(Context& context);
 
-int runPublish(Context& context, const BenchArgs& args);  // bench_publish.cpp
-int runConsume(Context& context, const BenchArgs& args);  // bench_consume.cpp
-int runLatency(Context& context, const BenchArgs& args);  // bench_latency.cpp
+int runPublish(Context& context, const BenchArgs& args);   // bench_publish.cpp
+int runConsume(Context& context, const BenchArgs& args);   // bench_consume.cpp
+int runLatency(Context& context, const BenchArgs& args);   // bench_latency.cpp
+int runTransact(Context& context, const BenchArgs& args);  // bench_transact.cpp
 
 }  // namespace bench
 }  // namespace sluice::cli
