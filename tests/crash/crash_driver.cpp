@@ -136,7 +136,8 @@ bool checkStore(const std::string& dir) {
   return false;
 }
 
-// Creates the topic (a dedup window far longer than any run) and both groups, from offset 1.
+// Creates the topic (a dedup window far longer than any run), both groups and the
+// transformer's group, from offset 1, and the transformer's output topic.
 void setUpTopic(const std::string& address) {
   auto client = Client::connect(address).value();
   TopicSettings settings;
@@ -144,12 +145,14 @@ void setUpTopic(const std::string& address) {
   client.admin().createTopic(kTopic, settings).value();
   for (const std::string& group : kGroups)
     client.admin().createGroup(kTopic, group, StartPosition::earliest()).value();
+  client.admin().createGroup(kTopic, kTxGroup, StartPosition::earliest()).value();
+  client.admin().createTopic(kOutTopic).value();
 }
 
 class Workers {
  public:
   Workers(std::vector<ProducerLedger>& producers, std::vector<ConsumerLog>& consumers,
-          CycleControl& control, std::mt19937_64& rng) {
+          TransformerLog& transformer, CycleControl& control, std::mt19937_64& rng) {
     for (auto& ledger : producers) {
       threads_.emplace_back(
           [&ledger, &control, seed = rng()] { runProducer(ledger, control, seed); });
@@ -157,6 +160,8 @@ class Workers {
     for (auto& log : consumers) {
       threads_.emplace_back([&log, &control, seed = rng()] { runConsumer(log, control, seed); });
     }
+    threads_.emplace_back(
+        [&transformer, &control, seed = rng()] { runTransformer(transformer, control, seed); });
   }
   ~Workers() { join(); }
   void join() {
@@ -187,16 +192,39 @@ uint64_t ackedSoFar(const std::vector<ProducerLedger>& producers) {
   return n;
 }
 
-// The final run: retry what is in doubt, drain both groups, read the topic back.
+// Inputs acknowledged by the transformer's answered transactions.
+uint64_t transformedSoFar(const TransformerLog& transformer) {
+  uint64_t n = 0;
+  for (const TxAttempt& attempt : transformer.attempts) {
+    if (attempt.kind == TxKind::kApply && attempt.outcome == TxOutcome::kApplied)
+      n += attempt.inputs.size();
+  }
+  return n;
+}
+
+// Reads a whole topic back with peek.
+template <typename Each>
+void readBack(Admin& admin, const char* topic, uint64_t lastOffset, Each each) {
+  for (uint64_t from = 1; from <= lastOffset;) {
+    auto page = admin.peek(topic, from, 1000).value();
+    if (page.empty()) break;
+    for (const Message& message : page)
+      each(message);
+    from = page.back().offset() + 1;
+  }
+}
+
+// The final run: retry what is in doubt, drain all three groups, read both topics back.
 bool finalRun(const std::string& dir, uint32_t epoch, std::vector<ProducerLedger>& producers,
-              std::vector<ConsumerLog>& consumers, std::mt19937_64& rng,
-              std::vector<StoredMessage>* stored, uint64_t* lastOffset) {
+              std::vector<ConsumerLog>& consumers, TransformerLog& transformer,
+              std::mt19937_64& rng, std::vector<StoredMessage>* stored, uint64_t* lastOffset,
+              std::vector<StoredOutput>* outputs, uint64_t* outputsLastOffset) {
   auto broker = test::SluicedProcess::start(dir, brokerArgs());
   CycleControl control;
   control.address = broker->address();
   control.epoch = epoch;
   control.resolveOnly = true;
-  Workers workers(producers, consumers, control, rng);
+  Workers workers(producers, consumers, transformer, control, rng);
   bool ok = true;
   if (!waitFor([&] { return control.producersDone.load() == kProducers; }, 120s)) {
     std::printf("  VIOLATION final run: producers did not finish their retries within 120 s\n");
@@ -206,7 +234,9 @@ bool finalRun(const std::string& dir, uint32_t epoch, std::vector<ProducerLedger
   Admin admin = client.admin();
   bool drained = waitFor(
       [&] {
-        for (const std::string& group : kGroups) {
+        std::vector<std::string> groups = kGroups;
+        groups.push_back(kTxGroup);
+        for (const std::string& group : groups) {
           auto info = admin.describeGroup(kTopic, group);
           if (!info.ok() || info.value().pending != 0 || info.value().lagMessages != 0) {
             return false;
@@ -223,18 +253,23 @@ bool finalRun(const std::string& dir, uint32_t epoch, std::vector<ProducerLedger
   }
   auto topic = admin.describeTopic(kTopic).value();
   *lastOffset = topic.lastOffset;
-  for (uint64_t from = 1; from <= topic.lastOffset;) {
-    auto page = admin.peek(kTopic, from, 1000).value();
-    if (page.empty()) break;
-    for (const Message& message : page) {
-      stored->push_back(StoredMessage{message.offset(), message.timestampMs(),
-                                      keyOfPayload(message.payload()), message.id()});
-    }
-    from = page.back().offset() + 1;
-  }
+  readBack(admin, kTopic, topic.lastOffset, [&](const Message& message) {
+    stored->push_back(StoredMessage{message.offset(), message.timestampMs(),
+                                    keyOfPayload(message.payload()), message.id()});
+  });
   if (topic.messages != stored->size()) {
     std::printf("  VIOLATION topic describes %llu messages, peek returned %zu\n",
                 static_cast<unsigned long long>(topic.messages), stored->size());
+    ok = false;
+  }
+  auto out = admin.describeTopic(kOutTopic).value();
+  *outputsLastOffset = out.lastOffset;
+  readBack(admin, kOutTopic, out.lastOffset, [&](const Message& message) {
+    outputs->push_back(StoredOutput{message.offset(), message.payload()});
+  });
+  if (out.messages != outputs->size()) {
+    std::printf("  VIOLATION %s describes %llu messages, peek returned %zu\n", kOutTopic,
+                static_cast<unsigned long long>(out.messages), outputs->size());
     ok = false;
   }
   client.close();
@@ -276,6 +311,7 @@ int run(const Args& args) {
     for (uint32_t c = 0; c < kConsumersPerGroup; ++c)
       consumers.push_back(ConsumerLog{group, {}, {}});
   }
+  TransformerLog transformer;
   RunFigures figures;
   uint32_t epoch = 0;
   for (uint32_t cycle = 1; cycle <= args.cycles && !stopRequested.load(); ++cycle) {
@@ -286,7 +322,7 @@ int run(const Args& args) {
     control.address = broker->address();
     control.epoch = epoch;
     control.soak = args.soak;
-    Workers workers(producers, consumers, control, rng);
+    Workers workers(producers, consumers, transformer, control, rng);
     uint32_t runMs =
         args.minRunMs + static_cast<uint32_t>(rng() % (args.maxRunMs - args.minRunMs + 1));
     std::this_thread::sleep_for(std::chrono::milliseconds(runMs));
@@ -308,18 +344,24 @@ int run(const Args& args) {
     if (checked) ++figures.checksPassed;
     std::printf(
         "cycle %u: ran %u ms%s, killed with %lld publishes in flight, acked so far %llu, "
-        "check %s\n",
+        "transformed %llu, check %s\n",
         cycle, runMs, heavy ? " + burst" : "", static_cast<long long>(inFlight),
-        static_cast<unsigned long long>(ackedSoFar(producers)), checked ? "passed" : "FAILED");
+        static_cast<unsigned long long>(ackedSoFar(producers)),
+        static_cast<unsigned long long>(transformedSoFar(transformer)),
+        checked ? "passed" : "FAILED");
     std::fflush(stdout);
   }
 
   std::vector<StoredMessage> stored;
+  std::vector<StoredOutput> outputs;
   uint64_t lastOffset = 0;
-  bool finalOk = finalRun(dir, epoch + 1, producers, consumers, rng, &stored, &lastOffset);
+  uint64_t outputsLastOffset = 0;
+  bool finalOk = finalRun(dir, epoch + 1, producers, consumers, transformer, rng, &stored,
+                          &lastOffset, &outputs, &outputsLastOffset);
   ++figures.checksRun;
   if (checkStore(dir)) ++figures.checksPassed;
-  size_t violations = verifyAndReport(figures, producers, consumers, stored, lastOffset, kGroups);
+  size_t violations = verifyAndReport(figures, producers, consumers, stored, lastOffset, kGroups,
+                                      transformer, outputs, outputsLastOffset);
   bool passed = finalOk && violations == 0 && figures.checksPassed == figures.checksRun;
   double seconds = std::chrono::duration<double>(Clock::now() - started).count();
   std::printf("  elapsed: %.1f s, seed %llu\n", seconds,

@@ -3,8 +3,9 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
-#include <map>
 #include <unordered_map>
+
+#include "crash/violations.h"
 
 namespace sluice::crash {
 namespace {
@@ -13,30 +14,11 @@ char fillerByte(uint64_t key, size_t i) {
   return static_cast<char>('a' + (key * 31 + i * 7) % 26);
 }
 
-// Collects violations, printing the first few of each kind in full.
-class Violations {
- public:
-  void add(const std::string& kind, const std::string& detail) {
-    size_t& n = counts_[kind];
-    if (++n <= 5) std::printf("  VIOLATION %s: %s\n", kind.c_str(), detail.c_str());
-    ++total_;
-  }
-  size_t count(const std::string& kind) const {
-    auto it = counts_.find(kind);
-    return it == counts_.end() ? 0 : it->second;
-  }
-  size_t total() const { return total_; }
+}  // namespace
 
- private:
-  std::map<std::string, size_t> counts_;
-  size_t total_ = 0;
-};
-
-std::string name(uint64_t key) {
+std::string keyName(uint64_t key) {
   return "P" + std::to_string(producerOf(key)) + ":" + std::to_string(seqOf(key));
 }
-
-}  // namespace
 
 std::string payloadFor(uint32_t producer, uint64_t seq, size_t padding) {
   std::string payload = "P" + std::to_string(producer) + ":" + std::to_string(seq) + ";";
@@ -84,7 +66,8 @@ std::string idFor(uint32_t producer, uint64_t seq) {
 size_t verifyAndReport(const RunFigures& run, const std::vector<ProducerLedger>& producers,
                        const std::vector<ConsumerLog>& consumers,
                        const std::vector<StoredMessage>& stored, uint64_t topicLastOffset,
-                       const std::vector<std::string>& groups) {
+                       const std::vector<std::string>& groups, const TransformerLog& transformer,
+                       const std::vector<StoredOutput>& outputs, uint64_t outputsLastOffset) {
   Violations violations;
 
   // The topic: dense offsets from 1, timestamps never going backwards, every message one that
@@ -115,32 +98,32 @@ size_t verifyAndReport(const RunFigures& run, const std::vector<ProducerLedger>&
     uint64_t seq = seqOf(key);
     if (producer >= producers.size() || seq >= producers[producer].records.size()) {
       violations.add("message never published", "offset " + std::to_string(message.offset) +
-                                                    " holds " + name(key) +
+                                                    " holds " + keyName(key) +
                                                     ", which was never sent");
       continue;
     }
     keyAtOffset[message.offset] = key;
     auto [it, fresh] = offsetOfKey.emplace(key, message.offset);
     if (!fresh) {
-      violations.add("stored twice", name(key) + " at offsets " + std::to_string(it->second) +
+      violations.add("stored twice", keyName(key) + " at offsets " + std::to_string(it->second) +
                                          " and " + std::to_string(message.offset));
     }
     std::string expectedId = usesId(producer, seq) ? idFor(producer, seq) : std::string();
     if (message.id != expectedId) {
-      violations.add("wrong message id", name(key) + " has id \"" + message.id + "\"");
+      violations.add("wrong message id", keyName(key) + " has id \"" + message.id + "\"");
     }
     const PublishRecord& record = producers[producer].records[seq];
     switch (record.state) {
       case PublishState::kAcked:
         if (record.offset != message.offset) {
           violations.add("stored at another offset than acknowledged",
-                         name(key) + " acked at " + std::to_string(record.offset) + ", stored at " +
-                             std::to_string(message.offset));
+                         keyName(key) + " acked at " + std::to_string(record.offset) +
+                             ", stored at " + std::to_string(message.offset));
         }
         break;
       case PublishState::kRejected:
         violations.add("stored though rejected",
-                       name(key) + " at offset " + std::to_string(message.offset));
+                       keyName(key) + " at offset " + std::to_string(message.offset));
         break;
       case PublishState::kInDoubt:
         if (fresh) ++inDoubtStored;
@@ -173,13 +156,13 @@ size_t verifyAndReport(const RunFigures& run, const std::vector<ProducerLedger>&
           if (offsetOfKey.count(key) == 0) {
             ++lost;
             violations.add("acknowledged publish lost",
-                           name(key) + " acked at offset " + std::to_string(record.offset));
+                           keyName(key) + " acked at offset " + std::to_string(record.offset));
           }
           break;
         case PublishState::kInDoubt:
           ++inDoubt;
           if (usesId(ledger.producer, seq)) {
-            violations.add("in-doubt id never resolved", name(key) + " still unanswered");
+            violations.add("in-doubt id never resolved", keyName(key) + " still unanswered");
           }
           break;
         case PublishState::kRejected:
@@ -295,6 +278,7 @@ size_t verifyAndReport(const RunFigures& run, const std::vector<ProducerLedger>&
                 group.c_str(), delivered, ackOk, ackFailed, ackedPublishesReached, acked,
                 duplicates, afterAck, sameRun, missing);
   }
+  verifyTransactions(violations, transformer, stored, outputs, outputsLastOffset);
   std::printf("  violations: %zu\n", violations.total());
   return violations.total();
 }

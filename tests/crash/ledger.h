@@ -1,8 +1,9 @@
 #pragma once
 
-// What the crash driver's producers and consumers saw, and the end-of-run verification that
-// compares it with what the broker stored. Thread: a ProducerLedger or ConsumerLog is written
-// by one worker thread during a cycle and read by the main thread between cycles.
+// What the crash driver's producers, consumers and transformer saw, and the end-of-run
+// verification that compares it with what the broker stored. Thread: a ProducerLedger,
+// ConsumerLog or TransformerLog is written by one worker thread during a cycle and read by the
+// main thread between cycles.
 
 #include <cstdint>
 #include <optional>
@@ -22,6 +23,9 @@ inline uint32_t producerOf(uint64_t key) {
 inline uint64_t seqOf(uint64_t key) {
   return key & ((uint64_t{1} << 48) - 1);
 }
+
+// "P<producer>:<seq>", the name of a message in reports and in the transformer's outputs.
+std::string keyName(uint64_t key);
 
 // "P<producer>:<seq>;" followed by `padding` filler bytes derived from the key.
 std::string payloadFor(uint32_t producer, uint64_t seq, size_t padding);
@@ -82,6 +86,66 @@ struct StoredMessage {
   std::string id;
 };
 
+// The transformer (group "tx" of crash.events) acknowledges each batch of messages it receives
+// and publishes one output per message to crash.out in one transaction. Output i of a
+// transaction names its input i: "T:<input offset>;<keyName of the input>" (or "?" for an
+// input payload that does not parse), so a retry sends the same bytes.
+std::string outputPayload(uint64_t inputOffset, std::optional<uint64_t> inputKey);
+// The payload of a probe that reuses an applied transaction's id with other content: the
+// broker must refuse it, so no output may ever start with "C:".
+std::string conflictPayload(uint64_t inputOffset);
+// A transaction's id, from its inputs alone (a retry of the same batch has the same id, and
+// two batches the same id only if they are the same batch): "tx-<first>[-<last>]" for
+// consecutive offsets, else "tx-<first>-<last>-n<count>-<hash of all>".
+std::string transactionIdFor(const std::vector<uint64_t>& inputs);
+
+enum class TxKind : uint8_t {
+  kApply,                 // A batch's transaction: a first attempt, or a retry (see retry).
+  kResend,                // The request again, same run, after it was applied: must replay.
+  kConflict,              // An applied id with other content, same run: must be refused.
+  kConflictAfterRestart,  // An id applied in an earlier broker run, other content: refused.
+  kStale,                 // Acks a delivery superseded by a nack's redelivery: refused.
+};
+
+enum class TxOutcome : uint8_t {
+  kInDoubt,   // Sent; no answer (the broker died).
+  kApplied,   // Answered offsets, replayed = false.
+  kReplayed,  // Answered offsets, replayed = true.
+  kConflict,  // kTransactionConflict.
+  kStale,     // kStaleDelivery or kNotPending.
+  kFailed,    // Any other error (see TxAttempt::error).
+};
+
+struct TxAttempt {
+  TxKind kind = TxKind::kApply;
+  TxOutcome outcome = TxOutcome::kInDoubt;
+  uint32_t epoch = 0;
+  bool retry = false;  // kApply: the retry, with the same id, of one in doubt at a kill.
+  std::string id;
+  std::vector<uint64_t> inputs;   // Offsets in crash.events it acknowledges.
+  std::vector<uint64_t> outputs;  // kApplied, kReplayed: the answered offsets in crash.out.
+  int64_t answeredMs = 0;         // Steady clock; kApplied.
+  std::string error;              // kFailed.
+};
+
+struct TransformerLog {
+  std::vector<ConsumerEvent> deliveries;  // kDelivered events of group "tx".
+  std::vector<TxAttempt> attempts;
+  // kApply attempts left in doubt by a kill: retried with the same id once all their messages
+  // are delivered again (they had not committed); never delivered again, they had committed.
+  std::vector<size_t> inDoubt;
+  // In-doubt transactions whose messages came back too slowly to be retried whole; they were
+  // transformed anew, with other ids.
+  uint64_t retriesGivenUp = 0;
+  std::vector<std::string> anomalies;
+};
+
+// A message of crash.out as read back at the end.
+struct StoredOutput {
+  uint64_t offset = 0;
+  std::string payload;
+};
+
 struct RunFigures {
   uint32_t cycles = 0;
   uint32_t killsWithPublishesInFlight = 0;
@@ -93,6 +157,13 @@ struct RunFigures {
 size_t verifyAndReport(const RunFigures& run, const std::vector<ProducerLedger>& producers,
                        const std::vector<ConsumerLog>& consumers,
                        const std::vector<StoredMessage>& stored, uint64_t topicLastOffset,
-                       const std::vector<std::string>& groups);
+                       const std::vector<std::string>& groups, const TransformerLog& transformer,
+                       const std::vector<StoredOutput>& outputs, uint64_t outputsLastOffset);
+
+class Violations;
+// The transformer's part of verifyAndReport (tx_ledger.cpp): prints its figures.
+void verifyTransactions(Violations& violations, const TransformerLog& log,
+                        const std::vector<StoredMessage>& stored,
+                        const std::vector<StoredOutput>& outputs, uint64_t outputsLastOffset);
 
 }  // namespace sluice::crash

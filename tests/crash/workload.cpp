@@ -17,19 +17,6 @@ using namespace std::chrono_literals;
 // How long a future may take once the broker is gone before the driver calls it a hang.
 constexpr auto kSettleTimeout = 60s;
 
-Options clientOptions() {
-  Options options;
-  options.connectTimeout = 5s;
-  options.callTimeout = 30s;
-  return options;
-}
-
-// Errors after which the message may or may not be stored: the broker died or was stopping.
-bool inDoubt(ErrorCode code) {
-  return code == ErrorCode::kDisconnected || code == ErrorCode::kTimeout ||
-         code == ErrorCode::kShuttingDown || code == ErrorCode::kConnectFailed;
-}
-
 // Payload filler length, fixed per message so that a retry sends the same bytes: mostly small,
 // some medium, a few past LMDB's ~2 KB overflow-page threshold.
 size_t paddingOf(uint64_t key) {
@@ -309,6 +296,18 @@ class ConsumerRun {
 };
 
 }  // namespace
+
+Options clientOptions() {
+  Options options;
+  options.connectTimeout = 5s;
+  options.callTimeout = 30s;
+  return options;
+}
+
+bool inDoubt(ErrorCode code) {
+  return code == ErrorCode::kDisconnected || code == ErrorCode::kTimeout ||
+         code == ErrorCode::kShuttingDown || code == ErrorCode::kConnectFailed;
+}
 
 void runProducer(ProducerLedger& ledger, CycleControl& control, uint64_t seed) {
   ProducerRun(ledger, control, seed).run();
