@@ -207,33 +207,32 @@ kj::Promise<Result<TransactionResult>> SubscriptionIo::transact(const Transactio
       toWire(messages[k], out[k]);
     expected.push_back(messages.size());
   }
-  return request.send().then(
-      [expected = std::move(expected)](
-          capnp::Response<wire::Subscription::TransactResults>&& response)
-          -> Result<TransactionResult> {
-        auto result = response.getResult();
-        if (result.isError()) return fromWire(result.getError());
-        auto outputs = result.getOutputs();
-        if (outputs.size() != expected.size()) {
-          return Error{ErrorCode::kInternal, "the broker answered a transaction of " +
-                                                 std::to_string(expected.size()) + " topics with " +
-                                                 std::to_string(outputs.size())};
-        }
-        TransactionResult answer;
-        answer.replayed = result.getReplayed();
-        for (unsigned i = 0; i < outputs.size(); ++i) {
-          if (outputs[i].getAcks().size() != expected[i]) {
-            return Error{ErrorCode::kInternal,
-                         "the broker answered " + std::to_string(outputs[i].getAcks().size()) +
-                             " acks for " + std::to_string(expected[i]) + " messages"};
-          }
-          std::vector<PublishAck> acks;
-          for (auto ack : outputs[i].getAcks())
-            acks.push_back(fromWire(ack));
-          answer.outputs.emplace_back(toStd(outputs[i].getTopic()), std::move(acks));
-        }
-        return answer;
-      });
+  return request.send().then([expected = std::move(expected)](
+                                 capnp::Response<wire::Subscription::TransactResults>&& response)
+                                 -> Result<TransactionResult> {
+    auto result = response.getResult();
+    if (result.isError()) return fromWire(result.getError());
+    auto outputs = result.getOutputs();
+    if (outputs.size() != expected.size()) {
+      return Error{ErrorCode::kInternal, "the broker answered a transaction of " +
+                                             std::to_string(expected.size()) + " topics with " +
+                                             std::to_string(outputs.size())};
+    }
+    TransactionResult answer;
+    answer.replayed = result.getReplayed();
+    for (unsigned i = 0; i < outputs.size(); ++i) {
+      if (outputs[i].getAcks().size() != expected[i]) {
+        return Error{ErrorCode::kInternal,
+                     "the broker answered " + std::to_string(outputs[i].getAcks().size()) +
+                         " acks for " + std::to_string(expected[i]) + " messages"};
+      }
+      std::vector<PublishAck> acks;
+      for (auto ack : outputs[i].getAcks())
+        acks.push_back(fromWire(ack));
+      answer.outputs.emplace_back(toStd(outputs[i].getTopic()), std::move(acks));
+    }
+    return answer;
+  });
 }
 
 void SubscriptionIo::end(const Error& error, bool dropQueued) {

@@ -229,11 +229,11 @@ Result<TransactionResult> SubscriptionState::transact(const Transaction& transac
   std::vector<SubscriptionIo::Named> offsets;
   for (const Message& message : transaction.acks) {
     if (message.subscription_.get() != this) {
-      return Error{ErrorCode::kInvalidArgument,
-                   "transaction: message at offset " + std::to_string(message.offset()) +
-                       (message.subscription_ ? " was delivered to another consumer"
-                                              : " was read by peek") +
-                       "; a transaction acknowledges messages this consumer holds"};
+      return Error{
+          ErrorCode::kInvalidArgument,
+          "transaction: message at offset " + std::to_string(message.offset()) +
+              (message.subscription_ ? " was delivered to another consumer" : " was read by peek") +
+              "; a transaction acknowledges messages this consumer holds"};
     }
     offsets.emplace_back(message.offset(), message.deliveryId());
   }
@@ -246,8 +246,9 @@ Result<TransactionResult> SubscriptionState::transact(const Transaction& transac
   // messages: they own this state, which the I/O thread must never keep alive.
   Transaction sent{transaction.id, {}, transaction.publishes};
   return connection_->call<TransactionResult>(
-      "transact", [id = id_, transaction = std::move(sent), offsets = std::move(offsets)](
-                      IoState& io) mutable -> kj::Promise<Result<TransactionResult>> {
+      "transact",
+      [id = id_, transaction = std::move(sent), offsets = std::move(offsets)](
+          IoState& io) mutable -> kj::Promise<Result<TransactionResult>> {
         auto it = io.subscriptions.find(id);
         if (it == io.subscriptions.end()) {
           return Result<TransactionResult>(

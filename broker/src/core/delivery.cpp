@@ -449,22 +449,20 @@ kj::Promise<Result<TransactionOutcome>> GroupDelivery::transact(uint64_t consume
     outcome.outputs.push_back(prepared.back().acks);
   }
   if (!request.id.empty()) {
-    batch.ops.push_back(
-        PutTxnOp{request.id, print, now + kTransactionWindowMs, outcome.outputs});
+    batch.ops.push_back(PutTxnOp{request.id, print, now + kTransactionWindowMs, outcome.outputs});
   }
   group.acked += named.size();
   ctx_.metrics.ackedTotal.fetch_add(named.size(), std::memory_order_relaxed);
   if (!named.empty()) schedulePump(group);
 
-  auto answer =
-      commitSettling(std::move(batch), std::move(settle))
-          .then([this, prepared = std::move(prepared),
-                 outcome = std::move(outcome)](Result<uint64_t> committed) mutable -> Answer {
-            for (const TopicLog::Prepared& p : prepared)
-              log_.published(p, committed.ok());
-            if (!committed.ok()) return committed.status();
-            return std::move(outcome);
-          });
+  auto answer = commitSettling(std::move(batch), std::move(settle))
+                    .then([this, prepared = std::move(prepared), outcome = std::move(outcome)](
+                              Result<uint64_t> committed) mutable -> Answer {
+                      for (const TopicLog::Prepared& p : prepared)
+                        log_.published(p, committed.ok());
+                      if (!committed.ok()) return committed.status();
+                      return std::move(outcome);
+                    });
   if (request.id.empty()) return answer;
   auto forked = answer.fork();
   auto mine = forked.addBranch();

@@ -70,8 +70,7 @@ class GroupDelivery {
   // checkTransaction(); kNotPending / kStaleDelivery (an ack, named by offset: the rules of
   // ack()); as publish() for any topic; kTransactionConflict (the id was applied with other
   // content); kTopicNotFound (subscription ended); kShuttingDown; kStorageFailed.
-  kj::Promise<Result<TransactionOutcome>> transact(uint64_t consumerId,
-                                                   TransactionRequest request);
+  kj::Promise<Result<TransactionOutcome>> transact(uint64_t consumerId, TransactionRequest request);
 
   // Asks for a delivery pass over the group in a later turn of the event loop.
   void schedulePump(Group& group);

@@ -231,8 +231,8 @@ kj::Promise<Result<std::vector<PublishAckData>>> TopicLog::publish(
   Prepared prepared =
       prepare(batch, std::move(topicName), std::move(messages), estimate, wallClockMs());
   return ctx_.commit(std::move(batch))
-      .then([this, prepared = std::move(prepared)](Result<uint64_t> committed) mutable
-            -> Result<Acks> {
+      .then([this,
+             prepared = std::move(prepared)](Result<uint64_t> committed) mutable -> Result<Acks> {
         published(prepared, committed.ok());
         if (!committed.ok()) return committed.status();
         return std::move(prepared.acks);

@@ -148,8 +148,8 @@ class SubscriptionService final : public wire::Subscription::Server {
       for (const auto& batch : request.publishes)
         topics.push_back(batch.topic);
       return broker_.transact(consumerId_, std::move(request))
-          .then([context, topics = std::move(topics)](
-                    Result<core::TransactionOutcome> outcome) mutable {
+          .then([context,
+                 topics = std::move(topics)](Result<core::TransactionOutcome> outcome) mutable {
             auto result = context.getResults().initResult();
             if (!outcome.ok()) return setError(result.initError(), outcome.status());
             const auto& outputs = outcome.value().outputs;

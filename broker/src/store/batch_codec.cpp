@@ -8,8 +8,8 @@
 #include <type_traits>
 
 #include "core/names.h"
-#include "store/codec.h"
 #include "sluice/schemas/records.capnp.h"
+#include "store/codec.h"
 
 namespace sluice::store::codec {
 namespace {

@@ -312,8 +312,8 @@ class Checker {
     for (bool ok = cursor.first(); ok; ok = cursor.next()) {
       std::string id(cursor.key());
       core::TxnEntry entry;
-      Status decoded = decodes("txns", {}, std::nullopt,
-                               [&] { entry = codec::decodeTxn(cursor.value()); });
+      Status decoded =
+          decodes("txns", {}, std::nullopt, [&] { entry = codec::decodeTxn(cursor.value()); });
       if (!decoded.ok()) return decoded;
       std::string_view none;
       std::string expiryKey =

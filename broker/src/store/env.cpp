@@ -136,8 +136,8 @@ Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
        {Named{"meta", &e.meta}, Named{"topics", &e.topics}, Named{"messages", &e.messages},
         Named{"groups", &e.groups}, Named{"held", &e.held}, Named{"pending", &e.pending},
         Named{"due", &e.due}, Named{"dedup", &e.dedup}, Named{"dedupExpiry", &e.dedupExpiry},
-        Named{"txns", &e.txns}, Named{"txnExpiry", &e.txnExpiry}, Named{"wlog", &e.wlog}, Named{"wlogSpill", &e.wlogSpill},
-        Named{"wlogFloor", &e.wlogFloor}}) {
+        Named{"txns", &e.txns}, Named{"txnExpiry", &e.txnExpiry}, Named{"wlog", &e.wlog},
+        Named{"wlogSpill", &e.wlogSpill}, Named{"wlogFloor", &e.wlogFloor}}) {
     if ((rc = mdb_dbi_open(txn, db.name, options.readOnly ? 0 : MDB_CREATE, db.dbi)) != 0) {
       mdb_txn_abort(txn);
       return failed(rc, (std::string("cannot open database ") + db.name).c_str());

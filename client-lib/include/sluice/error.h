@@ -9,9 +9,9 @@ namespace sluice {
 
 // Every failure a client can see. The broker's codes mirror `ErrorCode` in schemas/rpc.capnp;
 // the last four arise in the client library itself.
-// The broker's codes (kInvalidArgument .. kTransactionConflict) have the values and names of ErrorCode
-// in the broker's schema (schemas/rpc.capnp), the one registry; the ones after them are the
-// library's own.
+// The broker's codes (kInvalidArgument .. kTransactionConflict) have the values and names of
+// ErrorCode in the broker's schema (schemas/rpc.capnp), the one registry; the ones after them are
+// the library's own.
 enum class ErrorCode {
   kInvalidArgument = 1,  // Malformed request (bad name, bad field); resending it fails again.
   kTopicNotFound,        // No topic has that name.
