@@ -156,6 +156,12 @@ std::vector<uint64_t> offsetRange(uint64_t first, uint64_t last) {
   return offsets;
 }
 
+OutgoingMessage textMessage(std::string payload) {
+  OutgoingMessage message;
+  message.payload = std::move(payload);
+  return message;
+}
+
 int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())

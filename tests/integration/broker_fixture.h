@@ -87,6 +87,9 @@ void ackAll(const std::vector<Message>& messages);
 // Every retained message of `topic` from `fromOffset` on, via peek.
 std::vector<Message> peekAll(Admin admin, std::string_view topic, uint64_t fromOffset = 1);
 
+// A message with only a payload.
+OutgoingMessage textMessage(std::string payload);
+
 // [first, last] as a vector.
 std::vector<uint64_t> offsetRange(uint64_t first, uint64_t last);
 

@@ -228,38 +228,32 @@ TEST_CASE("a payload over the size limit is rejected and nothing of its batch is
   }
 }
 
-OutgoingMessage payloadOnly(std::string payload) {
-  OutgoingMessage message;
-  message.payload = std::move(payload);
-  return message;
-}
-
 TEST_CASE("malformed messages and topic settings are rejected and change nothing",
           "[integration]") {
   Broker broker;
   createTopic(broker.admin(), "orders");
   auto rejected = [&](OutgoingMessage message) {
-    return outcome(broker.producer().publishBatch("orders", {payloadOnly("fine"), message}));
+    return outcome(broker.producer().publishBatch("orders", {textMessage("fine"), message}));
   };
 
   SECTION("a message id with a space") {
-    OutgoingMessage message = payloadOnly("x");
+    OutgoingMessage message = textMessage("x");
     message.id = "has space";
     CHECK_THAT(rejected(message), IsError(ErrorCode::kInvalidArgument));
   }
   SECTION("a message id over 256 bytes") {
-    OutgoingMessage message = payloadOnly("x");
+    OutgoingMessage message = textMessage("x");
     message.id = std::string(257, 'i');
     CHECK_THAT(rejected(message), IsError(ErrorCode::kInvalidArgument));
   }
   SECTION("more than 64 headers") {
-    OutgoingMessage message = payloadOnly("x");
+    OutgoingMessage message = textMessage("x");
     for (int i = 0; i < 65; ++i)
       message.headers["h" + std::to_string(i)] = "v";
     CHECK_THAT(rejected(message), IsError(ErrorCode::kInvalidArgument));
   }
   SECTION("a batch over the broker's 10000 messages") {
-    std::vector<OutgoingMessage> batch(10001, payloadOnly("x"));
+    std::vector<OutgoingMessage> batch(10001, textMessage("x"));
     CHECK_THAT(outcome(broker.producer().publishBatch("orders", batch)),
                IsError(ErrorCode::kLimitExceeded));
   }

@@ -7,12 +7,6 @@
 namespace sluice::test {
 namespace {
 
-OutgoingMessage text(std::string payload) {
-  OutgoingMessage message;
-  message.payload = std::move(payload);
-  return message;
-}
-
 TEST_CASE("a transaction's acks and outputs commit together and survive kill -9",
           "[integration][transaction]") {
   Broker broker;
@@ -26,7 +20,9 @@ TEST_CASE("a transaction's acks and outputs commit together and survive kill -9"
 
     Transaction first;
     first.id = "tx-1";
-    first.ack(received[0]).publish("out", text("from 1")).publish("out", text("from 1 again"));
+    first.ack(received[0])
+        .publish("out", textMessage("from 1"))
+        .publish("out", textMessage("from 1 again"));
     auto applied = consumer.transact(first);
     REQUIRE(outcome(applied) == "ok");
     CHECK_FALSE(applied.value().replayed);
@@ -43,7 +39,7 @@ TEST_CASE("a transaction's acks and outputs commit together and survive kill -9"
 
     // All or nothing: a publish that fails keeps message 2 held and publishes nothing.
     Transaction failing;
-    failing.ack(received[1]).publish("out", text("x")).publish("nowhere", text("y"));
+    failing.ack(received[1]).publish("out", textMessage("x")).publish("nowhere", textMessage("y"));
     CHECK_THAT(outcome(consumer.transact(failing)), IsError(ErrorCode::kTopicNotFound));
     CHECK(describeTopic(broker.admin(), "out").messages == 2);
     CHECK(describeGroup(broker.admin(), "in", "work").pending == 2);
@@ -51,7 +47,7 @@ TEST_CASE("a transaction's acks and outputs commit together and survive kill -9"
     // A second transaction commits message 2; message 3 stays held when the broker dies.
     Transaction second;
     second.id = "tx-2";
-    second.ack(received[1]).publish("out", text("from 2"));
+    second.ack(received[1]).publish("out", textMessage("from 2"));
     REQUIRE(outcome(consumer.transact(second)) == "ok");
   }
   broker.restart(SIGKILL);
@@ -68,7 +64,7 @@ TEST_CASE("a transaction's acks and outputs commit together and survive kill -9"
   // The record of tx-2 survived too: the id with other content is refused.
   Transaction reused;
   reused.id = "tx-2";
-  reused.ack(again[0]).publish("out", text("from 3"));
+  reused.ack(again[0]).publish("out", textMessage("from 3"));
   auto conflict = consumer.transact(reused);
   CHECK_THAT(outcome(conflict), IsError(ErrorCode::kTransactionConflict));
   CHECK(describeTopic(broker.admin(), "out").messages == 3);
@@ -93,7 +89,7 @@ TEST_CASE("a transaction acknowledges only messages of its own consumer",
   REQUIRE(theirs.size() == 1);
 
   Transaction wrong;
-  wrong.ack(theirs[0]).publish("out", text("x"));
+  wrong.ack(theirs[0]).publish("out", textMessage("x"));
   auto refused = consumer.transact(wrong);
   CHECK_THAT(outcome(refused), IsError(ErrorCode::kInvalidArgument));
   CHECK_THAT(outcome(refused), Catch::Matchers::Contains("delivered to another consumer"));
