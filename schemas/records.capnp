@@ -21,6 +21,8 @@ struct StoredSettings {
   maxDeliveries @5 :UInt32;
   deadLetterTopic @6 :Text;
   dedupWindowMs @7 :UInt64;
+  defaultTtlMs @8 :UInt32;      # Time to live of messages published without one (0: none).
+  deadLetterExpired @9 :Bool;   # Expired messages go to deadLetterTopic (reason "expired").
 }
 
 struct StoredMessage {
@@ -32,6 +34,9 @@ struct StoredMessage {
   id @5 :Text;
   delayMs @6 :UInt32;           # Delivered from timestampMs + delayMs on (0: at once). Fits
                                 # beside hasKey, so it costs no bytes.
+  ttlMs @7 :UInt32;             # Expires this long after it became deliverable (timestampMs +
+                                # delayMs); 0: never. The broker applies the topic's default
+                                # before storing, so replay needs no settings.
 }
 
 struct StoredTopic {
@@ -87,6 +92,7 @@ struct LoggedMessage {
   id @5 :Text;
   dedupExpiresMs @6 :Int64;     # > 0: remember `id` until this time.
   delayMs @7 :UInt32;           # As StoredMessage.delayMs.
+  ttlMs @8 :UInt32;             # As StoredMessage.ttlMs.
 }
 
 struct WriteOp {

@@ -18,6 +18,7 @@ using Offset = uint64_t;  // Offsets start at 1; 0 means "none".
 constexpr uint32_t kDefaultMaxMessageSize = 1u << 20;             // 1 MiB
 constexpr uint32_t kMaxDeliveryDelayMs = 30u * 24 * 3600 * 1000;  // 30 days
 constexpr uint64_t kDefaultDedupWindowMs = 2 * 60 * 1000;         // 2 minutes
+constexpr uint32_t kMaxTtlMs = 30u * 24 * 3600 * 1000;            // 30 days
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
@@ -31,6 +32,8 @@ struct TopicSettings {
   uint32_t maxDeliveries = 0;
   std::string deadLetterTopic;
   uint64_t dedupWindowMs = kDefaultDedupWindowMs;
+  uint32_t defaultTtlMs = 0;       // Time to live of messages published without one; 0: none.
+  bool deadLetterExpired = false;  // Expired messages go to deadLetterTopic.
 };
 
 struct TopicRecord {
@@ -76,6 +79,12 @@ struct MessageData {
   // As a publish requested it, instead of deliverAtMs: from the publish's time. The broker
   // turns it into deliverAtMs before building the append; it is never stored.
   uint32_t delayMs = 0;
+  // Time to live: the message expires this long after it becomes deliverable (its timestamp,
+  // or its delivery time if delayed) and is never delivered after. 0: never; as a publish
+  // requested it with hasTtl false, the topic's default, which the broker applies before
+  // building the append.
+  uint32_t ttlMs = 0;
+  bool hasTtl = false;  // As a publish requested it: ttlMs was set (0 is then refused).
 
   // The bytes that count against maxBytes and maxMessageSize accounting.
   uint64_t accountedBytes() const;
@@ -90,12 +99,21 @@ inline uint32_t storedDelayMs(int64_t timestampMs, int64_t deliverAtMs) {
 inline int64_t deliverAtOf(int64_t timestampMs, uint32_t delayMs) {
   return delayMs == 0 ? 0 : timestampMs + delayMs;
 }
+// When a stored message's time to live ends (0: never).
+inline int64_t expiresAtOf(int64_t timestampMs, int64_t deliverAtMs, uint32_t ttlMs) {
+  return ttlMs == 0 ? 0 : std::max(timestampMs, deliverAtMs) + ttlMs;
+}
+inline bool expiredAt(int64_t expiresAtMs, int64_t nowMs) {
+  return expiresAtMs != 0 && expiresAtMs <= nowMs;
+}
 
 // A stored message, copied out of the store.
 struct StoredMessageData {
   Offset offset = 0;
   int64_t timestampMs = 0;
   MessageData data;
+
+  int64_t expiresAtMs() const { return expiresAtOf(timestampMs, data.deliverAtMs, data.ttlMs); }
 };
 
 struct PublishAckData {

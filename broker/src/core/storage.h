@@ -44,6 +44,7 @@ struct DueEntry {
 struct MessageMeta {
   int64_t timestampMs = 0;
   uint64_t accountedBytes = 0;  // As MessageData::accountedBytes().
+  int64_t expiresAtMs = 0;      // As StoredMessageData::expiresAtMs().
 };
 
 // A group as loaded at start-up.
@@ -78,6 +79,10 @@ class StoreSnapshot {
   // The first offset in [first, next) whose timestamp is >= unixMs, or `next` when none is
   // (binary search; timestamps never decrease within a topic).
   virtual Offset offsetAtTime(TopicId topic, Offset first, Offset next, int64_t unixMs) const = 0;
+  // The first offset in [first, end) holding a message not expired at nowMs, or `end` when
+  // all are; reads at most `maxCount` messages (their metadata) from `first` on.
+  virtual Offset expiredUntil(TopicId topic, Offset first, Offset end, int64_t nowMs,
+                              size_t maxCount) const = 0;
   // Timestamp of the first message with offset >= from, if any.
   virtual std::optional<int64_t> timestampAtOrAfter(TopicId topic, Offset from) const = 0;
   virtual std::optional<DedupEntry> dedup(TopicId topic, std::string_view id) const = 0;

@@ -29,30 +29,6 @@ std::string str(capnp::Data::Reader d) {
   return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
 }
 
-void setSettings(records::StoredSettings::Builder out, const TopicSettings& s) {
-  out.setMaxAgeMs(s.maxAgeMs);
-  out.setMaxBytes(s.maxBytes);
-  out.setMaxMessages(s.maxMessages);
-  out.setMaxMessageSize(s.maxMessageSize);
-  out.setWorkQueue(s.workQueue);
-  out.setMaxDeliveries(s.maxDeliveries);
-  out.setDeadLetterTopic(text(s.deadLetterTopic));
-  out.setDedupWindowMs(s.dedupWindowMs);
-}
-
-TopicSettings getSettings(records::StoredSettings::Reader in) {
-  TopicSettings s;
-  s.maxAgeMs = in.getMaxAgeMs();
-  s.maxBytes = in.getMaxBytes();
-  s.maxMessages = in.getMaxMessages();
-  s.maxMessageSize = in.getMaxMessageSize();
-  s.workQueue = in.getWorkQueue();
-  s.maxDeliveries = in.getMaxDeliveries();
-  s.deadLetterTopic = str(in.getDeadLetterTopic());
-  s.dedupWindowMs = in.getDedupWindowMs();
-  return s;
-}
-
 void setMessage(records::LoggedMessage::Builder out, const core::AppendedMessage& m) {
   out.setTimestampMs(m.timestampMs);
   if (m.data.key) {
@@ -70,6 +46,7 @@ void setMessage(records::LoggedMessage::Builder out, const core::AppendedMessage
   if (!m.data.id.empty()) out.setId(text(m.data.id));
   out.setDedupExpiresMs(m.dedupExpiresMs);
   out.setDelayMs(storedDelayMs(m.timestampMs, m.data.deliverAtMs));
+  out.setTtlMs(m.data.ttlMs);
 }
 
 core::AppendedMessage getMessage(records::LoggedMessage::Reader in) {
@@ -82,6 +59,7 @@ core::AppendedMessage getMessage(records::LoggedMessage::Reader in) {
   m.data.id = str(in.getId());
   m.dedupExpiresMs = in.getDedupExpiresMs();
   m.data.deliverAtMs = deliverAtOf(m.timestampMs, in.getDelayMs());
+  m.data.ttlMs = in.getTtlMs();
   return m;
 }
 

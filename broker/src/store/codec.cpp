@@ -50,21 +50,40 @@ auto withRoot(std::string_view value, Body&& body) {
 
 }  // namespace
 
+void setSettings(records::StoredSettings::Builder out, const TopicSettings& s) {
+  out.setMaxAgeMs(s.maxAgeMs);
+  out.setMaxBytes(s.maxBytes);
+  out.setMaxMessages(s.maxMessages);
+  out.setMaxMessageSize(s.maxMessageSize);
+  out.setWorkQueue(s.workQueue);
+  out.setMaxDeliveries(s.maxDeliveries);
+  // Sized, like every text here: a std::string would go through c_str() and stop at a NUL.
+  out.setDeadLetterTopic(capnp::Text::Reader(s.deadLetterTopic.data(), s.deadLetterTopic.size()));
+  out.setDedupWindowMs(s.dedupWindowMs);
+  out.setDefaultTtlMs(s.defaultTtlMs);
+  out.setDeadLetterExpired(s.deadLetterExpired);
+}
+
+TopicSettings getSettings(records::StoredSettings::Reader in) {
+  TopicSettings s;
+  s.maxAgeMs = in.getMaxAgeMs();
+  s.maxBytes = in.getMaxBytes();
+  s.maxMessages = in.getMaxMessages();
+  s.maxMessageSize = in.getMaxMessageSize();
+  s.workQueue = in.getWorkQueue();
+  s.maxDeliveries = in.getMaxDeliveries();
+  s.deadLetterTopic = asString(in.getDeadLetterTopic());
+  s.dedupWindowMs = in.getDedupWindowMs();
+  s.defaultTtlMs = in.getDefaultTtlMs();
+  s.deadLetterExpired = in.getDeadLetterExpired();
+  return s;
+}
+
 kj::Array<capnp::word> encodeTopic(const TopicRecord& topic) {
   capnp::MallocMessageBuilder message(256);
   auto out = message.initRoot<records::StoredTopic>();
   out.setId(topic.id);
-  auto s = out.initSettings();
-  s.setMaxAgeMs(topic.settings.maxAgeMs);
-  s.setMaxBytes(topic.settings.maxBytes);
-  s.setMaxMessages(topic.settings.maxMessages);
-  s.setMaxMessageSize(topic.settings.maxMessageSize);
-  s.setWorkQueue(topic.settings.workQueue);
-  s.setMaxDeliveries(topic.settings.maxDeliveries);
-  // Sized, like every text here: a std::string would go through c_str() and stop at a NUL.
-  const std::string& deadLetter = topic.settings.deadLetterTopic;
-  s.setDeadLetterTopic(capnp::Text::Reader(deadLetter.data(), deadLetter.size()));
-  s.setDedupWindowMs(topic.settings.dedupWindowMs);
+  setSettings(out.initSettings(), topic.settings);
   out.setNextOffset(topic.nextOffset);
   out.setFirstOffset(topic.firstOffset);
   out.setMessages(topic.messages);
@@ -79,15 +98,7 @@ TopicRecord decodeTopic(std::string_view name, std::string_view value) {
     TopicRecord topic;
     topic.name = std::string(name);
     topic.id = in.getId();
-    auto s = in.getSettings();
-    topic.settings.maxAgeMs = s.getMaxAgeMs();
-    topic.settings.maxBytes = s.getMaxBytes();
-    topic.settings.maxMessages = s.getMaxMessages();
-    topic.settings.maxMessageSize = s.getMaxMessageSize();
-    topic.settings.workQueue = s.getWorkQueue();
-    topic.settings.maxDeliveries = s.getMaxDeliveries();
-    topic.settings.deadLetterTopic = asString(s.getDeadLetterTopic());
-    topic.settings.dedupWindowMs = s.getDedupWindowMs();
+    topic.settings = getSettings(in.getSettings());
     topic.nextOffset = in.getNextOffset();
     topic.firstOffset = in.getFirstOffset();
     topic.messages = in.getMessages();
@@ -119,6 +130,7 @@ void buildMessage(capnp::MessageBuilder& builder, int64_t timestampMs, const Mes
   out.setPayload(asBytes(message.payload));
   if (!message.id.empty()) out.setId(capnp::Text::Reader(message.id.data(), message.id.size()));
   out.setDelayMs(storedDelayMs(timestampMs, message.deliverAtMs));
+  out.setTtlMs(message.ttlMs);
 }
 
 }  // namespace
@@ -164,6 +176,7 @@ StoredMessageData decodeMessage(Offset offset, std::string_view value) {
     out.data.payload = std::string(asView(in.getPayload()));
     out.data.id = asString(in.getId());
     out.data.deliverAtMs = deliverAtOf(out.timestampMs, in.getDelayMs());
+    out.data.ttlMs = in.getTtlMs();
     return out;
   });
 }
@@ -172,6 +185,8 @@ MessageMeta decodeMessageMeta(std::string_view value) {
   return withRoot<records::StoredMessage>(value, [](records::StoredMessage::Reader in) {
     MessageMeta meta;
     meta.timestampMs = in.getTimestampMs();
+    meta.expiresAtMs = expiresAtOf(meta.timestampMs, deliverAtOf(meta.timestampMs, in.getDelayMs()),
+                                   in.getTtlMs());
     meta.accountedBytes = in.getPayload().size() + (in.getHasKey() ? in.getKey().size() : 0);
     for (auto header : in.getHeaders()) {
       meta.accountedBytes += header.getKey().size() + header.getValue().size();

@@ -27,6 +27,9 @@ inline std::string_view bytesOf(const kj::Array<capnp::word>& words) {
   return std::string_view(reinterpret_cast<const char*>(words.begin()), words.asBytes().size());
 }
 
+void setSettings(records::StoredSettings::Builder out, const TopicSettings& settings);
+TopicSettings getSettings(records::StoredSettings::Reader in);
+
 kj::Array<capnp::word> encodeTopic(const TopicRecord& topic);
 TopicRecord decodeTopic(std::string_view name, std::string_view value);
 
@@ -38,10 +41,7 @@ size_t encodeMessageInto(int64_t timestampMs, const MessageData& message,
                          const std::function<kj::byte*(size_t bytes)>& reserve);
 StoredMessageData decodeMessage(Offset offset, std::string_view value);
 // What retention needs, without copying the payload.
-struct MessageMeta {
-  int64_t timestampMs = 0;
-  uint64_t accountedBytes = 0;  // As MessageData::accountedBytes().
-};
+using core::MessageMeta;
 MessageMeta decodeMessageMeta(std::string_view value);
 
 kj::Array<capnp::word> encodeGroup(const GroupRecord& group);

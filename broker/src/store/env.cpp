@@ -161,8 +161,10 @@ Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
         migrateFrom2(txn, e);
         version = 3;
       }
-      if (version == 3 && !options.readOnly) {
-        // 4 adds `txns` and `txnExpiry`, created empty above.
+      if ((version == 3 || version == 4) && !options.readOnly) {
+        // 4 adds `txns` and `txnExpiry`, created empty above; 5 adds time-to-live fields,
+        // which older records read as "none". Bumped so that an older broker, which would
+        // deliver expired messages, refuses the store.
         putValue(txn, e.meta, keys::kFormatVersion, keys::u32(keys::kCurrentFormatVersion));
         version = keys::kCurrentFormatVersion;
       }

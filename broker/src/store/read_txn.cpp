@@ -126,8 +126,7 @@ std::optional<StoredMessageData> ReadTxn::readMessage(TopicId topic, Offset offs
 std::optional<core::MessageMeta> ReadTxn::messageMeta(TopicId topic, Offset offset) const {
   std::string_view value;
   if (!getValue(txn_, env_.messages, keys::message(topic, offset), &value)) return std::nullopt;
-  codec::MessageMeta meta = codec::decodeMessageMeta(value);
-  return core::MessageMeta{meta.timestampMs, meta.accountedBytes};
+  return codec::decodeMessageMeta(value);
 }
 
 Offset ReadTxn::offsetAtTime(TopicId topic, Offset first, Offset next, int64_t unixMs) const {
@@ -153,6 +152,21 @@ Offset ReadTxn::offsetAtTime(TopicId topic, Offset first, Offset next, int64_t u
   auto found = seekMessage(cursor, topic, lo);
   if (!found || *found >= next) return next;
   return *found;
+}
+
+Offset ReadTxn::expiredUntil(TopicId topic, Offset first, Offset end, int64_t nowMs,
+                             size_t maxCount) const {
+  Cursor cursor(txn_, env_.messages);
+  auto offset = seekMessage(cursor, topic, first);
+  for (size_t read = 0; offset && *offset < end; ++read) {
+    if (read == maxCount) return *offset;
+    if (!expiredAt(codec::decodeMessageMeta(cursor.value()).expiresAtMs, nowMs)) return *offset;
+    if (!cursor.next()) return end;
+    auto key = keys::parseMessage(cursor.key());
+    if (!key || key->topic != topic) return end;
+    offset = key->offset;
+  }
+  return end;
 }
 
 std::optional<int64_t> ReadTxn::timestampAtOrAfter(TopicId topic, Offset from) const {

@@ -107,6 +107,8 @@ class ReadTxn final : public core::StoreSnapshot {
   std::optional<StoredMessageData> readMessage(TopicId topic, Offset offset) const override;
   std::optional<core::MessageMeta> messageMeta(TopicId topic, Offset offset) const override;
   Offset offsetAtTime(TopicId topic, Offset first, Offset next, int64_t unixMs) const override;
+  Offset expiredUntil(TopicId topic, Offset first, Offset end, int64_t nowMs,
+                      size_t maxCount) const override;
   std::optional<int64_t> timestampAtOrAfter(TopicId topic, Offset from) const override;
   std::optional<core::DedupEntry> dedup(TopicId topic, std::string_view id) const override;
   std::optional<core::TxnEntry> txn(std::string_view id) const override;

@@ -40,6 +40,33 @@ TEST_CASE("append stores messages at the batch's offsets and timestamps, across 
   CHECK(store.env().check().ok());
 }
 
+TEST_CASE("a time to live is stored with its message and read back as an expiry time", "[store]") {
+  TestStore store;
+  TopicRecord t = store.create("quotes");
+  MessageData plain = message("plain");
+  MessageData living = message("living");
+  living.ttlMs = 100;
+  MessageData delayed = message("delayed");
+  delayed.ttlMs = 100;
+  delayed.deliverAtMs = TestStore::kStartMs + 50;
+  store.append("quotes", {living, delayed, plain});
+  store.reopen();
+  ReadTxn read(store.env());
+  auto all = read.readMessages(t.id, 1, 10, 1 << 20);
+  REQUIRE(all.size() == 3);
+  CHECK(all[0].data.ttlMs == 100);
+  CHECK(all[0].expiresAtMs() == TestStore::kStartMs + 100);
+  CHECK(all[1].expiresAtMs() == TestStore::kStartMs + 150);  // From its delivery time.
+  CHECK(all[2].expiresAtMs() == 0);
+  CHECK(read.messageMeta(t.id, 2)->expiresAtMs == TestStore::kStartMs + 150);
+  // The expired run from the front ends at the first message still living.
+  CHECK(read.expiredUntil(t.id, 1, 4, TestStore::kStartMs + 99, 10) == 1);
+  CHECK(read.expiredUntil(t.id, 1, 4, TestStore::kStartMs + 100, 10) == 2);
+  CHECK(read.expiredUntil(t.id, 1, 4, TestStore::kStartMs + 150, 10) == 3);
+  CHECK(read.expiredUntil(t.id, 1, 4, TestStore::kStartMs + 150, 1) == 2);   // At most 1 read.
+  CHECK(read.expiredUntil(t.id, 1, 2, TestStore::kStartMs + 150, 10) == 2);  // Up to `end`.
+}
+
 TEST_CASE("keys, headers, ids and large payloads on overflow pages round-trip", "[store]") {
   TestStore store;
   TopicRecord t = store.create("big");

@@ -40,11 +40,15 @@ core::WriteBatch everyOp() {
   settings.maxDeliveries = 5;
   settings.deadLetterTopic = "dlq";
   settings.dedupWindowMs = 6;
+  settings.defaultTtlMs = 8;
+  settings.deadLetterExpired = true;
   MessageData rich;
   rich.key = std::string("k\0k", 3);
   rich.headers = {{"a", "b"}, {"c", ""}};
   rich.payload = std::string("p\0p", 3);
   rich.id = "id-1";
+  rich.deliverAtMs = 1500;
+  rich.ttlMs = 250;
   core::AppendOp append{7, "orders", 10, {}};
   append.messages.push_back({1000, rich, 5000});
   append.messages.push_back({1001, message("plain"), 0});
@@ -82,6 +86,8 @@ TEST_CASE("every write op survives a round trip through the shipped form", "[sto
   CHECK(create.settings.deadLetterTopic == "dlq");
   CHECK(create.settings.workQueue);
   CHECK(create.createdMs == 123);
+  CHECK(create.settings.defaultTtlMs == 8);
+  CHECK(create.settings.deadLetterExpired);
   const auto& append = std::get<core::AppendOp>(ops[1]);
   REQUIRE(append.messages.size() == 2);
   CHECK(append.firstOffset == 10);
@@ -89,6 +95,8 @@ TEST_CASE("every write op survives a round trip through the shipped form", "[sto
   CHECK(append.messages[0].data.payload == std::string("p\0p", 3));
   CHECK(append.messages[0].data.headers.size() == 2);
   CHECK(append.messages[0].dedupExpiresMs == 5000);
+  CHECK(append.messages[0].data.deliverAtMs == 1500);
+  CHECK(append.messages[0].data.ttlMs == 250);
   CHECK_FALSE(append.messages[1].data.key.has_value());
   const auto& pending = std::get<core::PutPendingOp>(ops[4]);
   CHECK(pending.cause == core::RedeliveryCause::kAckTimeout);
