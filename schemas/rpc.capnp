@@ -47,6 +47,8 @@ struct PublishMessage {
                             # once; in the past: at once; at most 30 days ahead.
   delayMs @6 :UInt32;       # Or: no group gets it before this long after the publish (at most
                             # 30 days). Not both.
+  ttlMs @7 :UInt32;         # With hasTtl: time to live, from when the message becomes
+  hasTtl @8 :Bool;          # deliverable; 1 ms to 30 days. Without: the topic's default.
 }
 
 struct PublishAck {
@@ -72,6 +74,9 @@ struct TopicSettings {
   maxDeliveries @5 :UInt32;
   deadLetterTopic @6 :Text;     # Empty: past maxDeliveries a message is dropped from the group.
   dedupWindowMs @7 :UInt64;
+  defaultTtlMs @8 :UInt64;      # Time to live of messages published without one; 0: none;
+                                # at most 30 days.
+  deadLetterExpired @9 :Bool;   # Send expired messages to deadLetterTopic (needs one).
 }
 
 struct StartPosition {
@@ -107,6 +112,7 @@ struct GroupInfo {
   deadLettered @11 :UInt64;     # Durable total.
   consumers @12 :List(ConsumerInfo);
   createdMs @13 :Int64;
+  expired @14 :UInt64;          # Since the broker started: passed over for their time to live.
 }
 
 struct TopicInfo {
@@ -120,6 +126,7 @@ struct TopicInfo {
   createdMs @7 :Int64;
   publishedTotal @8 :UInt64;    # Messages appended since the broker started.
   publishRate @9 :Float64;      # Messages per second over the last few seconds.
+  expired @10 :UInt64;          # Since the broker started: removed for their time to live.
 }
 
 struct Delivery {
@@ -133,6 +140,7 @@ struct Delivery {
   id @7 :Text;
   deliveryId @8 :UInt64;        # Names this delivery in ack and nack (unique per broker run); 0 from peek.
   deliverAtMs @9 :Int64;        # A delayed message's delivery time; 0 for one sent at once.
+  expiresAtMs @10 :Int64;       # When its time to live ends (it is not delivered after); 0: never.
 }
 
 struct BrokerStats {

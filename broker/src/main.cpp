@@ -57,6 +57,7 @@ sluice::admin::MetricsSnapshot takeSnapshot(sluice::core::Broker& broker,
   snapshot.nackedTotal = metrics.nackedTotal.load(std::memory_order_relaxed);
   snapshot.redeliveredTotal = metrics.redeliveredTotal.load(std::memory_order_relaxed);
   snapshot.deadLetteredTotal = metrics.deadLetteredTotal.load(std::memory_order_relaxed);
+  snapshot.expiredTotal = metrics.expiredTotal.load(std::memory_order_relaxed);
   snapshot.commitSeconds = writer.commitSeconds().snapshot();
   snapshot.fsyncSeconds = sluice::store::fsyncSeconds().snapshot();
   snapshot.batchJobs = writer.batchJobs().snapshot();

@@ -179,6 +179,7 @@ std::string formatMessage(const Message& message) {
   if (message.deliveries() > 0) out += "  deliveries=" + std::to_string(message.deliveries());
   if (!message.id().empty()) out += "  id=" + message.id();
   if (message.deliverAtMs() != 0) out += "  deliver_at=" + formatTimestamp(message.deliverAtMs());
+  if (message.expiresAtMs() != 0) out += "  expires_at=" + formatTimestamp(message.expiresAtMs());
   for (const auto& [name, value] : message.headers())
     out += "  " + name + "=" + value;
   out += "\n";

@@ -23,6 +23,8 @@ Json settingsToJson(const TopicSettings& settings) {
       {"max_deliveries", settings.maxDeliveries},
       {"dead_letter_topic", nullIfEmpty(settings.deadLetterTopic)},
       {"dedup_window_ms", settings.dedupWindow.count()},
+      {"default_ttl_ms", settings.defaultTtl.count()},
+      {"dead_letter_expired", settings.deadLetterExpired},
   };
 }
 
@@ -53,6 +55,7 @@ Json groupToJson(const GroupInfo& group) {
       {"nacked", group.nacked},
       {"redelivered", group.redelivered},
       {"dead_lettered", group.deadLettered},
+      {"expired", group.expired},
       {"consumers", consumers},
       {"created", formatTimestamp(group.createdMs)},
   };
@@ -71,6 +74,7 @@ Json topicToJson(const TopicInfo& topic) {
       {"last_offset", topic.lastOffset},
       {"published_total", topic.publishedTotal},
       {"publish_rate", topic.publishRate},
+      {"expired", topic.expired},
       {"groups", groups},
       {"created", formatTimestamp(topic.createdMs)},
   };
@@ -121,6 +125,7 @@ Json messageToJson(const Message& message) {
   out["deliveries"] = message.deliveries();
   out["id"] = nullIfEmpty(message.id());
   if (message.deliverAtMs() != 0) out["deliver_at_ms"] = message.deliverAtMs();
+  if (message.expiresAtMs() != 0) out["expires_at_ms"] = message.expiresAtMs();
   return out;
 }
 

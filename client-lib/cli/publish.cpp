@@ -41,6 +41,7 @@ struct PublishArgs {
   std::string size;
   std::string delay;
   std::string at;
+  std::string ttl;
 };
 
 OutgoingMessage baseMessage(const PublishArgs& args) {
@@ -50,6 +51,7 @@ OutgoingMessage baseMessage(const PublishArgs& args) {
     message.headers.insert(*parseHeader(header).value);
   if (!args.delay.empty()) message.delay = *parseDuration(args.delay).value;
   if (!args.at.empty()) message.deliverAtMs = *parseRfc3339(args.at).value;
+  if (!args.ttl.empty()) message.ttl = *parseDuration(args.ttl).value;
   return message;
 }
 
@@ -305,6 +307,11 @@ void addPublishCommand(CLI::App& app, Context& context) {
       ->check(timeValidator())
       ->type_name("TIME")
       ->excludes(delay);
+  cmd->add_option("--ttl", args->ttl,
+                  "Time to live from when deliverable (1ms to 30d): never delivered after, "
+                  "then dropped (default: the topic's)")
+      ->check(durationValidator())
+      ->type_name("DUR");
   size->needs(args->countOption);
   file->excludes(args->messageOption);
   lines->excludes(args->messageOption);

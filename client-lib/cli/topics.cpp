@@ -22,6 +22,8 @@ struct CreateArgs {
   uint32_t maxDeliveries = 0;
   std::string deadLetter;
   std::string dedupWindow;
+  std::string defaultTtl;
+  bool deadLetterExpired = false;
   bool ifNotExists = false;
 };
 
@@ -61,6 +63,8 @@ TopicSettings settingsFrom(const CreateArgs& args) {
   settings.maxDeliveries = args.maxDeliveries;
   settings.deadLetterTopic = args.deadLetter;
   if (!args.dedupWindow.empty()) settings.dedupWindow = *parseDuration(args.dedupWindow).value;
+  if (!args.defaultTtl.empty()) settings.defaultTtl = *parseDuration(args.defaultTtl).value;
+  settings.deadLetterExpired = args.deadLetterExpired;
   return settings;
 }
 
@@ -170,8 +174,15 @@ void addTopicsCommands(CLI::App& app, Context& context) {
       ->type_name("N");
   createCmd
       ->add_option("--dead-letter", create->deadLetter,
-                   "Topic that receives messages past --max-deliveries")
+                   "Topic that receives messages past --max-deliveries (or expired ones)")
       ->type_name("TOPIC");
+  createCmd
+      ->add_option("--default-ttl", create->defaultTtl,
+                   "Time to live of messages published without one (at most 30d; default none)")
+      ->check(durationValidator())
+      ->type_name("DUR");
+  createCmd->add_flag("--dead-letter-expired", create->deadLetterExpired,
+                      "Send expired messages to the --dead-letter topic (reason: expired)");
   createCmd
       ->add_option("--dedup-window", create->dedupWindow,
                    "How long a message id is remembered (default 2m)")

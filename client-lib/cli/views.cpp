@@ -44,6 +44,7 @@ std::string topicView(const TopicInfo& topic) {
       {"Last offset", offset(topic.lastOffset)},
       {"Publish rate", formatRate(topic.publishRate)},
       {"Published", std::to_string(topic.publishedTotal) + " since broker start"},
+      {"Expired", std::to_string(topic.expired) + " removed since broker start"},
       {"Max age", limit(static_cast<uint64_t>(s.maxAge.count()), formatDuration(s.maxAge.count()))},
       {"Max bytes", limit(s.maxBytes, formatBytes(s.maxBytes))},
       {"Max messages", limit(s.maxMessages, std::to_string(s.maxMessages))},
@@ -52,6 +53,8 @@ std::string topicView(const TopicInfo& topic) {
       {"Max deliveries", limit(s.maxDeliveries, std::to_string(s.maxDeliveries))},
       {"Dead-letter topic", orDash(s.deadLetterTopic, s.deadLetterTopic.empty())},
       {"Dedup window", formatDuration(s.dedupWindow.count())},
+      {"Default TTL", s.defaultTtl.count() == 0 ? "none" : formatDuration(s.defaultTtl.count())},
+      {"Expired messages", s.deadLetterExpired ? "dead-lettered" : "dropped"},
   });
   out += "\n";
   out += topic.groups.empty() ? "No consumer groups.\n" : groupsTable(topic.groups);
@@ -90,6 +93,7 @@ std::string groupView(const GroupInfo& group) {
       {"Nacked", std::to_string(group.nacked) + " since broker start"},
       {"Redelivered", std::to_string(group.redelivered)},
       {"Dead-lettered", std::to_string(group.deadLettered)},
+      {"Expired", std::to_string(group.expired) + " passed over since broker start"},
       {"Consumers", std::to_string(group.consumers.size())},
   });
   if (!group.consumers.empty()) out += "\n" + consumersTable(group.consumers);

@@ -82,6 +82,11 @@ void toWire(const OutgoingMessage& message, wire::PublishMessage::Builder out) {
   out.setDeliverAtMs(message.deliverAtMs);
   // The broker refuses delays beyond its limit with its own rule; negative ones mean at once.
   out.setDelayMs(static_cast<uint32_t>(std::clamp<int64_t>(message.delay.count(), 0, UINT32_MAX)));
+  if (message.ttl) {
+    // 0 and too long are the broker's to refuse, with its rule; negative ones read as 0.
+    out.setHasTtl(true);
+    out.setTtlMs(static_cast<uint32_t>(std::clamp<int64_t>(message.ttl->count(), 0, UINT32_MAX)));
+  }
 }
 
 PublishAck fromWire(wire::PublishAck::Reader ack) {
@@ -124,6 +129,7 @@ DeliveryFields fromWire(wire::Delivery::Reader delivery) {
   out.deliveries = delivery.getDeliveries();
   out.deliveryId = delivery.getDeliveryId();
   out.deliverAtMs = delivery.getDeliverAtMs();
+  out.expiresAtMs = delivery.getExpiresAtMs();
   return out;
 }
 
@@ -148,6 +154,8 @@ TopicSettings fromWire(wire::TopicSettings::Reader settings) {
   out.maxDeliveries = settings.getMaxDeliveries();
   out.deadLetterTopic = toStd(settings.getDeadLetterTopic());
   out.dedupWindow = millis(settings.getDedupWindowMs());
+  out.defaultTtl = millis(settings.getDefaultTtlMs());
+  out.deadLetterExpired = settings.getDeadLetterExpired();
   return out;
 }
 
@@ -162,6 +170,11 @@ std::optional<Error> checkWireable(const TopicSettings& settings) {
                  "dedupWindow must not be negative (0 means the broker default), got " +
                      std::to_string(settings.dedupWindow.count()) + " ms"};
   }
+  if (settings.defaultTtl.count() < 0) {
+    return Error{ErrorCode::kInvalidArgument,
+                 "defaultTtl must not be negative (0 means none), got " +
+                     std::to_string(settings.defaultTtl.count()) + " ms"};
+  }
   return std::nullopt;
 }
 
@@ -174,6 +187,8 @@ void toWire(const TopicSettings& settings, wire::TopicSettings::Builder out) {
   out.setMaxDeliveries(settings.maxDeliveries);
   out.setDeadLetterTopic(asText(settings.deadLetterTopic));
   out.setDedupWindowMs(static_cast<uint64_t>(settings.dedupWindow.count()));
+  out.setDefaultTtlMs(static_cast<uint64_t>(settings.defaultTtl.count()));
+  out.setDeadLetterExpired(settings.deadLetterExpired);
 }
 
 StartPosition fromWire(wire::StartPosition::Reader start) {
@@ -231,6 +246,7 @@ GroupInfo fromWire(wire::GroupInfo::Reader group) {
   out.nacked = group.getNacked();
   out.redelivered = group.getRedelivered();
   out.deadLettered = group.getDeadLettered();
+  out.expired = group.getExpired();
   for (auto consumer : group.getConsumers())
     out.consumers.push_back(fromWire(consumer));
   out.createdMs = group.getCreatedMs();
@@ -250,6 +266,7 @@ TopicInfo fromWire(wire::TopicInfo::Reader topic) {
   out.createdMs = topic.getCreatedMs();
   out.publishedTotal = topic.getPublishedTotal();
   out.publishRate = topic.getPublishRate();
+  out.expired = topic.getExpired();
   return out;
 }
 

@@ -65,6 +65,7 @@ struct DeliveryFields {
   uint32_t deliveries = 0;
   uint64_t deliveryId = 0;
   int64_t deliverAtMs = 0;
+  int64_t expiresAtMs = 0;
 };
 DeliveryFields fromWire(wire::Delivery::Reader delivery);
 // A message read by peek: it has no subscription, so it cannot be acknowledged.

@@ -35,6 +35,7 @@ Message SubscriptionState::makeMessage(DeliveryFields fields, const std::string&
   message.deliveries_ = fields.deliveries;
   message.deliveryId_ = fields.deliveryId;
   message.deliverAtMs_ = fields.deliverAtMs;
+  message.expiresAtMs_ = fields.expiresAtMs;
   message.topic_ = topic;
   message.subscription_ = std::move(owner);
   return message;

@@ -18,6 +18,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -614,6 +615,34 @@ TEST_CASE("publish --delay and --at hold messages back from every group until th
   CHECK_THAT(tooLate.stderrText, Contains("invalidArgument") && Contains("at most 30 days"));
   CHECK(broker.run({"publish", "reminders", "--delay", "1s", "--at", "2030-01-01T00:00:00Z", "x"})
             .exitCode == 2);
+}
+
+TEST_CASE("publish --ttl and topics create --default-ttl expire messages; describe counts them",
+          "[cli]") {
+  Broker broker;
+  broker.ok({"topics", "create", "quotes", "--default-ttl", "1h"});
+  CHECK_THAT(broker.ok({"topics", "describe", "quotes"}), Contains("Default TTL:        1h"));
+  broker.ok({"publish", "quotes", "--ttl", "1ms", "gone"});
+  broker.ok({"publish", "quotes", "kept"});
+  auto peeked = jsonLines(broker.ok({"peek", "quotes", "--count", "2", "--json"}));
+  REQUIRE(peeked.size() == 2);
+  int64_t expiresAt = peeked[0]["expires_at_ms"];
+  CHECK(expiresAt == peeked[0]["timestamp_ms"].get<int64_t>() + 1);
+  CHECK(peeked[1]["expires_at_ms"] == peeked[1]["timestamp_ms"].get<int64_t>() + 3600 * 1000);
+  std::this_thread::sleep_until(std::chrono::system_clock::time_point(
+      std::chrono::milliseconds(expiresAt + 1)));  // The condition is the time itself.
+  auto got = jsonLines(broker.ok({"consume", "quotes", "-g", "app", "--count", "1", "--json"}));
+  REQUIRE(got.size() == 1);
+  CHECK(got[0]["payload"] == "kept");
+  Json group = broker.okJson({"groups", "describe", "quotes", "app"});
+  CHECK(group["expired"] == 1);
+
+  RunResult zero = broker.run({"publish", "quotes", "--ttl", "0s", "x"});
+  CHECK(zero.exitCode == 1);
+  CHECK_THAT(zero.stderrText, Contains("invalidArgument") && Contains("1 ms to 30 days"));
+  RunResult orphan = broker.run({"topics", "create", "other", "--dead-letter-expired"});
+  CHECK(orphan.exitCode == 1);
+  CHECK_THAT(orphan.stderrText, Contains("needs a dead-letter topic"));
 }
 
 TEST_CASE("consume --exec acks by the command's exit status and renews long jobs' leases",

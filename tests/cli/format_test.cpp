@@ -107,6 +107,9 @@ TEST_CASE("views show limits, units and groups", "[cli][format]") {
   CHECK_THAT(view, Contains("Max bytes:          unlimited\n"));
   CHECK_THAT(view, Contains("Max message size:   1 MiB\n"));
   CHECK_THAT(view, Contains("Dead-letter topic:  -\n"));
+  CHECK_THAT(view, Contains("Default TTL:        none\n"));
+  CHECK_THAT(view, Contains("Expired messages:   dropped\n"));
+  CHECK_THAT(view, Contains("Expired:            0 removed since broker start\n"));
   CHECK_THAT(view, Contains("Publish rate:       3.4k msg/s\n"));
   CHECK_THAT(view, Contains("GROUP    POSITION  PENDING  LAG  LAG TIME"));
   CHECK_THAT(view, Contains("billing      1100        0  105     2m13s"));

@@ -478,6 +478,68 @@ TEST_CASE("a delayed publish is acknowledged at once and delivered at its time, 
 }
 
 TEST_CASE(
+    "a message past its time to live is never delivered, also after kill -9, and goes to the "
+    "dead-letter topic with reason expired",
+    "[integration]") {
+  Broker broker;
+  createTopic(broker.admin(), "quotes.dead");
+  TopicSettings settings;
+  settings.defaultTtl = 400ms;
+  settings.deadLetterTopic = "quotes.dead";
+  settings.deadLetterExpired = true;
+  auto created = createTopic(broker.admin(), "quotes", settings);
+  CHECK(created.settings.defaultTtl == 400ms);
+  CHECK(created.settings.deadLetterExpired);
+
+  OutgoingMessage stale = textMessage("stale");  // The topic's 400 ms.
+  OutgoingMessage lasting = textMessage("lasting");
+  lasting.ttl = std::chrono::hours(1);
+  auto acks = broker.producer().publishBatch("quotes", {stale, lasting});
+  int64_t published = nowMs();
+  INFO(outcome(acks));
+  REQUIRE(acks.ok());
+  auto peeked = peekAll(broker.admin(), "quotes");
+  REQUIRE(peeked.size() == 2);
+  CHECK(peeked[0].expiresAtMs() == peeked[0].timestampMs() + 400);
+  CHECK(peeked[1].expiresAtMs() == peeked[1].timestampMs() + 3600 * 1000);
+  // The condition is the time itself: the broker's timestamp is at most `published`.
+  std::this_thread::sleep_until(
+      std::chrono::system_clock::time_point(std::chrono::milliseconds(published + 400 + 1)));
+
+  broker.restart(SIGKILL);
+  auto consumer = subscribe(broker.client(), "quotes", "app");
+  auto first = consumer.receive(5s);
+  INFO(outcome(first));
+  REQUIRE(first.ok());
+  CHECK(first.value().payload() == "lasting");
+  checkNothingArrives(consumer);
+  ackAll({first.value()});
+
+  auto audit = subscribe(broker.client(), "quotes.dead", "audit");
+  auto dead = audit.receive(5s);
+  INFO(outcome(dead));
+  REQUIRE(dead.ok());
+  CHECK(dead.value().payload() == "stale");
+  CHECK(dead.value().headers().at("sluice-reason") == "expired");
+  CHECK(dead.value().headers().at("sluice-origin-group") == "app");
+  CHECK(dead.value().expiresAtMs() == 0);
+  GroupInfo group = describeGroup(broker.admin(), "quotes", "app");
+  CHECK(group.expired == 1);
+  CHECK(group.deadLettered == 1);
+
+  // A time to live of 0, or beyond 30 days: refused, nothing stored.
+  OutgoingMessage zero = textMessage("x");
+  zero.ttl = 0ms;
+  CHECK_THAT(outcome(broker.producer().publish("quotes", zero)),
+             IsError(ErrorCode::kInvalidArgument));
+  OutgoingMessage tooLong = textMessage("x");
+  tooLong.ttl = std::chrono::hours(24 * 31);
+  CHECK_THAT(outcome(broker.producer().publish("quotes", tooLong)),
+             IsError(ErrorCode::kInvalidArgument));
+  CHECK(describeTopic(broker.admin(), "quotes").lastOffset == 2);
+}
+
+TEST_CASE(
     "a message past maxDeliveries moves to the dead-letter topic with headers naming its "
     "origin",
     "[integration]") {

@@ -131,6 +131,12 @@ std::string renderMetrics(const MetricsSnapshot& s) {
     page.sample("sluice_topic_published_bytes_total", topicLabel(t.name),
                 static_cast<double>(t.publishedBytes));
   }
+  page.family("sluice_topic_expired_messages_total", "counter",
+              "Messages removed per topic for their time to live since the broker started.");
+  for (const auto& t : s.topics) {
+    page.sample("sluice_topic_expired_messages_total", topicLabel(t.name),
+                static_cast<double>(t.expired));
+  }
 
   struct GroupCounter {
     const char* name;
@@ -153,6 +159,9 @@ std::string renderMetrics(const MetricsSnapshot& s) {
       {"sluice_group_dead_lettered_messages_total", "counter",
        "Messages moved to the dead-letter topic (or dropped) per group.",
        [](const core::GroupView& g) { return static_cast<double>(g.deadLettered); }},
+      {"sluice_group_expired_messages_total", "counter",
+       "Messages passed over (dropped or dead-lettered) for their time to live per group.",
+       [](const core::GroupView& g) { return static_cast<double>(g.expired); }},
       {"sluice_group_pending_messages", "gauge", "Delivered or due, not yet acknowledged.",
        [](const core::GroupView& g) { return static_cast<double>(g.pending); }},
       {"sluice_group_lag_messages", "gauge", "Retained messages not yet delivered to the group.",
@@ -181,6 +190,9 @@ std::string renderMetrics(const MetricsSnapshot& s) {
       .sample("sluice_redelivered_messages_total", "", static_cast<double>(s.redeliveredTotal));
   page.family("sluice_dead_lettered_messages_total", "counter", "Dead-lettered since start.")
       .sample("sluice_dead_lettered_messages_total", "", static_cast<double>(s.deadLetteredTotal));
+  page.family("sluice_expired_messages_total", "counter",
+              "Messages groups passed over for their time to live since start.")
+      .sample("sluice_expired_messages_total", "", static_cast<double>(s.expiredTotal));
   return page.take();
 }
 

@@ -16,6 +16,7 @@ struct MetricsSnapshot {
   core::StatsView stats;
   std::vector<core::TopicView> topics;
   uint64_t ackedTotal = 0, nackedTotal = 0, redeliveredTotal = 0, deadLetteredTotal = 0;
+  uint64_t expiredTotal = 0;
   HistogramSnapshot commitSeconds;  // Whole commit, including LMDB's two fsyncs.
   HistogramSnapshot fsyncSeconds;   // Each fdatasync()/fsync() call (store/fsync_timing.h).
   HistogramSnapshot batchJobs;      // Jobs (publishes, acks, …) per commit.

@@ -106,6 +106,7 @@ class Broker final : private kj::TaskSet::ErrorHandler {
   uint64_t callsAwaitingCommit() const { return ctx_.awaitingCommit; }
   // For tests: one pass of the periodic work at `nowMs`.
   void tickForTest(int64_t nowMs) { expiry_.tick(nowMs); }
+  void sweepRetentionForTest(int64_t nowMs) { expiry_.sweepRetention(nowMs); }
 
  private:
   void taskFailed(kj::Exception&& exception) override;

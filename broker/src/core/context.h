@@ -54,6 +54,7 @@ struct Metrics {
   std::atomic<uint64_t> nackedTotal{0};
   std::atomic<uint64_t> redeliveredTotal{0};
   std::atomic<uint64_t> deadLetteredTotal{0};
+  std::atomic<uint64_t> expiredTotal{0};  // Passed over by groups for their time to live.
 };
 
 // Where a group created by a call starts.
@@ -72,6 +73,8 @@ struct RequestedSettings {
   uint32_t maxDeliveries = 0;
   std::string deadLetterTopic;
   uint64_t dedupWindowMs = 0;
+  uint64_t defaultTtlMs = 0;
+  bool deadLetterExpired = false;
 };
 
 struct OffsetFailure {

@@ -176,6 +176,15 @@ void GroupDelivery::close(Group& group, const Status& why) {
 
 // Releasing, settling and dead-lettering --------------------------------------------------------
 
+namespace {
+
+std::string maxDeliveriesReason(const Group& group, RedeliveryCause cause) {
+  return "max deliveries (" + std::to_string(group.topic->settings.maxDeliveries) +
+         ") reached; last: " + causeName(cause);
+}
+
+}  // namespace
+
 void GroupDelivery::release(WriteBatch& batch, Settle& settle, Group& group, Offset offset,
                             RedeliveryCause cause, int64_t visibleAtMs,
                             const StoreSnapshot& snapshot) {
@@ -190,7 +199,8 @@ void GroupDelivery::release(WriteBatch& batch, Settle& settle, Group& group, Off
   uint32_t maxDeliveries = group.topic->settings.maxDeliveries;
   if (maxDeliveries > 0 && lease.deliveries >= maxDeliveries) {
     lease.gone = true;
-    deadLetter(batch, settle, group, offset, lease.deliveries, cause, snapshot);
+    deadLetter(batch, settle, group, offset, lease.deliveries, maxDeliveriesReason(group, cause),
+               snapshot);
     return;
   }
   batch.ops.push_back(
@@ -199,14 +209,15 @@ void GroupDelivery::release(WriteBatch& batch, Settle& settle, Group& group, Off
 }
 
 void GroupDelivery::deadLetter(WriteBatch& batch, Settle& settle, Group& group, Offset offset,
-                               uint32_t deliveries, RedeliveryCause cause,
+                               uint32_t deliveries, const std::string& reason,
                                const StoreSnapshot& snapshot) {
   ++group.deadLettered;
   ctx_.metrics.deadLetteredTotal.fetch_add(1, std::memory_order_relaxed);
   Topic& topic = *group.topic;
   const std::string& dlq = topic.settings.deadLetterTopic;
-  coreLog()->info("message dead-lettered topic={} group={} offset={} deliveries={} to={}",
-                  topic.name, group.name, offset, deliveries, dlq.empty() ? "(dropped)" : dlq);
+  coreLog()->info("message dead-lettered topic={} group={} offset={} deliveries={} reason={} to={}",
+                  topic.name, group.name, offset, deliveries, reason,
+                  dlq.empty() ? "(dropped)" : dlq);
   int64_t now = wallClockMs();
   if (!dlq.empty()) {
     if (auto message = snapshot.readMessage(topic.id, offset)) {
@@ -217,9 +228,7 @@ void GroupDelivery::deadLetter(WriteBatch& batch, Settle& settle, Group& group, 
       data.headers.emplace_back("sluice-origin-group", group.name);
       data.headers.emplace_back("sluice-origin-offset", std::to_string(offset));
       data.headers.emplace_back("sluice-deliveries", std::to_string(deliveries));
-      data.headers.emplace_back("sluice-reason", "max deliveries (" +
-                                                     std::to_string(topic.settings.maxDeliveries) +
-                                                     ") reached; last: " + causeName(cause));
+      data.headers.emplace_back("sluice-reason", reason);
       data.id.clear();
       settle.appends.push_back(log_.appendInternal(batch, *target, std::move(data), now, snapshot));
     }
@@ -227,6 +236,22 @@ void GroupDelivery::deadLetter(WriteBatch& batch, Settle& settle, Group& group, 
   // Atomic with the append above: both or neither are committed.
   batch.ops.push_back(RemovePendingOp{topic.id, group.name, offset});
   batch.ops.push_back(PutGroupOp{group.record()});
+}
+
+void GroupDelivery::deadLetterNow(Group& group, Offset offset, uint32_t deliveries,
+                                  const std::string& reason, const StoreSnapshot& snapshot) {
+  // A gone lease keeps the message from being delivered until the commit has removed its
+  // pending entry; settled() then erases it.
+  WriteBatch batch;
+  Lease& lease = group.leases[offset];
+  lease = Lease{};
+  lease.deliveries = deliveries;
+  lease.gone = true;
+  lease.generation = ctx_.nextLeaseGeneration++;
+  Topic& topic = *group.topic;
+  Settle settle{topic.name, topic.id, group.name, {{offset, lease.generation}}, {}, {}};
+  deadLetter(batch, settle, group, offset, deliveries, reason, snapshot);
+  ctx_.tasks.add(commitSettling(std::move(batch), std::move(settle)).ignoreResult());
 }
 
 kj::Promise<Result<uint64_t>> GroupDelivery::commitSettling(WriteBatch batch, Settle settle) {
@@ -504,8 +529,9 @@ namespace {
 
 // A fetched message is held without a deadline until its fetch is answered.
 constexpr int64_t kNoDeadline = INT64_MAX;
-// Delayed messages one delivery pass moves to the due index at most.
-constexpr size_t kMaxScheduledPerPass = 4096;
+// Delayed messages one delivery pass moves to the due index, and expired ones it passes over,
+// at most.
+constexpr size_t kMaxPassedOverPerPass = 4096;
 
 }  // namespace
 
@@ -703,6 +729,18 @@ void GroupDelivery::pump(Group& group) {
   ctx_.store.commitDetached(std::move(batch), "delivery state");
 }
 
+void GroupDelivery::expire(Group& group, Offset offset, uint32_t deliveries, bool pending,
+                           const StoreSnapshot& snapshot, WriteBatch& batch) {
+  ++group.expired;
+  ctx_.metrics.expiredTotal.fetch_add(1, std::memory_order_relaxed);
+  const TopicSettings& settings = group.topic->settings;
+  if (settings.deadLetterExpired && !settings.deadLetterTopic.empty()) {
+    deadLetterNow(group, offset, deliveries, "expired", snapshot);
+    return;
+  }
+  if (pending) batch.ops.push_back(RemovePendingOp{group.topic->id, group.name, offset});
+}
+
 void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>& due,
                          size_t& nextDue, const StoreSnapshot& snapshot, WriteBatch& batch,
                          int64_t nowMs, std::optional<int64_t>& scheduledDueMs) {
@@ -718,10 +756,11 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
   // Delayed messages passed over into the due index: bounded per pass, and one pass's worth
   // at a time per group (`group.scheduling`), so memory does not grow with a backlog of them
   // ahead of the writer.
-  size_t scheduled = 0;
+  // Expired messages are passed over, and count against the same bound.
+  size_t passedOver = 0;
   bool blocked = false;
   auto full = [&] {
-    return out.size() >= window || bytes >= byteBudget || scheduled >= kMaxScheduledPerPass ||
+    return out.size() >= window || bytes >= byteBudget || passedOver >= kMaxPassedOverPerPass ||
            blocked;
   };
   auto lease = [&](StoredMessageData message, uint32_t deliveries) {
@@ -745,22 +784,21 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
     uint32_t maxDeliveries = topic.settings.maxDeliveries;
     if (maxDeliveries > 0 && entry.deliveries >= maxDeliveries) {
       // E.g. left so by a restart: dead-letter it in its own commit.
-      WriteBatch dead;
-      Lease& l = group.leases[entry.offset];
-      l = Lease{};
-      l.deliveries = entry.deliveries;
-      l.gone = true;
-      l.generation = ctx_.nextLeaseGeneration++;
-      Settle settle{topic.name, topic.id, group.name, {{entry.offset, l.generation}}, {}, {}};
-      deadLetter(dead, settle, group, entry.offset, entry.deliveries,
-                 entry.visibleAtMs == 0 ? RedeliveryCause::kRestart : entry.cause, snapshot);
-      ctx_.tasks.add(commitSettling(std::move(dead), std::move(settle)).ignoreResult());
+      RedeliveryCause cause = entry.visibleAtMs == 0 ? RedeliveryCause::kRestart : entry.cause;
+      deadLetterNow(group, entry.offset, entry.deliveries, maxDeliveriesReason(group, cause),
+                    snapshot);
       continue;
     }
     auto message = snapshot.readMessage(topic.id, entry.offset);
     if (!message) {  // Removed by retention meanwhile.
       if (fromLease) released->second.gone = true;
       batch.ops.push_back(RemovePendingOp{topic.id, group.name, entry.offset});
+      continue;
+    }
+    if (expiredAt(message->expiresAtMs(), nowMs)) {
+      if (fromLease) released->second.gone = true;
+      expire(group, entry.offset, entry.deliveries, true, snapshot, batch);
+      ++passedOver;
       continue;
     }
     if (entry.deliveries > 0) {  // Not a delayed message's first delivery.
@@ -778,6 +816,13 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
     }
     for (StoredMessageData& message : messages) {
       if (message.offset >= topic.committedNext) break;  // Its publish is not answered yet.
+      if (expiredAt(message.expiresAtMs(), nowMs)) {
+        group.position = message.offset + 1;
+        expire(group, message.offset, 0, false, snapshot, batch);
+        ++passedOver;
+        if (full()) break;
+        continue;
+      }
       if (message.data.deliverAtMs > nowMs) {
         if (group.scheduling) {
           blocked = true;  // The commit of the last pass's ones reopens it.
@@ -787,7 +832,7 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
         group.position = message.offset + 1;
         batch.ops.push_back(PutPendingOp{topic.id, group.name, message.offset, 0,
                                          message.data.deliverAtMs, RedeliveryCause::kNone});
-        ++scheduled;
+        ++passedOver;
         if (!scheduledDueMs || message.data.deliverAtMs < *scheduledDueMs)
           scheduledDueMs = message.data.deliverAtMs;
         if (full()) break;

@@ -103,14 +103,24 @@ class GroupDelivery {
   void fill(Group& group, Consumer& consumer, std::vector<DueEntry>& due, size_t& nextDue,
             const StoreSnapshot& snapshot, WriteBatch& batch, int64_t nowMs,
             std::optional<int64_t>& scheduledDueMs);
+  // Passes over the expired message at `offset` (delivered `deliveries` times so far):
+  // dead-lettered when its topic says so, else its pending entry, if it has one (`pending`), is
+  // removed in `batch`.
+  void expire(Group& group, Offset offset, uint32_t deliveries, bool pending,
+              const StoreSnapshot& snapshot, WriteBatch& batch);
   std::vector<DueEntry> dueEntries(const Group& group, const StoreSnapshot& snapshot, int64_t nowMs,
                                    size_t max) const;
   // Releases the held message at `offset` into `batch`: due at `visibleAtMs`, or moved to the
   // dead-letter topic past maxDeliveries.
   void release(WriteBatch& batch, Settle& settle, Group& group, Offset offset,
                RedeliveryCause cause, int64_t visibleAtMs, const StoreSnapshot& snapshot);
+  // Moves the message at `offset` to the dead-letter topic (or drops it from the group), with
+  // `reason` in its sluice-reason header.
   void deadLetter(WriteBatch& batch, Settle& settle, Group& group, Offset offset,
-                  uint32_t deliveries, RedeliveryCause cause, const StoreSnapshot& snapshot);
+                  uint32_t deliveries, const std::string& reason, const StoreSnapshot& snapshot);
+  // As deadLetter, in its own commit, for a message that no consumer holds.
+  void deadLetterNow(Group& group, Offset offset, uint32_t deliveries, const std::string& reason,
+                     const StoreSnapshot& snapshot);
   // Commits `batch` and then erases the settled leases.
   kj::Promise<Result<uint64_t>> commitSettling(WriteBatch batch, Settle settle);
   void settled(const Settle& settle, bool committed);

@@ -10,6 +10,8 @@ namespace {
 constexpr int64_t kTickMs = 25;
 constexpr int64_t kRetentionEveryMs = 1000;
 constexpr int64_t kDedupExpiryEveryMs = 10000;
+// Expired messages one retention pass removes from the front of a topic at most.
+constexpr size_t kMaxExpiredPerPass = 10000;
 
 }  // namespace
 
@@ -60,21 +62,33 @@ Offset Expiry::ackFloor(const Group& group, const StoreSnapshot& snapshot) const
 void Expiry::sweepRetention(int64_t now) {
   std::unique_ptr<StoreSnapshot> snapshot;
   for (auto& [name, topic] : ctx_.topics) {
+    if (topic->firstOffset >= topic->committedNext) continue;
     const TopicSettings& s = topic->settings;
-    bool byAge = s.maxAgeMs != 0 && static_cast<uint64_t>(now) > s.maxAgeMs;
-    bool byFloor = s.workQueue && !topic->groups.empty();
-    if ((!byAge && !byFloor) || topic->firstOffset >= topic->committedNext) continue;
     if (!snapshot) snapshot = ctx_.store.snapshot();
-    Offset below = 0;
-    if (byAge) {
-      int64_t cutoff = now - static_cast<int64_t>(s.maxAgeMs);
-      below = snapshot->offsetAtTime(topic->id, topic->firstOffset, topic->committedNext, cutoff);
-    }
-    if (byFloor) {
+    // Every group's floor, when something below needs it.
+    auto groupFloor = [&] {
       Offset floor = topic->committedNext;
       for (auto& [groupName, group] : topic->groups)
         floor = std::min(floor, ackFloor(*group, *snapshot));
-      below = std::max(below, floor);
+      return floor;
+    };
+    Offset below = 0;
+    if (s.maxAgeMs != 0 && static_cast<uint64_t>(now) > s.maxAgeMs) {
+      int64_t cutoff = now - static_cast<int64_t>(s.maxAgeMs);
+      below = snapshot->offsetAtTime(topic->id, topic->firstOffset, topic->committedNext, cutoff);
+    }
+    if (s.workQueue && !topic->groups.empty()) below = std::max(below, groupFloor());
+    // Expired messages leave from the front, as RabbitMQ's do from a queue's head: one that
+    // has not expired keeps those behind it (groups skip them when they reach them). Those
+    // to be dead-lettered stay until every group has passed them, as each group sends its own.
+    Offset start = std::max(below, topic->firstOffset);
+    Offset end = s.deadLetterExpired ? groupFloor() : topic->committedNext;
+    if (start < end) {
+      Offset expired = snapshot->expiredUntil(topic->id, start, end, now, kMaxExpiredPerPass);
+      if (expired > start) {
+        topic->expired += expired - start;
+        below = expired;
+      }
     }
     WriteBatch batch;
     log_.trimTo(batch, *topic, below, *snapshot);

@@ -78,6 +78,7 @@ struct Topic {
   std::map<std::string, Offset, std::less<>> uncommittedIds;
   uint64_t publishedTotal = 0;  // Since start.
   uint64_t publishedBytes = 0;  // Since start.
+  uint64_t expired = 0;         // Since start: removed from the front for their time to live.
   RateMeter publishRate;
   std::map<std::string, std::unique_ptr<Group>, std::less<>> groups;
 
@@ -103,6 +104,7 @@ struct Group {
   uint64_t delivered = 0;
   uint64_t acked = 0;
   uint64_t nacked = 0;
+  uint64_t expired = 0;  // Passed over (dropped or dead-lettered) for their time to live.
   bool pumpScheduled = false;
   bool scheduling = false;  // Delayed messages passed into the due index wait for their commit.
 

@@ -1,5 +1,6 @@
 #include "core/names.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "core/broker.h"
@@ -109,6 +110,8 @@ SettingsCheck checkSettings(std::string_view topic, const RequestedSettings& req
   s.maxDeliveries = requested.maxDeliveries;
   s.deadLetterTopic = requested.deadLetterTopic;
   s.dedupWindowMs = requested.dedupWindowMs == 0 ? kDefaultDedupWindowMs : requested.dedupWindowMs;
+  s.defaultTtlMs = static_cast<uint32_t>(std::min<uint64_t>(requested.defaultTtlMs, kMaxTtlMs));
+  s.deadLetterExpired = requested.deadLetterExpired;
 
   constexpr uint64_t kWeekMs = 7ull * 24 * 3600 * 1000;
   if (s.maxMessageSize > limits.maxMessageSizeCap) {
@@ -117,6 +120,11 @@ SettingsCheck checkSettings(std::string_view topic, const RequestedSettings& req
   } else if (s.dedupWindowMs > kWeekMs) {
     check.problem =
         "dedup window must be at most 7 days, got " + std::to_string(s.dedupWindowMs) + " ms";
+  } else if (requested.defaultTtlMs > kMaxTtlMs) {
+    check.problem = "default time to live must be at most 30 days (" + std::to_string(kMaxTtlMs) +
+                    " ms), got " + std::to_string(requested.defaultTtlMs) + " ms";
+  } else if (s.deadLetterExpired && s.deadLetterTopic.empty()) {
+    check.problem = "dead-lettering expired messages needs a dead-letter topic";
   } else if (s.maxBytes != 0 && s.maxBytes < s.maxMessageSize) {
     check.problem = "max bytes must be 0 (unlimited) or at least the max message size (" +
                     std::to_string(s.maxMessageSize) + "), got " + std::to_string(s.maxBytes);
@@ -125,8 +133,10 @@ SettingsCheck checkSettings(std::string_view topic, const RequestedSettings& req
       check.problem = "dead-letter " + *problem;
     } else if (s.deadLetterTopic == topic) {
       check.problem = "a topic cannot be its own dead-letter topic, got " + quoted(topic);
-    } else if (s.maxDeliveries == 0) {
-      check.problem = "a dead-letter topic needs max deliveries > 0 to ever receive messages";
+    } else if (s.maxDeliveries == 0 && !s.deadLetterExpired) {
+      check.problem =
+          "a dead-letter topic needs max deliveries > 0 or dead-lettering of expired messages "
+          "to ever receive messages";
     }
   }
   return check;

@@ -89,6 +89,12 @@ Status TopicLog::validateBatch(std::string_view topic, const std::vector<Message
       if (!schedule.ok())
         return Status(Code::kInvalidArgument, which() + ": " + schedule.message());
     }
+    if (message.hasTtl && (message.ttlMs == 0 || message.ttlMs > kMaxTtlMs)) {
+      return Status(Code::kInvalidArgument, which() +
+                                                ": the time to live must be 1 ms to 30 days (" +
+                                                std::to_string(kMaxTtlMs) + " ms), got " +
+                                                std::to_string(message.ttlMs) + " ms");
+    }
     uint64_t size = message.accountedBytes();
     if (size > maxSize) {
       return Status(Code::kMessageTooLarge,
@@ -170,6 +176,8 @@ std::vector<PublishAckData> TopicLog::assign(Topic& topic, std::vector<MessageDa
     message.delayMs = 0;
     message.deliverAtMs =
         deliverAtOf(topic.lastTimestampMs, storedDelayMs(topic.lastTimestampMs, deliverAt));
+    if (!message.hasTtl) message.ttlMs = topic.settings.defaultTtlMs;
+    message.hasTtl = false;
     op.messages.push_back(
         AppendedMessage{topic.lastTimestampMs, std::move(message), dedupExpiresMs});
     acks.push_back({offset, false});
@@ -249,8 +257,10 @@ AppendTicket TopicLog::appendInternal(WriteBatch& batch, Topic& topic, MessageDa
     topic.bytes += size;
   }
   topic.lastTimestampMs = std::max(nowMs, topic.lastTimestampMs);
-  message.deliverAtMs = 0;  // A dead letter is deliverable at once.
+  message.deliverAtMs = 0;  // A dead letter is deliverable at once,
   message.delayMs = 0;
+  message.ttlMs = topic.settings.defaultTtlMs;  // and lives as its new topic says.
+  message.hasTtl = false;
   AppendOp op{topic.id, topic.name, offset, {}};
   op.messages.push_back(AppendedMessage{topic.lastTimestampMs, std::move(message), 0});
   batch.ops.push_back(std::move(op));

@@ -122,6 +122,7 @@ std::string fingerprint(std::string_view topic, std::string_view group,
       digest.text(m.id);
       digest.u64(static_cast<uint64_t>(m.deliverAtMs));
       digest.u64(m.delayMs);
+      digest.u64(m.hasTtl ? uint64_t{m.ttlMs} + 1 : 0);
     }
   }
   return digest.finish();

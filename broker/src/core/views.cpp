@@ -26,6 +26,7 @@ GroupView Views::viewOf(const Group& group, const StoreSnapshot& snapshot, int64
   view.nacked = group.nacked;
   view.redelivered = group.redelivered;
   view.deadLettered = group.deadLettered;
+  view.expired = group.expired;
   view.createdMs = group.createdMs;
   for (const Consumer* consumer : group.consumers) {
     view.consumers.push_back(ConsumerView{consumer->id, consumer->peer, consumer->prefetch,
@@ -42,6 +43,7 @@ TopicView Views::viewOf(const Topic& topic, const StoreSnapshot& snapshot, int64
   view.publishedTotal = topic.publishedTotal;
   view.publishedBytes = topic.publishedBytes;
   view.publishRate = topic.publishRate.perSecond(nowMs);
+  view.expired = topic.expired;
   view.lastOffset = topic.committedNext - 1;
   if (auto record = snapshot.topic(topic.name); record && record->id == topic.id) {
     view.messages = record->messages;

@@ -30,6 +30,7 @@ struct GroupView {
   uint64_t lagMessages = 0;
   int64_t lagMs = 0;
   uint64_t delivered = 0, acked = 0, nacked = 0, redelivered = 0, deadLettered = 0;
+  uint64_t expired = 0;
   std::vector<ConsumerView> consumers;
   int64_t createdMs = 0;
 };
@@ -46,6 +47,7 @@ struct TopicView {
   uint64_t publishedTotal = 0;
   uint64_t publishedBytes = 0;
   double publishRate = 0;
+  uint64_t expired = 0;
 };
 
 struct StatsView {

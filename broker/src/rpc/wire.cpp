@@ -42,6 +42,8 @@ core::RequestedSettings fromWire(wire::TopicSettings::Reader in) {
   out.maxDeliveries = in.getMaxDeliveries();
   out.deadLetterTopic = toString(in.getDeadLetterTopic());
   out.dedupWindowMs = in.getDedupWindowMs();
+  out.defaultTtlMs = in.getDefaultTtlMs();
+  out.deadLetterExpired = in.getDeadLetterExpired();
   return out;
 }
 
@@ -57,6 +59,8 @@ MessageData fromWire(wire::PublishMessage::Reader in) {
   out.id = toString(in.getId());
   out.deliverAtMs = in.getDeliverAtMs();
   out.delayMs = in.getDelayMs();
+  out.hasTtl = in.getHasTtl();
+  out.ttlMs = in.getTtlMs();
   return out;
 }
 
@@ -69,6 +73,8 @@ void toWire(const TopicSettings& in, wire::TopicSettings::Builder out) {
   out.setMaxDeliveries(in.maxDeliveries);
   out.setDeadLetterTopic(in.deadLetterTopic);
   out.setDedupWindowMs(in.dedupWindowMs);
+  out.setDefaultTtlMs(in.defaultTtlMs);
+  out.setDeadLetterExpired(in.deadLetterExpired);
 }
 
 void toWire(const core::GroupView& in, wire::GroupInfo::Builder out) {
@@ -84,6 +90,7 @@ void toWire(const core::GroupView& in, wire::GroupInfo::Builder out) {
   out.setNacked(in.nacked);
   out.setRedelivered(in.redelivered);
   out.setDeadLettered(in.deadLettered);
+  out.setExpired(in.expired);
   out.setCreatedMs(in.createdMs);
   auto consumers = out.initConsumers(static_cast<unsigned>(in.consumers.size()));
   for (unsigned i = 0; i < in.consumers.size(); ++i) {
@@ -106,6 +113,7 @@ void toWire(const core::TopicView& in, wire::TopicInfo::Builder out) {
   out.setCreatedMs(in.createdMs);
   out.setPublishedTotal(in.publishedTotal);
   out.setPublishRate(in.publishRate);
+  out.setExpired(in.expired);
   auto groups = out.initGroups(static_cast<unsigned>(in.groups.size()));
   for (unsigned i = 0; i < in.groups.size(); ++i)
     toWire(in.groups[i], groups[i]);
@@ -143,6 +151,7 @@ void toWire(const StoredMessageData& in, uint32_t deliveries, wire::Delivery::Bu
   out.setDeliveries(deliveries);
   out.setId(in.data.id);
   out.setDeliverAtMs(in.data.deliverAtMs);
+  out.setExpiresAtMs(in.expiresAtMs());
 }
 
 void toWire(const core::Delivery& delivery, wire::Delivery::Builder out) {

@@ -73,6 +73,8 @@ class Message {
   uint64_t deliveryId() const { return deliveryId_; }
   // A delayed message's delivery time (Unix milliseconds); 0 for one sent at once.
   int64_t deliverAtMs() const { return deliverAtMs_; }
+  // When its time to live ends (Unix ms; 0: never). The broker delivers no message after.
+  int64_t expiresAtMs() const { return expiresAtMs_; }
   const std::string& topic() const { return topic_; }
 
   // Acknowledges the message; returns once the broker committed the acknowledgement, after
@@ -115,6 +117,7 @@ class Message {
   uint32_t deliveries_ = 0;
   uint64_t deliveryId_ = 0;
   int64_t deliverAtMs_ = 0;
+  int64_t expiresAtMs_ = 0;
   std::string topic_;
   std::shared_ptr<detail::SubscriptionState> subscription_;  // Null for peeked messages.
 };

@@ -27,6 +27,9 @@ struct OutgoingMessage {
   // Or: no group receives it before `delay` has passed since the publish (at most 30 days).
   // Not both.
   std::chrono::milliseconds delay{0};
+  // Time to live, from when the message becomes deliverable (1 ms to 30 days): once it ends,
+  // no group receives the message, and it leaves the topic. Unset: the topic's default.
+  std::optional<std::chrono::milliseconds> ttl{};
 };
 
 // The broker's answer to one published message, sent after its commit was fsync'd.
@@ -46,6 +49,10 @@ struct TopicSettings {
   uint32_t maxDeliveries = 0;
   std::string deadLetterTopic;  // Where messages go past maxDeliveries; empty: dropped.
   std::chrono::milliseconds dedupWindow{0};
+  // Time to live of messages published without one (at most 30 days); 0: they never expire.
+  std::chrono::milliseconds defaultTtl{0};
+  // Send expired messages to deadLetterTopic (header sluice-reason: expired); needs one.
+  bool deadLetterExpired = false;
 };
 
 // Where a consumer group starts when a call creates it. Default: the earliest retained message.
@@ -82,6 +89,7 @@ struct GroupInfo {
   uint64_t nacked = 0;        // Since the broker started.
   uint64_t redelivered = 0;   // Durable total.
   uint64_t deadLettered = 0;  // Durable total.
+  uint64_t expired = 0;       // Since the broker started: passed over for their time to live.
   std::vector<ConsumerInfo> consumers;
   int64_t createdMs = 0;
 };
@@ -97,6 +105,7 @@ struct TopicInfo {
   int64_t createdMs = 0;
   uint64_t publishedTotal = 0;  // Since the broker started.
   double publishRate = 0;       // Messages per second over the last few seconds.
+  uint64_t expired = 0;         // Since the broker started: removed for their time to live.
 };
 
 struct BrokerStats {

@@ -506,3 +506,182 @@ TEST_CASE("a work-queue topic drops what every group acknowledged", "[core]") {
   REQUIRE(h.eventually([&] { return h.broker().describeTopic("jobs").value().messages == 1; }));
   CHECK(h.broker().describeTopic("jobs").value().firstOffset == 3);
 }
+
+// Time to live ----------------------------------------------------------------------------------
+
+namespace {
+
+MessageData living(const std::string& payload, std::optional<uint32_t> ttlMs,
+                   uint32_t delayMs = 0) {
+  MessageData message;
+  message.payload = payload;
+  message.delayMs = delayMs;
+  if (ttlMs) {
+    message.hasTtl = true;
+    message.ttlMs = *ttlMs;
+  }
+  return message;
+}
+
+// Publishes `messages` and returns the newest expiry time among them (0: none expires).
+int64_t publishLiving(Harness& h, const std::string& topic, std::vector<MessageData> messages) {
+  auto acks = h.wait(h.broker().publish(topic, std::move(messages)));
+  REQUIRE(acks.ok());
+  int64_t latest = 0;
+  for (const auto& ack : acks.value()) {
+    auto stored = h.broker().peek(topic, ack.offset, 1);
+    REQUIRE(stored.ok());
+    REQUIRE(stored.value().size() == 1);
+    latest = std::max(latest, stored.value()[0].expiresAtMs());
+  }
+  return latest;
+}
+
+}  // namespace
+
+TEST_CASE("an expired message is never delivered and leaves the topic from the front", "[core]") {
+  Harness h;
+  h.createTopic("quotes");
+  std::vector<MessageData> batch;
+  batch.push_back(living("stale-1", 80));
+  batch.push_back(living("stale-2", 80));
+  batch.push_back(living("lasting", std::nullopt));
+  batch.push_back(living("stale-behind", 80));  // Behind one that lives: stays, never delivered.
+  int64_t expiresAt = publishLiving(h, "quotes", std::move(batch));
+  REQUIRE(expiresAt > 0);
+  REQUIRE(h.eventually([&] { return wallClockMs() >= expiresAt; }));
+
+  RecordingSink sink;
+  h.subscribe("quotes", "app", sink, 10);
+  REQUIRE(
+      h.eventually([&] { return h.broker().describeGroup("quotes", "app").value().expired == 3; }));
+  h.settle();
+  REQUIRE(sink.received.size() == 1);
+  CHECK(sink.received[0].message.data.payload == "lasting");
+  CHECK(sink.received[0].message.expiresAtMs() == 0);
+  // Retention's pass removes the expired front, up to the first message that lives.
+  REQUIRE(h.eventually([&] { return h.broker().describeTopic("quotes").value().messages == 2; }));
+  auto topic = h.broker().describeTopic("quotes").value();
+  CHECK(topic.firstOffset == 3);
+  CHECK(topic.expired == 2);
+}
+
+TEST_CASE(
+    "a topic's default time to live applies unless the message has its own, and a "
+    "nacked message is not redelivered after it expired",
+    "[core]") {
+  Harness h;
+  RequestedSettings settings;
+  settings.defaultTtlMs = 150;
+  h.createTopic("jobs", settings);
+  REQUIRE(h.broker().describeTopic("jobs").value().settings.defaultTtlMs == 150);
+  std::vector<MessageData> batch;
+  batch.push_back(living("default", std::nullopt));
+  batch.push_back(living("own", 60000));
+  publishLiving(h, "jobs", std::move(batch));
+
+  RecordingSink sink;
+  uint64_t consumer = h.subscribe("jobs", "workers", sink, 10);
+  REQUIRE(sink.received.size() == 2);
+  const StoredMessageData& first = sink.received[0].message;
+  CHECK(first.expiresAtMs() == first.timestampMs + 150);
+  const StoredMessageData& second = sink.received[1].message;
+  CHECK(second.expiresAtMs() == second.timestampMs + 60000);
+  // A held message may still be acknowledged after its time; a nacked one due after it is not
+  // delivered again.
+  REQUIRE(h.wait(h.broker().nack(consumer, {1}, 300)).empty());
+  // Its pending entry goes in the delivery state's commit, after the count.
+  REQUIRE(h.eventually([&] {
+    auto group = h.broker().describeGroup("jobs", "workers").value();
+    return group.expired == 1 && group.pending == 1;  // Only "own" is left, still held.
+  }));
+  CHECK(sink.received.size() == 2);
+  CHECK(h.wait(h.broker().ack(consumer, {2})).empty());
+}
+
+TEST_CASE("a delayed message's time to live starts at its delivery time", "[core]") {
+  Harness h;
+  h.createTopic("reminders");
+  std::vector<MessageData> batch;
+  batch.push_back(living("later", 200, /*delayMs=*/150));
+  publishLiving(h, "reminders", std::move(batch));
+  RecordingSink sink;
+  h.subscribe("reminders", "app", sink, 10);
+  REQUIRE(h.eventually([&] { return sink.received.size() == 1; }));
+  const StoredMessageData& message = sink.received[0].message;
+  CHECK(message.data.deliverAtMs == message.timestampMs + 150);
+  CHECK(message.expiresAtMs() == message.data.deliverAtMs + 200);
+}
+
+TEST_CASE("expired messages go to the dead-letter topic with reason expired, once per group",
+          "[core]") {
+  Harness h;
+  RequestedSettings settings;
+  settings.defaultTtlMs = 60;
+  settings.deadLetterTopic = "jobs.dead";
+  settings.deadLetterExpired = true;
+  h.createTopic("jobs", settings);
+  RecordingSink late;
+  uint64_t idle = h.subscribe("jobs", "workers", late, /*prefetch=*/1);
+  h.broker().unsubscribe(idle);  // The group exists but nobody consumes.
+  int64_t expiresAt = publishLiving(h, "jobs", {living("a", std::nullopt), living("b", 60)});
+  REQUIRE(h.eventually([&] { return wallClockMs() >= expiresAt; }));
+  // Until the group has passed them, they stay: each group dead-letters its own copy.
+  h.broker().sweepRetentionForTest(wallClockMs());
+  h.publish("jobs", 1);  // Committed after whatever that pass wrote.
+  CHECK(h.broker().describeTopic("jobs").value().messages == 3);
+
+  RecordingSink sink;
+  h.subscribe("jobs", "workers", sink, 10);
+  RecordingSink dead;
+  h.subscribe("jobs.dead", "audit", dead, 10);
+  REQUIRE(h.eventually([&] { return dead.received.size() == 2; }));
+  REQUIRE(sink.received.size() == 1);  // Only the one published last, not yet expired.
+  CHECK(sink.received[0].message.offset == 3);
+  for (const Delivery& d : dead.received) {
+    auto has = [&](const std::string& key, const std::string& value) {
+      for (const auto& [k, v] : d.message.data.headers)
+        if (k == key && v == value) return true;
+      return false;
+    };
+    CHECK(has("sluice-reason", "expired"));
+    CHECK(has("sluice-origin-group", "workers"));
+    CHECK(d.message.expiresAtMs() == 0);  // The dead-letter topic has no time to live.
+  }
+  auto group = h.broker().describeGroup("jobs", "workers").value();
+  CHECK(group.expired == 2);
+  CHECK(group.deadLettered == 2);
+  REQUIRE(h.eventually([&] { return h.broker().describeTopic("jobs").value().messages == 1; }));
+  CHECK(h.broker().describeTopic("jobs").value().expired == 2);
+}
+
+TEST_CASE("a time to live of 0 or beyond 30 days, and bad TTL settings, are refused", "[core]") {
+  Harness h;
+  h.createTopic("quotes");
+  auto refused = [&](MessageData message) {
+    std::vector<MessageData> batch;
+    batch.push_back(std::move(message));
+    auto answer = h.wait(h.broker().publish("quotes", std::move(batch)));
+    REQUIRE_FALSE(answer.ok());
+    CHECK(answer.status().code() == Code::kInvalidArgument);
+    return answer.status().message();
+  };
+  CHECK_THAT(refused(living("x", 0)),
+             Contains("the time to live must be 1 ms to 30 days (2592000000 ms), got 0 ms"));
+  CHECK_THAT(refused(living("x", kMaxTtlMs + 1)), Contains("got 2592000001 ms"));
+  CHECK(h.broker().describeTopic("quotes").value().messages == 0);
+
+  auto badTopic = [&](RequestedSettings settings) {
+    auto answer = h.wait(h.broker().createTopic("other", settings));
+    REQUIRE_FALSE(answer.ok());
+    CHECK(answer.status().code() == Code::kInvalidArgument);
+    return answer.status().message();
+  };
+  RequestedSettings tooLong;
+  tooLong.defaultTtlMs = uint64_t{kMaxTtlMs} + 1;
+  CHECK_THAT(badTopic(tooLong), Contains("default time to live must be at most 30 days"));
+  RequestedSettings nowhere;
+  nowhere.deadLetterExpired = true;
+  CHECK_THAT(badTopic(nowhere), Contains("needs a dead-letter topic"));
+  CHECK_FALSE(h.broker().describeTopic("other").ok());
+}
