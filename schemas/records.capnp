@@ -56,6 +56,7 @@ struct StoredGroup {
   redelivered @2 :UInt64;
   deadLettered @3 :UInt64;
   pending @4 :UInt64;           # Entries of this group in `pending` (kept by the store).
+  keyOrdered @5 :Bool;          # Never two messages of one key in flight; each key in order.
 }
 
 struct StoredPending {

@@ -55,7 +55,8 @@ struct GroupRecord {
   int64_t createdMs = 0;
   uint64_t redelivered = 0;
   uint64_t deadLettered = 0;
-  uint64_t pending = 0;  // Its entries in the store's `pending` database (counted by the store).
+  uint64_t pending = 0;     // Its entries in the store's `pending` database (counted by the store).
+  bool keyOrdered = false;  // Chosen at creation, never changed.
 };
 
 struct PendingRecord {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,9 +48,22 @@ struct MessageMeta {
   int64_t expiresAtMs = 0;      // As StoredMessageData::expiresAtMs().
 };
 
+// A key-ordered group's waiting entry for a message parked behind an earlier one of its key:
+// due only once that one is settled, which writes it due (core::GroupDelivery).
+constexpr int64_t kParkedMs = std::numeric_limits<int64_t>::max();
+
+// A pending entry of a key-ordered group whose message has a key, as loaded at start-up.
+struct KeyedEntry {
+  Offset offset = 0;
+  std::string key;
+  bool parked = false;      // Its entry is at kParkedMs.
+  int64_t deliverAtMs = 0;  // The message's delivery time (0: at once).
+};
+
 // A group as loaded at start-up.
 struct StoredGroupState {
   GroupRecord record;
+  std::vector<KeyedEntry> keyed;  // Key-ordered groups only: in offset order.
   uint64_t heldAtStop = 0;  // Held entries: delivered, never acked, no owner now (due at once).
   std::optional<int64_t> nextDueMs;  // Earliest due entry with visibleAtMs > 0.
 };

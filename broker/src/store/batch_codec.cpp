@@ -63,13 +63,6 @@ core::AppendedMessage getMessage(records::LoggedMessage::Reader in) {
   return m;
 }
 
-void setGroup(records::StoredGroup::Builder out, const GroupRecord& g) {
-  out.setPosition(g.position);
-  out.setCreatedMs(g.createdMs);
-  out.setRedelivered(g.redelivered);
-  out.setDeadLettered(g.deadLettered);
-}
-
 struct Encoder {
   WriteOp::Builder out;
   BatchForm form;
@@ -251,6 +244,7 @@ core::WriteOp decodeOp(WriteOp::Reader in, size_t i, bool* storedAppend, uint32_
       record.createdMs = g.getCreatedMs();
       record.redelivered = g.getRedelivered();
       record.deadLettered = g.getDeadLettered();
+      record.keyOrdered = g.getKeyOrdered();
       return core::PutGroupOp{record};
     }
     case WriteOp::DELETE_GROUP: {

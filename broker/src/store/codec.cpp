@@ -195,13 +195,27 @@ MessageMeta decodeMessageMeta(std::string_view value) {
   });
 }
 
-kj::Array<capnp::word> encodeGroup(const GroupRecord& group) {
-  capnp::MallocMessageBuilder message(32);
-  auto out = message.initRoot<records::StoredGroup>();
+void setGroup(records::StoredGroup::Builder out, const GroupRecord& group) {
   out.setPosition(group.position);
   out.setCreatedMs(group.createdMs);
   out.setRedelivered(group.redelivered);
   out.setDeadLettered(group.deadLettered);
+  out.setKeyOrdered(group.keyOrdered);
+}
+
+MessageKey decodeMessageKey(std::string_view value) {
+  return withRoot<records::StoredMessage>(value, [](records::StoredMessage::Reader in) {
+    MessageKey out;
+    if (in.getHasKey()) out.key = std::string(asView(in.getKey()));
+    out.deliverAtMs = deliverAtOf(in.getTimestampMs(), in.getDelayMs());
+    return out;
+  });
+}
+
+kj::Array<capnp::word> encodeGroup(const GroupRecord& group) {
+  capnp::MallocMessageBuilder message(32);
+  auto out = message.initRoot<records::StoredGroup>();
+  setGroup(out, group);
   out.setPending(group.pending);
   return capnp::messageToFlatArray(message);
 }
@@ -216,6 +230,7 @@ GroupRecord decodeGroup(TopicId topic, std::string_view name, std::string_view v
     group.redelivered = in.getRedelivered();
     group.deadLettered = in.getDeadLettered();
     group.pending = in.getPending();
+    group.keyOrdered = in.getKeyOrdered();
     return group;
   });
 }

@@ -10,6 +10,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include "common/records.h"
@@ -43,7 +45,15 @@ StoredMessageData decodeMessage(Offset offset, std::string_view value);
 // What retention needs, without copying the payload.
 using core::MessageMeta;
 MessageMeta decodeMessageMeta(std::string_view value);
+// What key ordering needs of a message: its key and delivery time.
+struct MessageKey {
+  std::optional<std::string> key;
+  int64_t deliverAtMs = 0;
+};
+MessageKey decodeMessageKey(std::string_view value);
 
+// The group's fields but its pending count (which the store keeps).
+void setGroup(records::StoredGroup::Builder out, const GroupRecord& group);
 kj::Array<capnp::word> encodeGroup(const GroupRecord& group);
 GroupRecord decodeGroup(TopicId topic, std::string_view name, std::string_view value);
 

@@ -162,9 +162,9 @@ Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
         version = 3;
       }
       if ((version == 3 || version == 4) && !options.readOnly) {
-        // 4 adds `txns` and `txnExpiry`, created empty above; 5 adds time-to-live fields,
-        // which older records read as "none". Bumped so that an older broker, which would
-        // deliver expired messages, refuses the store.
+        // 4 adds `txns` and `txnExpiry`, created empty above; 5 adds time-to-live fields and
+        // key-ordered groups, which older records read as "none". Bumped so that an older
+        // broker, which would deliver expired messages and ignore key order, refuses it.
         putValue(txn, e.meta, keys::kFormatVersion, keys::u32(keys::kCurrentFormatVersion));
         version = keys::kCurrentFormatVersion;
       }

@@ -75,8 +75,38 @@ core::StoredState ReadTxn::load() const {
     for (bool h = held.seek(prefix); h && startsWith(held.key(), prefix); h = held.next())
       ++group.heldAtStop;
     group.nextDueMs = nextDueMs(key->topic, key->name, 1);
+    if (group.record.keyOrdered) group.keyed = keyedEntries(key->topic, key->name);
     out.groups.push_back(std::move(group));
   }
+  return out;
+}
+
+std::vector<core::KeyedEntry> ReadTxn::keyedEntries(TopicId topic, const std::string& group) const {
+  // Every pending entry (held or waiting) whose message has a key: as many as the group had
+  // in flight or parked, each one message read.
+  std::vector<core::KeyedEntry> out;
+  std::string prefix = keys::pendingPrefix(topic, group);
+  for (MDB_dbi db : {env_.held, env_.pending}) {
+    Cursor cursor(txn_, db);
+    for (bool ok = cursor.seek(prefix); ok && startsWith(cursor.key(), prefix);
+         ok = cursor.next()) {
+      auto parsed = keys::parsePending(cursor.key());
+      if (!parsed) continue;  // Env::check reports malformed keys.
+      std::string_view value;
+      if (!getValue(txn_, env_.messages, keys::message(topic, parsed->offset), &value)) continue;
+      auto meta = codec::decodeMessageKey(value);
+      if (!meta.key) continue;
+      bool parked =
+          db == env_.pending &&
+          codec::decodePending(topic, group, parsed->offset, cursor.value()).visibleAtMs ==
+              core::kParkedMs;
+      out.push_back(
+          core::KeyedEntry{parsed->offset, std::move(*meta.key), parked, meta.deliverAtMs});
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const core::KeyedEntry& a, const core::KeyedEntry& b) {
+    return a.offset < b.offset;
+  });
   return out;
 }
 

@@ -130,6 +130,7 @@ class ReadTxn final : public core::StoreSnapshot {
   MDB_txn* raw() const { return txn_; }
 
  private:
+  std::vector<core::KeyedEntry> keyedEntries(TopicId topic, const std::string& group) const;
   const Env& env_;
   MDB_txn* txn_ = nullptr;
 };
