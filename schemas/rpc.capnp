@@ -113,6 +113,8 @@ struct GroupInfo {
   consumers @12 :List(ConsumerInfo);
   createdMs @13 :Int64;
   expired @14 :UInt64;          # Since the broker started: passed over for their time to live.
+  keyOrdered @15 :Bool;
+  keyBlocked @16 :UInt64;       # Key-ordered: messages parked behind an earlier one of their key.
 }
 
 struct TopicInfo {
@@ -285,7 +287,10 @@ interface Admin {
   describeTopic @2 (name :Text) -> (result :TopicResult);
   deleteTopic @3 (name :Text) -> (result :CountResult);       # count: messages removed
   purgeTopic @4 (name :Text) -> (result :CountResult);        # count: messages removed
-  createGroup @5 (topic :Text, group :Text, start :StartPosition) -> (result :GroupResult);
+  createGroup @5 (topic :Text, group :Text, start :StartPosition, keyOrdered :Bool)
+      -> (result :GroupResult);
+  # keyOrdered: never two messages of one key in flight at once, each key's in offset order
+  # (see Broker.subscribe). Asked of a group that exists without it: invalidArgument.
   listGroups @6 (topic :Text) -> (result :GroupListResult);
   describeGroup @7 (topic :Text, group :Text) -> (result :GroupResult);
   resetGroup @8 (topic :Text, group :Text, to :StartPosition) -> (result :GroupResult);
@@ -307,8 +312,11 @@ interface Broker {
   publish @0 (topic :Text, messages :List(PublishMessage)) -> (result :PublishResult);
   # Answers after the commit holding the batch is fsync'd. All or nothing per call.
   subscribe @1 (topic :Text, group :Text, start :StartPosition, prefetch :UInt32,
-                ackTimeoutMs :UInt32, handler :DeliveryHandler) -> (result :SubscribeResult);
-  # Creates the group if it does not exist. prefetch 1..65536, or 0 for a fetch consumer (see
-  # Subscription.fetch); ackTimeoutMs 0 = 30 s default.
+                ackTimeoutMs :UInt32, handler :DeliveryHandler, keyOrdered :Bool)
+      -> (result :SubscribeResult);
+  # Creates the group if it does not exist (key-ordered if asked: across all its consumers, a
+  # key's next message is delivered only once the last one is acknowledged or dead-lettered,
+  # in offset order; messages without a key are unordered). prefetch 1..65536, or 0 for a
+  # fetch consumer (see Subscription.fetch); ackTimeoutMs 0 = 30 s default.
   admin @2 () -> (admin :Admin);
 }

@@ -51,6 +51,7 @@ struct ConsumeArgs {
   bool nack = false;
   std::string exec;
   std::string ackTimeout;
+  bool keyOrdered = false;
 };
 
 void printMessage(Context& context, const Message& message) {
@@ -76,6 +77,7 @@ int runConsume(Context& context, const ConsumeArgs& args) {
     }
   }
   if (!args.ackTimeout.empty()) options.ackTimeout = *parseDuration(args.ackTimeout).value;
+  options.keyOrdered = args.keyOrdered;
   // With --count, a fetch consumer: the broker hands over exactly the messages fetched, so
   // stopping at N leaves nothing else held (or counted as a delivery) for this command. With
   // --exec too, one message at a time, so none waits (its ack timeout running) behind a job.
@@ -200,6 +202,8 @@ void addConsumeCommand(CLI::App& app, Context& context) {
                   "Redeliver a message not acked within DUR (default 30s); --exec renews it")
       ->check(durationValidator())
       ->type_name("DUR");
+  cmd->add_flag("--key-ordered", args->keyOrdered,
+                "Create the group key-ordered: one message per key in flight, in offset order");
   cmd->callback([&context, args] {
     context.action = [&context, args] { return runConsume(context, *args); };
   });

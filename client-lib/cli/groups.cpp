@@ -1,4 +1,4 @@
-// `sluice groups list|describe|reset|delete`.
+// `sluice groups list|describe|create|reset|delete`.
 
 #include <iostream>
 #include <memory>
@@ -16,6 +16,7 @@ struct GroupArgs {
   std::string group;
   std::string to;
   bool yes = false;
+  bool keyOrdered = false;
 };
 
 int runList(Context& context, const GroupArgs& args) {
@@ -39,6 +40,21 @@ int runDescribe(Context& context, const GroupArgs& args) {
     context.print(dumpDocument(groupToJson(group)));
   } else {
     std::cout << groupView(group);
+  }
+  return kExitOk;
+}
+
+int runCreate(Context& context, const GroupArgs& args) {
+  StartPosition from =
+      args.to.empty() ? StartPosition::earliest() : *parseStartPosition(args.to, nowMs()).value;
+  GroupInfo group =
+      context.take(context.admin().createGroup(args.topic, args.group, from, args.keyOrdered));
+  if (context.options.json) {
+    context.print(dumpDocument(groupToJson(group)));
+  } else {
+    context.print("group \"" + group.name + "\" on topic \"" + group.topic + "\": position " +
+                  std::to_string(group.position) +
+                  (group.keyOrdered ? ", key-ordered" : ", unordered"));
   }
   return kExitOk;
 }
@@ -97,7 +113,7 @@ CLI::App* addGroupCommand(CLI::App& groups, Context& context, const std::string&
 
 void addGroupsCommands(CLI::App& app, Context& context) {
   CLI::App* groups =
-      app.add_subcommand("groups", "List, describe, reset and delete consumer groups");
+      app.add_subcommand("groups", "List, describe, create, reset and delete consumer groups");
   groups->require_subcommand(1);
   groups->footer("Example:\n  sluice groups describe orders billing");
 
@@ -106,6 +122,18 @@ void addGroupsCommands(CLI::App& app, Context& context) {
   addGroupCommand(
       *groups, context, "describe", "Show a group's position, pending, lag and connected consumers",
       "sluice groups describe orders billing", true, std::make_shared<GroupArgs>(), runDescribe);
+
+  auto create = std::make_shared<GroupArgs>();
+  CLI::App* createCmd = addGroupCommand(
+      *groups, context, "create", "Create a consumer group (an existing one is shown unchanged)",
+      "sluice groups create orders billing --key-ordered", true, create, runCreate);
+  createCmd
+      ->add_option("--from", create->to,
+                   "Start: earliest (default), latest, OFFSET, TIME (RFC 3339) or DUR ago")
+      ->check(startPositionValidator())
+      ->type_name("POSITION");
+  createCmd->add_flag("--key-ordered", create->keyOrdered,
+                      "Never two messages of one key in flight; each key in offset order");
 
   auto reset = std::make_shared<GroupArgs>();
   CLI::App* resetCmd = addGroupCommand(

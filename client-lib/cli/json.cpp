@@ -56,6 +56,8 @@ Json groupToJson(const GroupInfo& group) {
       {"redelivered", group.redelivered},
       {"dead_lettered", group.deadLettered},
       {"expired", group.expired},
+      {"ordering", group.keyOrdered ? "key" : "none"},
+      {"key_blocked", group.keyBlocked},
       {"consumers", consumers},
       {"created", formatTimestamp(group.createdMs)},
   };

@@ -94,6 +94,8 @@ std::string groupView(const GroupInfo& group) {
       {"Redelivered", std::to_string(group.redelivered)},
       {"Dead-lettered", std::to_string(group.deadLettered)},
       {"Expired", std::to_string(group.expired) + " passed over since broker start"},
+      {"Ordering", group.keyOrdered ? "by key" : "none"},
+      {"Key-blocked", std::to_string(group.keyBlocked)},
       {"Consumers", std::to_string(group.consumers.size())},
   });
   if (!group.consumers.empty()) out += "\n" + consumersTable(group.consumers);

@@ -75,13 +75,14 @@ Result<uint64_t> Admin::purgeTopic(std::string_view name) {
 }
 
 Result<GroupInfo> Admin::createGroup(std::string_view topic, std::string_view group,
-                                     StartPosition start) {
+                                     StartPosition start, bool keyOrdered) {
   return call<GroupInfo>(
       connection_, "createGroup",
-      [topic = std::string(topic), group = std::string(group), start](IoState& io) {
+      [topic = std::string(topic), group = std::string(group), start, keyOrdered](IoState& io) {
         auto request = io.admin.createGroupRequest();
         request.setTopic(asText(topic));
         request.setGroup(asText(group));
+        request.setKeyOrdered(keyOrdered);
         detail::toWire(start, request.initStart());
         return request.send().then(
             [](auto&& response) -> Result<GroupInfo> { return fromWire(response.getResult()); });

@@ -58,15 +58,16 @@ Result<std::shared_ptr<detail::SubscriptionState>> subscribe(
                                                            callbackMode, options.prefetch == 0);
   std::weak_ptr<detail::SubscriptionState> weak = state;
   auto consumerId = connection->call<uint64_t>(
-      "subscribe",
-      [weak, id, topic = std::string(topic), group = std::string(group), start = options.start,
-       prefetch = options.prefetch, ackTimeoutMs](detail::IoState& io) {
+      "subscribe", [weak, id, topic = std::string(topic), group = std::string(group),
+                    start = options.start, prefetch = options.prefetch, ackTimeoutMs,
+                    keyOrdered = options.keyOrdered](detail::IoState& io) {
         auto request = io.broker.subscribeRequest();
         request.setTopic(detail::asText(topic));
         request.setGroup(detail::asText(group));
         detail::toWire(start, request.initStart());
         request.setPrefetch(prefetch);
         request.setAckTimeoutMs(ackTimeoutMs);
+        request.setKeyOrdered(keyOrdered);
         request.setHandler(kj::heap<detail::DeliveryHandlerService>(weak, topic));
         return request.send().then(
             [&io, weak,

@@ -247,6 +247,8 @@ GroupInfo fromWire(wire::GroupInfo::Reader group) {
   out.redelivered = group.getRedelivered();
   out.deadLettered = group.getDeadLettered();
   out.expired = group.getExpired();
+  out.keyOrdered = group.getKeyOrdered();
+  out.keyBlocked = group.getKeyBlocked();
   for (auto consumer : group.getConsumers())
     out.consumers.push_back(fromWire(consumer));
   out.createdMs = group.getCreatedMs();

@@ -14,7 +14,11 @@ Broker::Broker(Store& store, kj::Timer& timer, Metrics& metrics, BrokerOptions o
                        for (auto& [name, group] : topic.groups)
                          delivery_.schedulePump(*group);
                      },
-                     [this](Group& group, const Status& why) { delivery_.close(group, why); }}),
+                     [this](Group& group, const Status& why) { delivery_.close(group, why); },
+                     [this](Topic& topic, WriteBatch& batch) {
+                       for (auto& [name, group] : topic.groups)
+                         if (group->keyOrdered) delivery_.forgetTrimmed(*group, batch);
+                     }}),
       groups_(ctx_),
       delivery_(ctx_, groups_, log_, timer),
       expiry_(ctx_, delivery_, log_, timer),
@@ -40,6 +44,7 @@ void Broker::start() {
     auto group = Group::fromRecord(*topic->second, stored.record);
     group->heldAtStop = stored.heldAtStop;
     group->nextDueMs = stored.nextDueMs;
+    if (group->keyOrdered) delivery_.restoreKeys(*group, stored.keyed);
     held += stored.heldAtStop;
     pending += stored.record.pending;
     topic->second->groups.emplace(stored.record.name, std::move(group));
@@ -69,8 +74,8 @@ kj::Promise<Result<TopicView>> Broker::createTopic(std::string name, RequestedSe
 }
 
 kj::Promise<Result<GroupView>> Broker::createGroup(std::string topic, std::string group,
-                                                   StartAt start) {
-  return groups_.create(topic, group, start)
+                                                   StartAt start, bool keyOrdered) {
+  return groups_.create(topic, group, start, keyOrdered)
       .then([this, topic, group](Result<Done> created) -> Result<GroupView> {
         if (!created.ok()) return created.status();
         return views_.describeGroup(topic, group);

@@ -46,8 +46,9 @@ class Broker final : private kj::TaskSet::ErrorHandler {
   // Consumers (delivery.h) -------------------------------------------------------------------
   Result<uint64_t> subscribe(std::string_view topic, std::string_view group, StartAt start,
                              uint32_t prefetch, uint64_t ackTimeoutMs, ConsumerSink& sink,
-                             std::string peer) {
-    return delivery_.subscribe(topic, group, start, prefetch, ackTimeoutMs, sink, std::move(peer));
+                             std::string peer, bool keyOrdered = false) {
+    return delivery_.subscribe(topic, group, start, prefetch, ackTimeoutMs, sink, std::move(peer),
+                               keyOrdered);
   }
   void unsubscribe(uint64_t consumerId) { delivery_.unsubscribe(consumerId); }
   kj::Promise<std::vector<OffsetFailure>> ack(uint64_t consumerId, std::vector<Offset> offsets,
@@ -82,7 +83,8 @@ class Broker final : private kj::TaskSet::ErrorHandler {
   kj::Promise<Result<uint64_t>> purgeTopic(std::string name) {
     return log_.purgeTopic(std::move(name));
   }
-  kj::Promise<Result<GroupView>> createGroup(std::string topic, std::string group, StartAt start);
+  kj::Promise<Result<GroupView>> createGroup(std::string topic, std::string group, StartAt start,
+                                             bool keyOrdered = false);
   Result<std::vector<GroupView>> listGroups(std::string_view topic) {
     return views_.listGroups(topic);
   }

@@ -72,6 +72,7 @@ GroupRecord Group::record() const {
   record.createdMs = createdMs;
   record.redelivered = redelivered;
   record.deadLettered = deadLettered;
+  record.keyOrdered = keyOrdered;
   return record;
 }
 
@@ -83,6 +84,7 @@ std::unique_ptr<Group> Group::fromRecord(Topic& topic, const GroupRecord& record
   group->position = record.position;
   group->redelivered = record.redelivered;
   group->deadLettered = record.deadLettered;
+  group->keyOrdered = record.keyOrdered;
   return group;
 }
 

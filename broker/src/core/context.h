@@ -36,6 +36,8 @@ struct Limits {
   uint64_t maxDeliveryBatchBytes = 4u << 20;
   uint32_t maxNackDelayMs = 24u * 3600 * 1000;
   uint32_t maxFetchTimeoutMs = 5u * 60 * 1000;
+  // Messages a key-ordered group tracks (in flight or parked behind their key), at most.
+  uint32_t maxKeyedMessages = 100000;
 };
 
 struct BrokerOptions {

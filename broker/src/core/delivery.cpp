@@ -92,7 +92,7 @@ Consumer* GroupDelivery::consumerOf(uint64_t id) {
 
 Result<uint64_t> GroupDelivery::subscribe(std::string_view topicName, std::string_view groupName,
                                           StartAt start, uint32_t prefetch, uint64_t ackTimeoutMs,
-                                          ConsumerSink& sink, std::string peer) {
+                                          ConsumerSink& sink, std::string peer, bool keyOrdered) {
   if (ctx_.stopped) return shuttingDown();
   const Limits& limits = ctx_.limits();
   if (prefetch > limits.maxPrefetch) {
@@ -109,7 +109,7 @@ Result<uint64_t> GroupDelivery::subscribe(std::string_view topicName, std::strin
   auto topic = ctx_.requireTopic(topicName);
   if (!topic.ok()) return topic.status();
   WriteBatch batch;
-  auto group = groups_.ensure(batch, *topic.value(), groupName, start);
+  auto group = groups_.ensure(batch, *topic.value(), groupName, start, keyOrdered);
   if (!group.ok()) return group.status();
   if (!batch.empty()) ctx_.store.commitDetached(std::move(batch), "create group");
   auto consumer = std::make_unique<Consumer>();
@@ -234,7 +234,7 @@ void GroupDelivery::deadLetter(WriteBatch& batch, Settle& settle, Group& group, 
     }
   }
   // Atomic with the append above: both or neither are committed.
-  batch.ops.push_back(RemovePendingOp{topic.id, group.name, offset});
+  removePending(batch, group, offset, &settle);
   batch.ops.push_back(PutGroupOp{group.record()});
 }
 
@@ -336,7 +336,7 @@ kj::Promise<std::vector<OffsetFailure>> GroupDelivery::ack(uint64_t consumerId,
     lease.value()->setOwner(nullptr);
     lease.value()->gone = true;
     settle.leases.emplace_back(offset, lease.value()->generation);
-    batch.ops.push_back(RemovePendingOp{group.topic->id, group.name, offset});
+    removePending(batch, group, offset, &settle);
     done.emplace_back(offset, deliveryId);
   }
   group.acked += done.size();
@@ -463,7 +463,7 @@ kj::Promise<Result<TransactionOutcome>> GroupDelivery::transact(uint64_t consume
     lease.setOwner(nullptr);
     lease.gone = true;
     settle.leases.emplace_back(named[i].first, lease.generation);
-    batch.ops.push_back(RemovePendingOp{group.topic->id, group.name, named[i].first});
+    removePending(batch, group, named[i].first, &settle);
   }
   std::vector<TopicLog::Prepared> prepared;
   TransactionOutcome outcome;
@@ -729,6 +729,124 @@ void GroupDelivery::pump(Group& group) {
   ctx_.store.commitDetached(std::move(batch), "delivery state");
 }
 
+// Key order -----------------------------------------------------------------------------------
+
+GroupDelivery::Take GroupDelivery::takeKeyed(Group& group, const StoredMessageData& message,
+                                             WriteBatch& batch) {
+  if (!group.keyOrdered || !message.data.key) return Take::kDeliver;
+  if (group.keyOf.size() >= ctx_.limits().maxKeyedMessages) return Take::kFull;
+  auto [line, fresh] = group.keys.try_emplace(*message.data.key);
+  group.keyOf.emplace(message.offset, &*line);
+  if (fresh) {
+    line->second.active = message.offset;
+    return Take::kDeliver;
+  }
+  // Behind its key's message in flight: on disk as never due, so a restart keeps it parked.
+  line->second.parked.emplace_back(message.offset, message.data.deliverAtMs);
+  ++group.parked;
+  batch.ops.push_back(PutPendingOp{group.topic->id, group.name, message.offset, 0, kParkedMs,
+                                   RedeliveryCause::kNone});
+  return Take::kParked;
+}
+
+void GroupDelivery::removePending(WriteBatch& batch, Group& group, Offset offset, Settle* settle) {
+  batch.ops.push_back(RemovePendingOp{group.topic->id, group.name, offset});
+  if (group.keyOrdered) keySettled(group, offset, batch, settle);
+}
+
+void GroupDelivery::keySettled(Group& group, Offset offset, WriteBatch& batch, Settle* settle) {
+  auto tracked = group.keyOf.find(offset);
+  if (tracked == group.keyOf.end()) return;
+  KeyLines::value_type& line = *tracked->second;
+  group.keyOf.erase(tracked);
+  if (line.second.active == offset) {
+    unparkNext(group, line, batch, settle);
+    return;
+  }
+  auto& parked = line.second.parked;  // A parked one that retention removed.
+  auto it = std::find_if(parked.begin(), parked.end(),
+                         [&](const auto& entry) { return entry.first == offset; });
+  if (it != parked.end()) {
+    parked.erase(it);
+    --group.parked;
+  }
+}
+
+void GroupDelivery::unparkNext(Group& group, KeyLines::value_type& line, WriteBatch& batch,
+                               Settle* settle) {
+  const Topic& topic = *group.topic;
+  auto& parked = line.second.parked;
+  while (!parked.empty()) {
+    auto [next, deliverAtMs] = parked.front();
+    parked.pop_front();
+    --group.parked;
+    if (next < topic.firstOffset) {  // Removed by retention meanwhile.
+      group.keyOf.erase(next);
+      continue;
+    }
+    line.second.active = next;
+    int64_t dueAtMs = std::max(wallClockMs(), deliverAtMs);
+    batch.ops.push_back(
+        PutPendingOp{topic.id, group.name, next, 0, dueAtMs, RedeliveryCause::kNone});
+    if (settle != nullptr) {
+      // Due once the commit that settled its predecessor is durable (settled()): a consumer
+      // never gets a key's next message while the last one's ack could still be lost.
+      if (!settle->dueAtMs || dueAtMs < *settle->dueAtMs) settle->dueAtMs = dueAtMs;
+    } else {
+      wake(group, next, dueAtMs);
+    }
+    return;
+  }
+  group.keys.erase(line.first);
+}
+
+void GroupDelivery::wake(Group& group, Offset offset, int64_t dueAtMs) {
+  Lease& lease = group.leases[offset];
+  lease = Lease{};
+  lease.dueAtMs = dueAtMs;
+  lease.generation = ctx_.nextLeaseGeneration++;
+  group.noteDue(dueAtMs);
+  if (dueAtMs <= wallClockMs()) schedulePump(group);
+}
+
+void GroupDelivery::forgetTrimmed(Group& group, WriteBatch& batch) {
+  const Offset first = group.topic->firstOffset;
+  std::vector<Offset> removed;
+  for (auto it = group.keyOf.begin(); it != group.keyOf.end() && it->first < first; ++it) {
+    // A held one stays its key's until settled; a released one's late entry, if any, finds
+    // its message gone in fill().
+    auto lease = group.leases.find(it->first);
+    if (lease == group.leases.end() || lease->second.owner() == nullptr)
+      removed.push_back(it->first);
+  }
+  for (Offset offset : removed)
+    keySettled(group, offset, batch, nullptr);
+}
+
+void GroupDelivery::restoreKeys(Group& group, const std::vector<KeyedEntry>& keyed) {
+  WriteBatch batch;
+  for (const KeyedEntry& entry : keyed) {
+    auto [line, fresh] = group.keys.try_emplace(entry.key);
+    group.keyOf.emplace(entry.offset, &*line);
+    if (fresh) {
+      line->second.active = entry.offset;
+      if (entry.parked) wake(group, entry.offset, std::max(wallClockMs(), entry.deliverAtMs));
+      continue;
+    }
+    line->second.parked.emplace_back(entry.offset, entry.deliverAtMs);
+    ++group.parked;
+    if (!entry.parked) {
+      coreLog()->warn(
+          "key-ordered group {} of topic {}: offset {} was due behind offset {} of its "
+          "key; parked again",
+          group.name, group.topic->name, entry.offset, line->second.active);
+      batch.ops.push_back(PutPendingOp{group.topic->id, group.name, entry.offset, 0, kParkedMs,
+                                       RedeliveryCause::kNone});
+    }
+  }
+  if (!batch.empty()) ctx_.store.commitDetached(std::move(batch), "key order");
+}
+
 void GroupDelivery::expire(Group& group, Offset offset, uint32_t deliveries, bool pending,
                            const StoreSnapshot& snapshot, WriteBatch& batch) {
   ++group.expired;
@@ -738,7 +856,7 @@ void GroupDelivery::expire(Group& group, Offset offset, uint32_t deliveries, boo
     deadLetterNow(group, offset, deliveries, "expired", snapshot);
     return;
   }
-  if (pending) batch.ops.push_back(RemovePendingOp{group.topic->id, group.name, offset});
+  if (pending) removePending(batch, group, offset, nullptr);
 }
 
 void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>& due,
@@ -792,7 +910,7 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
     auto message = snapshot.readMessage(topic.id, entry.offset);
     if (!message) {  // Removed by retention meanwhile.
       if (fromLease) released->second.gone = true;
-      batch.ops.push_back(RemovePendingOp{topic.id, group.name, entry.offset});
+      removePending(batch, group, entry.offset, nullptr);
       continue;
     }
     if (expiredAt(message->expiresAtMs(), nowMs)) {
@@ -823,11 +941,23 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
         if (full()) break;
         continue;
       }
-      if (message.data.deliverAtMs > nowMs) {
-        if (group.scheduling) {
-          blocked = true;  // The commit of the last pass's ones reopens it.
-          break;
-        }
+      const bool delayed = message.data.deliverAtMs > nowMs;
+      if (delayed && group.scheduling) {
+        blocked = true;  // The commit of the last pass's ones reopens it.
+        break;
+      }
+      Take take = takeKeyed(group, message, batch);
+      if (take == Take::kFull) {
+        blocked = true;  // Settling tracked messages reopens it.
+        break;
+      }
+      if (take == Take::kParked) {
+        group.position = message.offset + 1;
+        ++passedOver;
+        if (full()) break;
+        continue;
+      }
+      if (delayed) {
         // Delayed: it waits in the due index, as a nacked message does, never delivered yet.
         group.position = message.offset + 1;
         batch.ops.push_back(PutPendingOp{topic.id, group.name, message.offset, 0,

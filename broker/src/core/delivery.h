@@ -28,13 +28,20 @@ class GroupDelivery {
   GroupDelivery(Context& ctx, Groups& groups, TopicLog& log, kj::Timer& timer)
       : ctx_(ctx), groups_(groups), log_(log), timer_(timer) {}
 
-  // Joins `group` on `topic` (creating the group at `start` if needed). Returns the consumer id.
-  // `sink` must outlive the consumer (until unsubscribe()). `prefetch` 0 makes a fetch
-  // consumer: nothing is pushed to it, it takes messages with fetch().
-  // Errors: kInvalidArgument, kTopicNotFound, kLimitExceeded, kShuttingDown.
+  // Joins `group` on `topic` (creating the group at `start`, key-ordered if asked, if needed).
+  // Returns the consumer id. `sink` must outlive the consumer (until unsubscribe()).
+  // `prefetch` 0 makes a fetch consumer: nothing is pushed to it, it takes messages with
+  // fetch(). Errors: kInvalidArgument, kTopicNotFound, kLimitExceeded, kShuttingDown.
   Result<uint64_t> subscribe(std::string_view topic, std::string_view group, StartAt start,
                              uint32_t prefetch, uint64_t ackTimeoutMs, ConsumerSink& sink,
-                             std::string peer);
+                             std::string peer, bool keyOrdered = false);
+  // A key-ordered group at start-up: its keys from the store's pending entries. A key whose
+  // first entry is parked (its predecessor settled by a commit that did not unpark it) becomes
+  // due; a later entry of a key that is not parked is parked again.
+  void restoreKeys(Group& group, const std::vector<KeyedEntry>& keyed);
+  // After a trim or purge of `group`'s topic: forgets the tracked messages it removed (but
+  // those a consumer holds), letting their keys' next messages go.
+  void forgetTrimmed(Group& group, WriteBatch& batch);
   // Leaves the group; the consumer's unacknowledged messages become due for redelivery.
   void unsubscribe(uint64_t consumerId);
   // Acknowledges held messages; answers per-offset failures after the commit. `deliveryIds`
@@ -103,6 +110,16 @@ class GroupDelivery {
   void fill(Group& group, Consumer& consumer, std::vector<DueEntry>& due, size_t& nextDue,
             const StoreSnapshot& snapshot, WriteBatch& batch, int64_t nowMs,
             std::optional<int64_t>& scheduledDueMs);
+  // Removes the pending entry of `offset` in `batch`; in a key-ordered group, its key's next
+  // message becomes due, after `settle`'s commit if given, else at once.
+  void removePending(WriteBatch& batch, Group& group, Offset offset, Settle* settle);
+  // Key order: whether `message`, next at the group's position, may be taken now.
+  enum class Take { kDeliver, kParked, kFull };
+  Take takeKeyed(Group& group, const StoredMessageData& message, WriteBatch& batch);
+  void keySettled(Group& group, Offset offset, WriteBatch& batch, Settle* settle);
+  void unparkNext(Group& group, KeyLines::value_type& line, WriteBatch& batch, Settle* settle);
+  // A message due from memory before its entry is committed: a lease without an owner.
+  void wake(Group& group, Offset offset, int64_t dueAtMs);
   // Passes over the expired message at `offset` (delivered `deliveries` times so far):
   // dead-lettered when its topic says so, else its pending entry, if it has one (`pending`), is
   // removed in `batch`.

@@ -53,12 +53,21 @@ Status Groups::busy(const Group& group, const char* action) const {
 }
 
 Result<Group*> Groups::ensure(WriteBatch& batch, Topic& topic, std::string_view groupName,
-                              const StartAt& start) {
+                              const StartAt& start, bool keyOrdered) {
   if (auto problem = validateGroupName(groupName)) {
     return Status(Code::kInvalidArgument, *problem);
   }
   auto existing = topic.groups.find(groupName);
-  if (existing != topic.groups.end()) return existing->second.get();
+  if (existing != topic.groups.end()) {
+    // The mode is the group's: joining a key-ordered group without asking is fine.
+    if (keyOrdered && !existing->second->keyOrdered) {
+      return Status(Code::kInvalidArgument,
+                    "group " + quoted(groupName) + " of topic " + quoted(topic.name) +
+                        " exists without key ordering; a group's ordering is chosen when it is "
+                        "created (delete the group, or use another name)");
+    }
+    return existing->second.get();
+  }
   if (topic.groups.size() >= ctx_.limits().maxGroupsPerTopic) {
     return Status(Code::kLimitExceeded, "a topic holds at most " +
                                             std::to_string(ctx_.limits().maxGroupsPerTopic) +
@@ -71,21 +80,22 @@ Result<Group*> Groups::ensure(WriteBatch& batch, Topic& topic, std::string_view 
   record.name = std::string(groupName);
   record.createdMs = wallClockMs();
   record.position = position.value();
+  record.keyOrdered = keyOrdered;
   auto group = Group::fromRecord(topic, record);
   Group* ref = group.get();
   topic.groups.emplace(record.name, std::move(group));
   batch.ops.push_back(PutGroupOp{record});
-  coreLog()->info("group created topic={} group={} position={}", topic.name, groupName,
-                  record.position);
+  coreLog()->info("group created topic={} group={} position={} ordering={}", topic.name, groupName,
+                  record.position, keyOrdered ? "key" : "none");
   return ref;
 }
 
 kj::Promise<Result<Done>> Groups::create(std::string topicName, std::string groupName,
-                                         StartAt start) {
+                                         StartAt start, bool keyOrdered) {
   auto topic = ctx_.requireTopic(topicName);
   if (!topic.ok()) return ready<Done>(topic.status());
   WriteBatch batch;
-  auto group = ensure(batch, *topic.value(), groupName, start);
+  auto group = ensure(batch, *topic.value(), groupName, start, keyOrdered);
   if (!group.ok()) return ready<Done>(group.status());
   // An existing group commits nothing but still answers after what is queued before it.
   return ctx_.commit(std::move(batch)).then(done);
@@ -101,6 +111,7 @@ kj::Promise<Result<Done>> Groups::reset(std::string topicName, std::string group
   if (!position.ok()) return ready<Done>(position.status());
   group.position = position.value();
   group.leases.clear();
+  group.forgetKeys();
   group.heldAtStop = 0;
   group.nextDueMs.reset();
   WriteBatch batch;

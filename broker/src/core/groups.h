@@ -16,12 +16,14 @@ class Groups {
  public:
   explicit Groups(Context& ctx) : ctx_(ctx) {}
 
-  // Finds the group, or creates it at `start` and adds its PutGroupOp to `batch`.
-  // Errors: kInvalidArgument (bad name or start), kLimitExceeded (groups per topic).
+  // Finds the group, or creates it at `start` (key-ordered if asked) and adds its PutGroupOp
+  // to `batch`. Errors: kInvalidArgument (bad name or start, or key ordering asked of a group
+  // that exists without it), kLimitExceeded (groups per topic).
   Result<Group*> ensure(WriteBatch& batch, Topic& topic, std::string_view group,
-                        const StartAt& start);
+                        const StartAt& start, bool keyOrdered = false);
   // Creates the group unless it exists; answers after the commit.
-  kj::Promise<Result<Done>> create(std::string topic, std::string group, StartAt start);
+  kj::Promise<Result<Done>> create(std::string topic, std::string group, StartAt start,
+                                   bool keyOrdered = false);
   // Moves a group without consumers to `to` and forgets its pending entries.
   // Errors: kInvalidArgument, kTopicNotFound, kGroupNotFound, kGroupBusy, kStorageFailed.
   kj::Promise<Result<Done>> reset(std::string topic, std::string group, StartAt to);

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -85,9 +86,24 @@ struct Topic {
   bool tracksBytes() const { return settings.maxBytes != 0; }
 };
 
+// A key-ordered group's one key: its message in flight (held, released, or waiting in the due
+// index) and those parked behind it, in offset order, each with its delivery time.
+struct KeyLine {
+  Offset active = 0;
+  std::deque<std::pair<Offset, int64_t>> parked;
+};
+using KeyLines = std::unordered_map<std::string, KeyLine>;
+
 struct Group {
   Topic* topic = nullptr;
   std::string name;
+  bool keyOrdered = false;
+  // Key-ordered groups: the keys with a message in flight, and every tracked (active or
+  // parked) offset with its key's entry (node pointers stay valid until erased). At most
+  // Limits::maxKeyedMessages are tracked; past that the group takes nothing new from the topic.
+  KeyLines keys;
+  std::map<Offset, KeyLines::value_type*> keyOf;
+  uint64_t parked = 0;  // Messages parked behind their key (the key-blocked count).
   int64_t createdMs = 0;
   Offset position = 1;  // Next offset never yet delivered.
   std::map<Offset, Lease> leases;
@@ -107,6 +123,12 @@ struct Group {
   uint64_t expired = 0;  // Passed over (dropped or dead-lettered) for their time to live.
   bool pumpScheduled = false;
   bool scheduling = false;  // Delayed messages passed into the due index wait for their commit.
+
+  void forgetKeys() {
+    keys.clear();
+    keyOf.clear();
+    parked = 0;
+  }
 
   // The durable form (without the pending count, which the store keeps).
   GroupRecord record() const;

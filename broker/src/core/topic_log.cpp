@@ -324,6 +324,7 @@ void TopicLog::trimTo(WriteBatch& batch, Topic& topic, Offset below,
   }
   batch.ops.push_back(TrimOp{topic.id, topic.name, below});
   topic.firstOffset = below;
+  events_.trimmed(topic, batch);
 }
 
 kj::Promise<Result<Done>> TopicLog::createTopic(std::string name, RequestedSettings requested) {
@@ -388,6 +389,7 @@ kj::Promise<Result<uint64_t>> TopicLog::purgeTopic(std::string name) {
     group->nextDueMs.reset();
     batch.ops.push_back(PutGroupOp{group->record()});
   }
+  events_.trimmed(topic, batch);
   coreLog()->info("topic purged topic={} removed={}", name, removed);
   return ctx_.commit(std::move(batch))
       .then([removed](Result<uint64_t> committed) -> Result<uint64_t> {

@@ -28,11 +28,13 @@ struct AppendTicket {
 
 class TopicLog {
  public:
-  // What the topic log tells the group side: new messages are deliverable, or a group is
-  // going away with its topic.
+  // What the topic log tells the group side: new messages are deliverable, a group is going
+  // away with its topic, or messages below the topic's firstOffset are being removed by
+  // `batch` (the group side may add to it).
   struct Events {
     std::function<void(Topic&)> appended;
     std::function<void(Group&, const Status&)> closing;
+    std::function<void(Topic&, WriteBatch&)> trimmed;
   };
   TopicLog(Context& ctx, Events events) : ctx_(ctx), events_(std::move(events)) {}
 

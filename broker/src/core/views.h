@@ -31,6 +31,8 @@ struct GroupView {
   int64_t lagMs = 0;
   uint64_t delivered = 0, acked = 0, nacked = 0, redelivered = 0, deadLettered = 0;
   uint64_t expired = 0;
+  bool keyOrdered = false;
+  uint64_t keyBlocked = 0;
   std::vector<ConsumerView> consumers;
   int64_t createdMs = 0;
 };

@@ -296,7 +296,8 @@ kj::Promise<void> BrokerService::subscribe(SubscribeContext context) {
     auto sink = kj::heap<DeliverySink>(params.getHandler());
     auto consumer = broker_.subscribe(toString(params.getTopic()), toString(params.getGroup()),
                                       fromWire(params.getStart()), params.getPrefetch(),
-                                      params.getAckTimeoutMs(), *sink, connection_->peer);
+                                      params.getAckTimeoutMs(), *sink, connection_->peer,
+                                      params.getKeyOrdered());
     if (!consumer.ok()) {
       setStatus(result, consumer.status());
       return kj::READY_NOW;
@@ -383,7 +384,7 @@ kj::Promise<void> AdminService::createGroup(CreateGroupContext context) {
   return guarded("createGroup", [this, context]() mutable {
     auto params = context.getParams();
     return answerGroup(broker_.createGroup(toString(params.getTopic()), toString(params.getGroup()),
-                                           fromWire(params.getStart())),
+                                           fromWire(params.getStart()), params.getKeyOrdered()),
                        context);
   });
 }

@@ -91,6 +91,8 @@ void toWire(const core::GroupView& in, wire::GroupInfo::Builder out) {
   out.setRedelivered(in.redelivered);
   out.setDeadLettered(in.deadLettered);
   out.setExpired(in.expired);
+  out.setKeyOrdered(in.keyOrdered);
+  out.setKeyBlocked(in.keyBlocked);
   out.setCreatedMs(in.createdMs);
   auto consumers = out.initConsumers(static_cast<unsigned>(in.consumers.size()));
   for (unsigned i = 0; i < in.consumers.size(); ++i) {

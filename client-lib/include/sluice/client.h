@@ -54,6 +54,12 @@ struct SubscribeOptions {
   uint32_t prefetch = 256;
   // Unacknowledged longer than this, a message is redelivered (1 ms .. 24 h). Default 30 s.
   std::chrono::milliseconds ackTimeout{30000};
+  // Creates the group key-ordered if this call creates it: across all its consumers, never two
+  // messages with the same key in flight, and each key's messages in offset order (also
+  // through nacks, ack timeouts, disconnects, restarts and dead-lettering). Messages without a
+  // key are unordered. Asked of a group that exists unordered: kInvalidArgument. Joining a
+  // key-ordered group without asking is fine.
+  bool keyOrdered = false;
 };
 
 // A delivered (or peeked) message.
@@ -231,10 +237,13 @@ class Admin {
   Result<uint64_t> deleteTopic(std::string_view name);
   // Removes every message (offsets keep counting up); returns how many. Errors: kTopicNotFound.
   Result<uint64_t> purgeTopic(std::string_view name);
-  // Creates a group that starts at `start`. Errors: kTopicNotFound, kInvalidArgument,
-  // kLimitExceeded; an existing group is returned unchanged.
+  // Creates a group that starts at `start`, key-ordered if asked (see
+  // SubscribeOptions::keyOrdered). Errors: kTopicNotFound, kInvalidArgument (also: key ordering
+  // asked of a group that exists without it), kLimitExceeded; an existing group is returned
+  // unchanged.
   Result<GroupInfo> createGroup(std::string_view topic, std::string_view group,
-                                StartPosition start = StartPosition::earliest());
+                                StartPosition start = StartPosition::earliest(),
+                                bool keyOrdered = false);
   // Errors: kTopicNotFound.
   Result<std::vector<GroupInfo>> listGroups(std::string_view topic);
   // Errors: kTopicNotFound, kGroupNotFound.

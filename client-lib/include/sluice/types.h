@@ -90,6 +90,8 @@ struct GroupInfo {
   uint64_t redelivered = 0;   // Durable total.
   uint64_t deadLettered = 0;  // Durable total.
   uint64_t expired = 0;       // Since the broker started: passed over for their time to live.
+  bool keyOrdered = false;
+  uint64_t keyBlocked = 0;  // Key-ordered: messages waiting behind an earlier one of their key.
   std::vector<ConsumerInfo> consumers;
   int64_t createdMs = 0;
 };

@@ -110,8 +110,10 @@ class Harness {
     return acks.value();
   }
   uint64_t subscribe(const std::string& topic, const std::string& group, RecordingSink& sink,
-                     uint32_t prefetch = 100, uint64_t ackTimeoutMs = 30000) {
-    auto id = broker_->subscribe(topic, group, StartAt{}, prefetch, ackTimeoutMs, sink, "test");
+                     uint32_t prefetch = 100, uint64_t ackTimeoutMs = 30000,
+                     bool keyOrdered = false) {
+    auto id = broker_->subscribe(topic, group, StartAt{}, prefetch, ackTimeoutMs, sink, "test",
+                                 keyOrdered);
     REQUIRE(id.ok());
     consumers_.push_back(id.value());
     settle();
