@@ -24,6 +24,7 @@
 #include <sluice/sluice.h>
 
 #include "crash/ledger.h"
+#include "crash/ordered.h"
 #include "crash/workload.h"
 #include "support/run_process.h"
 #include "support/sluiced_process.h"
@@ -146,13 +147,15 @@ void setUpTopic(const std::string& address) {
   for (const std::string& group : kGroups)
     client.admin().createGroup(kTopic, group, StartPosition::earliest()).value();
   client.admin().createGroup(kTopic, kTxGroup, StartPosition::earliest()).value();
+  client.admin().createGroup(kTopic, kOrderedGroup, StartPosition::earliest(), true).value();
   client.admin().createTopic(kOutTopic).value();
 }
 
 class Workers {
  public:
   Workers(std::vector<ProducerLedger>& producers, std::vector<ConsumerLog>& consumers,
-          TransformerLog& transformer, CycleControl& control, std::mt19937_64& rng) {
+          TransformerLog& transformer, OrderLog& ordered, CycleControl& control,
+          std::mt19937_64& rng) {
     for (auto& ledger : producers) {
       threads_.emplace_back(
           [&ledger, &control, seed = rng()] { runProducer(ledger, control, seed); });
@@ -162,6 +165,10 @@ class Workers {
     }
     threads_.emplace_back(
         [&transformer, &control, seed = rng()] { runTransformer(transformer, control, seed); });
+    for (uint32_t c = 0; c < kOrderedConsumers; ++c) {
+      threads_.emplace_back(
+          [&ordered, &control, seed = rng()] { runOrderedConsumer(ordered, control, seed); });
+    }
   }
   ~Workers() { join(); }
   void join() {
@@ -216,7 +223,7 @@ void readBack(Admin& admin, const char* topic, uint64_t lastOffset, Each each) {
 
 // The final run: retry what is in doubt, drain all three groups, read both topics back.
 bool finalRun(const std::string& dir, uint32_t epoch, std::vector<ProducerLedger>& producers,
-              std::vector<ConsumerLog>& consumers, TransformerLog& transformer,
+              std::vector<ConsumerLog>& consumers, TransformerLog& transformer, OrderLog& ordered,
               std::mt19937_64& rng, std::vector<StoredMessage>* stored, uint64_t* lastOffset,
               std::vector<StoredOutput>* outputs, uint64_t* outputsLastOffset) {
   auto broker = test::SluicedProcess::start(dir, brokerArgs());
@@ -224,7 +231,7 @@ bool finalRun(const std::string& dir, uint32_t epoch, std::vector<ProducerLedger
   control.address = broker->address();
   control.epoch = epoch;
   control.resolveOnly = true;
-  Workers workers(producers, consumers, transformer, control, rng);
+  Workers workers(producers, consumers, transformer, ordered, control, rng);
   bool ok = true;
   if (!waitFor([&] { return control.producersDone.load() == kProducers; }, 120s)) {
     std::printf("  VIOLATION final run: producers did not finish their retries within 120 s\n");
@@ -236,6 +243,7 @@ bool finalRun(const std::string& dir, uint32_t epoch, std::vector<ProducerLedger
       [&] {
         std::vector<std::string> groups = kGroups;
         groups.push_back(kTxGroup);
+        groups.push_back(kOrderedGroup);
         for (const std::string& group : groups) {
           auto info = admin.describeGroup(kTopic, group);
           if (!info.ok() || info.value().pending != 0 || info.value().lagMessages != 0) {
@@ -312,6 +320,7 @@ int run(const Args& args) {
       consumers.push_back(ConsumerLog{group, {}, {}});
   }
   TransformerLog transformer;
+  OrderLog ordered;
   RunFigures figures;
   uint32_t epoch = 0;
   for (uint32_t cycle = 1; cycle <= args.cycles && !stopRequested.load(); ++cycle) {
@@ -322,7 +331,7 @@ int run(const Args& args) {
     control.address = broker->address();
     control.epoch = epoch;
     control.soak = args.soak;
-    Workers workers(producers, consumers, transformer, control, rng);
+    Workers workers(producers, consumers, transformer, ordered, control, rng);
     uint32_t runMs =
         args.minRunMs + static_cast<uint32_t>(rng() % (args.maxRunMs - args.minRunMs + 1));
     std::this_thread::sleep_for(std::chrono::milliseconds(runMs));
@@ -356,12 +365,15 @@ int run(const Args& args) {
   std::vector<StoredOutput> outputs;
   uint64_t lastOffset = 0;
   uint64_t outputsLastOffset = 0;
-  bool finalOk = finalRun(dir, epoch + 1, producers, consumers, transformer, rng, &stored,
+  bool finalOk = finalRun(dir, epoch + 1, producers, consumers, transformer, ordered, rng, &stored,
                           &lastOffset, &outputs, &outputsLastOffset);
   ++figures.checksRun;
   if (checkStore(dir)) ++figures.checksPassed;
   size_t violations = verifyAndReport(figures, producers, consumers, stored, lastOffset, kGroups,
                                       transformer, outputs, outputsLastOffset);
+  Violations orderViolations;
+  verifyOrder(orderViolations, ordered, stored);
+  violations += orderViolations.total();
   bool passed = finalOk && violations == 0 && figures.checksPassed == figures.checksRun;
   double seconds = std::chrono::duration<double>(Clock::now() - started).count();
   std::printf("  elapsed: %.1f s, seed %llu\n", seconds,
