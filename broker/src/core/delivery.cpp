@@ -194,6 +194,7 @@ void GroupDelivery::release(WriteBatch& batch, Settle& settle, Group& group, Off
   lease.setOwner(nullptr);
   lease.dueAtMs = visibleAtMs;
   lease.cause = cause;
+  group.releasedLeases.insert(offset);
   group.noteDue(visibleAtMs);
   settle.leases.emplace_back(offset, lease.generation);
   uint32_t maxDeliveries = group.topic->settings.maxDeliveries;
@@ -633,7 +634,7 @@ void GroupDelivery::schedulePump(Group& group) {
       }));
 }
 
-std::vector<DueEntry> GroupDelivery::dueEntries(const Group& group, const StoreSnapshot& snapshot,
+std::vector<DueEntry> GroupDelivery::dueEntries(Group& group, const StoreSnapshot& snapshot,
                                                 int64_t nowMs, size_t max) const {
   // Released leases that are due (still settling: their disk entries may not be written yet),
   // then the disk's entries: those at 0 are left by consumers of an earlier run (heldAtStop),
@@ -641,10 +642,10 @@ std::vector<DueEntry> GroupDelivery::dueEntries(const Group& group, const StoreS
   // not due from disk.
   std::vector<DueEntry> due;
   const Topic& topic = *group.topic;
-  for (const auto& [offset, lease] : group.leases) {
-    if (lease.owner() == nullptr && !lease.gone && lease.dueAtMs <= nowMs && due.size() < max)
+  group.forEachReleased([&](Offset offset, const Lease& lease) {
+    if (lease.dueAtMs <= nowMs && due.size() < max)
       due.push_back(DueEntry{offset, lease.deliveries, lease.dueAtMs, lease.cause});
-  }
+  });
   // Due order across both sources: a message released just now must not overtake one that
   // was due earlier. Each source is in due order already but for the few released ones.
   auto dueOrder = [](const DueEntry& a, const DueEntry& b) {
@@ -696,8 +697,7 @@ void GroupDelivery::pump(Group& group) {
   group.nextConsumer = (group.nextConsumer + 1) % members;
   if (dueKnown) {
     group.nextDueMs = snapshot->nextDueMs(topic.id, group.name, 1);
-    for (const auto& [offset, lease] : group.leases)
-      if (lease.owner() == nullptr && !lease.gone) group.noteDue(lease.dueAtMs);
+    group.forEachReleased([&](Offset, const Lease& lease) { group.noteDue(lease.dueAtMs); });
   }
   snapshot.reset();
   // A push is capped per consumer; come back in a later turn for the rest, so that one busy
@@ -805,6 +805,7 @@ void GroupDelivery::wake(Group& group, Offset offset, int64_t dueAtMs) {
   lease = Lease{};
   lease.dueAtMs = dueAtMs;
   lease.generation = ctx_.nextLeaseGeneration++;
+  group.releasedLeases.insert(offset);
   group.noteDue(dueAtMs);
   if (dueAtMs <= wallClockMs()) schedulePump(group);
 }

@@ -125,7 +125,7 @@ class GroupDelivery {
   // removed in `batch`.
   void expire(Group& group, Offset offset, uint32_t deliveries, bool pending,
               const StoreSnapshot& snapshot, WriteBatch& batch);
-  std::vector<DueEntry> dueEntries(const Group& group, const StoreSnapshot& snapshot, int64_t nowMs,
+  std::vector<DueEntry> dueEntries(Group& group, const StoreSnapshot& snapshot, int64_t nowMs,
                                    size_t max) const;
   // Releases the held message at `offset` into `batch`: due at `visibleAtMs`, or moved to the
   // dead-letter topic past maxDeliveries.

@@ -111,6 +111,7 @@ kj::Promise<Result<Done>> Groups::reset(std::string topicName, std::string group
   if (!position.ok()) return ready<Done>(position.status());
   group.position = position.value();
   group.leases.clear();
+  group.releasedLeases.clear();
   group.forgetKeys();
   group.heldAtStop = 0;
   group.nextDueMs.reset();

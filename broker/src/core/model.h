@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -107,6 +108,10 @@ struct Group {
   int64_t createdMs = 0;
   Offset position = 1;  // Next offset never yet delivered.
   std::map<Offset, Lease> leases;
+  // Offsets whose lease may be released and not gone (due again): every such lease is here;
+  // entries that no longer are such are dropped as they are met, so a pass over the due ones
+  // costs what was released, not every lease.
+  std::set<Offset> releasedLeases;
   // Due entries at visibleAtMs 0 left by consumers of an earlier run (due at once).
   uint64_t heldAtStop = 0;
   // Earliest known due time of a disk entry (visibleAtMs > 0); refreshed from the store.
@@ -123,6 +128,20 @@ struct Group {
   uint64_t expired = 0;  // Passed over (dropped or dead-lettered) for their time to live.
   bool pumpScheduled = false;
   bool scheduling = false;  // Delayed messages passed into the due index wait for their commit.
+
+  // Calls each(offset, lease) for every released lease that is not gone.
+  template <typename Each>
+  void forEachReleased(Each each) {
+    for (auto it = releasedLeases.begin(); it != releasedLeases.end();) {
+      auto lease = leases.find(*it);
+      if (lease == leases.end() || lease->second.owner() != nullptr || lease->second.gone) {
+        it = releasedLeases.erase(it);
+        continue;
+      }
+      each(lease->first, lease->second);
+      ++it;
+    }
+  }
 
   void forgetKeys() {
     keys.clear();
