@@ -214,6 +214,11 @@ void addBenchCommands(CLI::App& app, Context& context) {
       ->check(durationValidator())
       ->type_name("DUR")
       ->excludes(at);
+  publish
+      ->add_option("--keys", args->keys,
+                   "Give message n the key k<n mod N> (for key-ordered groups; default none)")
+      ->check(CLI::Range(1, 1 << 30))
+      ->type_name("N");
   publish->callback([&context, args] {
     context.action = [&context, args] { return bench::runPublish(context, *args); };
   });
@@ -246,6 +251,8 @@ void addBenchCommands(CLI::App& app, Context& context) {
                    "(e.g. 1h: fills the group's on-disk redelivery schedule)")
       ->check(durationValidator())
       ->type_name("DUR");
+  consume->add_flag("--key-ordered", args->keyOrdered,
+                    "Create the group key-ordered (one message per key in flight)");
   consume->callback([&context, args] {
     context.action = [&context, args] { return bench::runConsume(context, *args); };
   });

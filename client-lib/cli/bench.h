@@ -35,12 +35,14 @@ struct BenchArgs {
   CLI::Option* countOption = nullptr;
   std::string at;     // publish: every message delayed until this RFC 3339 time
   std::string delay;  // publish: every message delayed by this long
+  uint32_t keys = 0;  // publish: message n gets key "k<n mod keys>" (0: no keys)
   // consume / latency / transact
   std::string group;
   uint32_t consumers = 1;
   uint32_t prefetch = 1000;
   std::string idle = "10s";
-  std::string nackDelay;  // consume: nack each message with this delay instead of acking it
+  std::string nackDelay;    // consume: nack each message with this delay instead of acking it
+  bool keyOrdered = false;  // consume: create the group key-ordered
   // latency
   uint32_t rate = 5000;
   // transact

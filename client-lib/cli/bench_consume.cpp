@@ -38,6 +38,7 @@ void fail(Shared& shared, const Error& error) {
 void runConsumer(Client& client, const BenchArgs& args, Shared& shared) {
   SubscribeOptions options;
   options.prefetch = args.prefetch;
+  options.keyOrdered = args.keyOrdered;
   auto subscribed = client.subscribe(args.topic, args.group, options);
   if (!subscribed.ok()) return fail(shared, subscribed.error());
   Consumer consumer = std::move(subscribed).value();

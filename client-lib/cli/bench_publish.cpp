@@ -31,6 +31,13 @@ struct Shared {
   std::atomic<uint64_t> acked{0};
 };
 
+// Message `n` of a producer, from the prototype (with its key when --keys is given).
+OutgoingMessage nth(const OutgoingMessage& prototype, const BenchArgs& args, uint64_t n) {
+  OutgoingMessage message = prototype;
+  if (args.keys > 0) message.key = "k" + std::to_string(n % args.keys);
+  return message;
+}
+
 void runAsyncProducer(Client& client, const BenchArgs& args, const OutgoingMessage& prototype,
                       uint64_t quota, Shared& shared, ProducerRun& run) {
   ProducerOptions options;
@@ -50,7 +57,7 @@ void runAsyncProducer(Client& client, const BenchArgs& args, const OutgoingMessa
       }
       ++run.outstanding;
     }
-    OutgoingMessage message = prototype;
+    OutgoingMessage message = nth(prototype, args, sent);
     auto started = Clock::now();
     producer.publishAsync(args.topic, std::move(message),
                           [&run, &shared, started, refillAt](Result<PublishAck> result) {
@@ -88,10 +95,13 @@ void runBlockingProducer(Client& client, const BenchArgs& args, const OutgoingMe
     auto started = Clock::now();
     std::optional<Error> failed;
     if (n == 1) {
-      auto result = producer.publish(args.topic, prototype);
+      auto result = producer.publish(args.topic, nth(prototype, args, sent));
       if (!result.ok()) failed = result.error();
     } else {
-      std::vector<OutgoingMessage> messages(n, prototype);
+      std::vector<OutgoingMessage> messages;
+      messages.reserve(n);
+      for (size_t i = 0; i < n; ++i)
+        messages.push_back(nth(prototype, args, sent + i));
       auto result = producer.publishBatch(args.topic, std::move(messages));
       if (!result.ok()) failed = result.error();
     }

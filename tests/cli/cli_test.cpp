@@ -794,6 +794,40 @@ TEST_CASE("groups describe lists a connected consumer with its in-flight count",
   }
 }
 
+TEST_CASE("groups create --key-ordered makes a group that holds a key's next message back",
+          "[cli]") {
+  Broker broker;
+  broker.ok({"topics", "create", "orders"});
+  CHECK_THAT(broker.ok({"groups", "create", "orders", "plain"}), Contains("unordered"));
+  CHECK_THAT(broker.ok({"groups", "create", "orders", "billing", "--key-ordered"}),
+             Contains("key-ordered"));
+  RunResult refused = broker.run({"groups", "create", "orders", "plain", "--key-ordered"});
+  CHECK(refused.exitCode == 1);
+  CHECK_THAT(refused.stderrText,
+             Contains("invalidArgument") && Contains("exists without key ordering"));
+  broker.ok({"publish", "orders", "--key", "c1", "first"});
+  broker.ok({"publish", "orders", "--key", "c1", "second"});
+  broker.ok({"publish", "orders", "third"});
+  // While "first" is in flight (never acked), "second" is held back: the unkeyed one passes.
+  auto taken = jsonLines(
+      broker.ok({"consume", "orders", "-g", "billing", "--count", "2", "--no-ack", "--json"}));
+  REQUIRE(taken.size() == 2);
+  CHECK(taken[0]["payload"] == "first");
+  CHECK(taken[1]["payload"] == "third");
+  Json group = broker.okJson({"groups", "describe", "orders", "billing"});
+  CHECK(group["ordering"] == "key");
+  CHECK(group["key_blocked"] == 1);
+  CHECK_THAT(broker.ok({"groups", "describe", "orders", "billing"}),
+             Contains("Ordering:") && Contains("by key"));
+  // Both come back (their consumer left); "second" only once "first" is acked.
+  auto rest =
+      jsonLines(broker.ok({"consume", "orders", "-g", "billing", "--count", "3", "--json"}));
+  REQUIRE(rest.size() == 3);
+  CHECK(rest[0]["payload"] == "first");
+  CHECK(rest[1]["payload"] == "third");
+  CHECK(rest[2]["payload"] == "second");
+}
+
 TEST_CASE("groups reset moves the position and the group re-consumes", "[cli]") {
   Broker broker;
   broker.ok({"topics", "create", "orders"});
