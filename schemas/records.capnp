@@ -57,6 +57,8 @@ struct StoredGroup {
   deadLettered @3 :UInt64;
   pending @4 :UInt64;           # Entries of this group in `pending` (kept by the store).
   keyOrdered @5 :Bool;          # Never two messages of one key in flight; each key in order.
+  scheduled @6 :UInt64;         # Of `pending`: delayed messages not yet delivered (waiting at
+                                # a time, never delivered; not parked). Kept by the store.
 }
 
 struct StoredPending {

@@ -57,6 +57,7 @@ struct GroupRecord {
   uint64_t deadLettered = 0;
   uint64_t pending = 0;     // Its entries in the store's `pending` database (counted by the store).
   bool keyOrdered = false;  // Chosen at creation, never changed.
+  uint64_t scheduled = 0;   // Of `pending`: delayed, never delivered yet (counted by the store).
 };
 
 struct PendingRecord {

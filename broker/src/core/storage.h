@@ -52,6 +52,11 @@ struct MessageMeta {
 // due only once that one is settled, which writes it due (core::GroupDelivery).
 constexpr int64_t kParkedMs = std::numeric_limits<int64_t>::max();
 
+// A waiting entry for a delayed message not yet delivered (what StoredGroup.scheduled counts).
+inline bool isScheduled(const PendingRecord& record) {
+  return record.deliveries == 0 && record.visibleAtMs > 0 && record.visibleAtMs != kParkedMs;
+}
+
 // A pending entry of a key-ordered group whose message has a key, as loaded at start-up.
 struct KeyedEntry {
   Offset offset = 0;

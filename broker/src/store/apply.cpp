@@ -55,14 +55,24 @@ class Applier {
   // 0).
   void removePendingBelow(TopicId topic, Offset below);
   // Removes the waiting entry of `offset` and its due entry; false when there is none.
-  bool removeWaiting(TopicId topic, const std::string& group, Offset offset);
+  std::optional<PendingRecord> removeWaiting(TopicId topic, const std::string& group,
+                                             Offset offset);
   void removeDedup(TopicId topic);
   std::vector<std::string> groupNames(TopicId topic);
 
   MDB_txn* txn_;
   const Env& env_;
   bool spill_;
-  std::map<GroupKey, int64_t> counts_;
+  // Per group, changes to its pending and scheduled counts.
+  struct Counts {
+    int64_t pending = 0;
+    int64_t scheduled = 0;
+    void removed(const PendingRecord& record) {
+      --pending;
+      if (core::isScheduled(record)) --scheduled;
+    }
+  };
+  std::map<GroupKey, Counts> counts_;
   std::map<TopicId, Offset> floors_;
 };
 
@@ -133,6 +143,7 @@ void Applier::removePendingBelow(TopicId topic, Offset below) {
     std::string prefix = keys::pendingPrefix(topic, group);
     std::string end = below == 0 ? std::string() : keys::pending(topic, group, below);
     auto removed = static_cast<int64_t>(deletePrefix(txn_, env_.held, prefix, end));
+    int64_t scheduled = 0;
     Cursor cursor(txn_, env_.pending);
     for (bool ok = cursor.seek(prefix); ok; ok = cursor.next()) {
       std::string_view key = cursor.key();
@@ -143,19 +154,23 @@ void Applier::removePendingBelow(TopicId topic, Offset below) {
       deleteKey(txn_, env_.due, keys::due(topic, group, record.visibleAtMs, record.offset));
       cursor.del();
       ++removed;
+      if (core::isScheduled(record)) --scheduled;
     }
-    if (removed > 0) counts_[{topic, group}] -= removed;
+    Counts& counts = counts_[{topic, group}];
+    counts.pending -= removed;
+    counts.scheduled += scheduled;
   }
 }
 
-bool Applier::removeWaiting(TopicId topic, const std::string& group, Offset offset) {
+std::optional<PendingRecord> Applier::removeWaiting(TopicId topic, const std::string& group,
+                                                    Offset offset) {
   std::string key = keys::pending(topic, group, offset);
   std::string_view value;
-  if (!getValue(txn_, env_.pending, key, &value)) return false;
+  if (!getValue(txn_, env_.pending, key, &value)) return std::nullopt;
   PendingRecord old = codec::decodePending(topic, group, offset, value);
   deleteKey(txn_, env_.due, keys::due(topic, group, old.visibleAtMs, offset));
   deleteKey(txn_, env_.pending, key);
-  return true;
+  return old;
 }
 
 void Applier::removeDedup(TopicId topic) {
@@ -170,16 +185,20 @@ void Applier::removeDedup(TopicId topic) {
 
 void Applier::flushCounts() {
   for (const auto& [key, delta] : counts_) {
-    if (delta == 0) continue;
+    if (delta.pending == 0 && delta.scheduled == 0) continue;
     std::string groupKey = keys::group(key.first, key.second);
     std::string_view value;
     if (!getValue(txn_, env_.groups, groupKey, &value)) continue;  // Deleted in this batch.
     GroupRecord group = codec::decodeGroup(key.first, key.second, value);
-    if (delta < 0 && group.pending < static_cast<uint64_t>(-delta)) {
-      brokenInvariant("groups: pending count of group " + key.second + " (topic id " +
-                      std::to_string(key.first) + ") would go below zero");
-    }
-    group.pending = static_cast<uint64_t>(static_cast<int64_t>(group.pending) + delta);
+    auto add = [&](uint64_t& count, int64_t change, const char* what) {
+      if (change < 0 && count < static_cast<uint64_t>(-change)) {
+        brokenInvariant(std::string("groups: ") + what + " count of group " + key.second +
+                        " (topic id " + std::to_string(key.first) + ") would go below zero");
+      }
+      count = static_cast<uint64_t>(static_cast<int64_t>(count) + change);
+    };
+    add(group.pending, delta.pending, "pending");
+    add(group.scheduled, delta.scheduled, "scheduled");
     putValue(txn_, env_.groups, groupKey, codec::bytesOf(codec::encodeGroup(group)));
   }
   counts_.clear();
@@ -301,9 +320,12 @@ void Applier::operator()(const core::PutGroupOp& op) {
   std::string key = keys::group(g.topicId, g.name);
   GroupRecord record = g;
   record.pending = 0;
+  record.scheduled = 0;
   std::string_view value;
   if (getValue(txn_, env_.groups, key, &value)) {
-    record.pending = codec::decodeGroup(g.topicId, g.name, value).pending;
+    GroupRecord stored = codec::decodeGroup(g.topicId, g.name, value);
+    record.pending = stored.pending;
+    record.scheduled = stored.scheduled;
   }
   putValue(txn_, env_.groups, key, codec::bytesOf(codec::encodeGroup(record)));
 }
@@ -322,7 +344,12 @@ void Applier::operator()(const core::ClearPendingOp& op) {
   auto removed = static_cast<int64_t>(deletePrefix(txn_, env_.held, prefix) +
                                       deletePrefix(txn_, env_.pending, prefix));
   deletePrefix(txn_, env_.due, keys::duePrefix(op.topic, op.group));
-  if (removed > 0) counts_[{op.topic, op.group}] -= removed;
+  Counts& counts = counts_[{op.topic, op.group}];
+  counts.pending -= removed;
+  std::string_view value;
+  if (getValue(txn_, env_.groups, keys::group(op.topic, op.group), &value))
+    counts.scheduled -=
+        static_cast<int64_t>(codec::decodeGroup(op.topic, op.group, value).scheduled);
 }
 
 // A held entry lives in `held` alone; a waiting one in `pending` and `due`. The common path,
@@ -332,9 +359,9 @@ void Applier::operator()(const core::PutPendingOp& op) {
   PendingRecord record{op.topic,      op.group,       op.offset,
                        op.deliveries, op.visibleAtMs, static_cast<uint8_t>(op.cause)};
   auto encoded = codec::encodePending(record);
-  int64_t& count = counts_[{op.topic, op.group}];
+  Counts& counts = counts_[{op.topic, op.group}];
   if (op.visibleAtMs == 0) {
-    if (removeWaiting(op.topic, op.group, op.offset)) --count;  // A redelivery.
+    if (auto old = removeWaiting(op.topic, op.group, op.offset)) counts.removed(*old);
     MDB_val k = toVal(key);
     MDB_val v = toVal(codec::bytesOf(encoded));
     int rc = mdb_put(txn_, env_.held, &k, &v, MDB_NOOVERWRITE);
@@ -343,23 +370,25 @@ void Applier::operator()(const core::PutPendingOp& op) {
     } else if (rc != 0) {
       throw LmdbError(rc, "put held entry");
     } else {
-      ++count;
+      ++counts.pending;
     }
     return;
   }
-  if (deleteKey(txn_, env_.held, key)) --count;
-  if (removeWaiting(op.topic, op.group, op.offset)) --count;
+  if (deleteKey(txn_, env_.held, key)) --counts.pending;
+  if (auto old = removeWaiting(op.topic, op.group, op.offset)) counts.removed(*old);
   putValue(txn_, env_.pending, key, codec::bytesOf(encoded));
   putValue(txn_, env_.due, keys::due(op.topic, op.group, op.visibleAtMs, op.offset),
            codec::bytesOf(encoded));
-  ++count;
+  ++counts.pending;
+  if (core::isScheduled(record)) ++counts.scheduled;
 }
 
 void Applier::operator()(const core::RemovePendingOp& op) {
   // Trimmed or purged meanwhile: nothing to remove.
-  if (deleteKey(txn_, env_.held, keys::pending(op.topic, op.group, op.offset)) ||
-      removeWaiting(op.topic, op.group, op.offset)) {
-    counts_[{op.topic, op.group}] -= 1;
+  if (deleteKey(txn_, env_.held, keys::pending(op.topic, op.group, op.offset))) {
+    counts_[{op.topic, op.group}].pending -= 1;
+  } else if (auto old = removeWaiting(op.topic, op.group, op.offset)) {
+    counts_[{op.topic, op.group}].removed(*old);
   }
 }
 

@@ -188,6 +188,7 @@ class Checker {
       });
       if (!decoded.ok()) return decoded;
       groups_.emplace(std::make_pair(key->topic, key->name), group.pending);
+      scheduledCounted_.emplace(std::make_pair(key->topic, key->name), group.scheduled);
     }
     return Status();
   }
@@ -208,6 +209,14 @@ class Checker {
         return violation("groups",
                          "group \"" + group.second + "\" counts " + std::to_string(count) +
                              " pending entries; found " + std::to_string(seen),
+                         nameOf(group.first));
+      }
+      uint64_t scheduled = scheduledSeen_[group];
+      if (scheduled != scheduledCounted_[group]) {
+        return violation("groups",
+                         "group \"" + group.second + "\" counts " +
+                             std::to_string(scheduledCounted_[group]) +
+                             " scheduled entries; found " + std::to_string(scheduled),
                          nameOf(group.first));
       }
     }
@@ -257,6 +266,7 @@ class Checker {
                        topic, key->offset);
     }
     ++pendingSeen_[{key->topic, key->group}];
+    if (!held && core::isScheduled(record)) ++scheduledSeen_[{key->topic, key->group}];
     if (!held) ++waiting_;
     return Status();
   }
@@ -342,6 +352,8 @@ class Checker {
   std::map<TopicId, TopicRecord> topics_;
   std::map<std::pair<TopicId, std::string>, uint64_t> groups_;       // -> its pending count
   std::map<std::pair<TopicId, std::string>, uint64_t> pendingSeen_;  // held and waiting
+  std::map<std::pair<TopicId, std::string>, uint64_t> scheduledCounted_;
+  std::map<std::pair<TopicId, std::string>, uint64_t> scheduledSeen_;
   uint64_t waiting_ = 0;
 };
 

@@ -217,6 +217,7 @@ kj::Array<capnp::word> encodeGroup(const GroupRecord& group) {
   auto out = message.initRoot<records::StoredGroup>();
   setGroup(out, group);
   out.setPending(group.pending);
+  out.setScheduled(group.scheduled);
   return capnp::messageToFlatArray(message);
 }
 
@@ -231,6 +232,7 @@ GroupRecord decodeGroup(TopicId topic, std::string_view name, std::string_view v
     group.deadLettered = in.getDeadLettered();
     group.pending = in.getPending();
     group.keyOrdered = in.getKeyOrdered();
+    group.scheduled = in.getScheduled();
     return group;
   });
 }

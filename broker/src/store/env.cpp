@@ -69,6 +69,28 @@ void migrateFrom2(MDB_txn* txn, const Env& env) {
   }
 }
 
+// Format 3 or 4 -> 5: groups count their scheduled entries (waiting, never delivered, at a
+// time); delayed messages existed since format 3.
+void countScheduled(MDB_txn* txn, const Env& env) {
+  std::map<std::pair<TopicId, std::string>, uint64_t> counts;
+  Cursor cursor(txn, env.pending);
+  for (bool ok = cursor.first(); ok; ok = cursor.next()) {
+    auto key = keys::parsePending(cursor.key());
+    if (!key) continue;  // Env::check reports it.
+    if (core::isScheduled(
+            codec::decodePending(key->topic, key->group, key->offset, cursor.value())))
+      ++counts[{key->topic, key->group}];
+  }
+  for (const auto& [key, count] : counts) {
+    std::string groupKey = keys::group(key.first, key.second);
+    std::string_view value;
+    if (!getValue(txn, env.groups, groupKey, &value)) continue;
+    GroupRecord group = codec::decodeGroup(key.first, key.second, value);
+    group.scheduled = count;
+    putValue(txn, env.groups, groupKey, codec::bytesOf(codec::encodeGroup(group)));
+  }
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
@@ -165,6 +187,7 @@ Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
         // 4 adds `txns` and `txnExpiry`, created empty above; 5 adds time-to-live fields and
         // key-ordered groups, which older records read as "none". Bumped so that an older
         // broker, which would deliver expired messages and ignore key order, refuses it.
+        countScheduled(txn, e);
         putValue(txn, e.meta, keys::kFormatVersion, keys::u32(keys::kCurrentFormatVersion));
         version = keys::kCurrentFormatVersion;
       }

@@ -458,15 +458,29 @@ TEST_CASE("older stores are migrated at open to what this version writes", "[sto
   TopicRecord t = store.create("t");
   store.append("t", messages(3));
   store.commitOk(batchOf({groupOp(t.id, "g", 4), pendingOp(t.id, "g", 1, 0),
-                          pendingOp(t.id, "g", 3, TestStore::kStartMs + 9)}));
+                          pendingOp(t.id, "g", 3, TestStore::kStartMs + 9),
+                          pendingOp(t.id, "g", 2, TestStore::kStartMs + 5, /*deliveries=*/0)}));
   std::string current = store.dump();
+  CHECK(store.group(t.id, "g")->scheduled == 1);  // Offset 2: delayed, never delivered.
+  GroupRecord unscheduled = *store.group(t.id, "g");
+  unscheduled.scheduled = 0;
+  store.putRaw(store.env().groups, keys::group(t.id, "g"),
+               std::string(codec::bytesOf(codec::encodeGroup(unscheduled))));
   rewriteAsFormat2(store, t.id, "g", 1);
 
   SECTION("format 2: held entries move out of pending and the due index") {}
+  SECTION("format 4: groups count their scheduled entries") {
+    store.putRaw(store.env().held, keys::pending(t.id, "g", 1),
+                 store.getRaw(store.env().pending, keys::pending(t.id, "g", 1)));
+    store.putRaw(store.env().pending, keys::pending(t.id, "g", 1), nullptr);
+    store.putRaw(store.env().due, keys::due(t.id, "g", 0, 1), nullptr);
+    store.putRaw(store.env().meta, std::string(keys::kFormatVersion), std::string("\0\0\0\4", 4));
+  }
   SECTION("format 1: the due index and the pending counts are built") {
     // What format 1 had: pending entries only, groups without counts.
     store.putRaw(store.env().due, keys::due(t.id, "g", 0, 1), nullptr);
     store.putRaw(store.env().due, keys::due(t.id, "g", TestStore::kStartMs + 9, 3), nullptr);
+    store.putRaw(store.env().due, keys::due(t.id, "g", TestStore::kStartMs + 5, 2), nullptr);
     GroupRecord uncounted = *store.group(t.id, "g");
     uncounted.pending = 0;
     store.putRaw(store.env().groups, keys::group(t.id, "g"),
@@ -476,9 +490,10 @@ TEST_CASE("older stores are migrated at open to what this version writes", "[sto
   CHECK_FALSE(store.env().check().ok());
   store.reopen();
   CHECK(store.dump() == current);
-  CHECK(store.group(t.id, "g")->pending == 2);
+  CHECK(store.group(t.id, "g")->pending == 3);
+  CHECK(store.group(t.id, "g")->scheduled == 1);
   CHECK(store.entries(store.env().held) == 1);
-  CHECK(store.entries(store.env().due) == 1);
+  CHECK(store.entries(store.env().due) == 2);
   CHECK(store.env().check().ok());
 }
 
