@@ -115,6 +115,7 @@ struct GroupInfo {
   expired @14 :UInt64;          # Since the broker started: passed over for their time to live.
   keyOrdered @15 :Bool;
   keyBlocked @16 :UInt64;       # Key-ordered: messages parked behind an earlier one of their key.
+  scheduled @17 :UInt64;        # Delayed messages the group holds for their time, not yet delivered.
 }
 
 struct TopicInfo {
@@ -129,6 +130,8 @@ struct TopicInfo {
   publishedTotal @8 :UInt64;    # Messages appended since the broker started.
   publishRate @9 :Float64;      # Messages per second over the last few seconds.
   expired @10 :UInt64;          # Since the broker started: removed for their time to live.
+  scheduled @11 :UInt64;        # Sum over its groups (GroupInfo.scheduled).
+  keyBlocked @12 :UInt64;       # Sum over its groups (GroupInfo.keyBlocked).
 }
 
 struct Delivery {

@@ -58,6 +58,7 @@ Json groupToJson(const GroupInfo& group) {
       {"expired", group.expired},
       {"ordering", group.keyOrdered ? "key" : "none"},
       {"key_blocked", group.keyBlocked},
+      {"scheduled", group.scheduled},
       {"consumers", consumers},
       {"created", formatTimestamp(group.createdMs)},
   };
@@ -77,6 +78,8 @@ Json topicToJson(const TopicInfo& topic) {
       {"published_total", topic.publishedTotal},
       {"publish_rate", topic.publishRate},
       {"expired", topic.expired},
+      {"scheduled", topic.scheduled},
+      {"key_blocked", topic.keyBlocked},
       {"groups", groups},
       {"created", formatTimestamp(topic.createdMs)},
   };

@@ -45,6 +45,8 @@ std::string topicView(const TopicInfo& topic) {
       {"Publish rate", formatRate(topic.publishRate)},
       {"Published", std::to_string(topic.publishedTotal) + " since broker start"},
       {"Expired", std::to_string(topic.expired) + " removed since broker start"},
+      {"Scheduled", std::to_string(topic.scheduled) + " delayed, not yet delivered (all groups)"},
+      {"Key-blocked", std::to_string(topic.keyBlocked) + " (all groups)"},
       {"Max age", limit(static_cast<uint64_t>(s.maxAge.count()), formatDuration(s.maxAge.count()))},
       {"Max bytes", limit(s.maxBytes, formatBytes(s.maxBytes))},
       {"Max messages", limit(s.maxMessages, std::to_string(s.maxMessages))},
@@ -96,6 +98,7 @@ std::string groupView(const GroupInfo& group) {
       {"Expired", std::to_string(group.expired) + " passed over since broker start"},
       {"Ordering", group.keyOrdered ? "by key" : "none"},
       {"Key-blocked", std::to_string(group.keyBlocked)},
+      {"Scheduled", std::to_string(group.scheduled) + " delayed, not yet delivered"},
       {"Consumers", std::to_string(group.consumers.size())},
   });
   if (!group.consumers.empty()) out += "\n" + consumersTable(group.consumers);

@@ -249,6 +249,7 @@ GroupInfo fromWire(wire::GroupInfo::Reader group) {
   out.expired = group.getExpired();
   out.keyOrdered = group.getKeyOrdered();
   out.keyBlocked = group.getKeyBlocked();
+  out.scheduled = group.getScheduled();
   for (auto consumer : group.getConsumers())
     out.consumers.push_back(fromWire(consumer));
   out.createdMs = group.getCreatedMs();
@@ -269,6 +270,8 @@ TopicInfo fromWire(wire::TopicInfo::Reader topic) {
   out.publishedTotal = topic.getPublishedTotal();
   out.publishRate = topic.getPublishRate();
   out.expired = topic.getExpired();
+  out.scheduled = topic.getScheduled();
+  out.keyBlocked = topic.getKeyBlocked();
   return out;
 }
 

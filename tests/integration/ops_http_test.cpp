@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <thread>
+
 #include "integration/broker_fixture.h"
 #include "support/http_get.h"
 #include "support/run_process.h"
@@ -184,6 +186,51 @@ TEST_CASE("metrics are well-formed and move as messages are published, delivered
            done.value("sluice_group_lag_messages" + group) == 0 &&
            done.value("sluice_group_pending_messages" + group) == 1;  // The nacked one.
   }));
+}
+
+TEST_CASE("metrics count scheduled, expired and key-blocked messages", "[integration][ops]") {
+  Broker broker;
+  createTopic(broker.admin(), "timed");
+  OutgoingMessage gone = textMessage("gone");
+  gone.ttl = std::chrono::milliseconds(1);
+  OutgoingMessage later = textMessage("later");
+  later.delay = std::chrono::hours(1);
+  OutgoingMessage first = textMessage("first");
+  first.key = "k";
+  OutgoingMessage second = textMessage("second");
+  second.key = "k";
+  int64_t before = nowMs();
+  REQUIRE(broker.producer().publishBatch("timed", {gone, later, first, second}).ok());
+  // The condition is the time itself: "gone" expired 1 ms after its timestamp.
+  std::this_thread::sleep_until(
+      std::chrono::system_clock::time_point(std::chrono::milliseconds(nowMs() + 2)));
+  CHECK(nowMs() > before);
+
+  SubscribeOptions options;
+  options.keyOrdered = true;
+  auto consumer = subscribe(broker.client(), "timed", "ord", options);
+  auto received = receiveMessages(consumer, 1);
+  REQUIRE(received.size() == 1);
+  CHECK(received[0].payload() == "first");
+  const std::string group = "{topic=\"timed\",group=\"ord\"}";
+  const std::string topic = "{topic=\"timed\"}";
+  Exposition metrics;
+  REQUIRE(eventually([&] {
+    metrics = scrape(broker.process());
+    return metrics.value("sluice_group_scheduled_messages" + group) == 1 &&
+           metrics.value("sluice_topic_expired_messages_total" + topic) == 1;
+  }));
+  CHECK(metrics.value("sluice_group_key_blocked_messages" + group) == 1);
+  CHECK(metrics.value("sluice_group_expired_messages_total" + group) == 1);
+  CHECK(metrics.value("sluice_expired_messages_total") == 1);
+  TopicInfo info = describeTopic(broker.admin(), "timed");
+  CHECK(info.scheduled == 1);
+  CHECK(info.keyBlocked == 1);
+  CHECK(info.expired == 1);
+  GroupInfo ord = describeGroup(broker.admin(), "timed", "ord");
+  CHECK(ord.keyOrdered);
+  CHECK(ord.scheduled == 1);
+  CHECK(ord.keyBlocked == 1);
 }
 
 TEST_CASE("healthz and readyz answer 200 once the ready line is printed", "[integration][ops]") {

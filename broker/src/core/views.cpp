@@ -14,7 +14,10 @@ GroupView Views::viewOf(const Group& group, const StoreSnapshot& snapshot, int64
   if (!group.leases.empty()) floor = std::min(floor, group.leases.begin()->first);
   if (auto pending = snapshot.firstPending(topic.id, group.name)) floor = std::min(floor, *pending);
   view.ackFloor = std::max(floor, topic.firstOffset);
-  if (auto stored = snapshot.group(topic.id, group.name)) view.pending = stored->pending;
+  if (auto stored = snapshot.group(topic.id, group.name)) {
+    view.pending = stored->pending;
+    view.scheduled = stored->scheduled;
+  }
   Offset from = std::max(group.position, topic.firstOffset);
   view.lagMessages = topic.committedNext > from ? topic.committedNext - from : 0;
   if (view.lagMessages > 0) {
@@ -53,8 +56,11 @@ TopicView Views::viewOf(const Topic& topic, const StoreSnapshot& snapshot, int64
     view.firstOffset = record->messages > 0 ? record->firstOffset : 0;
     view.lastOffset = record->nextOffset - 1;
   }
-  for (const auto& [name, group] : topic.groups)
+  for (const auto& [name, group] : topic.groups) {
     view.groups.push_back(viewOf(*group, snapshot, nowMs));
+    view.scheduled += view.groups.back().scheduled;
+    view.keyBlocked += view.groups.back().keyBlocked;
+  }
   return view;
 }
 

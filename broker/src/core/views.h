@@ -33,6 +33,7 @@ struct GroupView {
   uint64_t expired = 0;
   bool keyOrdered = false;
   uint64_t keyBlocked = 0;
+  uint64_t scheduled = 0;
   std::vector<ConsumerView> consumers;
   int64_t createdMs = 0;
 };
@@ -50,6 +51,7 @@ struct TopicView {
   uint64_t publishedBytes = 0;
   double publishRate = 0;
   uint64_t expired = 0;
+  uint64_t scheduled = 0, keyBlocked = 0;  // Over its groups.
 };
 
 struct StatsView {

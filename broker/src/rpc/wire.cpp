@@ -93,6 +93,7 @@ void toWire(const core::GroupView& in, wire::GroupInfo::Builder out) {
   out.setExpired(in.expired);
   out.setKeyOrdered(in.keyOrdered);
   out.setKeyBlocked(in.keyBlocked);
+  out.setScheduled(in.scheduled);
   out.setCreatedMs(in.createdMs);
   auto consumers = out.initConsumers(static_cast<unsigned>(in.consumers.size()));
   for (unsigned i = 0; i < in.consumers.size(); ++i) {
@@ -116,6 +117,8 @@ void toWire(const core::TopicView& in, wire::TopicInfo::Builder out) {
   out.setPublishedTotal(in.publishedTotal);
   out.setPublishRate(in.publishRate);
   out.setExpired(in.expired);
+  out.setScheduled(in.scheduled);
+  out.setKeyBlocked(in.keyBlocked);
   auto groups = out.initGroups(static_cast<unsigned>(in.groups.size()));
   for (unsigned i = 0; i < in.groups.size(); ++i)
     toWire(in.groups[i], groups[i]);

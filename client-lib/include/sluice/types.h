@@ -92,6 +92,7 @@ struct GroupInfo {
   uint64_t expired = 0;       // Since the broker started: passed over for their time to live.
   bool keyOrdered = false;
   uint64_t keyBlocked = 0;  // Key-ordered: messages waiting behind an earlier one of their key.
+  uint64_t scheduled = 0;   // Delayed messages held for their time, not yet delivered.
   std::vector<ConsumerInfo> consumers;
   int64_t createdMs = 0;
 };
@@ -108,6 +109,8 @@ struct TopicInfo {
   uint64_t publishedTotal = 0;  // Since the broker started.
   double publishRate = 0;       // Messages per second over the last few seconds.
   uint64_t expired = 0;         // Since the broker started: removed for their time to live.
+  uint64_t scheduled = 0;       // Over its groups: delayed messages not yet delivered.
+  uint64_t keyBlocked = 0;      // Over its groups: messages held back behind their key.
 };
 
 struct BrokerStats {

@@ -685,3 +685,23 @@ TEST_CASE("a time to live of 0 or beyond 30 days, and bad TTL settings, are refu
   CHECK_THAT(badTopic(nowhere), Contains("needs a dead-letter topic"));
   CHECK_FALSE(h.broker().describeTopic("other").ok());
 }
+
+TEST_CASE("groups and topics count their scheduled messages, across a restart", "[core]") {
+  Harness h;
+  h.createTopic("reminders");
+  std::vector<MessageData> batch;
+  batch.push_back(delayed("later", 60 * 60 * 1000));
+  batch.push_back(delayed("soon", 150));
+  batch.push_back(delayed("now", 0));
+  REQUIRE(h.wait(h.broker().publish("reminders", std::move(batch))).ok());
+  RecordingSink sink;
+  uint64_t id = h.subscribe("reminders", "app", sink, 10);
+  REQUIRE(sink.received.size() == 1);
+  REQUIRE(h.wait(h.broker().ack(id, {3})).empty());  // Committed after the scheduling pass.
+  CHECK(h.broker().describeGroup("reminders", "app").value().scheduled == 2);
+  CHECK(h.broker().describeTopic("reminders").value().scheduled == 2);
+  REQUIRE(h.eventually([&] { return sink.received.size() == 2; }));  // "soon" falls due.
+  h.broker().unsubscribe(id);
+  h.restart();
+  CHECK(h.broker().describeGroup("reminders", "app").value().scheduled == 1);
+}
