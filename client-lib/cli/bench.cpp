@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <thread>
 
 #include "commands.h"
 #include "format.h"
@@ -81,6 +82,21 @@ void Progress::update(uint64_t done, double seconds) {
   std::fprintf(stderr, "\r\033[K%s %llu messages, %.1fs, %s", what_.c_str(),
                static_cast<unsigned long long>(done), seconds, formatRate(rate).c_str());
   std::fflush(stderr);
+}
+
+bool watchRun(Progress& progress, std::chrono::steady_clock::time_point start, uint64_t target,
+              const std::function<uint64_t()>& done, const std::atomic<bool>& stop,
+              const std::atomic<int64_t>& lastActivityNs, std::chrono::milliseconds idle) {
+  using Clock = std::chrono::steady_clock;
+  while (!stop.load()) {
+    uint64_t now = done();
+    if (now >= target) return false;
+    auto last = Clock::time_point(Clock::duration(lastActivityNs.load()));
+    if (Clock::now() - last > idle) return true;
+    progress.update(now, std::chrono::duration<double>(Clock::now() - start).count());
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
 }
 
 void Progress::finish() {

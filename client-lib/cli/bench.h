@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,13 @@ class Progress {
   bool enabled_;
   std::chrono::steady_clock::time_point lastDraw_{};
 };
+
+// The main thread of a run: draws progress until done() reaches `target` or `stop` is set, or
+// gives up once nothing happened for `idle` (lastActivityNs: steady-clock nanoseconds since its
+// epoch). Returns true when it gave up.
+bool watchRun(Progress& progress, std::chrono::steady_clock::time_point start, uint64_t target,
+              const std::function<uint64_t()>& done, const std::atomic<bool>& stop,
+              const std::atomic<int64_t>& lastActivityNs, std::chrono::milliseconds idle);
 
 // The end of every run: messages, bytes, seconds, rates and the distributions, printed as a
 // few human lines or one JSON object (`extra` fields come first, after "workload").

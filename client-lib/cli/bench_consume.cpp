@@ -114,18 +114,9 @@ int runConsume(Context& context, const BenchArgs& args) {
 
   Progress progress("consume");
   auto seconds = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
-  bool idled = false;
-  while (!shared.stop.load()) {
-    uint64_t taken = std::min(shared.taken.load(), shared.target);
-    if (taken >= shared.target) break;
-    auto last = Clock::time_point(Clock::duration(shared.lastActivityNs.load()));
-    if (Clock::now() - last > idle) {
-      idled = true;
-      break;
-    }
-    progress.update(taken, seconds());
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  bool idled = watchRun(
+      progress, start, shared.target, [&] { return std::min(shared.taken.load(), shared.target); },
+      shared.stop, shared.lastActivityNs, idle);
   shared.stop = true;
   for (auto& thread : threads)
     thread.join();

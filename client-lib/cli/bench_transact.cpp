@@ -251,19 +251,9 @@ int runTransact(Context& context, const BenchArgs& args) {
   }
 
   Progress progress("transact");
-  auto seconds = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
-  bool idled = false;
-  while (!shared.stop.load()) {
-    uint64_t committed = shared.committed.load();
-    if (committed >= shared.target) break;
-    auto last = Clock::time_point(Clock::duration(shared.lastActivityNs.load()));
-    if (Clock::now() - last > idle) {
-      idled = true;
-      break;
-    }
-    progress.update(committed, seconds());
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  bool idled = watchRun(
+      progress, start, shared.target, [&] { return shared.committed.load(); }, shared.stop,
+      shared.lastActivityNs, idle);
   shared.stop = true;
   for (auto& lane : lanes) {
     // Taken and released so that no worker or fetcher misses the stop between its check and
