@@ -1056,6 +1056,20 @@ TEST_CASE("bench consume drains exactly --count messages and acknowledges them",
   CHECK(rest["messages"] == 500);
 }
 
+TEST_CASE("bench transact commits one transaction per backlog message, checked with the broker",
+          "[cli][bench]") {
+  Broker broker;
+  broker.ok({"bench", "publish", "in", "--create", "--count", "1500"});
+  Json result = broker.okJson(
+      {"bench", "transact", "in", "--to", "out", "--create", "--group", "tx", "--in-flight", "8"});
+  checkRates(result, 1500);
+  Json out = broker.okJson({"topics", "describe", "out"});
+  CHECK(out["messages"] == 1500);
+  Json group = broker.okJson({"groups", "describe", "in", "tx"});
+  CHECK(group["pending"] == 0);
+  CHECK(group["lag_messages"] == 0);
+}
+
 TEST_CASE("bench latency reports the end-to-end distribution", "[cli][bench]") {
   Broker broker;
   Json result =
