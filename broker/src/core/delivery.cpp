@@ -797,7 +797,8 @@ void GroupDelivery::unparkNext(Group& group, KeyLines::value_type& line, WriteBa
     }
     return;
   }
-  group.keys.erase(line.first);
+  // By iterator: `line` is the element itself, so a key argument would refer into it.
+  group.keys.erase(group.keys.find(line.first));
 }
 
 void GroupDelivery::wake(Group& group, Offset offset, int64_t dueAtMs) {
