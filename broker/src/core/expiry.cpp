@@ -61,7 +61,8 @@ Offset Expiry::ackFloor(const Group& group, const StoreSnapshot& snapshot) const
 
 void Expiry::sweepRetention(int64_t now) {
   std::unique_ptr<StoreSnapshot> snapshot;
-  for (auto& [name, topic] : ctx_.topics) {
+  for (auto& entry : ctx_.topics) {
+    Topic* topic = entry.second.get();  // Not a structured binding: the lambda below uses it.
     if (topic->firstOffset >= topic->committedNext) continue;
     const TopicSettings& s = topic->settings;
     if (!snapshot) snapshot = ctx_.store.snapshot();

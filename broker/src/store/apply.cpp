@@ -184,7 +184,9 @@ void Applier::removeDedup(TopicId topic) {
 }
 
 void Applier::flushCounts() {
-  for (const auto& [key, delta] : counts_) {
+  for (const auto& entry : counts_) {
+    const GroupKey& key = entry.first;  // Not structured bindings: the lambda below uses them.
+    const Counts& delta = entry.second;
     if (delta.pending == 0 && delta.scheduled == 0) continue;
     std::string groupKey = keys::group(key.first, key.second);
     std::string_view value;
