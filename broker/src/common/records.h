@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
@@ -92,18 +93,24 @@ struct MessageData {
   uint64_t accountedBytes() const;
 };
 
+// `base` + `deltaMs`, at most the largest time (records read from disk may hold any times).
+inline int64_t plusMs(int64_t base, uint32_t deltaMs) {
+  constexpr int64_t kLatest = std::numeric_limits<int64_t>::max();
+  return base > kLatest - int64_t{deltaMs} ? kLatest : base + int64_t{deltaMs};
+}
 // The stored form of deliverAtMs: milliseconds after the message's timestamp (0: at once).
 inline uint32_t storedDelayMs(int64_t timestampMs, int64_t deliverAtMs) {
   if (deliverAtMs <= timestampMs) return 0;
-  return static_cast<uint32_t>(
-      std::min<int64_t>(deliverAtMs - timestampMs, int64_t{kMaxDeliveryDelayMs}));
+  // Unsigned: the difference of any two int64 values fits.
+  uint64_t delay = static_cast<uint64_t>(deliverAtMs) - static_cast<uint64_t>(timestampMs);
+  return static_cast<uint32_t>(std::min<uint64_t>(delay, kMaxDeliveryDelayMs));
 }
 inline int64_t deliverAtOf(int64_t timestampMs, uint32_t delayMs) {
-  return delayMs == 0 ? 0 : timestampMs + delayMs;
+  return delayMs == 0 ? 0 : plusMs(timestampMs, delayMs);
 }
 // When a stored message's time to live ends (0: never).
 inline int64_t expiresAtOf(int64_t timestampMs, int64_t deliverAtMs, uint32_t ttlMs) {
-  return ttlMs == 0 ? 0 : std::max(timestampMs, deliverAtMs) + ttlMs;
+  return ttlMs == 0 ? 0 : plusMs(std::max(timestampMs, deliverAtMs), ttlMs);
 }
 inline bool expiredAt(int64_t expiresAtMs, int64_t nowMs) {
   return expiresAtMs != 0 && expiresAtMs <= nowMs;
