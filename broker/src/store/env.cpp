@@ -23,9 +23,24 @@ namespace {
 
 constexpr unsigned kMaxDbs = 24;  // 14 in use; room for the planned ones (subjects, expiry).
 
+using GroupCounts = std::map<std::pair<TopicId, std::string>, uint64_t>;
+
+// Writes each group's count into its record's `field`.
+void storeCounts(MDB_txn* txn, const Env& env, const GroupCounts& counts,
+                 uint64_t GroupRecord::*field) {
+  for (const auto& [key, count] : counts) {
+    std::string groupKey = keys::group(key.first, key.second);
+    std::string_view value;
+    if (!getValue(txn, env.groups, groupKey, &value)) continue;
+    GroupRecord group = codec::decodeGroup(key.first, key.second, value);
+    group.*field = count;
+    putValue(txn, env.groups, groupKey, codec::bytesOf(codec::encodeGroup(group)));
+  }
+}
+
 // Format 1 -> 2: the due index and the groups' pending counts, from the pending entries.
 void migrateFrom1(MDB_txn* txn, const Env& env) {
-  std::map<std::pair<TopicId, std::string>, uint64_t> counts;
+  GroupCounts counts;
   Cursor cursor(txn, env.pending);
   for (bool ok = cursor.first(); ok; ok = cursor.next()) {
     auto key = keys::parsePending(cursor.key());
@@ -36,14 +51,7 @@ void migrateFrom1(MDB_txn* txn, const Env& env) {
              cursor.value());
     ++counts[{key->topic, key->group}];
   }
-  for (const auto& [key, count] : counts) {
-    std::string groupKey = keys::group(key.first, key.second);
-    std::string_view value;
-    if (!getValue(txn, env.groups, groupKey, &value)) continue;
-    GroupRecord group = codec::decodeGroup(key.first, key.second, value);
-    group.pending = count;
-    putValue(txn, env.groups, groupKey, codec::bytesOf(codec::encodeGroup(group)));
-  }
+  storeCounts(txn, env, counts, &GroupRecord::pending);
 }
 
 // Format 2 -> 3: entries held by a consumer (visibleAtMs 0) move from `pending` and their due
@@ -72,7 +80,7 @@ void migrateFrom2(MDB_txn* txn, const Env& env) {
 // Format 3 or 4 -> 5: groups count their scheduled entries (waiting, never delivered, at a
 // time); delayed messages existed since format 3.
 void countScheduled(MDB_txn* txn, const Env& env) {
-  std::map<std::pair<TopicId, std::string>, uint64_t> counts;
+  GroupCounts counts;
   Cursor cursor(txn, env.pending);
   for (bool ok = cursor.first(); ok; ok = cursor.next()) {
     auto key = keys::parsePending(cursor.key());
@@ -81,14 +89,7 @@ void countScheduled(MDB_txn* txn, const Env& env) {
             codec::decodePending(key->topic, key->group, key->offset, cursor.value())))
       ++counts[{key->topic, key->group}];
   }
-  for (const auto& [key, count] : counts) {
-    std::string groupKey = keys::group(key.first, key.second);
-    std::string_view value;
-    if (!getValue(txn, env.groups, groupKey, &value)) continue;
-    GroupRecord group = codec::decodeGroup(key.first, key.second, value);
-    group.scheduled = count;
-    putValue(txn, env.groups, groupKey, codec::bytesOf(codec::encodeGroup(group)));
-  }
+  storeCounts(txn, env, counts, &GroupRecord::scheduled);
 }
 
 }  // namespace
