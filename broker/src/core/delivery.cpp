@@ -743,7 +743,6 @@ GroupDelivery::Take GroupDelivery::takeKeyed(Group& group, const StoredMessageDa
   }
   // Behind its key's message in flight: on disk as never due, so a restart keeps it parked.
   line->second.parked.emplace_back(message.offset, message.data.deliverAtMs);
-  ++group.parked;
   batch.ops.push_back(PutPendingOp{group.topic->id, group.name, message.offset, 0, kParkedMs,
                                    RedeliveryCause::kNone});
   return Take::kParked;
@@ -768,7 +767,6 @@ void GroupDelivery::keySettled(Group& group, Offset offset, WriteBatch& batch, S
                          [&](const auto& entry) { return entry.first == offset; });
   if (it != parked.end()) {
     parked.erase(it);
-    --group.parked;
   }
 }
 
@@ -779,7 +777,6 @@ void GroupDelivery::unparkNext(Group& group, KeyLines::value_type& line, WriteBa
   while (!parked.empty()) {
     auto [next, deliverAtMs] = parked.front();
     parked.pop_front();
-    --group.parked;
     if (next < topic.firstOffset) {  // Removed by retention meanwhile.
       group.keyOf.erase(next);
       continue;
@@ -836,7 +833,6 @@ void GroupDelivery::restoreKeys(Group& group, const std::vector<KeyedEntry>& key
       continue;
     }
     line->second.parked.emplace_back(entry.offset, entry.deliverAtMs);
-    ++group.parked;
     if (!entry.parked) {
       coreLog()->warn(
           "key-ordered group {} of topic {}: offset {} was due behind offset {} of its "

@@ -104,7 +104,8 @@ struct Group {
   // Limits::maxKeyedMessages are tracked; past that the group takes nothing new from the topic.
   KeyLines keys;
   std::map<Offset, KeyLines::value_type*> keyOf;
-  uint64_t parked = 0;  // Messages parked behind their key (the key-blocked count).
+  // Messages parked behind their key (the key-blocked count): every key has one active.
+  uint64_t parked() const { return keyOf.size() - keys.size(); }
   int64_t createdMs = 0;
   Offset position = 1;  // Next offset never yet delivered.
   std::map<Offset, Lease> leases;
@@ -146,7 +147,6 @@ struct Group {
   void forgetKeys() {
     keys.clear();
     keyOf.clear();
-    parked = 0;
   }
 
   // The durable form (without the pending count, which the store keeps).

@@ -31,7 +31,7 @@ GroupView Views::viewOf(const Group& group, const StoreSnapshot& snapshot, int64
   view.deadLettered = group.deadLettered;
   view.expired = group.expired;
   view.keyOrdered = group.keyOrdered;
-  view.keyBlocked = group.parked;
+  view.keyBlocked = group.parked();
   view.createdMs = group.createdMs;
   for (const Consumer* consumer : group.consumers) {
     view.consumers.push_back(ConsumerView{consumer->id, consumer->peer, consumer->prefetch,
