@@ -380,6 +380,16 @@ TEST_CASE("inProgress keeps a held message from redelivery and follows the rules
 
 namespace {
 
+// Publishes `message` alone, REQUIREs an invalidArgument refusal and returns its text.
+std::string refusedPublish(Harness& h, const std::string& topic, MessageData message) {
+  std::vector<MessageData> batch;
+  batch.push_back(std::move(message));
+  auto answer = h.wait(h.broker().publish(topic, std::move(batch)));
+  REQUIRE_FALSE(answer.ok());
+  CHECK(answer.status().code() == Code::kInvalidArgument);
+  return answer.status().message();
+}
+
 MessageData delayed(const std::string& payload, uint32_t delayMs, int64_t deliverAtMs = 0) {
   MessageData message;
   message.payload = payload;
@@ -454,12 +464,7 @@ TEST_CASE("a delivery time in the past is at once; beyond 30 days or with a dela
   Harness h;
   h.createTopic("reminders");
   auto refused = [&](MessageData message) {
-    std::vector<MessageData> batch;
-    batch.push_back(std::move(message));
-    auto answer = h.wait(h.broker().publish("reminders", std::move(batch)));
-    REQUIRE_FALSE(answer.ok());
-    CHECK(answer.status().code() == Code::kInvalidArgument);
-    return answer.status().message();
+    return refusedPublish(h, "reminders", std::move(message));
   };
   CHECK_THAT(refused(delayed("x", kMaxDeliveryDelayMs + 1)),
              Contains("the delivery delay must be at most 30 days (2592000000 ms)"));
@@ -659,12 +664,7 @@ TEST_CASE("a time to live of 0 or beyond 30 days, and bad TTL settings, are refu
   Harness h;
   h.createTopic("quotes");
   auto refused = [&](MessageData message) {
-    std::vector<MessageData> batch;
-    batch.push_back(std::move(message));
-    auto answer = h.wait(h.broker().publish("quotes", std::move(batch)));
-    REQUIRE_FALSE(answer.ok());
-    CHECK(answer.status().code() == Code::kInvalidArgument);
-    return answer.status().message();
+    return refusedPublish(h, "quotes", std::move(message));
   };
   CHECK_THAT(refused(living("x", 0)),
              Contains("the time to live must be 1 ms to 30 days (2592000000 ms), got 0 ms"));
