@@ -136,7 +136,7 @@ void GroupDelivery::releaseConsumer(Consumer& consumer, RedeliveryCause cause) {
   endFetch(consumer, subscriptionGone());
   int64_t now = wallClockMs();
   WriteBatch batch;
-  Settle settle{group->topic->name, group->topic->id, group->name, {}, {}, {}};
+  Settle settle = Settle::of(*group);
   auto snapshot = ctx_.store.snapshot();
   std::vector<Offset> held;
   for (const auto& [offset, lease] : group->leases)
@@ -249,8 +249,8 @@ void GroupDelivery::deadLetterNow(Group& group, Offset offset, uint32_t deliveri
   lease.deliveries = deliveries;
   lease.gone = true;
   lease.generation = ctx_.nextLeaseGeneration++;
-  Topic& topic = *group.topic;
-  Settle settle{topic.name, topic.id, group.name, {{offset, lease.generation}}, {}, {}};
+  Settle settle = Settle::of(group);
+  settle.leases.emplace_back(offset, lease.generation);
   deadLetter(batch, settle, group, offset, deliveries, reason, snapshot);
   ctx_.tasks.add(commitSettling(std::move(batch), std::move(settle)).ignoreResult());
 }
@@ -280,15 +280,21 @@ void GroupDelivery::settled(const Settle& settle, bool committed) {
       group->leases.erase(it);
     }
   }
-  if (committed && settle.dueAtMs) {
+  if (!committed) return;  // Woken, if ever, by the start-up after a restart (restoreKeys()).
+  if (settle.dueAtMs) {
     group->noteDue(*settle.dueAtMs);
     if (*settle.dueAtMs <= wallClockMs()) schedulePump(*group);
+  }
+  for (const auto& [offset, dueAtMs] : settle.wakes) {
+    auto tracked = group->keyOf.find(offset);
+    if (tracked != group->keyOf.end() && tracked->second->second.active == offset)
+      wake(*group, offset, dueAtMs);
   }
 }
 
 void GroupDelivery::expireLeases(Group& group, int64_t nowMs) {
   WriteBatch batch;
-  Settle settle{group.topic->name, group.topic->id, group.name, {}, {}, {}};
+  Settle settle = Settle::of(group);
   std::vector<Offset> expired;
   for (const auto& [offset, lease] : group.leases)
     if (lease.owner() != nullptr && lease.ackDeadlineMs <= nowMs) expired.push_back(offset);
@@ -324,7 +330,7 @@ kj::Promise<std::vector<OffsetFailure>> GroupDelivery::ack(uint64_t consumerId,
   std::vector<OffsetFailure> failures;
   std::vector<Named> done;
   WriteBatch batch;
-  Settle settle{group.topic->name, group.topic->id, group.name, {}, {}, {}};
+  Settle settle = Settle::of(group);
   done.reserve(named.size());
   batch.ops.reserve(named.size());
   settle.leases.reserve(named.size());
@@ -366,7 +372,7 @@ kj::Promise<std::vector<OffsetFailure>> GroupDelivery::nack(uint64_t consumerId,
   std::vector<OffsetFailure> failures;
   std::vector<Named> done;
   WriteBatch batch;
-  Settle settle{group.topic->name, group.topic->id, group.name, {}, {}, {}};
+  Settle settle = Settle::of(group);
   auto snapshot = ctx_.store.snapshot();
   for (const auto& [offset, deliveryId] : named) {
     auto lease = settleable(group, *consumer, offset, deliveryId);
@@ -458,7 +464,7 @@ kj::Promise<Result<TransactionOutcome>> GroupDelivery::transact(uint64_t consume
 
   // One batch: the acks, the appends, and the record that makes a retry idempotent.
   WriteBatch batch;
-  Settle settle{group.topic->name, group.topic->id, group.name, {}, {}, {}};
+  Settle settle = Settle::of(group);
   for (size_t i = 0; i < named.size(); ++i) {
     Lease& lease = *leases[i];
     lease.setOwner(nullptr);
@@ -678,7 +684,7 @@ void GroupDelivery::pump(Group& group) {
   for (Consumer* consumer : group.consumers)
     room += std::min<size_t>(this->room(*consumer), limits.maxDeliveryBatch);
   bool dueKnown = group.heldAtStop > 0 || (group.nextDueMs && *group.nextDueMs <= now);
-  if (room == 0 || (!dueKnown && group.position >= topic.committedNext)) return;
+  if (room == 0 || (!group.mayHaveDue(now) && group.position >= topic.committedNext)) return;
 
   auto snapshot = ctx_.store.snapshot();
   std::vector<DueEntry> due;
@@ -702,8 +708,7 @@ void GroupDelivery::pump(Group& group) {
   snapshot.reset();
   // A push is capped per consumer; come back in a later turn for the rest, so that one busy
   // group cannot hold the event loop.
-  bool more = nextDue < due.size() || group.position < topic.committedNext ||
-              (group.nextDueMs && *group.nextDueMs <= now);
+  bool more = nextDue < due.size() || group.position < topic.committedNext || group.mayHaveDue(now);
   if (more && (group.delivered > deliveredBefore || group.position != startPosition))
     schedulePump(group);
   if (group.position != startPosition) batch.ops.push_back(PutGroupOp{group.record()});
@@ -731,18 +736,18 @@ void GroupDelivery::pump(Group& group) {
 
 // Key order -----------------------------------------------------------------------------------
 
-GroupDelivery::Take GroupDelivery::takeKeyed(Group& group, const StoredMessageData& message,
+GroupDelivery::Take GroupDelivery::takeKeyed(Group& group, const MessageHead& message,
                                              WriteBatch& batch) {
-  if (!group.keyOrdered || !message.data.key) return Take::kDeliver;
+  if (!group.keyOrdered || !message.key) return Take::kDeliver;
   if (group.keyOf.size() >= ctx_.limits().maxKeyedMessages) return Take::kFull;
-  auto [line, fresh] = group.keys.try_emplace(*message.data.key);
-  group.keyOf.emplace(message.offset, &*line);
+  auto [line, fresh] = group.keys.try_emplace(*message.key);
+  group.track(message.offset, &*line);
   if (fresh) {
     line->second.active = message.offset;
     return Take::kDeliver;
   }
   // Behind its key's message in flight: on disk as never due, so a restart keeps it parked.
-  line->second.parked.emplace_back(message.offset, message.data.deliverAtMs);
+  line->second.parked.emplace_back(message.offset, message.deliverAtMs);
   batch.ops.push_back(PutPendingOp{group.topic->id, group.name, message.offset, 0, kParkedMs,
                                    RedeliveryCause::kNone});
   return Take::kParked;
@@ -782,15 +787,27 @@ void GroupDelivery::unparkNext(Group& group, KeyLines::value_type& line, WriteBa
       continue;
     }
     line.second.active = next;
-    int64_t dueAtMs = std::max(wallClockMs(), deliverAtMs);
-    batch.ops.push_back(
-        PutPendingOp{topic.id, group.name, next, 0, dueAtMs, RedeliveryCause::kNone});
+    int64_t now = wallClockMs();
+    if (deliverAtMs > now) {
+      // Not due yet: it waits in the due index, on disk, as any delayed message.
+      batch.ops.push_back(
+          PutPendingOp{topic.id, group.name, next, 0, deliverAtMs, RedeliveryCause::kNone});
+      if (settle == nullptr) {
+        wake(group, next, deliverAtMs);  // Its entry is not committed yet.
+      } else if (!settle->dueAtMs || deliverAtMs < *settle->dueAtMs) {
+        settle->dueAtMs = deliverAtMs;
+      }
+      return;
+    }
+    // Due now: delivered from memory, its entry left parked. Durable as it is: at start-up a
+    // key's first entry, parked, is due (restoreKeys()), so nothing is written for it, and the
+    // due index never holds a key's next message while it is being delivered.
     if (settle != nullptr) {
       // Due once the commit that settled its predecessor is durable (settled()): a consumer
       // never gets a key's next message while the last one's ack could still be lost.
-      if (!settle->dueAtMs || dueAtMs < *settle->dueAtMs) settle->dueAtMs = dueAtMs;
+      settle->wakes.emplace_back(next, now);
     } else {
-      wake(group, next, dueAtMs);
+      wake(group, next, now);
     }
     return;
   }
@@ -799,6 +816,12 @@ void GroupDelivery::unparkNext(Group& group, KeyLines::value_type& line, WriteBa
 }
 
 void GroupDelivery::wake(Group& group, Offset offset, int64_t dueAtMs) {
+  if (dueAtMs <= wallClockMs()) {
+    group.woken.push_back(offset);
+    schedulePump(group);
+    return;
+  }
+  // Due later (a delayed message): a lease without an owner until then.
   Lease& lease = group.leases[offset];
   lease = Lease{};
   lease.dueAtMs = dueAtMs;
@@ -810,23 +833,31 @@ void GroupDelivery::wake(Group& group, Offset offset, int64_t dueAtMs) {
 
 void GroupDelivery::forgetTrimmed(Group& group, WriteBatch& batch) {
   const Offset first = group.topic->firstOffset;
+  if (first <= group.keyFloor) return;  // Nothing tracked was removed.
   std::vector<Offset> removed;
-  for (auto it = group.keyOf.begin(); it != group.keyOf.end() && it->first < first; ++it) {
+  Offset floor = std::numeric_limits<Offset>::max();
+  for (const auto& [offset, line] : group.keyOf) {
     // A held one stays its key's until settled; a released one's late entry, if any, finds
     // its message gone in fill().
-    auto lease = group.leases.find(it->first);
-    if (lease == group.leases.end() || lease->second.owner() == nullptr)
-      removed.push_back(it->first);
+    auto lease = group.leases.find(offset);
+    if (offset < first && (lease == group.leases.end() || lease->second.owner() == nullptr)) {
+      removed.push_back(offset);
+    } else {
+      floor = std::min(floor, offset);
+    }
   }
+  std::sort(removed.begin(), removed.end());
   for (Offset offset : removed)
     keySettled(group, offset, batch, nullptr);
+  // Offsets tracked since (a key's next message) are at or above `first`.
+  group.keyFloor = std::min(floor, first);
 }
 
 void GroupDelivery::restoreKeys(Group& group, const std::vector<KeyedEntry>& keyed) {
   WriteBatch batch;
   for (const KeyedEntry& entry : keyed) {
     auto [line, fresh] = group.keys.try_emplace(entry.key);
-    group.keyOf.emplace(entry.offset, &*line);
+    group.track(entry.offset, &*line);
     if (fresh) {
       line->second.active = entry.offset;
       if (entry.parked) wake(group, entry.offset, std::max(wallClockMs(), entry.deliverAtMs));
@@ -891,83 +922,96 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
     bytes += message.data.payload.size();
     out.push_back(Delivery{std::move(message), deliveries, l.generation});
   };
-  while (!full() && nextDue < due.size()) {
-    const DueEntry& entry = due[nextDue++];
-    auto released = group.leases.find(entry.offset);
-    bool fromLease = released != group.leases.end();
-    if (fromLease && (released->second.owner() != nullptr || released->second.gone)) continue;
-    if (!fromLease && entry.visibleAtMs == 0 && group.heldAtStop > 0) --group.heldAtStop;
+  // A message due again (or for the first time, delayed or behind its key) that no lease holds.
+  auto takeDue = [&](const DueEntry& entry, Lease* released) {
     uint32_t maxDeliveries = topic.settings.maxDeliveries;
     if (maxDeliveries > 0 && entry.deliveries >= maxDeliveries) {
       // E.g. left so by a restart: dead-letter it in its own commit.
       RedeliveryCause cause = entry.visibleAtMs == 0 ? RedeliveryCause::kRestart : entry.cause;
       deadLetterNow(group, entry.offset, entry.deliveries, maxDeliveriesReason(group, cause),
                     snapshot);
-      continue;
+      return;
     }
     auto message = snapshot.readMessage(topic.id, entry.offset);
     if (!message) {  // Removed by retention meanwhile.
-      if (fromLease) released->second.gone = true;
+      if (released != nullptr) released->gone = true;
       removePending(batch, group, entry.offset, nullptr);
-      continue;
+      return;
     }
     if (expiredAt(message->expiresAtMs(), nowMs)) {
-      if (fromLease) released->second.gone = true;
+      if (released != nullptr) released->gone = true;
       expire(group, entry.offset, entry.deliveries, true, snapshot, batch);
       ++passedOver;
-      continue;
+      return;
     }
     if (entry.deliveries > 0) {  // Not a delayed message's first delivery.
       ++group.redelivered;
       ctx_.metrics.redeliveredTotal.fetch_add(1, std::memory_order_relaxed);
     }
     lease(std::move(*message), entry.deliveries + 1);
+  };
+  while (!full() && nextDue < due.size()) {
+    const DueEntry& entry = due[nextDue++];
+    auto released = group.leases.find(entry.offset);
+    bool fromLease = released != group.leases.end();
+    if (fromLease && (released->second.owner() != nullptr || released->second.gone)) continue;
+    if (!fromLease && entry.visibleAtMs == 0 && group.heldAtStop > 0) --group.heldAtStop;
+    takeDue(entry, fromLease ? &released->second : nullptr);
   }
-  while (!full() && group.position < topic.committedNext) {
-    auto messages =
-        snapshot.readMessages(topic.id, group.position, window - out.size(), byteBudget - bytes);
-    if (messages.empty() || messages.front().offset >= topic.committedNext) {
-      group.position = topic.committedNext;  // The rest was removed by retention or purge.
-      break;
+  while (!full() && !group.woken.empty()) {
+    Offset offset = group.woken.front();
+    group.woken.pop_front();
+    auto tracked = group.keyOf.find(offset);
+    if (tracked == group.keyOf.end() || tracked->second->second.active != offset ||
+        group.leases.count(offset) != 0) {
+      continue;  // Settled meanwhile (removed by retention, the group reset).
     }
-    for (StoredMessageData& message : messages) {
-      if (message.offset >= topic.committedNext) break;  // Its publish is not answered yet.
-      if (expiredAt(message.expiresAtMs(), nowMs)) {
-        group.position = message.offset + 1;
-        expire(group, message.offset, 0, false, snapshot, batch);
-        ++passedOver;
-        if (full()) break;
-        continue;
-      }
-      const bool delayed = message.data.deliverAtMs > nowMs;
-      if (delayed && group.scheduling) {
-        blocked = true;  // The commit of the last pass's ones reopens it.
-        break;
-      }
-      Take take = takeKeyed(group, message, batch);
-      if (take == Take::kFull) {
-        blocked = true;  // Settling tracked messages reopens it.
-        break;
-      }
-      if (take == Take::kParked) {
-        group.position = message.offset + 1;
-        ++passedOver;
-        if (full()) break;
-        continue;
-      }
-      if (delayed) {
-        // Delayed: it waits in the due index, as a nacked message does, never delivered yet.
-        group.position = message.offset + 1;
-        batch.ops.push_back(PutPendingOp{topic.id, group.name, message.offset, 0,
-                                         message.data.deliverAtMs, RedeliveryCause::kNone});
-        ++passedOver;
-        if (!scheduledDueMs || message.data.deliverAtMs < *scheduledDueMs)
-          scheduledDueMs = message.data.deliverAtMs;
-        if (full()) break;
-        continue;
-      }
+    takeDue(DueEntry{offset, 0, nowMs, RedeliveryCause::kNone}, nullptr);
+  }
+  auto decide = [&](const MessageHead& message) {
+    if (message.offset >= topic.committedNext || full()) return Scan::kStop;  // Not answered yet.
+    if (expiredAt(message.expiresAtMs, nowMs)) {
       group.position = message.offset + 1;
+      expire(group, message.offset, 0, false, snapshot, batch);
+      ++passedOver;
+      return Scan::kPass;
+    }
+    const bool delayed = message.deliverAtMs > nowMs;
+    if (delayed && group.scheduling) {
+      blocked = true;  // The commit of the last pass's ones reopens it.
+      return Scan::kStop;
+    }
+    Take take = takeKeyed(group, message, batch);
+    if (take == Take::kFull) {
+      blocked = true;  // Settling tracked messages reopens it.
+      return Scan::kStop;
+    }
+    group.position = message.offset + 1;
+    if (take == Take::kParked) {
+      ++passedOver;
+      return Scan::kPass;
+    }
+    if (delayed) {
+      // Delayed: it waits in the due index, as a nacked message does, never delivered yet.
+      batch.ops.push_back(PutPendingOp{topic.id, group.name, message.offset, 0, message.deliverAtMs,
+                                       RedeliveryCause::kNone});
+      ++passedOver;
+      if (!scheduledDueMs || message.deliverAtMs < *scheduledDueMs)
+        scheduledDueMs = message.deliverAtMs;
+      return Scan::kPass;
+    }
+    return Scan::kTake;
+  };
+  while (!full() && group.position < topic.committedNext) {
+    Offset from = group.position;
+    auto messages =
+        snapshot.scanMessages(topic.id, from, window - out.size(), byteBudget - bytes, decide);
+    for (StoredMessageData& message : messages)
       lease(std::move(message), 1);
+    if (group.position == from) {
+      // Nothing below committedNext was shown: the rest was removed by retention or purge.
+      if (!full()) group.position = topic.committedNext;
+      break;
     }
   }
   if (out.empty()) return;

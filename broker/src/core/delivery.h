@@ -95,6 +95,16 @@ class GroupDelivery {
     std::vector<std::pair<Offset, uint64_t>> leases;  // Offset and lease generation.
     std::optional<int64_t> dueAtMs;                   // The earliest due time the batch writes.
     std::vector<AppendTicket> appends;                // Dead letters.
+    // Keys' next messages, due once the batch commits (unparkNext()), with their due times.
+    std::vector<std::pair<Offset, int64_t>> wakes;
+
+    static Settle of(const Group& group) {
+      Settle settle;
+      settle.topic = group.topic->name;
+      settle.topicId = group.topic->id;
+      settle.group = group.name;
+      return settle;
+    }
   };
 
   void pump(Group& group);
@@ -115,7 +125,7 @@ class GroupDelivery {
   void removePending(WriteBatch& batch, Group& group, Offset offset, Settle* settle);
   // Key order: whether `message`, next at the group's position, may be taken now.
   enum class Take { kDeliver, kParked, kFull };
-  Take takeKeyed(Group& group, const StoredMessageData& message, WriteBatch& batch);
+  Take takeKeyed(Group& group, const MessageHead& message, WriteBatch& batch);
   void keySettled(Group& group, Offset offset, WriteBatch& batch, Settle* settle);
   void unparkNext(Group& group, KeyLines::value_type& line, WriteBatch& batch, Settle* settle);
   // A message due from memory before its entry is committed: a lease without an owner.

@@ -33,8 +33,7 @@ void Expiry::tick(int64_t now) {
   for (auto& [topicName, topic] : ctx_.topics) {
     for (auto& [groupName, group] : topic->groups) {
       delivery_.expireLeases(*group, now);
-      bool due = group->heldAtStop > 0 || (group->nextDueMs && *group->nextDueMs <= now);
-      if (due && !group->consumers.empty()) delivery_.schedulePump(*group);
+      if (group->mayHaveDue(now) && !group->consumers.empty()) delivery_.schedulePump(*group);
     }
   }
   if (now - lastRetentionMs_ >= kRetentionEveryMs) {

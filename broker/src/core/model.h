@@ -103,7 +103,8 @@ struct Group {
   // parked) offset with its key's entry (node pointers stay valid until erased). At most
   // Limits::maxKeyedMessages are tracked; past that the group takes nothing new from the topic.
   KeyLines keys;
-  std::map<Offset, KeyLines::value_type*> keyOf;
+  std::unordered_map<Offset, KeyLines::value_type*> keyOf;
+  Offset keyFloor = 0;  // No tracked offset is below it (a lower bound, refreshed on trims).
   // Messages parked behind their key (the key-blocked count): every key has one active.
   uint64_t parked() const { return keyOf.size() - keys.size(); }
   int64_t createdMs = 0;
@@ -117,6 +118,9 @@ struct Group {
   uint64_t heldAtStop = 0;
   // Earliest known due time of a disk entry (visibleAtMs > 0); refreshed from the store.
   std::optional<int64_t> nextDueMs;
+  // Key-ordered groups: keys' next messages, due now that the one before is settled, in the
+  // order they became due; their entries stay parked on disk (GroupDelivery::wake()).
+  std::deque<Offset> woken;
   std::vector<Consumer*> consumers;
   size_t nextConsumer = 0;  // Round-robin start.
   // Durable totals.
@@ -144,9 +148,20 @@ struct Group {
     }
   }
 
+  void track(Offset offset, KeyLines::value_type* line) {
+    keyOf.emplace(offset, line);
+    keyFloor = std::min(keyFloor, offset);
+  }
   void forgetKeys() {
     keys.clear();
     keyOf.clear();
+    keyFloor = 0;
+    woken.clear();
+  }
+
+  // Whether some message other than the topic's new ones may be due at `nowMs`.
+  bool mayHaveDue(int64_t nowMs) const {
+    return heldAtStop > 0 || (nextDueMs && *nextDueMs <= nowMs) || !woken.empty();
   }
 
   // The durable form (without the pending count, which the store keeps).

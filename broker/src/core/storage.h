@@ -48,6 +48,18 @@ struct MessageMeta {
   int64_t expiresAtMs = 0;      // As StoredMessageData::expiresAtMs().
 };
 
+// What delivery decides on before it reads a message whole (StoreSnapshot::scanMessages).
+struct MessageHead {
+  Offset offset = 0;
+  std::optional<std::string> key;
+  int64_t deliverAtMs = 0;  // As MessageData::deliverAtMs.
+  int64_t expiresAtMs = 0;  // As StoredMessageData::expiresAtMs().
+  size_t payloadBytes = 0;
+};
+
+// What a scan does with the message whose head it shows.
+enum class Scan { kTake, kPass, kStop };
+
 // A key-ordered group's waiting entry for a message parked behind an earlier one of its key:
 // due only once that one is settled, which writes it due (core::GroupDelivery).
 constexpr int64_t kParkedMs = std::numeric_limits<int64_t>::max();
@@ -89,10 +101,20 @@ class StoreSnapshot {
   virtual std::optional<TopicRecord> topic(std::string_view name) const = 0;
   virtual std::vector<TopicRecord> topics() const = 0;
   virtual std::optional<GroupRecord> group(TopicId topic, std::string_view name) const = 0;
+  // Shows the heads of the messages with offset >= from, in order, to `decide`, and returns
+  // whole those it takes: up to `maxCount`, stopping before one whose payload would pass
+  // `maxBytes` in all (unless none is taken yet: that one is shown) or once they reach it, or
+  // when `decide` says kStop. `decide` may read this snapshot.
+  virtual std::vector<StoredMessageData> scanMessages(
+      TopicId topic, Offset from, size_t maxCount, size_t maxBytes,
+      const std::function<Scan(const MessageHead&)>& decide) const = 0;
   // Up to `maxCount` messages with offset >= from, stopping once `maxBytes` of payload are
   // collected (at least one message is returned when any exists).
-  virtual std::vector<StoredMessageData> readMessages(TopicId topic, Offset from, size_t maxCount,
-                                                      size_t maxBytes) const = 0;
+  std::vector<StoredMessageData> readMessages(TopicId topic, Offset from, size_t maxCount,
+                                              size_t maxBytes) const {
+    return scanMessages(topic, from, maxCount, maxBytes,
+                        [](const MessageHead&) { return Scan::kTake; });
+  }
   virtual std::optional<StoredMessageData> readMessage(TopicId topic, Offset offset) const = 0;
   virtual std::optional<MessageMeta> messageMeta(TopicId topic, Offset offset) const = 0;
   // The first offset in [first, next) whose timestamp is >= unixMs, or `next` when none is

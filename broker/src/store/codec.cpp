@@ -25,22 +25,35 @@ std::string asString(capnp::Text::Reader text) {
   return std::string(text.begin(), text.size());
 }
 
+constexpr size_t kScratchWords = 8192;  // 64 KiB, past any LMDB page size.
+
 // Runs `body` on the root of the flat capnp message in `value`.
 template <typename T, typename Body>
 auto withRoot(std::string_view value, Body&& body) {
   KJ_REQUIRE(value.size() % sizeof(capnp::word) == 0 && !value.empty(),
              "stored record size is not a positive multiple of 8", value.size());
   size_t words = value.size() / sizeof(capnp::word);
+  // Values on overflow pages are aligned and read in place; the others (those that fit in a
+  // page) are copied, into one buffer per thread unless a body being run reads another record
+  // meanwhile.
+  thread_local kj::Array<capnp::word> scratch;
+  thread_local bool scratchInUse = false;
   kj::Array<capnp::word> copy;
   kj::ArrayPtr<const capnp::word> aligned;
+  bool usesScratch = false;
   if (reinterpret_cast<uintptr_t>(value.data()) % alignof(capnp::word) == 0) {
-    // Values on overflow pages are aligned; read them in place.
     aligned = kj::arrayPtr(reinterpret_cast<const capnp::word*>(value.data()), words);
+  } else if (!scratchInUse && words <= kScratchWords) {
+    if (scratch.size() < words) scratch = kj::heapArray<capnp::word>(words);
+    std::memcpy(scratch.begin(), value.data(), value.size());
+    aligned = scratch.slice(0, words);
+    scratchInUse = usesScratch = true;
   } else {
     copy = kj::heapArray<capnp::word>(words);
     std::memcpy(copy.begin(), value.data(), value.size());
     aligned = copy;
   }
+  KJ_DEFER(if (usesScratch) scratchInUse = false);
   capnp::ReaderOptions options;
   // A record is read once; allow traversing all of it, however large.
   options.traversalLimitInWords = std::max<uint64_t>(words * 2, 1u << 20);
@@ -164,21 +177,60 @@ size_t encodeMessageInto(int64_t timestampMs, const MessageData& message,
   return bytes;
 }
 
+namespace {
+
+MessageHead headOf(Offset offset, records::StoredMessage::Reader in) {
+  MessageHead head;
+  head.offset = offset;
+  int64_t timestampMs = in.getTimestampMs();
+  if (in.getHasKey()) head.key = std::string(asView(in.getKey()));
+  head.deliverAtMs = deliverAtOf(timestampMs, in.getDelayMs());
+  head.expiresAtMs = expiresAtOf(timestampMs, head.deliverAtMs, in.getTtlMs());
+  head.payloadBytes = in.getPayload().size();
+  return head;
+}
+
+StoredMessageData wholeOf(Offset offset, records::StoredMessage::Reader in,
+                          std::optional<std::string> key) {
+  StoredMessageData out;
+  out.offset = offset;
+  out.timestampMs = in.getTimestampMs();
+  out.data.key = std::move(key);
+  for (auto header : in.getHeaders()) {
+    out.data.headers.emplace_back(asString(header.getKey()), asString(header.getValue()));
+  }
+  out.data.payload = std::string(asView(in.getPayload()));
+  out.data.id = asString(in.getId());
+  out.data.deliverAtMs = deliverAtOf(out.timestampMs, in.getDelayMs());
+  out.data.ttlMs = in.getTtlMs();
+  return out;
+}
+
+std::optional<std::string> keyOf(records::StoredMessage::Reader in) {
+  if (!in.getHasKey()) return std::nullopt;
+  return std::string(asView(in.getKey()));
+}
+
+}  // namespace
+
 StoredMessageData decodeMessage(Offset offset, std::string_view value) {
-  return withRoot<records::StoredMessage>(value, [&](records::StoredMessage::Reader in) {
-    StoredMessageData out;
-    out.offset = offset;
-    out.timestampMs = in.getTimestampMs();
-    if (in.getHasKey()) out.data.key = std::string(asView(in.getKey()));
-    for (auto header : in.getHeaders()) {
-      out.data.headers.emplace_back(asString(header.getKey()), asString(header.getValue()));
-    }
-    out.data.payload = std::string(asView(in.getPayload()));
-    out.data.id = asString(in.getId());
-    out.data.deliverAtMs = deliverAtOf(out.timestampMs, in.getDelayMs());
-    out.data.ttlMs = in.getTtlMs();
-    return out;
-  });
+  return withRoot<records::StoredMessage>(
+      value, [&](records::StoredMessage::Reader in) { return wholeOf(offset, in, keyOf(in)); });
+}
+
+MessageHead decodeMessageHead(Offset offset, std::string_view value) {
+  return withRoot<records::StoredMessage>(
+      value, [&](records::StoredMessage::Reader in) { return headOf(offset, in); });
+}
+
+std::optional<StoredMessageData> decodeMessageIf(
+    Offset offset, std::string_view value, const std::function<bool(const MessageHead&)>& whole) {
+  return withRoot<records::StoredMessage>(
+      value, [&](records::StoredMessage::Reader in) -> std::optional<StoredMessageData> {
+        MessageHead head = headOf(offset, in);
+        if (!whole(head)) return std::nullopt;
+        return wholeOf(offset, in, std::move(head.key));
+      });
 }
 
 MessageMeta decodeMessageMeta(std::string_view value) {
@@ -201,15 +253,6 @@ void setGroup(records::StoredGroup::Builder out, const GroupRecord& group) {
   out.setRedelivered(group.redelivered);
   out.setDeadLettered(group.deadLettered);
   out.setKeyOrdered(group.keyOrdered);
-}
-
-MessageKey decodeMessageKey(std::string_view value) {
-  return withRoot<records::StoredMessage>(value, [](records::StoredMessage::Reader in) {
-    MessageKey out;
-    if (in.getHasKey()) out.key = std::string(asView(in.getKey()));
-    out.deliverAtMs = deliverAtOf(in.getTimestampMs(), in.getDelayMs());
-    return out;
-  });
 }
 
 kj::Array<capnp::word> encodeGroup(const GroupRecord& group) {

@@ -45,12 +45,11 @@ StoredMessageData decodeMessage(Offset offset, std::string_view value);
 // What retention needs, without copying the payload.
 using core::MessageMeta;
 MessageMeta decodeMessageMeta(std::string_view value);
-// What key ordering needs of a message: its key and delivery time.
-struct MessageKey {
-  std::optional<std::string> key;
-  int64_t deliverAtMs = 0;
-};
-MessageKey decodeMessageKey(std::string_view value);
+using core::MessageHead;
+MessageHead decodeMessageHead(Offset offset, std::string_view value);
+// The message whole if `whole(its head)` says so, read in one pass.
+std::optional<StoredMessageData> decodeMessageIf(
+    Offset offset, std::string_view value, const std::function<bool(const MessageHead&)>& whole);
 
 // The group's fields but its pending count (which the store keeps).
 void setGroup(records::StoredGroup::Builder out, const GroupRecord& group);

@@ -94,7 +94,7 @@ std::vector<core::KeyedEntry> ReadTxn::keyedEntries(TopicId topic, const std::st
       if (!parsed) continue;  // Env::check reports malformed keys.
       std::string_view value;
       if (!getValue(txn_, env_.messages, keys::message(topic, parsed->offset), &value)) continue;
-      auto meta = codec::decodeMessageKey(value);
+      auto meta = codec::decodeMessageHead(parsed->offset, value);
       if (!meta.key) continue;
       bool parked =
           db == env_.pending &&
@@ -125,20 +125,30 @@ Result<std::vector<core::LoggedBatch>> ReadTxn::readLog(uint64_t from, size_t ma
   }
 }
 
-std::vector<StoredMessageData> ReadTxn::readMessages(TopicId topic, Offset from, size_t maxCount,
-                                                     size_t maxBytes) const {
+std::vector<StoredMessageData> ReadTxn::scanMessages(
+    TopicId topic, Offset from, size_t maxCount, size_t maxBytes,
+    const std::function<core::Scan(const core::MessageHead&)>& decide) const {
   std::vector<StoredMessageData> out;
   if (maxCount == 0) return out;
   Cursor cursor(txn_, env_.messages);
   size_t bytes = 0;
   for (auto offset = seekMessage(cursor, topic, from); offset;) {
-    StoredMessageData message = codec::decodeMessage(*offset, cursor.value());
-    size_t size = message.data.payload.size();
-    // The first message is returned even when it alone exceeds maxBytes.
-    if (!out.empty() && bytes + size > maxBytes) break;
-    bytes += size;
-    out.push_back(std::move(message));
-    if (out.size() >= maxCount || bytes >= maxBytes) break;
+    bool stop = false;
+    auto message =
+        codec::decodeMessageIf(*offset, cursor.value(), [&](const core::MessageHead& head) {
+          if (!out.empty() && bytes + head.payloadBytes > maxBytes) {
+            stop = true;
+            return false;
+          }
+          core::Scan scan = decide(head);
+          stop = scan == core::Scan::kStop;
+          return scan == core::Scan::kTake;
+        });
+    if (message) {
+      bytes += message->data.payload.size();
+      out.push_back(std::move(*message));
+    }
+    if (stop || out.size() >= maxCount || bytes >= maxBytes) break;
     if (!cursor.next()) break;
     auto key = keys::parseMessage(cursor.key());
     if (!key || key->topic != topic) break;

@@ -102,8 +102,9 @@ class ReadTxn final : public core::StoreSnapshot {
   std::optional<TopicRecord> topic(std::string_view name) const override;
   std::vector<TopicRecord> topics() const override;
   std::optional<GroupRecord> group(TopicId topic, std::string_view name) const override;
-  std::vector<StoredMessageData> readMessages(TopicId topic, Offset from, size_t maxCount,
-                                              size_t maxBytes) const override;
+  std::vector<StoredMessageData> scanMessages(
+      TopicId topic, Offset from, size_t maxCount, size_t maxBytes,
+      const std::function<core::Scan(const core::MessageHead&)>& decide) const override;
   std::optional<StoredMessageData> readMessage(TopicId topic, Offset offset) const override;
   std::optional<core::MessageMeta> messageMeta(TopicId topic, Offset offset) const override;
   Offset offsetAtTime(TopicId topic, Offset first, Offset next, int64_t unixMs) const override;
