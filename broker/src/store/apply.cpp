@@ -151,7 +151,8 @@ void Applier::removePendingBelow(TopicId topic, Offset below) {
       auto parsed = keys::parsePending(key);
       if (!parsed) break;
       PendingRecord record = codec::decodePending(topic, group, parsed->offset, cursor.value());
-      deleteKey(txn_, env_.due, keys::due(topic, group, record.visibleAtMs, record.offset));
+      if (record.visibleAtMs != core::kParkedMs)
+        deleteKey(txn_, env_.due, keys::due(topic, group, record.visibleAtMs, record.offset));
       cursor.del();
       ++removed;
       if (core::isScheduled(record)) --scheduled;
@@ -168,7 +169,8 @@ std::optional<PendingRecord> Applier::removeWaiting(TopicId topic, const std::st
   std::string_view value;
   if (!getValue(txn_, env_.pending, key, &value)) return std::nullopt;
   PendingRecord old = codec::decodePending(topic, group, offset, value);
-  deleteKey(txn_, env_.due, keys::due(topic, group, old.visibleAtMs, offset));
+  if (old.visibleAtMs != core::kParkedMs)
+    deleteKey(txn_, env_.due, keys::due(topic, group, old.visibleAtMs, offset));
   deleteKey(txn_, env_.pending, key);
   return old;
 }
@@ -379,8 +381,10 @@ void Applier::operator()(const core::PutPendingOp& op) {
   if (deleteKey(txn_, env_.held, key)) --counts.pending;
   if (auto old = removeWaiting(op.topic, op.group, op.offset)) counts.removed(*old);
   putValue(txn_, env_.pending, key, codec::bytesOf(encoded));
-  putValue(txn_, env_.due, keys::due(op.topic, op.group, op.visibleAtMs, op.offset),
-           codec::bytesOf(encoded));
+  if (op.visibleAtMs != core::kParkedMs) {
+    putValue(txn_, env_.due, keys::due(op.topic, op.group, op.visibleAtMs, op.offset),
+             codec::bytesOf(encoded));
+  }
   ++counts.pending;
   if (core::isScheduled(record)) ++counts.scheduled;
 }

@@ -194,7 +194,8 @@ class Checker {
   }
 
   // Held and waiting entries: known topic and group, below nextOffset, decodable. A held entry
-  // is at visibleAtMs 0 and not also waiting; a waiting one is later and has its due entry.
+  // is at visibleAtMs 0 and not also waiting; a waiting one is later and has its due entry,
+  // unless it is parked (never due).
   Status pending() {
     for (MDB_dbi dbi : {env_.held, env_.pending}) {
       Cursor cursor(txn_, dbi);
@@ -256,7 +257,14 @@ class Checker {
                        key->offset);
     }
     std::string_view due;
-    if (!held &&
+    const bool parked = record.visibleAtMs == core::kParkedMs;
+    if (parked &&
+        getValue(txn_, env_.due, keys::due(key->topic, key->group, record.visibleAtMs, key->offset),
+                 nullptr)) {
+      return violation("due", "a parked entry of group \"" + key->group + "\" has a due entry",
+                       topic, key->offset);
+    }
+    if (!held && !parked &&
         (!getValue(txn_, env_.due,
                    keys::due(key->topic, key->group, record.visibleAtMs, key->offset), &due) ||
          due != cursor.value())) {
@@ -267,7 +275,7 @@ class Checker {
     }
     ++pendingSeen_[{key->topic, key->group}];
     if (!held && core::isScheduled(record)) ++scheduledSeen_[{key->topic, key->group}];
-    if (!held) ++waiting_;
+    if (!held && !parked) ++waiting_;
     return Status();
   }
 

@@ -92,6 +92,16 @@ void countScheduled(MDB_txn* txn, const Env& env) {
   storeCounts(txn, env, counts, &GroupRecord::scheduled);
 }
 
+// Format 5 -> 6: a parked entry (a key-ordered group's message behind its key, never due)
+// has no due entry.
+void dropParkedDue(MDB_txn* txn, const Env& env) {
+  Cursor cursor(txn, env.due);
+  for (bool ok = cursor.first(); ok; ok = cursor.next()) {
+    auto key = keys::parseDue(cursor.key());
+    if (key && key->visibleAtMs == core::kParkedMs) cursor.del();
+  }
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
@@ -175,7 +185,8 @@ Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
         return Status(Code::kStorageFailed, "store " + dir + " has an unreadable format version (" +
                                                 std::to_string(stored.size()) + " bytes)");
       }
-      uint32_t version = keys::readU32(stored.data());
+      const uint32_t storedVersion = keys::readU32(stored.data());
+      uint32_t version = storedVersion;
       if (version == 1 && !options.readOnly) {
         migrateFrom1(txn, e);
         version = 2;
@@ -189,9 +200,14 @@ Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
         // key-ordered groups, which older records read as "none". Bumped so that an older
         // broker, which would deliver expired messages and ignore key order, refuses it.
         countScheduled(txn, e);
-        putValue(txn, e.meta, keys::kFormatVersion, keys::u32(keys::kCurrentFormatVersion));
-        version = keys::kCurrentFormatVersion;
+        version = 5;
       }
+      if (version == 5 && !options.readOnly) {
+        dropParkedDue(txn, e);
+        version = 6;
+      }
+      if (version != storedVersion && version == keys::kCurrentFormatVersion)
+        putValue(txn, e.meta, keys::kFormatVersion, keys::u32(keys::kCurrentFormatVersion));
       if (version != keys::kCurrentFormatVersion) {
         mdb_txn_abort(txn);
         return Status(Code::kStorageFailed,

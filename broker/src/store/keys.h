@@ -18,8 +18,9 @@ constexpr std::string_view kNextTopicId = "next_topic_id";     // u32 BE
 constexpr std::string_view kLastSeq = "last_seq";              // u64 BE
 // 1: no due index, no pending counts. 2: both, with held entries in the due index at 0.
 // 3: held entries in `held`, the due index for waiting entries only. 4: `txns` and
-// `txnExpiry` (nothing else changed). Older stores are migrated at open.
-constexpr uint32_t kCurrentFormatVersion = 5;
+// `txnExpiry` (nothing else changed). 5: time-to-live fields, key-ordered groups, scheduled
+// counts. 6: parked entries have no due entry. Older stores are migrated at open.
+constexpr uint32_t kCurrentFormatVersion = 6;
 
 void appendU32(std::string& out, uint32_t v);
 void appendU64(std::string& out, uint64_t v);

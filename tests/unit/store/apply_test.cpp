@@ -456,13 +456,15 @@ void rewriteAsFormat2(TestStore& store, TopicId topic, const std::string& group,
 TEST_CASE("older stores are migrated at open to what this version writes", "[store]") {
   TestStore store;
   TopicRecord t = store.create("t");
-  store.append("t", messages(3));
-  store.commitOk(batchOf({groupOp(t.id, "g", 4), pendingOp(t.id, "g", 1, 0),
+  store.append("t", messages(4));
+  store.commitOk(batchOf({groupOp(t.id, "g", 5), pendingOp(t.id, "g", 1, 0),
                           pendingOp(t.id, "g", 3, TestStore::kStartMs + 9),
-                          pendingOp(t.id, "g", 2, TestStore::kStartMs + 5, /*deliveries=*/0)}));
+                          pendingOp(t.id, "g", 2, TestStore::kStartMs + 5, /*deliveries=*/0),
+                          pendingOp(t.id, "g", 4, core::kParkedMs, /*deliveries=*/0)}));
   std::string current = store.dump();
   CHECK(store.group(t.id, "g")->scheduled == 1);  // Offset 2: delayed, never delivered.
-  GroupRecord unscheduled = *store.group(t.id, "g");
+  GroupRecord counted = *store.group(t.id, "g");
+  GroupRecord unscheduled = counted;
   unscheduled.scheduled = 0;
   store.putRaw(store.env().groups, keys::group(t.id, "g"),
                std::string(codec::bytesOf(codec::encodeGroup(unscheduled))));
@@ -475,6 +477,17 @@ TEST_CASE("older stores are migrated at open to what this version writes", "[sto
     store.putRaw(store.env().pending, keys::pending(t.id, "g", 1), nullptr);
     store.putRaw(store.env().due, keys::due(t.id, "g", 0, 1), nullptr);
     store.putRaw(store.env().meta, std::string(keys::kFormatVersion), std::string("\0\0\0\4", 4));
+  }
+  SECTION("format 5: parked entries leave the due index") {
+    store.putRaw(store.env().held, keys::pending(t.id, "g", 1),
+                 store.getRaw(store.env().pending, keys::pending(t.id, "g", 1)));
+    store.putRaw(store.env().pending, keys::pending(t.id, "g", 1), nullptr);
+    store.putRaw(store.env().due, keys::due(t.id, "g", 0, 1), nullptr);
+    store.putRaw(store.env().groups, keys::group(t.id, "g"),
+                 std::string(codec::bytesOf(codec::encodeGroup(counted))));
+    store.putRaw(store.env().due, keys::due(t.id, "g", core::kParkedMs, 4),
+                 store.getRaw(store.env().pending, keys::pending(t.id, "g", 4)));
+    store.putRaw(store.env().meta, std::string(keys::kFormatVersion), std::string("\0\0\0\5", 4));
   }
   SECTION("format 1: the due index and the pending counts are built") {
     // What format 1 had: pending entries only, groups without counts.
@@ -490,10 +503,11 @@ TEST_CASE("older stores are migrated at open to what this version writes", "[sto
   CHECK_FALSE(store.env().check().ok());
   store.reopen();
   CHECK(store.dump() == current);
-  CHECK(store.group(t.id, "g")->pending == 3);
+  CHECK(store.group(t.id, "g")->pending == 4);
   CHECK(store.group(t.id, "g")->scheduled == 1);
   CHECK(store.entries(store.env().held) == 1);
-  CHECK(store.entries(store.env().due) == 2);
+  CHECK(store.entries(store.env().due) == 2);  // Not the parked one.
+  CHECK(store.entries(store.env().pending) == 3);
   CHECK(store.env().check().ok());
 }
 

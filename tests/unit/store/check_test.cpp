@@ -51,6 +51,13 @@ TEST_CASE("Env::check passes on a healthy store and reports injected violations"
     store.putRaw(env.pending, keys::pending(topic.id, "g", 2), value);
     CHECK_THAT(env.check().message(), Contains("due"));
   }
+  SECTION("a parked entry with a due entry") {
+    store.commitOk(batchOf({pendingOp(topic.id, "g", 3, core::kParkedMs, 0)}));
+    CHECK(env.check().ok());
+    store.putRaw(env.due, keys::due(topic.id, "g", core::kParkedMs, 3),
+                 store.getRaw(env.pending, keys::pending(topic.id, "g", 3)));
+    CHECK_THAT(env.check().message(), Contains("a parked entry of group \"g\" has a due entry"));
+  }
   SECTION("a held entry with a deadline") {
     std::string value = store.getRaw(env.pending, keys::pending(topic.id, "g", 3));
     store.putRaw(env.held, keys::pending(topic.id, "g", 3), value);
