@@ -293,12 +293,20 @@ void GroupDelivery::settled(const Settle& settle, bool committed) {
 }
 
 void GroupDelivery::expireLeases(Group& group, int64_t nowMs) {
+  if (nowMs < group.nextAckDeadlineMs) return;
+  std::vector<Offset> expired;
+  group.nextAckDeadlineMs = std::numeric_limits<int64_t>::max();
+  for (const auto& [offset, lease] : group.leases) {
+    if (lease.owner() == nullptr) continue;
+    if (lease.ackDeadlineMs <= nowMs) {
+      expired.push_back(offset);
+    } else {
+      group.noteAckDeadline(lease.ackDeadlineMs);
+    }
+  }
+  if (expired.empty()) return;
   WriteBatch batch;
   Settle settle = Settle::of(group);
-  std::vector<Offset> expired;
-  for (const auto& [offset, lease] : group.leases)
-    if (lease.owner() != nullptr && lease.ackDeadlineMs <= nowMs) expired.push_back(offset);
-  if (expired.empty()) return;
   auto snapshot = ctx_.store.snapshot();
   for (Offset offset : expired)
     release(batch, settle, group, offset, RedeliveryCause::kAckTimeout, nowMs, *snapshot);
@@ -527,6 +535,7 @@ std::vector<OffsetFailure> GroupDelivery::inProgress(uint64_t consumerId,
     }
     lease.value()->ackDeadlineMs = deadline;
   }
+  consumer->group->noteAckDeadline(deadline);
   return failures;
 }
 
@@ -592,6 +601,7 @@ kj::Promise<Result<std::vector<Delivery>>> GroupDelivery::fetch(uint64_t consume
     if (done.ended) return Answer(*done.ended);
     if (consumer->group != nullptr) {
       int64_t deadline = notBeforeMs(consumer->ackTimeoutMs);
+      consumer->group->noteAckDeadline(deadline);
       for (const Delivery& delivery : done.got) {
         auto lease = consumer->group->leases.find(delivery.message.offset);
         if (lease != consumer->group->leases.end() && lease->second.owner() == consumer)
@@ -915,6 +925,7 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
     l = Lease{};  // A released lease: it has no owner.
     l.deliveries = deliveries;
     l.ackDeadlineMs = fetching ? kNoDeadline : notBeforeMs(consumer.ackTimeoutMs);
+    group.noteAckDeadline(l.ackDeadlineMs);
     l.setOwner(&consumer);
     l.generation = ctx_.nextLeaseGeneration++;
     batch.ops.push_back(

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -110,6 +111,9 @@ struct Group {
   int64_t createdMs = 0;
   Offset position = 1;  // Next offset never yet delivered.
   std::map<Offset, Lease> leases;
+  // No held lease's ack deadline is before it (a lower bound: leases are walked only then).
+  int64_t nextAckDeadlineMs = std::numeric_limits<int64_t>::max();
+  void noteAckDeadline(int64_t ms) { nextAckDeadlineMs = std::min(nextAckDeadlineMs, ms); }
   // Offsets whose lease may be released and not gone (due again): every such lease is here;
   // entries that no longer are such are dropped as they are met, so a pass over the due ones
   // costs what was released, not every lease.

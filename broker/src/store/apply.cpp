@@ -60,8 +60,27 @@ class Applier {
   void removeDedup(TopicId topic);
   std::vector<std::string> groupNames(TopicId topic);
 
+  // The batch's cursors on `held` and `pending`: consecutive entries of a batch are mostly
+  // near each other (offset order), and LMDB starts a cursor's search on its last page.
+  Cursor& held() {
+    if (!held_) held_.emplace(txn_, env_.held);
+    return *held_;
+  }
+  Cursor& waiting() {
+    if (!waiting_) waiting_.emplace(txn_, env_.pending);
+    return *waiting_;
+  }
+  // Removes the held entry of `key`; false when there is none.
+  bool removeHeld(std::string_view key) {
+    if (!held().find(key)) return false;
+    held().del();
+    return true;
+  }
+
   MDB_txn* txn_;
   const Env& env_;
+  std::optional<Cursor> held_;
+  std::optional<Cursor> waiting_;
   bool spill_;
   // Per group, changes to its pending and scheduled counts.
   struct Counts {
@@ -165,13 +184,11 @@ void Applier::removePendingBelow(TopicId topic, Offset below) {
 
 std::optional<PendingRecord> Applier::removeWaiting(TopicId topic, const std::string& group,
                                                     Offset offset) {
-  std::string key = keys::pending(topic, group, offset);
-  std::string_view value;
-  if (!getValue(txn_, env_.pending, key, &value)) return std::nullopt;
-  PendingRecord old = codec::decodePending(topic, group, offset, value);
+  if (!waiting().find(keys::pending(topic, group, offset))) return std::nullopt;
+  PendingRecord old = codec::decodePending(topic, group, offset, waiting().value());
   if (old.visibleAtMs != core::kParkedMs)
     deleteKey(txn_, env_.due, keys::due(topic, group, old.visibleAtMs, offset));
-  deleteKey(txn_, env_.pending, key);
+  waiting().del();
   return old;
 }
 
@@ -363,35 +380,34 @@ void Applier::operator()(const core::PutPendingOp& op) {
   PendingRecord record{op.topic,      op.group,       op.offset,
                        op.deliveries, op.visibleAtMs, static_cast<uint8_t>(op.cause)};
   auto encoded = codec::encodePending(record);
+  std::string_view value = codec::bytesOf(encoded);
   Counts& counts = counts_[{op.topic, op.group}];
   if (op.visibleAtMs == 0) {
     if (auto old = removeWaiting(op.topic, op.group, op.offset)) counts.removed(*old);
-    MDB_val k = toVal(key);
-    MDB_val v = toVal(codec::bytesOf(encoded));
-    int rc = mdb_put(txn_, env_.held, &k, &v, MDB_NOOVERWRITE);
-    if (rc == MDB_KEYEXIST) {
-      putValue(txn_, env_.held, key, codec::bytesOf(encoded));
-    } else if (rc != 0) {
-      throw LmdbError(rc, "put held entry");
-    } else {
+    if (held().put(key, value, MDB_NOOVERWRITE)) {
       ++counts.pending;
+    } else {
+      held().put(key, value);
     }
     return;
   }
-  if (deleteKey(txn_, env_.held, key)) --counts.pending;
-  if (auto old = removeWaiting(op.topic, op.group, op.offset)) counts.removed(*old);
-  putValue(txn_, env_.pending, key, codec::bytesOf(encoded));
-  if (op.visibleAtMs != core::kParkedMs) {
-    putValue(txn_, env_.due, keys::due(op.topic, op.group, op.visibleAtMs, op.offset),
-             codec::bytesOf(encoded));
+  if (removeHeld(key)) --counts.pending;
+  if (!waiting().put(key, value, MDB_NOOVERWRITE)) {
+    PendingRecord old = codec::decodePending(op.topic, op.group, op.offset, waiting().value());
+    if (old.visibleAtMs != core::kParkedMs)
+      deleteKey(txn_, env_.due, keys::due(op.topic, op.group, old.visibleAtMs, op.offset));
+    counts.removed(old);
+    waiting().put(key, value);
   }
+  if (op.visibleAtMs != core::kParkedMs)
+    putValue(txn_, env_.due, keys::due(op.topic, op.group, op.visibleAtMs, op.offset), value);
   ++counts.pending;
   if (core::isScheduled(record)) ++counts.scheduled;
 }
 
 void Applier::operator()(const core::RemovePendingOp& op) {
   // Trimmed or purged meanwhile: nothing to remove.
-  if (deleteKey(txn_, env_.held, keys::pending(op.topic, op.group, op.offset))) {
+  if (removeHeld(keys::pending(op.topic, op.group, op.offset))) {
     counts_[{op.topic, op.group}].pending -= 1;
   } else if (auto old = removeWaiting(op.topic, op.group, op.offset)) {
     counts_[{op.topic, op.group}].removed(*old);

@@ -47,6 +47,19 @@ void Cursor::del() {
   if (rc != 0) throw LmdbError(rc, "delete");
 }
 
+bool Cursor::put(std::string_view key, std::string_view value, unsigned flags) {
+  MDB_val k = toVal(key);
+  MDB_val v = toVal(value);
+  int rc = mdb_cursor_put(cursor_, &k, &v, flags);
+  if (rc == MDB_KEYEXIST && (flags & MDB_NOOVERWRITE) != 0) {
+    key_ = k;
+    value_ = v;  // What it holds.
+    return false;
+  }
+  if (rc != 0) throw LmdbError(rc, "put");
+  return true;
+}
+
 bool getValue(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_view* value) {
   MDB_val k = toVal(key);
   MDB_val v{0, nullptr};

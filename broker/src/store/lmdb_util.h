@@ -67,8 +67,12 @@ class Cursor {
   bool seek(std::string_view key) { return get(MDB_SET_RANGE, key); }  // first key >= `key`
   std::string_view key() const { return toView(key_); }
   std::string_view value() const { return toView(value_); }
+  bool find(std::string_view key) { return get(MDB_SET, key); }  // exactly `key`
   // Deletes the current entry; next() then yields the entry after it.
   void del();
+  // Writes `key` (LMDB starts its search on the cursor's page); false when MDB_NOOVERWRITE
+  // finds the key, the cursor then on it.
+  bool put(std::string_view key, std::string_view value, unsigned flags = 0);
 
  private:
   MDB_cursor* cursor_ = nullptr;
