@@ -285,11 +285,8 @@ void GroupDelivery::settled(const Settle& settle, bool committed) {
     group->noteDue(*settle.dueAtMs);
     if (*settle.dueAtMs <= wallClockMs()) schedulePump(*group);
   }
-  for (const auto& [offset, dueAtMs] : settle.wakes) {
-    auto tracked = group->keyOf.find(offset);
-    if (tracked != group->keyOf.end() && tracked->second->second.active == offset)
-      wake(*group, offset, dueAtMs);
-  }
+  for (const auto& [offset, dueAtMs] : settle.wakes)
+    wake(*group, offset, dueAtMs);  // fill() passes over one settled meanwhile.
 }
 
 void GroupDelivery::expireLeases(Group& group, int64_t nowMs) {
@@ -920,7 +917,10 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
     return out.size() >= window || bytes >= byteBudget || passedOver >= kMaxPassedOverPerPass ||
            blocked;
   };
-  auto lease = [&](StoredMessageData message, uint32_t deliveries) {
+  // `parked`: its entry is parked (a key's next message, woken) and stays so while it is
+  // held: at start-up a key's first parked entry is due at once, as a held one is, so the
+  // delivery writes nothing; a broker crash meanwhile forgets only that it was delivered once.
+  auto lease = [&](StoredMessageData message, uint32_t deliveries, bool parked = false) {
     Lease& l = group.leases[message.offset];
     l = Lease{};  // A released lease: it has no owner.
     l.deliveries = deliveries;
@@ -928,13 +928,15 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
     group.noteAckDeadline(l.ackDeadlineMs);
     l.setOwner(&consumer);
     l.generation = ctx_.nextLeaseGeneration++;
-    batch.ops.push_back(
-        PutPendingOp{topic.id, group.name, message.offset, deliveries, 0, RedeliveryCause::kNone});
+    if (!parked) {
+      batch.ops.push_back(PutPendingOp{topic.id, group.name, message.offset, deliveries, 0,
+                                       RedeliveryCause::kNone});
+    }
     bytes += message.data.payload.size();
     out.push_back(Delivery{std::move(message), deliveries, l.generation});
   };
   // A message due again (or for the first time, delayed or behind its key) that no lease holds.
-  auto takeDue = [&](const DueEntry& entry, Lease* released) {
+  auto takeDue = [&](const DueEntry& entry, Lease* released, bool parked) {
     uint32_t maxDeliveries = topic.settings.maxDeliveries;
     if (maxDeliveries > 0 && entry.deliveries >= maxDeliveries) {
       // E.g. left so by a restart: dead-letter it in its own commit.
@@ -959,7 +961,7 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
       ++group.redelivered;
       ctx_.metrics.redeliveredTotal.fetch_add(1, std::memory_order_relaxed);
     }
-    lease(std::move(*message), entry.deliveries + 1);
+    lease(std::move(*message), entry.deliveries + 1, parked);
   };
   while (!full() && nextDue < due.size()) {
     const DueEntry& entry = due[nextDue++];
@@ -967,7 +969,7 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
     bool fromLease = released != group.leases.end();
     if (fromLease && (released->second.owner() != nullptr || released->second.gone)) continue;
     if (!fromLease && entry.visibleAtMs == 0 && group.heldAtStop > 0) --group.heldAtStop;
-    takeDue(entry, fromLease ? &released->second : nullptr);
+    takeDue(entry, fromLease ? &released->second : nullptr, false);
   }
   while (!full() && !group.woken.empty()) {
     Offset offset = group.woken.front();
@@ -977,7 +979,7 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
         group.leases.count(offset) != 0) {
       continue;  // Settled meanwhile (removed by retention, the group reset).
     }
-    takeDue(DueEntry{offset, 0, nowMs, RedeliveryCause::kNone}, nullptr);
+    takeDue(DueEntry{offset, 0, nowMs, RedeliveryCause::kNone}, nullptr, true);
   }
   auto decide = [&](const MessageHead& message) {
     if (message.offset >= topic.committedNext || full()) return Scan::kStop;  // Not answered yet.

@@ -126,7 +126,7 @@ TEST_CASE("a key-ordered group parked at a restart keeps the key's next message 
     RecordingSink sink;
     uint64_t id = h.subscribe("orders", "app", sink, 10, 30000, kKeyOrdered);
     REQUIRE(sink.received.size() == 1);
-    REQUIRE(h.wait(h.broker().ack(id, {1})).empty());  // Commits 2 as due with the ack.
+    REQUIRE(h.wait(h.broker().ack(id, {1})).empty());  // 2 is woken once the ack commits.
     REQUIRE(h.eventually([&] { return sink.received.size() == 2; }));
     h.broker().unsubscribe(id);
   }
@@ -141,6 +141,37 @@ TEST_CASE("a key-ordered group parked at a restart keeps the key's next message 
   REQUIRE(h.wait(h.broker().ack(id, {2})).empty());
   REQUIRE(h.eventually([&] { return sink.received.size() == 2; }));
   CHECK(sink.received[1].message.data.payload == "3");
+}
+
+TEST_CASE("a key's next message held at a stop is its key's first after the restart",
+          "[core][order]") {
+  // Delivered from memory, its entry parked all along: the restart finds it first of its key.
+  Harness h;
+  h.createTopic("orders");
+  publishKeyed(h, "orders", {{"k", "1"}, {"k", "2"}, {"k", "3"}});
+  {
+    RecordingSink sink;
+    uint64_t id = h.subscribe("orders", "app", sink, 10, 30000, kKeyOrdered);
+    REQUIRE(sink.received.size() == 1);
+    REQUIRE(h.wait(h.broker().ack(id, {1})).empty());
+    REQUIRE(h.eventually([&] { return sink.received.size() == 2; }));
+    CHECK(sink.received[1].message.offset == 2);
+    h.settle();
+  }
+  h.restart();  // 2 still held, never acked.
+  CHECK(group(h, "orders", "app").keyBlocked == 1);
+  RecordingSink sink;
+  uint64_t id = h.subscribe("orders", "app", sink, 10);
+  REQUIRE(h.eventually([&] { return sink.received.size() == 1; }));
+  h.settle();
+  REQUIRE(sink.received.size() == 1);
+  CHECK(sink.received[0].message.offset == 2);
+  REQUIRE(h.wait(h.broker().ack(id, {2})).empty());
+  REQUIRE(h.eventually([&] { return sink.received.size() == 2; }));
+  CHECK(sink.received[1].message.offset == 3);
+  REQUIRE(h.wait(h.broker().ack(id, {3})).empty());
+  h.settle();
+  CHECK(group(h, "orders", "app").pending == 0);
 }
 
 TEST_CASE("a dead-lettered message releases its key", "[core][order]") {
