@@ -10,6 +10,7 @@
 #include <kj/debug.h>
 
 #include "net/host_port.h"
+#include "net/message_stream.h"
 
 namespace sluice::detail {
 namespace {
@@ -29,6 +30,7 @@ std::string quoted(std::string_view text) {
 // Everything an RPC connection needs, destroyed in reverse order on the I/O thread.
 struct Session {
   kj::Own<kj::AsyncIoStream> stream;
+  kj::Own<net::BufferedMessageStream> messages;
   kj::Own<capnp::TwoPartyVatNetwork> network;
   kj::Own<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc;
 };
@@ -191,8 +193,9 @@ void Connection::run(std::string address, std::promise<Result<void>> ready) {
             .then([&](kj::Own<kj::AsyncIoStream> stream) {
               reachedBroker = true;
               session.stream = kj::mv(stream);
+              session.messages = kj::heap<net::BufferedMessageStream>(*session.stream);
               session.network = kj::heap<capnp::TwoPartyVatNetwork>(
-                  *session.stream, capnp::rpc::twoparty::Side::CLIENT, receiveOptions());
+                  *session.messages, capnp::rpc::twoparty::Side::CLIENT, receiveOptions());
               session.rpc = kj::heap<capnp::RpcSystem<capnp::rpc::twoparty::VatId>>(
                   capnp::makeRpcClient(*session.network));
               capnp::MallocMessageBuilder vatIdMessage(8);

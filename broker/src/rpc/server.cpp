@@ -1,6 +1,7 @@
 #include "rpc/server.h"
 
 #include "common/log.h"
+#include "net/message_stream.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -107,7 +108,7 @@ class LoggingMessageStream final : public capnp::MessageStream {
     serverLog()->warn("connection dropped peer={} reason=\"{}\"", peer_, why);
   }
 
-  capnp::AsyncIoMessageStream inner_;
+  net::BufferedMessageStream inner_;
   std::string peer_;
   bool logged_ = false;
 };
