@@ -129,7 +129,7 @@ void printSummary(Context& context, const Summary& s) {
   for (const auto& [key, latency] : s.latencies) {
     std::string label = key == "ack_latency"        ? "publish -> ack"
                         : key == "e2e_latency"      ? "end to end"
-                        : key == "transact_latency" ? "transact()"
+                        : key == "transact_latency" ? "transactAsync() -> answer"
                                                     : key;
     context.print("  " + label + ": " + formatLatency(latency) + " (" +
                   std::to_string(latency.samples) + " samples)");
@@ -176,7 +176,7 @@ void addBenchCommands(CLI::App& app, Context& context) {
       "Rates count acknowledged messages (`transact`: committed transactions); MB/s counts\n"
       "payload bytes (10^6 bytes). Latencies: publish -> acknowledgement (fsync'd commit), for\n"
       "`latency` publish call -> consumer receipt on this host, and for `transact` the\n"
-      "transact() call. Progress goes to stderr when it is a terminal.\n"
+      "transactAsync() call -> its answer. Progress goes to stderr when it is a terminal.\n"
       "Examples:\n"
       "  sluice bench publish bench --create --producers 4 --in-flight 256 --duration 10s\n"
       "  sluice bench consume bench --group drain --prefetch 1000 --count 500000\n"
@@ -314,7 +314,7 @@ void addBenchCommands(CLI::App& app, Context& context) {
       ->type_name("N");
   transact
       ->add_option("--in-flight", args->inFlight,
-                   "Transactions in flight over all consumers, one thread each (default 256)")
+                   "Transactions in flight over all consumers (default 256)")
       ->check(CLI::Range(1, 4096))
       ->type_name("N");
   transact

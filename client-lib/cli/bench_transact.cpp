@@ -1,12 +1,12 @@
 // `sluice bench transact`: atomic ack-and-publish, one input message to one output message.
 // --consumers fetch consumers (prefetch 0) of one group, each with its own connection, share
-// --in-flight worker threads; every worker calls the blocking Consumer::transact() to
-// acknowledge one message of TOPIC and publish a copy of its payload to --to, so --in-flight
-// transactions are outstanding at once. A fetcher thread per consumer keeps its workers
-// supplied. The rate counts from the first fetch (after every consumer subscribed) until the
-// last transaction is answered. Fetch consumers hold exactly the messages they took, so the
-// end can check the outcome exactly: the output topic grew by one message per committed
-// transaction, the group acknowledged as many, and nothing of the group is left pending.
+// --in-flight transactions: a fetcher thread per consumer takes messages of TOPIC and, for
+// each, calls Consumer::transactAsync() to acknowledge it and publish a copy of its payload to
+// --to; the answers arrive on the connection's I/O thread, which refills the fetcher's window.
+// The rate counts from the first fetch (after every consumer subscribed) until the last
+// transaction is answered. Fetch consumers hold exactly the messages they took, so the end can
+// check the outcome exactly: the output topic grew by one message per committed transaction,
+// the group acknowledged as many, and nothing of the group is left pending.
 
 #include <unistd.h>
 
@@ -48,36 +48,32 @@ void noteActivity(Shared& shared) {
   shared.lastActivityNs.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
 }
 
-// What one worker thread measured; read after it has been joined.
-struct WorkerRun {
+// What one lane's answers measured: written by its connection's I/O thread, read once none
+// is outstanding.
+struct LaneRun {
   std::vector<uint32_t> latencies;
   uint64_t bytes = 0;
   Clock::time_point lastAnswer{};
 };
 
-// One consumer, its fetcher and its workers. Messages go from the fetcher to the workers
-// through `ready`; `held` counts those fetched and not yet answered.
+// One consumer and its fetcher. `held` counts the messages fetched whose transaction is not
+// answered yet: at most `window`, refilled once it falls to `refillAt`.
 struct Lane {
-  Lane(Client connected, uint32_t workerCount)
+  Lane(Client connected, uint32_t inFlight)
       : client(std::move(connected)),
-        workers(workerCount),
-        window(4 * workerCount),
-        refillAt(window - std::max<uint32_t>(1, workerCount / 4)) {}
+        window(inFlight),
+        refillAt(window - std::max<uint32_t>(1, window / 4)) {}
 
   Client client;
   Consumer consumer;
-  const uint32_t workers;
-  // Messages held at most: four times the workers, so that each finds its next message
-  // waiting when its transaction returns even while a fetch is slow (3-18 ms were seen under
-  // a full load; with twice the workers, some were seen idle). A refill waits until a quarter of
-  // the workers have finished, so that each fetch carries several messages.
   const uint32_t window;
+  // A refill waits until a quarter of the window is answered, so that each fetch carries
+  // several messages.
   const uint32_t refillAt;
   std::mutex mu;
-  std::condition_variable work;  // For workers: `ready` is not empty, or stop.
-  std::condition_variable room;  // For the fetcher: `held` fell.
-  std::deque<Message> ready;     // Guarded by mu.
+  std::condition_variable room;  // `held` fell to refillAt or to 0, or stop.
   uint32_t held = 0;             // Guarded by mu.
+  LaneRun run;
 };
 
 // Claims up to `want` of the run's remaining messages; returns how many.
@@ -90,7 +86,35 @@ uint64_t claim(Shared& shared, uint64_t want) {
   }
 }
 
-void runFetcher(Lane& lane, Shared& shared) {
+// Called with each answer, on the lane's I/O thread.
+void answered(Lane& lane, Shared& shared, const std::string& id, size_t bytes,
+              Clock::time_point started, Result<TransactionResult> result) {
+  auto now = Clock::now();
+  if (!result.ok()) {
+    fail(shared, result.error());
+  } else if (result.value().replayed || result.value().outputs.size() != 1 ||
+             result.value().outputs[0].second.size() != 1) {
+    fail(shared, Error{ErrorCode::kInternal,
+                       "transaction " + id + " was answered with " +
+                           (result.value().replayed ? "replayed = true" : "the wrong outputs") +
+                           "; expected one new output message"});
+  } else {
+    lane.run.latencies.push_back(micros(now - started));
+    lane.run.bytes += bytes;
+    lane.run.lastAnswer = now;
+    shared.committed.fetch_add(1, std::memory_order_relaxed);
+    noteActivity(shared);
+  }
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(lane.mu);
+    --lane.held;
+    wake = lane.held == lane.refillAt || lane.held == 0;
+  }
+  if (wake) lane.room.notify_all();
+}
+
+void runFetcher(Lane& lane, const BenchArgs& args, const std::string& runId, Shared& shared) {
   while (!shared.stop.load(std::memory_order_relaxed)) {
     uint32_t held;
     {
@@ -119,61 +143,21 @@ void runFetcher(Lane& lane, Shared& shared) {
     noteActivity(shared);
     {
       std::lock_guard<std::mutex> lock(lane.mu);
-      for (Message& message : messages)
-        lane.ready.push_back(std::move(message));
       lane.held += static_cast<uint32_t>(messages.size());
     }
-    // One waiting worker per message, rather than waking all of them for a few messages.
-    if (messages.size() >= lane.workers) {
-      lane.work.notify_all();
-    } else {
-      for (size_t i = 0; i < messages.size(); ++i)
-        lane.work.notify_one();
+    for (Message& input : messages) {
+      Transaction transaction;
+      transaction.id = runId + "-" + std::to_string(input.offset());
+      transaction.ack(input);
+      OutgoingMessage output;
+      output.payload = input.payload();
+      transaction.publish(args.to, std::move(output));
+      lane.consumer.transactAsync(
+          transaction, [&lane, &shared, id = transaction.id, bytes = input.payload().size(),
+                        started = Clock::now()](Result<TransactionResult> result) {
+            answered(lane, shared, id, bytes, started, std::move(result));
+          });
     }
-  }
-}
-
-void runWorker(Lane& lane, const BenchArgs& args, const std::string& runId, Shared& shared,
-               WorkerRun& run) {
-  for (;;) {
-    Message input;
-    {
-      std::unique_lock<std::mutex> lock(lane.mu);
-      lane.work.wait(lock, [&] { return !lane.ready.empty() || shared.stop.load(); });
-      if (shared.stop.load()) return;
-      input = std::move(lane.ready.front());
-      lane.ready.pop_front();
-    }
-    Transaction transaction;
-    transaction.id = runId + "-" + std::to_string(input.offset());
-    transaction.ack(input);
-    OutgoingMessage output;
-    output.payload = input.payload();
-    transaction.publish(args.to, std::move(output));
-    auto started = Clock::now();
-    Result<TransactionResult> result = lane.consumer.transact(transaction);
-    auto answered = Clock::now();
-    if (!result.ok()) return fail(shared, result.error());
-    const TransactionResult& outcome = result.value();
-    if (outcome.replayed || outcome.outputs.size() != 1 || outcome.outputs[0].second.size() != 1) {
-      return fail(shared, Error{ErrorCode::kInternal,
-                                "transaction " + transaction.id + " was answered with " +
-                                    (outcome.replayed ? "replayed = true" : "the wrong outputs") +
-                                    "; expected one new output message"});
-    }
-    run.latencies.push_back(micros(answered - started));
-    run.bytes += input.payload().size();
-    run.lastAnswer = answered;
-    shared.committed.fetch_add(1, std::memory_order_relaxed);
-    noteActivity(shared);
-    bool wake;
-    {
-      std::lock_guard<std::mutex> lock(lane.mu);
-      // The fetcher waits, if at all, for exactly this value (held only counts down to it
-      // from above): one wakeup per refill instead of one per transaction.
-      wake = --lane.held == lane.refillAt;
-    }
-    if (wake) lane.room.notify_one();
   }
 }
 
@@ -230,25 +214,18 @@ int runTransact(Context& context, const BenchArgs& args) {
   SubscribeOptions options;
   options.prefetch = 0;  // Fetch: the consumer holds exactly what it takes.
   for (uint32_t i = 0; i < args.consumers; ++i) {
-    uint32_t workers =
+    uint32_t inFlight =
         args.inFlight / args.consumers + (i < args.inFlight % args.consumers ? 1 : 0);
-    auto lane = std::make_unique<Lane>(connectAnother(context), workers);
+    auto lane = std::make_unique<Lane>(connectAnother(context), inFlight);
     lane->consumer = context.take(lane->client.subscribe(args.topic, args.group, options));
     lanes.push_back(std::move(lane));
   }
 
-  std::vector<WorkerRun> runs(args.inFlight);
   std::vector<std::thread> threads;
   auto start = Clock::now();
   shared.lastActivityNs = start.time_since_epoch().count();
-  size_t next = 0;
-  for (auto& lane : lanes) {
-    for (uint32_t k = 0; k < lane->workers; ++k, ++next) {
-      threads.emplace_back(
-          [&, lane = lane.get(), next] { runWorker(*lane, args, runId, shared, runs[next]); });
-    }
-    threads.emplace_back([&, lane = lane.get()] { runFetcher(*lane, shared); });
-  }
+  for (auto& lane : lanes)
+    threads.emplace_back([&, lane = lane.get()] { runFetcher(*lane, args, runId, shared); });
 
   Progress progress("transact");
   bool idled = watchRun(
@@ -256,14 +233,21 @@ int runTransact(Context& context, const BenchArgs& args) {
       shared.lastActivityNs, idle);
   shared.stop = true;
   for (auto& lane : lanes) {
-    // Taken and released so that no worker or fetcher misses the stop between its check and
-    // its wait.
+    // Taken and released so that no fetcher misses the stop between its check and its wait.
     { std::lock_guard<std::mutex> lock(lane->mu); }
-    lane->work.notify_all();
     lane->room.notify_all();
   }
   for (auto& thread : threads)
     thread.join();
+  // Every transaction is answered (by the broker, or with kDisconnected if the connection
+  // ends) before the lanes' results are read.
+  for (auto& lane : lanes) {
+    std::unique_lock<std::mutex> lock(lane->mu);
+    if (!lane->room.wait_for(lock, std::chrono::seconds(60), [&] { return lane->held == 0; })) {
+      throw CliExit(kExitError, "error: bench transact: " + std::to_string(lane->held) +
+                                    " transactions still unanswered 60 s after the run");
+    }
+  }
   progress.finish();
   for (auto& lane : lanes)
     lane->consumer.close();
@@ -274,7 +258,8 @@ int runTransact(Context& context, const BenchArgs& args) {
   std::vector<uint32_t> latencies;
   uint64_t bytes = 0;
   Clock::time_point lastAnswer = start;
-  for (WorkerRun& run : runs) {
+  for (auto& lane : lanes) {
+    const LaneRun& run = lane->run;
     latencies.insert(latencies.end(), run.latencies.begin(), run.latencies.end());
     bytes += run.bytes;
     lastAnswer = std::max(lastAnswer, run.lastAnswer);

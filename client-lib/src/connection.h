@@ -62,6 +62,9 @@ class Connection {
   // Not from the I/O thread (it would wait on itself): that returns kInvalidArgument.
   template <typename T, typename Start>
   Result<T> call(const char* what, Start start);
+  // As call(), without waiting: `completion` receives the result. From any thread.
+  template <typename T, typename Start>
+  void callAsync(Start start, Completion<T> completion);
 
   // Waits for `future` at most Options::callTimeout; kTimeout if it is not ready by then.
   template <typename T>
@@ -129,12 +132,20 @@ namespace sluice::detail {
 template <typename T, typename Start>
 Result<T> Connection::call(const char* what, Start start) {
   if (auto problem = checkMayBlock(what)) return *problem;
-  auto completion = std::make_shared<Completion<T>>();
-  auto future = completion->future();
-  post([start = std::move(start), completion = std::move(completion)](IoState& state) mutable {
+  Completion<T> completion;
+  auto future = completion.future();
+  callAsync(std::move(start), std::move(completion));
+  return await(future, what);
+}
+
+template <typename T, typename Start>
+void Connection::callAsync(Start start, Completion<T> completion) {
+  // Shared: a command is copyable. Dropped unrun (the connection closed), it completes with
+  // kDisconnected.
+  auto shared = std::make_shared<Completion<T>>(std::move(completion));
+  post([start = std::move(start), completion = std::move(shared)](IoState& state) mutable {
     state.track<T>(kj::evalNow([&] { return start(state); }), std::move(*completion));
   });
-  return await(future, what);
 }
 
 }  // namespace sluice::detail

@@ -139,6 +139,24 @@ Result<TransactionResult> Consumer::transact(const Transaction& transaction) {
   return state_->transact(transaction);
 }
 
+std::future<Result<TransactionResult>> Consumer::transactAsync(const Transaction& transaction) {
+  detail::Completion<TransactionResult> completion;
+  auto future = completion.future();
+  if (!state_) {
+    completion.complete(noConnection());
+  } else {
+    state_->transactAsync(transaction, std::move(completion));
+  }
+  return future;
+}
+
+void Consumer::transactAsync(const Transaction& transaction,
+                             std::function<void(Result<TransactionResult>)> done) {
+  detail::Completion<TransactionResult> completion(std::move(done));
+  if (!state_) return completion.complete(noConnection());
+  state_->transactAsync(transaction, std::move(completion));
+}
+
 Transaction& Transaction::ack(const Message& message) {
   acks.push_back(message);
   return *this;

@@ -227,27 +227,35 @@ std::future<Result<void>> SubscriptionState::settle(uint64_t offset, uint64_t de
 }
 
 Result<TransactionResult> SubscriptionState::transact(const Transaction& transaction) {
+  if (auto problem = checkMayBlock("transact")) return *problem;
+  Completion<TransactionResult> completion;
+  auto future = completion.future();
+  transactAsync(transaction, std::move(completion));
+  return connection_->await(future, "transact");
+}
+
+void SubscriptionState::transactAsync(const Transaction& transaction,
+                                      Completion<TransactionResult> completion) {
   std::vector<SubscriptionIo::Named> offsets;
   for (const Message& message : transaction.acks) {
     if (message.subscription_.get() != this) {
-      return Error{
+      return completion.complete(Error{
           ErrorCode::kInvalidArgument,
           "transaction: message at offset " + std::to_string(message.offset()) +
               (message.subscription_ ? " was delivered to another consumer" : " was read by peek") +
-              "; a transaction acknowledges messages this consumer holds"};
+              "; a transaction acknowledges messages this consumer holds"});
     }
     offsets.emplace_back(message.offset(), message.deliveryId());
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) return Error{ErrorCode::kDisconnected, "the consumer was closed"};
+    if (closed_)
+      return completion.complete(Error{ErrorCode::kDisconnected, "the consumer was closed"});
   }
-  if (auto problem = checkMayBlock("transact")) return *problem;
   // Copied for the I/O thread (the caller's may be gone if the call times out), without the
   // messages: they own this state, which the I/O thread must never keep alive.
   Transaction sent{transaction.id, {}, transaction.publishes};
-  return connection_->call<TransactionResult>(
-      "transact",
+  connection_->callAsync<TransactionResult>(
       [id = id_, transaction = std::move(sent), offsets = std::move(offsets)](
           IoState& io) mutable -> kj::Promise<Result<TransactionResult>> {
         auto it = io.subscriptions.find(id);
@@ -256,7 +264,8 @@ Result<TransactionResult> SubscriptionState::transact(const Transaction& transac
               Error{ErrorCode::kDisconnected, "the consumer was closed"});
         }
         return it->second->transact(transaction, std::move(offsets));
-      });
+      },
+      std::move(completion));
 }
 
 Result<void> SubscriptionState::await(std::future<Result<void>>& future, const char* what) const {

@@ -53,8 +53,9 @@ class SubscriptionState {
   Result<Message> receive(std::chrono::milliseconds timeout);
   // See Consumer::fetch.
   Result<std::vector<Message>> fetch(uint32_t max, std::chrono::milliseconds timeout);
-  // See Consumer::transact.
+  // See Consumer::transact and transactAsync.
   Result<TransactionResult> transact(const Transaction& transaction);
+  void transactAsync(const Transaction& transaction, Completion<TransactionResult> completion);
   // Ends the subscription: drops the inbox, stops the handler thread, tells the I/O thread to
   // release the broker's Subscription. Idempotent; callable from the handler itself.
   void close();

@@ -2,6 +2,10 @@
 
 #include <signal.h>
 
+#include <condition_variable>
+#include <future>
+#include <mutex>
+
 #include "integration/broker_fixture.h"
 
 namespace sluice::test {
@@ -99,6 +103,70 @@ TEST_CASE("a transaction acknowledges only messages of its own consumer",
   CHECK_THAT(outcome(consumer.transact(Transaction{})), IsError(ErrorCode::kInvalidArgument));
   CHECK(describeTopic(broker.admin(), "out").messages == 0);
   ackAll({mine[0], theirs[0]});
+}
+
+TEST_CASE("transactAsync answers every transaction, many at once, each on its own",
+          "[integration][transaction]") {
+  Broker broker;
+  createTopic(broker.admin(), "in");
+  createTopic(broker.admin(), "out");
+  publishPayloads(broker.producer(), "in", 50);
+  SubscribeOptions options;
+  options.prefetch = 0;
+  auto consumer = broker.client().subscribe("in", "work", options);
+  REQUIRE(consumer.ok());
+  auto fetched = consumer.value().fetch(50, std::chrono::seconds(10));
+  REQUIRE(fetched.ok());
+  REQUIRE(fetched.value().size() == 50);
+  std::vector<Message>& inputs = fetched.value();
+
+  // 40 with futures, outstanding together; one of them refused (a topic that does not exist).
+  std::vector<std::future<Result<TransactionResult>>> futures;
+  for (size_t i = 0; i < 40; ++i) {
+    Transaction transaction;
+    transaction.id = "async-" + std::to_string(i);
+    transaction.ack(inputs[i]).publish(i == 7 ? "nowhere" : "out", textMessage(std::to_string(i)));
+    futures.push_back(consumer.value().transactAsync(transaction));
+  }
+  for (size_t i = 0; i < futures.size(); ++i) {
+    auto answer = futures[i].get();
+    if (i == 7) {
+      CHECK_THAT(outcome(answer), IsError(ErrorCode::kTopicNotFound));
+      continue;
+    }
+    REQUIRE(outcome(answer) == "ok");
+    REQUIRE(answer.value().outputs.size() == 1);
+    CHECK(answer.value().outputs[0].second.size() == 1);
+  }
+  // 10 with callbacks, on the client's I/O thread.
+  std::mutex mu;
+  std::condition_variable answered;
+  std::vector<std::string> outcomes;
+  for (size_t i = 40; i < 50; ++i) {
+    Transaction transaction;
+    transaction.id = "async-" + std::to_string(i);
+    transaction.ack(inputs[i]).publish("out", textMessage(std::to_string(i)));
+    consumer.value().transactAsync(transaction, [&](Result<TransactionResult> answer) {
+      std::lock_guard<std::mutex> lock(mu);
+      outcomes.push_back(outcome(answer));
+      answered.notify_all();
+    });
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    REQUIRE(
+        answered.wait_for(lock, std::chrono::seconds(10), [&] { return outcomes.size() == 10; }));
+    CHECK(outcomes == std::vector<std::string>(10, "ok"));
+  }
+  // A message not of this consumer is refused before anything is sent.
+  auto peeked = peekAll(broker.admin(), "in");
+  Transaction wrong;
+  wrong.ack(peeked[7]).publish("out", textMessage("x"));
+  CHECK_THAT(outcome(consumer.value().transactAsync(wrong).get()),
+             IsError(ErrorCode::kInvalidArgument));
+
+  CHECK(describeTopic(broker.admin(), "out").messages == 49);
+  CHECK(describeGroup(broker.admin(), "in", "work").pending == 1);  // Offset 8, held still.
 }
 
 }  // namespace

@@ -213,6 +213,12 @@ class Consumer {
   //         kMessageTooLarge, kStorageFull, kLimitExceeded, kStorageFailed, kDisconnected,
   //         kTimeout.
   Result<TransactionResult> transact(const Transaction& transaction);
+  // As transact(), returning at once: the future completes with its answer. Many may be
+  // outstanding; each is applied on its own (a failed one changes nothing, the others go on).
+  std::future<Result<TransactionResult>> transactAsync(const Transaction& transaction);
+  // As above, but calls `done` with the answer on the client's I/O thread: it must not block.
+  void transactAsync(const Transaction& transaction,
+                     std::function<void(Result<TransactionResult>)> done);
   // Ends the subscription; idempotent. Messages not yet received are redelivered to others.
   void close();
   // The broker's id for this consumer (shown by `sluice groups describe`).
