@@ -207,6 +207,20 @@ interface Subscription {
   # (rules of a message id), a retry within 5 minutes of the commit answers the first
   # application's offsets with `replayed` set and changes nothing; the same id with other
   # content fails with transactionConflict.
+  transactMany @5 (transactions :List(TransactRequest))
+      -> (results :List(TransactResult), refused :Error);
+  # Several transactions (at most 1024) in one call: each applied as by transact, in order (a
+  # refused one changes nothing and the others go on), those that apply in one commit. One
+  # result per transaction, in order; or, for a call of more than 1024, no result and
+  # `refused` (limitExceeded), nothing applied. Libsluice sends what transactAsync queued so.
+}
+
+struct TransactRequest {
+  # The parameters of Subscription.transact, as one element of transactMany.
+  id @0 :Text;
+  offsets @1 :List(UInt64);
+  deliveryIds @2 :List(UInt64);
+  publishes @3 :List(TopicMessages);
 }
 
 struct TopicMessages {

@@ -116,6 +116,10 @@ void SubscriptionIo::settle(Named delivery, Settlement settlement, Completion<vo
       renewals_[settlement.ms].emplace_back(delivery, std::move(done));
       break;
   }
+  scheduleFlush();
+}
+
+void SubscriptionIo::scheduleFlush() {
   if (flushScheduled_) return;
   flushScheduled_ = true;
   // Runs after every command of this wakeup, so their settlements share one call. Looked up
@@ -150,6 +154,7 @@ void SubscriptionIo::flush() {
                                                              std::move(waiters));
   }
   renewals_.clear();
+  if (!transactions_.empty()) sendTransactions(std::exchange(transactions_, {}));
 }
 
 void SubscriptionIo::fetch(uint64_t seq, uint32_t max, uint32_t timeoutMs) {
@@ -185,11 +190,25 @@ void SubscriptionIo::fetch(uint64_t seq, uint32_t max, uint32_t timeoutMs) {
           }));
 }
 
-kj::Promise<Result<TransactionResult>> SubscriptionIo::transact(const Transaction& transaction,
-                                                                std::vector<Named> offsets) {
-  // Acks queued before it reach the broker first, as for fetch.
-  flush();
-  auto request = subscription_.transactRequest();
+namespace {
+
+constexpr size_t kTransactionsPerCall = 1024;         // The broker's limit.
+constexpr size_t kTransactionBytesPerCall = 8 << 20;  // Well under its 80 MiB message limit.
+
+size_t payloadBytes(const Transaction& transaction) {
+  size_t bytes = 0;
+  for (const auto& [topic, messages] : transaction.publishes) {
+    for (const OutgoingMessage& m : messages) {
+      bytes += m.payload.size() + m.id.size() + (m.key ? m.key->size() : 0);
+      for (const auto& [key, value] : m.headers)
+        bytes += key.size() + value.size();
+    }
+  }
+  return bytes;
+}
+
+void setRequest(wire::TransactRequest::Builder request, const Transaction& transaction,
+                const std::vector<SubscriptionIo::Named>& offsets) {
   request.setId(asText(transaction.id));
   auto wireOffsets = request.initOffsets(static_cast<unsigned>(offsets.size()));
   auto wireIds = request.initDeliveryIds(static_cast<unsigned>(offsets.size()));
@@ -198,41 +217,99 @@ kj::Promise<Result<TransactionResult>> SubscriptionIo::transact(const Transactio
     wireIds.set(i, offsets[i].second);
   }
   auto publishes = request.initPublishes(static_cast<unsigned>(transaction.publishes.size()));
-  std::vector<size_t> expected;
   for (unsigned i = 0; i < transaction.publishes.size(); ++i) {
     const auto& [topic, messages] = transaction.publishes[i];
     publishes[i].setTopic(asText(topic));
     auto out = publishes[i].initMessages(static_cast<unsigned>(messages.size()));
     for (unsigned k = 0; k < messages.size(); ++k)
       toWire(messages[k], out[k]);
-    expected.push_back(messages.size());
   }
-  return request.send().then([expected = std::move(expected)](
-                                 capnp::Response<wire::Subscription::TransactResults>&& response)
-                                 -> Result<TransactionResult> {
-    auto result = response.getResult();
-    if (result.isError()) return fromWire(result.getError());
-    auto outputs = result.getOutputs();
-    if (outputs.size() != expected.size()) {
-      return Error{ErrorCode::kInternal, "the broker answered a transaction of " +
-                                             std::to_string(expected.size()) + " topics with " +
-                                             std::to_string(outputs.size())};
+}
+
+Result<TransactionResult> resultOf(wire::TransactResult::Reader result,
+                                   const Transaction& transaction) {
+  if (result.isError()) return fromWire(result.getError());
+  auto outputs = result.getOutputs();
+  const auto& expected = transaction.publishes;
+  if (outputs.size() != expected.size()) {
+    return Error{ErrorCode::kInternal, "the broker answered a transaction of " +
+                                           std::to_string(expected.size()) + " topics with " +
+                                           std::to_string(outputs.size())};
+  }
+  TransactionResult answer;
+  answer.replayed = result.getReplayed();
+  for (unsigned i = 0; i < outputs.size(); ++i) {
+    if (outputs[i].getAcks().size() != expected[i].second.size()) {
+      return Error{ErrorCode::kInternal,
+                   "the broker answered " + std::to_string(outputs[i].getAcks().size()) +
+                       " acks for " + std::to_string(expected[i].second.size()) + " messages"};
     }
-    TransactionResult answer;
-    answer.replayed = result.getReplayed();
-    for (unsigned i = 0; i < outputs.size(); ++i) {
-      if (outputs[i].getAcks().size() != expected[i]) {
-        return Error{ErrorCode::kInternal,
-                     "the broker answered " + std::to_string(outputs[i].getAcks().size()) +
-                         " acks for " + std::to_string(expected[i]) + " messages"};
-      }
-      std::vector<PublishAck> acks;
-      for (auto ack : outputs[i].getAcks())
-        acks.push_back(fromWire(ack));
-      answer.outputs.emplace_back(toStd(outputs[i].getTopic()), std::move(acks));
+    std::vector<PublishAck> acks;
+    for (auto ack : outputs[i].getAcks())
+      acks.push_back(fromWire(ack));
+    answer.outputs.emplace_back(toStd(outputs[i].getTopic()), std::move(acks));
+  }
+  return answer;
+}
+
+}  // namespace
+
+kj::Promise<Result<TransactionResult>> SubscriptionIo::transact(Transaction transaction,
+                                                                std::vector<Named> offsets) {
+  auto answer = kj::newPromiseAndFulfiller<Result<TransactionResult>>();
+  transactions_.push_back({std::move(transaction), std::move(offsets), kj::mv(answer.fulfiller)});
+  scheduleFlush();
+  return kj::mv(answer.promise);
+}
+
+void SubscriptionIo::sendTransactions(std::vector<QueuedTransaction> queued) {
+  for (size_t first = 0; first < queued.size();) {
+    size_t end = first;
+    size_t bytes = 0;
+    while (end < queued.size() && end - first < kTransactionsPerCall &&
+           (end == first ||
+            bytes + payloadBytes(queued[end].transaction) <= kTransactionBytesPerCall)) {
+      bytes += payloadBytes(queued[end].transaction);
+      ++end;
     }
-    return answer;
-  });
+    auto request = subscription_.transactManyRequest();
+    auto list = request.initTransactions(static_cast<unsigned>(end - first));
+    auto calls = std::make_shared<std::vector<QueuedTransaction>>();
+    for (size_t i = first; i < end; ++i) {
+      setRequest(list[static_cast<unsigned>(i - first)], queued[i].transaction, queued[i].offsets);
+      calls->push_back(std::move(queued[i]));
+    }
+    first = end;
+    // Every waiter is answered: from the reply, or with the call's failure (a lost connection).
+    io_.tasks->add(
+        request.send()
+            .then([calls](capnp::Response<wire::Subscription::TransactManyResults>&& response) {
+              auto results = response.getResults();
+              if (response.hasRefused()) {
+                Error refused = fromWire(response.getRefused());
+                for (auto& call : *calls)
+                  call.answer->fulfill(Result<TransactionResult>(refused));
+                return;
+              }
+              for (size_t i = 0; i < calls->size(); ++i) {
+                auto& call = (*calls)[i];
+                call.answer->fulfill(
+                    i < results.size()
+                        ? resultOf(results[static_cast<unsigned>(i)], call.transaction)
+                        : Result<TransactionResult>(
+                              Error{ErrorCode::kInternal,
+                                    "the broker answered " + std::to_string(results.size()) +
+                                        " of " + std::to_string(calls->size()) + " transactions"}));
+              }
+            })
+            .catch_([calls](kj::Exception&& exception) {
+              Error error = fromException(exception);
+              for (auto& call : *calls) {
+                if (call.answer->isWaiting())
+                  call.answer->fulfill(Result<TransactionResult>(error));
+              }
+            }));
+  }
 }
 
 void SubscriptionIo::end(const Error& error, bool dropQueued) {

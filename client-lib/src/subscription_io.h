@@ -18,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include <kj/async.h>
+
 #include "completion.h"
 #include "sluice/client.h"
 #include "sluice/schemas/rpc.capnp.h"
@@ -71,9 +73,10 @@ class SubscriptionIo {
   // Sends what is queued, then Subscription.fetch; the answered messages go to the consumer's
   // inbox, then SubscriptionState::fetchAnswered(seq, ...) reports the outcome.
   void fetch(uint64_t seq, uint32_t max, uint32_t timeoutMs);
-  // Sends what is queued, then Subscription.transact acknowledging `offsets` (offset and
-  // delivery id); the transaction's own `acks` are not read.
-  kj::Promise<Result<TransactionResult>> transact(const Transaction& transaction,
+  // Queues a transaction acknowledging `offsets` (offset and delivery id; the transaction's
+  // own `acks` are not read). The flush sends the transactions queued in a wakeup after the
+  // acks, in Subscription.transactMany calls of at most 1024 transactions and about 8 MiB.
+  kj::Promise<Result<TransactionResult>> transact(Transaction transaction,
                                                   std::vector<Named> offsets);
   // Ends the consumer's inbox with `error`; see SubscriptionState::end.
   void end(const Error& error, bool dropQueued);
@@ -81,7 +84,14 @@ class SubscriptionIo {
  private:
   // A delivery and whoever waits for its settlement.
   using Waiter = std::pair<Named, Completion<void>>;
+  struct QueuedTransaction {
+    Transaction transaction;
+    std::vector<Named> offsets;
+    kj::Own<kj::PromiseFulfiller<Result<TransactionResult>>> answer;
+  };
+  void scheduleFlush();
   void flush();
+  void sendTransactions(std::vector<QueuedTransaction> queued);
 
   IoState& io_;
   const uint64_t id_;
@@ -90,6 +100,7 @@ class SubscriptionIo {
   std::vector<Waiter> acks_;
   std::map<uint32_t, std::vector<Waiter>> nacks_;     // By delay in ms.
   std::map<uint32_t, std::vector<Waiter>> renewals_;  // By extension in ms.
+  std::vector<QueuedTransaction> transactions_;
   bool flushScheduled_ = false;
 };
 

@@ -263,7 +263,7 @@ void SubscriptionState::transactAsync(const Transaction& transaction,
           return Result<TransactionResult>(
               Error{ErrorCode::kDisconnected, "the consumer was closed"});
         }
-        return it->second->transact(transaction, std::move(offsets));
+        return it->second->transact(std::move(transaction), std::move(offsets));
       },
       std::move(completion));
 }

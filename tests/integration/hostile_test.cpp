@@ -262,6 +262,7 @@ class RawRpcClient {
   }
 
   wire::Broker::Client& broker() { return broker_; }
+  wire::Subscription::Client& subscription() { return subscriptions_.back(); }
 
   // Subscribes with a handler that counts deliveries; REQUIREs success.
   void subscribe(const std::string& topic, const std::string& group, uint32_t prefetch,
@@ -827,6 +828,34 @@ TEST_CASE("a publish claiming millions of empty messages is refused before any i
   auto ok = client.publish("orders", {"after"});
   REQUIRE(waitWithTimeout(io, kj::mv(ok), std::chrono::seconds(30)));
   CHECK(describeTopic(broker.admin(), "orders").messages == 1);
+}
+
+TEST_CASE("a transactMany claiming millions of transactions is refused before any is copied",
+          "[integration][hostile]") {
+  constexpr unsigned kClaimed = 5'000'000;
+  Broker broker;
+  createTopic(broker.admin(), "in");
+  createTopic(broker.admin(), "out");
+  REQUIRE(broker.producer().publish("in", "input").ok());
+  auto io = kj::setupAsyncIo();
+  RawRpcClient client(io, broker.process().rpcPort());
+  std::atomic<uint64_t> delivered{0};
+  client.subscribe("in", "work", 10, delivered);
+  RssPeakSampler sampler(broker.process().pid(), std::chrono::milliseconds(5));
+  auto request = client.subscription().transactManyRequest();
+  capnp::AnyStruct::Builder params{wire::Subscription::TransactManyParams::Builder(request)};
+  params.getPointerSection()[0].initAs<capnp::List<capnp::Void>>(kClaimed);
+  auto response = request.send().wait(io.waitScope);
+  sampler.stop();
+  CHECK(response.getResults().size() == 0);
+  REQUIRE(response.hasRefused());
+  CHECK(response.getRefused().getCode() == wire::ErrorCode::LIMIT_EXCEEDED);
+  CHECK_THAT(std::string(response.getRefused().getMessage().cStr()),
+             Contains("at most 1024 transactions, got 5000000"));
+  WARN("broker RssAnon grew by " << sampler.growthKiB() << " KiB");
+  if (kMemoryBoundsMeaningful) CHECK(sampler.growthKiB() < 64 * 1024);
+  CHECK(describeTopic(broker.admin(), "out").messages == 0);
+  CHECK(describeGroup(broker.admin(), "in", "work").pending == 1);
 }
 
 TEST_CASE("a thousand connections opening and closing repeatedly leak neither fds nor memory",

@@ -72,6 +72,10 @@ class Broker final : private kj::TaskSet::ErrorHandler {
                                                    TransactionRequest request) {
     return delivery_.transact(consumerId, std::move(request));
   }
+  kj::Promise<std::vector<Result<TransactionOutcome>>> transactMany(
+      uint64_t consumerId, std::vector<TransactionRequest> requests) {
+    return delivery_.transactMany(consumerId, std::move(requests));
+  }
 
   // Administration (topic_log.h, groups.h, views.h) ------------------------------------------
   kj::Promise<Result<TopicView>> createTopic(std::string name, RequestedSettings settings);

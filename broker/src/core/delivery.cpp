@@ -413,100 +413,204 @@ Status conflict(const std::string& id) {
 
 kj::Promise<Result<TransactionOutcome>> GroupDelivery::transact(uint64_t consumerId,
                                                                 TransactionRequest request) {
+  std::vector<TransactionRequest> one;
+  one.push_back(std::move(request));
+  return transactMany(consumerId, std::move(one))
+      .then([](std::vector<Result<TransactionOutcome>> answers) { return std::move(answers[0]); });
+}
+
+kj::Promise<std::vector<Result<TransactionOutcome>>> GroupDelivery::transactMany(
+    uint64_t consumerId, std::vector<TransactionRequest> requests) {
   using Answer = Result<TransactionOutcome>;
-  if (ctx_.stopped) return Answer(shuttingDown());
+  using Answers = std::vector<Answer>;
+  const size_t count = requests.size();
+  if (ctx_.stopped) return Answers(count, Answer(shuttingDown()));
   Consumer* consumer = consumerOf(consumerId);
-  if (consumer == nullptr || consumer->group == nullptr) return Answer(subscriptionGone());
-  if (auto problem = checkTransaction(request, ctx_.limits())) return Answer(*problem);
+  if (consumer == nullptr || consumer->group == nullptr)
+    return Answers(count, Answer(subscriptionGone()));
   Group& group = *consumer->group;
   const int64_t now = wallClockMs();
 
-  // A retry is recognised before its acks are checked: they were settled by the first call.
-  std::string print;
-  if (!request.id.empty()) {
-    print = fingerprint(group.topic->name, group.name, request);
-    auto inFlight = txns_.find(request.id);
-    if (inFlight != txns_.end()) {
-      if (inFlight->second.fingerprint != print) return Answer(conflict(request.id));
-      return inFlight->second.answer.addBranch().then([](Answer answer) {
-        if (answer.ok()) answer.value().replayed = true;
-        return answer;
-      });
-    }
-    auto stored = ctx_.store.snapshot()->txn(request.id);
-    if (stored && stored->expiresMs > now) {
-      if (stored->fingerprint != print) return Answer(conflict(request.id));
-      return Answer(TransactionOutcome{std::move(stored->outputs), true});
-    }
-  }
-
-  // Check everything before changing anything.
-  std::vector<Named> named = pair(request.offsets, request.deliveryIds);
-  std::vector<Lease*> leases;
-  leases.reserve(named.size());
-  for (const auto& [offset, deliveryId] : named) {
-    auto lease = settleable(group, *consumer, offset, deliveryId);
-    if (!lease.ok()) {
-      return Answer(Status(lease.status().code(), "transaction: " + lease.status().message()));
-    }
-    leases.push_back(lease.value());
-  }
-  std::vector<uint64_t> estimates;
-  uint32_t newTopics = 0;
-  for (const TopicBatch& batch : request.publishes) {
-    estimates.push_back(ctx_.store.estimateAppendBytes(batch.messages));
-    Status admitted = log_.checkPublish(batch.topic, batch.messages, estimates.back());
-    if (!admitted.ok()) {
-      return Answer(Status(admitted.code(), "transaction: topic " + quoted(batch.topic) + ": " +
-                                                admitted.message()));
-    }
-    if (ctx_.findTopic(batch.topic) == nullptr) ++newTopics;
-  }
-  if (newTopics > 1) {
-    Status room = log_.topicRoom(newTopics);
-    if (!room.ok()) return Answer(room);
-  }
-
-  // One batch: the acks, the appends, and the record that makes a retry idempotent.
+  // Each request is answered at once (refused, or a retry), or staged into the one batch.
+  struct Staged {
+    std::vector<TopicLog::Prepared> prepared;
+    TransactionOutcome outcome;
+  };
+  std::vector<kj::Maybe<kj::Promise<Answer>>> early(count);
+  std::vector<size_t> stagedAt(count, SIZE_MAX);  // Index into `staged`, or into it as a retry.
+  std::vector<bool> retryOfStaged(count, false);
+  std::vector<Staged> staged;
+  std::vector<std::pair<std::string, std::string>> ids;  // Staged ids and fingerprints.
+  std::map<std::string, size_t, std::less<>> stagedIds;
   WriteBatch batch;
   Settle settle = Settle::of(group);
-  for (size_t i = 0; i < named.size(); ++i) {
-    Lease& lease = *leases[i];
-    lease.setOwner(nullptr);
-    lease.gone = true;
-    settle.leases.emplace_back(named[i].first, lease.generation);
-    removePending(batch, group, named[i].first, &settle);
-  }
-  std::vector<TopicLog::Prepared> prepared;
-  TransactionOutcome outcome;
-  for (size_t i = 0; i < request.publishes.size(); ++i) {
-    TopicBatch& out = request.publishes[i];
-    prepared.push_back(
-        log_.prepare(batch, std::move(out.topic), std::move(out.messages), estimates[i], now));
-    outcome.outputs.push_back(prepared.back().acks);
-  }
-  if (!request.id.empty()) {
-    batch.ops.push_back(PutTxnOp{request.id, print, now + kTransactionWindowMs, outcome.outputs});
-  }
-  group.acked += named.size();
-  ctx_.metrics.ackedTotal.fetch_add(named.size(), std::memory_order_relaxed);
-  if (!named.empty()) schedulePump(group);
+  std::unique_ptr<StoreSnapshot> snapshot;
+  size_t acked = 0;
+  for (size_t i = 0; i < count; ++i) {
+    TransactionRequest& request = requests[i];
+    auto refuse = [&](Status why) { early[i] = kj::Promise<Answer>(Answer(std::move(why))); };
+    if (auto problem = checkTransaction(request, ctx_.limits())) {
+      refuse(*problem);
+      continue;
+    }
+    // A retry is recognised before its acks are checked: they were settled by the first call.
+    std::string print;
+    if (!request.id.empty()) {
+      print = fingerprint(group.topic->name, group.name, request);
+      auto local = stagedIds.find(request.id);
+      if (local != stagedIds.end()) {  // Earlier in this call.
+        if (ids[local->second].second != print) {
+          refuse(conflict(request.id));
+        } else {
+          stagedAt[i] = local->second;
+          retryOfStaged[i] = true;
+        }
+        continue;
+      }
+      auto inFlight = txns_.find(request.id);
+      if (inFlight != txns_.end()) {
+        if (inFlight->second.fingerprint != print) {
+          refuse(conflict(request.id));
+          continue;
+        }
+        early[i] = inFlight->second.answers->addBranch().then(
+            [at = inFlight->second.index](Answers answers) {
+              Answer answer = std::move(answers[at]);
+              if (answer.ok()) answer.value().replayed = true;
+              return answer;
+            });
+        continue;
+      }
+      if (!snapshot) snapshot = ctx_.store.snapshot();
+      auto stored = snapshot->txn(request.id);
+      if (stored && stored->expiresMs > now) {
+        if (stored->fingerprint != print) {
+          refuse(conflict(request.id));
+        } else {
+          early[i] =
+              kj::Promise<Answer>(Answer(TransactionOutcome{std::move(stored->outputs), true}));
+        }
+        continue;
+      }
+    }
 
-  auto answer = commitSettling(std::move(batch), std::move(settle))
-                    .then([this, prepared = std::move(prepared), outcome = std::move(outcome)](
-                              Result<uint64_t> committed) mutable -> Answer {
-                      for (const TopicLog::Prepared& p : prepared)
-                        log_.published(p, committed.ok());
-                      if (!committed.ok()) return committed.status();
-                      return std::move(outcome);
+    // Check everything before changing anything.
+    std::vector<Named> named = pair(request.offsets, request.deliveryIds);
+    std::vector<Lease*> leases;
+    leases.reserve(named.size());
+    std::optional<Status> refused;
+    for (const auto& [offset, deliveryId] : named) {
+      auto lease = settleable(group, *consumer, offset, deliveryId);
+      if (!lease.ok()) {
+        refused = Status(lease.status().code(), "transaction: " + lease.status().message());
+        break;
+      }
+      leases.push_back(lease.value());
+    }
+    std::vector<uint64_t> estimates;
+    uint32_t newTopics = 0;
+    for (size_t k = 0; !refused && k < request.publishes.size(); ++k) {
+      const TopicBatch& out = request.publishes[k];
+      estimates.push_back(ctx_.store.estimateAppendBytes(out.messages));
+      Status admitted = log_.checkPublish(out.topic, out.messages, estimates.back());
+      if (!admitted.ok()) {
+        refused = Status(admitted.code(),
+                         "transaction: topic " + quoted(out.topic) + ": " + admitted.message());
+      }
+      if (ctx_.findTopic(out.topic) == nullptr) ++newTopics;
+    }
+    if (!refused && newTopics > 1) {
+      Status room = log_.topicRoom(newTopics);
+      if (!room.ok()) refused = room;
+    }
+    if (refused) {
+      refuse(std::move(*refused));
+      continue;
+    }
+
+    // Into the one batch: the acks, the appends, and the record that makes a retry idempotent.
+    for (size_t k = 0; k < named.size(); ++k) {
+      Lease& lease = *leases[k];
+      lease.setOwner(nullptr);
+      lease.gone = true;
+      settle.leases.emplace_back(named[k].first, lease.generation);
+      removePending(batch, group, named[k].first, &settle);
+    }
+    acked += named.size();
+    Staged step;
+    for (size_t k = 0; k < request.publishes.size(); ++k) {
+      TopicBatch& out = request.publishes[k];
+      step.prepared.push_back(
+          log_.prepare(batch, std::move(out.topic), std::move(out.messages), estimates[k], now));
+      step.outcome.outputs.push_back(step.prepared.back().acks);
+    }
+    if (!request.id.empty()) {
+      batch.ops.push_back(
+          PutTxnOp{request.id, print, now + kTransactionWindowMs, step.outcome.outputs});
+      stagedIds.emplace(request.id, staged.size());
+      ids.emplace_back(request.id, std::move(print));
+    } else {
+      ids.emplace_back();
+    }
+    stagedAt[i] = staged.size();
+    staged.push_back(std::move(step));
+  }
+  snapshot.reset();
+  group.acked += acked;
+  ctx_.metrics.ackedTotal.fetch_add(acked, std::memory_order_relaxed);
+  if (acked > 0) schedulePump(group);
+
+  // One commit for every staged transaction; their answers, in staging order.
+  kj::Promise<Answers> committed = Answers();
+  if (!staged.empty()) {
+    committed = commitSettling(std::move(batch), std::move(settle))
+                    .then([this, staged = std::move(staged)](Result<uint64_t> done) mutable {
+                      Answers answers;
+                      for (Staged& step : staged) {
+                        for (const TopicLog::Prepared& p : step.prepared)
+                          log_.published(p, done.ok());
+                        answers.push_back(done.ok() ? Answer(std::move(step.outcome))
+                                                    : Answer(done.status()));
+                      }
+                      return answers;
                     });
-  if (request.id.empty()) return answer;
-  auto forked = answer.fork();
-  auto mine = forked.addBranch();
-  // Forgotten here once answered: from then on the store's record answers a retry.
-  ctx_.tasks.add(forked.addBranch().then([this, id = request.id](Answer) { txns_.erase(id); }));
-  txns_.emplace(request.id, InFlightTxn{std::move(print), std::move(forked)});
-  return mine;
+  }
+  bool named =
+      std::any_of(ids.begin(), ids.end(), [](const auto& id) { return !id.first.empty(); });
+  if (named) {
+    // A retry of a staged id while this commits joins its answer; forgotten once answered, when
+    // the store's record answers a retry.
+    auto forked = std::make_shared<kj::ForkedPromise<Answers>>(committed.fork());
+    committed = forked->addBranch();
+    std::vector<std::string> mine;
+    for (size_t k = 0; k < ids.size(); ++k) {
+      if (ids[k].first.empty()) continue;
+      txns_.insert_or_assign(ids[k].first, InFlightTxn{std::move(ids[k].second), forked, k});
+      mine.push_back(std::move(ids[k].first));
+    }
+    ctx_.tasks.add(forked->addBranch().then([this, forked, mine = std::move(mine)](Answers) {
+      for (const std::string& id : mine) {
+        auto it = txns_.find(id);
+        if (it != txns_.end() && it->second.answers == forked) txns_.erase(it);
+      }
+    }));
+  }
+  return committed.then([early = std::move(early), stagedAt = std::move(stagedAt),
+                         retryOfStaged = std::move(retryOfStaged)](Answers fromCommit) mutable {
+    auto parts = kj::heapArrayBuilder<kj::Promise<Answer>>(early.size());
+    for (size_t i = 0; i < early.size(); ++i) {
+      KJ_IF_MAYBE (answer, early[i]) {
+        parts.add(kj::mv(*answer));
+        continue;
+      }
+      Answer answer = fromCommit[stagedAt[i]];
+      if (retryOfStaged[i] && answer.ok()) answer.value().replayed = true;
+      parts.add(kj::mv(answer));
+    }
+    return kj::joinPromises(parts.finish()).then([](kj::Array<Answer> all) {
+      return Answers(std::make_move_iterator(all.begin()), std::make_move_iterator(all.end()));
+    });
+  });
 }
 
 std::vector<OffsetFailure> GroupDelivery::inProgress(uint64_t consumerId,

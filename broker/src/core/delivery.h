@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -78,6 +79,11 @@ class GroupDelivery {
   // ack()); as publish() for any topic; kTransactionConflict (the id was applied with other
   // content); kTopicNotFound (subscription ended); kShuttingDown; kStorageFailed.
   kj::Promise<Result<TransactionOutcome>> transact(uint64_t consumerId, TransactionRequest request);
+  // Several transactions of the consumer: each applied as by transact(), in order (a refused
+  // one changes nothing and the others go on), those that apply in one commit. The answers are
+  // in request order.
+  kj::Promise<std::vector<Result<TransactionOutcome>>> transactMany(
+      uint64_t consumerId, std::vector<TransactionRequest> requests);
 
   // Asks for a delivery pass over the group in a later turn of the event loop.
   void schedulePump(Group& group);
@@ -161,10 +167,12 @@ class GroupDelivery {
   uint64_t nextConsumerId_ = 1;
   // Waiting fetches: destroyed with this object, while the state they read is still there.
   kj::Canceler fetches_;
-  // Transactions with an id whose commit has not answered yet: a retry joins the answer.
+  // Transactions with an id whose commit has not answered yet: a retry joins the answer, the
+  // `index`th of the answers of the call that staged it.
   struct InFlightTxn {
     std::string fingerprint;
-    kj::ForkedPromise<Result<TransactionOutcome>> answer;
+    std::shared_ptr<kj::ForkedPromise<std::vector<Result<TransactionOutcome>>>> answers;
+    size_t index = 0;
   };
   std::map<std::string, InFlightTxn> txns_;
 };

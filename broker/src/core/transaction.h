@@ -39,6 +39,8 @@ struct TransactionOutcome {
 constexpr int64_t kTransactionWindowMs = 5 * 60 * 1000;
 // Topics one transaction may publish to.
 constexpr size_t kMaxTransactionTopics = 64;
+// Transactions in one Subscription.transactMany call.
+constexpr size_t kMaxTransactionsPerCall = 1024;
 
 // The rules of a request's shape, checked before anything else: an id like a message id, at
 // least one ack or message, acks within maxPrefetch and named once, deliveryIds empty or one

@@ -127,47 +127,111 @@ class SubscriptionService final : public wire::Subscription::Server {
   kj::Promise<void> transact(TransactContext context) override {
     return guarded("transact", [this, context]() mutable -> kj::Promise<void> {
       auto params = context.getParams();
-      auto result = context.getResults().initResult();
-      // Counted before anything is copied, as for publish.
-      if (auto problem = countProblem(params.getPublishes())) {
-        setError(result.initError(), *problem);
+      std::vector<Staged> staged;
+      staged.push_back(requestOf(params.getId(), params.getOffsets(), params.getDeliveryIds(),
+                                 params.getPublishes()));
+      return answer(std::move(staged)).then([context](std::vector<Answered> answers) mutable {
+        writeResult(context.getResults().initResult(), answers[0]);
+      });
+    });
+  }
+
+  kj::Promise<void> transactMany(TransactManyContext context) override {
+    return guarded("transactMany", [this, context]() mutable -> kj::Promise<void> {
+      auto transactions = context.getParams().getTransactions();
+      if (transactions.size() > core::kMaxTransactionsPerCall) {
+        Status why(Code::kLimitExceeded,
+                   "transactMany takes at most " + std::to_string(core::kMaxTransactionsPerCall) +
+                       " transactions, got " + std::to_string(transactions.size()));
+        setError(context.getResults().initRefused(), why);
         return kj::READY_NOW;
       }
-      core::TransactionRequest request;
-      request.id = toString(params.getId());
-      request.offsets = offsetsOf(params.getOffsets());
-      request.deliveryIds = offsetsOf(params.getDeliveryIds());
-      for (auto entry : params.getPublishes()) {
-        core::TopicBatch batch{toString(entry.getTopic()), {}};
-        batch.messages.reserve(entry.getMessages().size());
-        for (auto message : entry.getMessages())
-          batch.messages.push_back(fromWire(message));
-        request.publishes.push_back(std::move(batch));
+      std::vector<Staged> staged;
+      staged.reserve(transactions.size());
+      for (auto t : transactions) {
+        staged.push_back(
+            requestOf(t.getId(), t.getOffsets(), t.getDeliveryIds(), t.getPublishes()));
       }
-      std::vector<std::string> topics;
-      for (const auto& batch : request.publishes)
-        topics.push_back(batch.topic);
-      return broker_.transact(consumerId_, std::move(request))
-          .then([context,
-                 topics = std::move(topics)](Result<core::TransactionOutcome> outcome) mutable {
-            auto result = context.getResults().initResult();
-            if (!outcome.ok()) return setError(result.initError(), outcome.status());
-            const auto& outputs = outcome.value().outputs;
-            result.setReplayed(outcome.value().replayed);
-            auto out = result.initOutputs(static_cast<unsigned>(outputs.size()));
-            for (unsigned i = 0; i < outputs.size(); ++i) {
-              out[i].setTopic(topics[i]);
-              auto acks = out[i].initAcks(static_cast<unsigned>(outputs[i].size()));
-              for (unsigned k = 0; k < outputs[i].size(); ++k) {
-                acks[k].setOffset(outputs[i][k].offset);
-                acks[k].setDuplicate(outputs[i][k].duplicate);
-              }
-            }
-          });
+      return answer(std::move(staged)).then([context](std::vector<Answered> answers) mutable {
+        auto results = context.getResults().initResults(static_cast<unsigned>(answers.size()));
+        for (unsigned i = 0; i < answers.size(); ++i)
+          writeResult(results[i], answers[i]);
+      });
     });
   }
 
  private:
+  // A transaction as read from the wire: refused by its shape before anything was copied, or
+  // the request for the core, with the topics it publishes to (for the answer).
+  struct Staged {
+    std::optional<Status> refused;
+    core::TransactionRequest request;
+    std::vector<std::string> topics;
+  };
+  struct Answered {
+    Result<core::TransactionOutcome> outcome;
+    std::vector<std::string> topics;
+  };
+
+  Staged requestOf(capnp::Text::Reader id, capnp::List<uint64_t>::Reader offsets,
+                   capnp::List<uint64_t>::Reader deliveryIds,
+                   capnp::List<wire::TopicMessages>::Reader publishes) {
+    Staged staged;
+    // Counted before anything is copied, as for publish.
+    if ((staged.refused = countProblem(publishes))) return staged;
+    core::TransactionRequest& request = staged.request;
+    request.id = toString(id);
+    request.offsets = offsetsOf(offsets);
+    request.deliveryIds = offsetsOf(deliveryIds);
+    for (auto entry : publishes) {
+      core::TopicBatch batch{toString(entry.getTopic()), {}};
+      batch.messages.reserve(entry.getMessages().size());
+      for (auto message : entry.getMessages())
+        batch.messages.push_back(fromWire(message));
+      staged.topics.push_back(batch.topic);
+      request.publishes.push_back(std::move(batch));
+    }
+    return staged;
+  }
+
+  // The core's answers, one per transaction, in order.
+  kj::Promise<std::vector<Answered>> answer(std::vector<Staged> staged) {
+    std::vector<core::TransactionRequest> requests;
+    for (Staged& s : staged) {
+      if (!s.refused) requests.push_back(std::move(s.request));
+    }
+    return broker_.transactMany(consumerId_, std::move(requests))
+        .then([staged = std::move(staged)](
+                  std::vector<Result<core::TransactionOutcome>> outcomes) mutable {
+          std::vector<Answered> answers;
+          size_t next = 0;
+          for (Staged& s : staged) {
+            if (s.refused) {
+              answers.push_back({Result<core::TransactionOutcome>(*s.refused), {}});
+            } else {
+              answers.push_back({std::move(outcomes[next++]), std::move(s.topics)});
+            }
+          }
+          return answers;
+        });
+  }
+
+  static void writeResult(wire::TransactResult::Builder result, const Answered& answered) {
+    const auto& outcome = answered.outcome;
+    if (!outcome.ok()) return setError(result.initError(), outcome.status());
+    const auto& outputs = outcome.value().outputs;
+    result.setReplayed(outcome.value().replayed);
+    auto out = result.initOutputs(static_cast<unsigned>(outputs.size()));
+    for (unsigned i = 0; i < outputs.size(); ++i) {
+      out[i].setTopic(answered.topics[i]);
+      auto acks = out[i].initAcks(static_cast<unsigned>(outputs[i].size()));
+      for (unsigned k = 0; k < outputs[i].size(); ++k) {
+        acks[k].setOffset(outputs[i][k].offset);
+        acks[k].setDuplicate(outputs[i][k].duplicate);
+      }
+    }
+  }
+
   // A transaction's message and header counts, checked before copying (see publish).
   std::optional<Status> countProblem(capnp::List<wire::TopicMessages>::Reader publishes) {
     const core::Limits& limits = broker_.limits();

@@ -194,3 +194,42 @@ TEST_CASE("a transaction with any failing part changes nothing", "[core][transac
   CHECK(h.wait(h.broker().ack(consumer, {mine}, {sink.received[0].deliveryId})).empty());
   CHECK(h.wait(h.broker().ack(second, {theirs}, {other.received[0].deliveryId})).empty());
 }
+
+TEST_CASE("transactions of one call apply in order, each on its own", "[core][transaction]") {
+  Harness h;
+  h.createTopic("in");
+  h.createTopic("out");
+  h.publish("in", 4);
+  RecordingSink sink;
+  uint64_t consumer = h.subscribe("in", "work", sink, /*prefetch=*/4);
+  REQUIRE(sink.received.size() == 4);
+  std::vector<TransactionRequest> requests;
+  requests.push_back(step("a", sink, {1}, "from 1"));
+  requests.push_back(step("b", sink, {1}, "1 again"));  // Acked by "a" just before: refused.
+  requests.push_back(step("a", sink, {1}, "from 1"));   // "a" again: its answer, replayed.
+  requests.push_back(step("a", sink, {1}, "other"));    // "a" with other content: a conflict.
+  requests.push_back(step("", sink, {2, 3}, "from 2 and 3"));
+  TransactionRequest nowhere = step("c", sink, {4});
+  nowhere.publishes[0].topic = "missing";
+  requests.push_back(std::move(nowhere));
+  auto answers = h.wait(h.broker().transactMany(consumer, std::move(requests)));
+  REQUIRE(answers.size() == 6);
+  REQUIRE(answers[0].ok());
+  CHECK_FALSE(answers[0].value().replayed);
+  CHECK(answers[1].status().code() == Code::kNotPending);
+  REQUIRE(answers[2].ok());
+  CHECK(answers[2].value().replayed);
+  CHECK(answers[2].value().outputs[0][0].offset == answers[0].value().outputs[0][0].offset);
+  CHECK(answers[3].status().code() == Code::kTransactionConflict);
+  REQUIRE(answers[4].ok());
+  CHECK(answers[4].value().outputs[0][0].offset == answers[0].value().outputs[0][0].offset + 1);
+  CHECK(answers[5].status().code() == Code::kTopicNotFound);
+  CHECK(messagesIn(h, "out") == 2);
+  CHECK(pendingIn(h, "in", "work") == 1);  // Offset 4: its transaction was refused.
+  // A retry of "a" in a later call is answered from the store's record.
+  std::vector<TransactionRequest> later;
+  later.push_back(step("a", sink, {1}, "from 1"));
+  auto again = h.wait(h.broker().transactMany(consumer, std::move(later)));
+  REQUIRE(again[0].ok());
+  CHECK(again[0].value().replayed);
+}
