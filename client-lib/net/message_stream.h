@@ -80,6 +80,7 @@ class BufferedMessageStream final : public capnp::MessageStream, private kj::Tas
   static constexpr size_t kMaxReadWords = 8192;
   static constexpr size_t kCopyBytes = 16 * 1024;         // Smaller messages are copied.
   static constexpr size_t kMaxQueuedBytes = 1024 * 1024;  // Then a write waits for the socket.
+  static constexpr size_t kEagerBytes = 64 * 1024;        // Written at once, not at turn end.
   static constexpr uint32_t kMaxSegments = 512;
 
   // One piece of the next write: a copy of small messages, or a large message in place (its
@@ -213,6 +214,7 @@ class BufferedMessageStream final : public capnp::MessageStream, private kj::Tas
       for (auto segment : segments)
         copy.append(reinterpret_cast<const char*>(segment.begin()), segment.asBytes().size());
       queuedBytes_ += table.size() + bytes;
+      if (queuedBytes_ >= kEagerBytes) startWrite();
       if (queuedBytes_ < kMaxQueuedBytes) return kj::READY_NOW;
       return flushed();  // The peer is not reading fast enough: wait for the socket.
     }
@@ -223,7 +225,9 @@ class BufferedMessageStream final : public capnp::MessageStream, private kj::Tas
       pieces_.back().ref = segment.asBytes();
     }
     queuedBytes_ += bytes;
-    return flushed();
+    auto done = flushed();
+    startWrite();  // Nothing to gain by waiting: it is a write of its own.
+    return done;
   }
 
   // Resolves once everything queued so far is written.
