@@ -112,17 +112,18 @@ class BufferedMessageStream final : public capnp::MessageStream, private kj::Tas
 
   kj::byte* inBytes() { return reinterpret_cast<kj::byte*>(in_.begin()); }
 
-  // How many bytes the message at the front of the buffer takes, once its segment table is
-  // there (0 until then). Throws on a table capnp's reader would refuse.
+  // How many bytes the message at the front of the buffer needs before it can be read: its
+  // first word, then its whole segment table, then all of it. So when at least that many are
+  // there, it is the message's size. Throws on a table capnp's reader would refuse.
   size_t frontMessageBytes(const capnp::ReaderOptions& options) {
     size_t have = end_ - begin_;
-    if (have < 8) return 0;
+    if (have < 8) return 8;
     const kj::byte* p = inBytes() + begin_;
     uint32_t segments = readLe32(p) + 1;  // 0 after a wrap-around.
     KJ_REQUIRE(segments != 0 && segments <= kMaxSegments, "Message has too many segments.",
                segments);
     size_t tableBytes = (size_t{segments} / 2 + 1) * sizeof(capnp::word);
-    if (have < tableBytes) return 0;
+    if (have < tableBytes) return tableBytes;
     uint64_t words = 0;
     for (uint32_t i = 0; i < segments; ++i)
       words += readLe32(p + 4 + 4 * i);
@@ -142,7 +143,7 @@ class BufferedMessageStream final : public capnp::MessageStream, private kj::Tas
   kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> readNext(capnp::ReaderOptions options) {
     size_t need = frontMessageBytes(options);
     size_t have = end_ - begin_;
-    if (need != 0 && have >= need) {
+    if (have >= need) {
       auto words = kj::heapArray<capnp::word>(need / sizeof(capnp::word));
       std::memcpy(words.begin(), inBytes() + begin_, need);
       begin_ += need;
@@ -174,7 +175,7 @@ class BufferedMessageStream final : public capnp::MessageStream, private kj::Tas
       begin_ = 0;
       end_ = have;
     }
-    size_t atLeast = (need == 0 ? 8 : need) - have;
+    size_t atLeast = need - have;
     size_t room = in_.size() * sizeof(capnp::word) - end_;
     return stream_.tryRead(inBytes() + end_, atLeast, room)
         .then([this, have, atLeast, room,

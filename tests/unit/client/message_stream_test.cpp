@@ -36,6 +36,19 @@ uint64_t tagOf(capnp::MessageReader& reader, uint32_t words) {
   return list[0];
 }
 
+// A message of several segments: a list of four lists, each in a segment of its own.
+kj::Array<capnp::word> multiSegmentMessage(uint32_t* segments) {
+  capnp::MallocMessageBuilder builder(8, capnp::AllocationStrategy::FIXED_SIZE);
+  auto lists = builder.initRoot<capnp::AnyPointer>().initAs<capnp::List<capnp::List<uint64_t>>>(4);
+  for (unsigned i = 0; i < 4; ++i) {
+    auto list = lists.init(i, 20);
+    for (unsigned k = 0; k < 20; ++k)
+      list.set(k, i * 100 + k);
+  }
+  *segments = static_cast<uint32_t>(builder.getSegmentsForOutput().size());
+  return capnp::messageToFlatArray(builder);
+}
+
 kj::Own<capnp::MessageReader> present(kj::Maybe<kj::Own<capnp::MessageReader>> read) {
   KJ_IF_MAYBE (reader, read) {
     return kj::mv(*reader);
@@ -83,6 +96,20 @@ TEST_CASE("a buffered stream reads messages cut into single bytes and larger tha
     p.pipe.ends[0]->write(&b, 1).wait(p.io.waitScope);
   auto first = present(reading.wait(p.io.waitScope));
   CHECK(tagOf(*first, 3) == 7);
+  // Several segments, over an in-memory pipe that hands each byte to the waiting read at
+  // once: the segment table itself arrives in pieces.
+  uint32_t segments = 0;
+  auto multi = multiSegmentMessage(&segments);
+  REQUIRE(segments >= 3);
+  auto memory = kj::newTwoWayPipe();
+  BufferedMessageStream split(*memory.ends[1]);
+  auto readingMulti = split.tryReadMessage().eagerlyEvaluate(nullptr);
+  for (kj::byte b : bytesOf(multi))
+    memory.ends[0]->write(&b, 1).wait(p.io.waitScope);
+  auto whole = present(readingMulti.wait(p.io.waitScope));
+  auto lists = whole->getRoot<capnp::AnyPointer>().getAs<capnp::List<capnp::List<uint64_t>>>();
+  REQUIRE(lists.size() == 4);
+  CHECK(lists[3][19] == 319);
   auto writing =
       p.pipe.ends[0]->write(large.begin(), large.asBytes().size()).eagerlyEvaluate(nullptr);
   auto second = present(in.tryReadMessage().wait(p.io.waitScope));
