@@ -23,6 +23,7 @@ struct StoredSettings {
   dedupWindowMs @7 :UInt64;
   defaultTtlMs @8 :UInt32;      # Time to live of messages published without one (0: none).
   deadLetterExpired @9 :Bool;   # Expired messages go to deadLetterTopic (reason "expired").
+  subjects @10 :List(Text);     # Subject patterns the topic captures; empty: its own name.
 }
 
 struct StoredMessage {
@@ -37,6 +38,7 @@ struct StoredMessage {
   ttlMs @7 :UInt32;             # Expires this long after it became deliverable (timestampMs +
                                 # delayMs); 0: never. The broker applies the topic's default
                                 # before storing, so replay needs no settings.
+  subject @8 :Text;             # The subject it was published to; empty: its topic's name.
 }
 
 struct StoredTopic {
@@ -59,6 +61,8 @@ struct StoredGroup {
   keyOrdered @5 :Bool;          # Never two messages of one key in flight; each key in order.
   scheduled @6 :UInt64;         # Of `pending`: delayed messages not yet delivered (waiting at
                                 # a time, never delivered; not parked). Kept by the store.
+  filter @7 :List(Text);        # Subject patterns: the group gets only matching messages
+                                # (empty: all). Chosen at creation, never changed.
 }
 
 struct StoredPending {
@@ -96,6 +100,7 @@ struct LoggedMessage {
   dedupExpiresMs @6 :Int64;     # > 0: remember `id` until this time.
   delayMs @7 :UInt32;           # As StoredMessage.delayMs.
   ttlMs @8 :UInt32;             # As StoredMessage.ttlMs.
+  subject @9 :Text;             # As StoredMessage.subject.
 }
 
 struct WriteOp {
@@ -159,6 +164,11 @@ struct WriteOp {
     putTxn :group {
       id @32 :Text;
       txn @33 :StoredTxn;
+    }
+    setSubjects :group {
+      topicId @34 :UInt32;
+      name @35 :Text;
+      subjects @36 :List(Text);  # Replaces the topic's subject patterns.
     }
   }
 }

@@ -25,6 +25,7 @@ enum ErrorCode {
   shuttingDown @11;     # The broker is stopping; retry against it once it is back.
   staleDelivery @12;    # Ack or nack naming an earlier delivery of a message delivered again since (to this or another consumer); nothing changed.
   transactionConflict @13;  # A transaction id already applied (within its window) with other content; nothing changed.
+  noRoute @14;          # No topic captures the subject published to; nothing was stored.
 }
 
 struct Error {
@@ -77,6 +78,9 @@ struct TopicSettings {
   defaultTtlMs @8 :UInt64;      # Time to live of messages published without one; 0: none;
                                 # at most 30 days.
   deadLetterExpired @9 :Bool;   # Send expired messages to deadLetterTopic (needs one).
+  subjects @10 :List(Text);     # Subject patterns the topic captures (at most 32): tokens
+                                # separated by '.', '*' one token, '>' one or more trailing
+                                # ones. Empty: the topic captures exactly its own name.
 }
 
 struct StartPosition {
@@ -116,6 +120,8 @@ struct GroupInfo {
   keyOrdered @15 :Bool;
   keyBlocked @16 :UInt64;       # Key-ordered: messages parked behind an earlier one of their key.
   scheduled @17 :UInt64;        # Delayed messages the group holds for their time, not yet delivered.
+  filter @18 :List(Text);       # Subject patterns; the group gets only matching messages, and
+                                # lagMessages counts only those. Empty: every message.
 }
 
 struct TopicInfo {
@@ -146,6 +152,8 @@ struct Delivery {
   deliveryId @8 :UInt64;        # Names this delivery in ack and nack (unique per broker run); 0 from peek.
   deliverAtMs @9 :Int64;        # A delayed message's delivery time; 0 for one sent at once.
   expiresAtMs @10 :Int64;       # When its time to live ends (it is not delivered after); 0: never.
+  subject @11 :Text;            # The subject it was published to (its topic's name when
+                                # published to the topic directly).
 }
 
 struct BrokerStats {
@@ -221,6 +229,20 @@ struct TransactRequest {
   offsets @1 :List(UInt64);
   deliveryIds @2 :List(UInt64);
   publishes @3 :List(TopicMessages);
+}
+
+struct RoutedPublishResult {
+  union {
+    outputs @0 :List(TopicAcks);  # One per capturing topic, by topic name.
+    error @1 :Error;              # Nothing was stored in any topic.
+  }
+}
+
+struct RouteResult {
+  union {
+    topics @0 :List(Text);        # The topics capturing the subject, by name.
+    error @1 :Error;
+  }
 }
 
 struct TopicMessages {
@@ -304,10 +326,11 @@ interface Admin {
   describeTopic @2 (name :Text) -> (result :TopicResult);
   deleteTopic @3 (name :Text) -> (result :CountResult);       # count: messages removed
   purgeTopic @4 (name :Text) -> (result :CountResult);        # count: messages removed
-  createGroup @5 (topic :Text, group :Text, start :StartPosition, keyOrdered :Bool)
-      -> (result :GroupResult);
+  createGroup @5 (topic :Text, group :Text, start :StartPosition, keyOrdered :Bool,
+                  filter :List(Text)) -> (result :GroupResult);
   # keyOrdered: never two messages of one key in flight at once, each key's in offset order
   # (see Broker.subscribe). Asked of a group that exists without it: invalidArgument.
+  # filter: subject patterns (see Broker.subscribe), the same rule.
   listGroups @6 (topic :Text) -> (result :GroupListResult);
   describeGroup @7 (topic :Text, group :Text) -> (result :GroupResult);
   resetGroup @8 (topic :Text, group :Text, to :StartPosition) -> (result :GroupResult);
@@ -318,6 +341,12 @@ interface Admin {
   # Streams an online, consistent, compacted copy of the whole store (an LMDB data.mdb file,
   # mdb_env_copy2 with MDB_CP_COMPACT) to `sink`; count: bytes sent. Publishing goes on
   # meanwhile; the copy is the state as of the call.
+  changeSubjects @13 (name :Text, add :List(Text), remove :List(Text)) -> (result :TopicResult);
+  # Adds and removes subject patterns of a live topic in one commit (removing one it does not
+  # have: invalidArgument); publishes answered after it route by the new set, messages already
+  # stored stay where they are.
+  route @14 (subject :Text) -> (result :RouteResult);
+  # The topics a publish to `subject` would be stored in.
 }
 
 interface BackupSink {
@@ -329,11 +358,19 @@ interface Broker {
   publish @0 (topic :Text, messages :List(PublishMessage)) -> (result :PublishResult);
   # Answers after the commit holding the batch is fsync'd. All or nothing per call.
   subscribe @1 (topic :Text, group :Text, start :StartPosition, prefetch :UInt32,
-                ackTimeoutMs :UInt32, handler :DeliveryHandler, keyOrdered :Bool)
-      -> (result :SubscribeResult);
+                ackTimeoutMs :UInt32, handler :DeliveryHandler, keyOrdered :Bool,
+                filter :List(Text)) -> (result :SubscribeResult);
   # Creates the group if it does not exist (key-ordered if asked: across all its consumers, a
   # key's next message is delivered only once the last one is acknowledged or dead-lettered,
   # in offset order; messages without a key are unordered). prefetch 1..65536, or 0 for a
-  # fetch consumer (see Subscription.fetch); ackTimeoutMs 0 = 30 s default.
+  # fetch consumer (see Subscription.fetch); ackTimeoutMs 0 = 30 s default. filter: subject
+  # patterns (at most 32): a new group gets only the messages whose subject matches one (and
+  # must ack only those); an existing group must have been created with the same filter
+  # (else invalidArgument). Empty: every message.
   admin @2 () -> (admin :Admin);
+  publishSubject @3 (subject :Text, messages :List(PublishMessage)) -> (result :RoutedPublishResult);
+  # Stores the batch, with its subject, in every topic whose subject patterns match (a topic
+  # without patterns: whose name is the subject), in one fsync'd commit, all or nothing: a
+  # rejection by any of them rejects the whole publish. No capturing topic: noRoute (with
+  # --auto-create-topics a topic named as the subject is created instead).
 }

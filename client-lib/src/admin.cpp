@@ -75,17 +75,49 @@ Result<uint64_t> Admin::purgeTopic(std::string_view name) {
 }
 
 Result<GroupInfo> Admin::createGroup(std::string_view topic, std::string_view group,
-                                     StartPosition start, bool keyOrdered) {
+                                     StartPosition start, bool keyOrdered,
+                                     std::vector<std::string> filter) {
   return call<GroupInfo>(
       connection_, "createGroup",
-      [topic = std::string(topic), group = std::string(group), start, keyOrdered](IoState& io) {
+      [topic = std::string(topic), group = std::string(group), start, keyOrdered,
+       filter = std::move(filter)](IoState& io) {
         auto request = io.admin.createGroupRequest();
         request.setTopic(asText(topic));
         request.setGroup(asText(group));
         request.setKeyOrdered(keyOrdered);
+        detail::toWire(filter, request.initFilter(static_cast<unsigned>(filter.size())));
         detail::toWire(start, request.initStart());
         return request.send().then(
             [](auto&& response) -> Result<GroupInfo> { return fromWire(response.getResult()); });
+      });
+}
+
+Result<TopicInfo> Admin::changeSubjects(std::string_view topic, std::vector<std::string> add,
+                                        std::vector<std::string> remove) {
+  return call<TopicInfo>(connection_, "changeSubjects",
+                         [topic = std::string(topic), add = std::move(add),
+                          remove = std::move(remove)](IoState& io) {
+                           auto request = io.admin.changeSubjectsRequest();
+                           request.setName(asText(topic));
+                           detail::toWire(add, request.initAdd(static_cast<unsigned>(add.size())));
+                           detail::toWire(remove,
+                                          request.initRemove(static_cast<unsigned>(remove.size())));
+                           return request.send().then([](auto&& response) -> Result<TopicInfo> {
+                             return fromWire(response.getResult());
+                           });
+                         });
+}
+
+Result<std::vector<std::string>> Admin::route(std::string_view subject) {
+  return call<std::vector<std::string>>(
+      connection_, "route", [subject = std::string(subject)](IoState& io) {
+        auto request = io.admin.routeRequest();
+        request.setSubject(asText(subject));
+        return request.send().then([](auto&& response) -> Result<std::vector<std::string>> {
+          auto result = response.getResult();
+          if (result.isError()) return fromWire(result.getError());
+          return fromWire(result.getTopics());
+        });
       });
 }
 

@@ -60,7 +60,7 @@ Result<std::shared_ptr<detail::SubscriptionState>> subscribe(
   auto consumerId = connection->call<uint64_t>(
       "subscribe", [weak, id, topic = std::string(topic), group = std::string(group),
                     start = options.start, prefetch = options.prefetch, ackTimeoutMs,
-                    keyOrdered = options.keyOrdered](detail::IoState& io) {
+                    keyOrdered = options.keyOrdered, filter = options.filter](detail::IoState& io) {
         auto request = io.broker.subscribeRequest();
         request.setTopic(detail::asText(topic));
         request.setGroup(detail::asText(group));
@@ -68,6 +68,7 @@ Result<std::shared_ptr<detail::SubscriptionState>> subscribe(
         request.setPrefetch(prefetch);
         request.setAckTimeoutMs(ackTimeoutMs);
         request.setKeyOrdered(keyOrdered);
+        detail::toWire(filter, request.initFilter(static_cast<unsigned>(filter.size())));
         request.setHandler(kj::heap<detail::DeliveryHandlerService>(weak, topic));
         return request.send().then(
             [&io, weak,

@@ -16,7 +16,7 @@ Error fromWire(wire::Error::Reader error) {
   auto raw = static_cast<uint16_t>(error.getCode());
   // The library's broker codes have the schema's values (sluice/error.h).
   if (raw >= static_cast<uint16_t>(ErrorCode::kInvalidArgument) &&
-      raw <= static_cast<uint16_t>(ErrorCode::kTransactionConflict)) {
+      raw <= static_cast<uint16_t>(ErrorCode::kNoRoute)) {
     return {static_cast<ErrorCode>(raw), std::move(message)};
   }
   // `unspecified`, or a code added to the schema after this library was built.
@@ -130,6 +130,7 @@ DeliveryFields fromWire(wire::Delivery::Reader delivery) {
   out.deliveryId = delivery.getDeliveryId();
   out.deliverAtMs = delivery.getDeliverAtMs();
   out.expiresAtMs = delivery.getExpiresAtMs();
+  out.subject = toStd(delivery.getSubject());
   return out;
 }
 
@@ -138,6 +139,19 @@ Message peekedMessage(wire::Delivery::Reader delivery, const std::string& topic)
 }
 
 // --- Administration --------------------------------------------------------------------------
+
+std::vector<std::string> fromWire(capnp::List<capnp::Text>::Reader texts) {
+  std::vector<std::string> out;
+  out.reserve(texts.size());
+  for (auto text : texts)
+    out.push_back(toStd(text));
+  return out;
+}
+
+void toWire(const std::vector<std::string>& texts, capnp::List<capnp::Text>::Builder out) {
+  for (unsigned i = 0; i < texts.size(); ++i)
+    out.set(i, asText(texts[i]));
+}
 
 TopicSettings fromWire(wire::TopicSettings::Reader settings) {
   // Durations beyond int64 milliseconds (292 million years) saturate rather than wrap.
@@ -156,6 +170,7 @@ TopicSettings fromWire(wire::TopicSettings::Reader settings) {
   out.dedupWindow = millis(settings.getDedupWindowMs());
   out.defaultTtl = millis(settings.getDefaultTtlMs());
   out.deadLetterExpired = settings.getDeadLetterExpired();
+  out.subjects = fromWire(settings.getSubjects());
   return out;
 }
 
@@ -189,6 +204,7 @@ void toWire(const TopicSettings& settings, wire::TopicSettings::Builder out) {
   out.setDedupWindowMs(static_cast<uint64_t>(settings.dedupWindow.count()));
   out.setDefaultTtlMs(static_cast<uint64_t>(settings.defaultTtl.count()));
   out.setDeadLetterExpired(settings.deadLetterExpired);
+  toWire(settings.subjects, out.initSubjects(static_cast<unsigned>(settings.subjects.size())));
 }
 
 StartPosition fromWire(wire::StartPosition::Reader start) {
@@ -250,6 +266,7 @@ GroupInfo fromWire(wire::GroupInfo::Reader group) {
   out.keyOrdered = group.getKeyOrdered();
   out.keyBlocked = group.getKeyBlocked();
   out.scheduled = group.getScheduled();
+  out.filter = fromWire(group.getFilter());
   for (auto consumer : group.getConsumers())
     out.consumers.push_back(fromWire(consumer));
   out.createdMs = group.getCreatedMs();

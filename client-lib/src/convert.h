@@ -66,6 +66,7 @@ struct DeliveryFields {
   uint64_t deliveryId = 0;
   int64_t deliverAtMs = 0;
   int64_t expiresAtMs = 0;
+  std::string subject;
 };
 DeliveryFields fromWire(wire::Delivery::Reader delivery);
 // A message read by peek: it has no subscription, so it cannot be acknowledged.
@@ -73,6 +74,9 @@ Message peekedMessage(wire::Delivery::Reader delivery, const std::string& topic)
 
 // --- Administration --------------------------------------------------------------------------
 
+// Lists of texts (subject patterns).
+std::vector<std::string> fromWire(capnp::List<capnp::Text>::Reader texts);
+void toWire(const std::vector<std::string>& texts, capnp::List<capnp::Text>::Builder out);
 TopicSettings fromWire(wire::TopicSettings::Reader settings);
 // Error when a field cannot be expressed on the wire (a negative duration).
 std::optional<Error> checkWireable(const TopicSettings& settings);

@@ -37,6 +37,7 @@ Message SubscriptionState::makeMessage(DeliveryFields fields, const std::string&
   message.deliverAtMs_ = fields.deliverAtMs;
   message.expiresAtMs_ = fields.expiresAtMs;
   message.topic_ = topic;
+  message.subject_ = std::move(fields.subject);
   message.subscription_ = std::move(owner);
   return message;
 }

@@ -35,6 +35,8 @@ struct TopicSettings {
   uint64_t dedupWindowMs = kDefaultDedupWindowMs;
   uint32_t defaultTtlMs = 0;       // Time to live of messages published without one; 0: none.
   bool deadLetterExpired = false;  // Expired messages go to deadLetterTopic.
+  // Subject patterns the topic captures (core/subjects.h); empty: exactly its own name.
+  std::vector<std::string> subjects;
 };
 
 struct TopicRecord {
@@ -59,6 +61,8 @@ struct GroupRecord {
   uint64_t pending = 0;     // Its entries in the store's `pending` database (counted by the store).
   bool keyOrdered = false;  // Chosen at creation, never changed.
   uint64_t scheduled = 0;   // Of `pending`: delayed, never delivered yet (counted by the store).
+  // Subject patterns: the group is sent only matching messages (empty: all). Never changed.
+  std::vector<std::string> filter;
 };
 
 struct PendingRecord {
@@ -88,6 +92,8 @@ struct MessageData {
   // building the append.
   uint32_t ttlMs = 0;
   bool hasTtl = false;  // As a publish requested it: ttlMs was set (0 is then refused).
+  // The subject it was published to; empty: its topic's own name (a publish to the topic).
+  std::string subject;
 
   // The bytes that count against maxBytes and maxMessageSize accounting.
   uint64_t accountedBytes() const;

@@ -26,6 +26,7 @@ enum class Code : uint16_t {
   kShuttingDown = 11,
   kStaleDelivery = 12,
   kTransactionConflict = 13,
+  kNoRoute = 14,
 };
 
 // The schema's lowerCamel name ("topicNotFound"); "ok" for kOk.

@@ -16,8 +16,11 @@ Broker::Broker(Store& store, kj::Timer& timer, Metrics& metrics, BrokerOptions o
                      },
                      [this](Group& group, const Status& why) { delivery_.close(group, why); },
                      [this](Topic& topic, WriteBatch& batch) {
-                       for (auto& [name, group] : topic.groups)
+                       for (auto& [name, group] : topic.groups) {
                          if (group->keyOrdered) delivery_.forgetTrimmed(*group, batch);
+                         // Matching messages ahead of it are gone: counted again when asked.
+                         if (group->position < topic.firstOffset) group->matchedAhead.reset();
+                       }
                      }}),
       groups_(ctx_),
       delivery_(ctx_, groups_, log_, timer),
@@ -74,11 +77,22 @@ kj::Promise<Result<TopicView>> Broker::createTopic(std::string name, RequestedSe
 }
 
 kj::Promise<Result<GroupView>> Broker::createGroup(std::string topic, std::string group,
-                                                   StartAt start, bool keyOrdered) {
-  return groups_.create(topic, group, start, keyOrdered)
+                                                   StartAt start, bool keyOrdered,
+                                                   std::vector<std::string> filter) {
+  return groups_.create(topic, group, start, keyOrdered, std::move(filter))
       .then([this, topic, group](Result<Done> created) -> Result<GroupView> {
         if (!created.ok()) return created.status();
         return views_.describeGroup(topic, group);
+      });
+}
+
+kj::Promise<Result<TopicView>> Broker::changeSubjects(std::string topic,
+                                                      std::vector<std::string> add,
+                                                      std::vector<std::string> remove) {
+  return log_.changeSubjects(topic, std::move(add), std::move(remove))
+      .then([this, topic](Result<Done> changed) -> Result<TopicView> {
+        if (!changed.ok()) return changed.status();
+        return views_.describeTopic(topic);
       });
 }
 

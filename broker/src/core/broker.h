@@ -42,13 +42,19 @@ class Broker final : private kj::TaskSet::ErrorHandler {
     return log_.publish(std::move(topic), std::move(messages));
   }
   Status checkBatchCount(size_t count) const { return log_.checkBatchCount(count); }
+  kj::Promise<Result<std::vector<RoutedAcks>>> publishSubject(std::string subject,
+                                                             std::vector<MessageData> messages) {
+    return log_.publishSubject(std::move(subject), std::move(messages));
+  }
+  Result<std::vector<std::string>> route(std::string_view subject) { return log_.route(subject); }
 
   // Consumers (delivery.h) -------------------------------------------------------------------
   Result<uint64_t> subscribe(std::string_view topic, std::string_view group, StartAt start,
                              uint32_t prefetch, uint64_t ackTimeoutMs, ConsumerSink& sink,
-                             std::string peer, bool keyOrdered = false) {
+                             std::string peer, bool keyOrdered = false,
+                             const std::vector<std::string>& filter = {}) {
     return delivery_.subscribe(topic, group, start, prefetch, ackTimeoutMs, sink, std::move(peer),
-                               keyOrdered);
+                               keyOrdered, filter);
   }
   void unsubscribe(uint64_t consumerId) { delivery_.unsubscribe(consumerId); }
   kj::Promise<std::vector<OffsetFailure>> ack(uint64_t consumerId, std::vector<Offset> offsets,
@@ -88,7 +94,11 @@ class Broker final : private kj::TaskSet::ErrorHandler {
     return log_.purgeTopic(std::move(name));
   }
   kj::Promise<Result<GroupView>> createGroup(std::string topic, std::string group, StartAt start,
-                                             bool keyOrdered = false);
+                                             bool keyOrdered = false,
+                                             std::vector<std::string> filter = {});
+  // Adds and removes subject patterns of a topic; answers its view after the commit.
+  kj::Promise<Result<TopicView>> changeSubjects(std::string topic, std::vector<std::string> add,
+                                                std::vector<std::string> remove);
   Result<std::vector<GroupView>> listGroups(std::string_view topic) {
     return views_.listGroups(topic);
   }

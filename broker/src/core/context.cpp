@@ -73,6 +73,7 @@ GroupRecord Group::record() const {
   record.redelivered = redelivered;
   record.deadLettered = deadLettered;
   record.keyOrdered = keyOrdered;
+  record.filter = filter;
   return record;
 }
 
@@ -85,6 +86,7 @@ std::unique_ptr<Group> Group::fromRecord(Topic& topic, const GroupRecord& record
   group->redelivered = record.redelivered;
   group->deadLettered = record.deadLettered;
   group->keyOrdered = record.keyOrdered;
+  group->filter = record.filter;
   return group;
 }
 
@@ -145,7 +147,17 @@ Topic& Context::adoptTopic(const TopicRecord& record) {
   topic->bytes = record.bytes;
   Topic& ref = *topic;
   topics[record.name] = std::move(topic);
+  topicsById[record.id] = &ref;
+  router.set(record.id, record.name, record.settings.subjects);
   return ref;
+}
+
+void Context::forgetTopic(std::string_view name) {
+  auto it = topics.find(name);
+  if (it == topics.end()) return;
+  router.remove(it->second->id);
+  topicsById.erase(it->second->id);
+  topics.erase(it);
 }
 
 Topic& Context::createTopicIn(WriteBatch& batch, std::string_view name,

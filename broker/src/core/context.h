@@ -11,6 +11,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
 #include <kj/async.h>
 
@@ -19,6 +21,7 @@
 #include "common/status.h"
 #include "core/model.h"
 #include "core/storage.h"
+#include "core/subjects.h"
 
 namespace sluice::core {
 
@@ -38,6 +41,8 @@ struct Limits {
   uint32_t maxFetchTimeoutMs = 5u * 60 * 1000;
   // Messages a key-ordered group tracks (in flight or parked behind their key), at most.
   uint32_t maxKeyedMessages = 100000;
+  // Subject patterns of all topics together (each topic has at most kMaxPatternsPerTopic).
+  uint32_t maxSubjectPatterns = 100000;
 };
 
 struct BrokerOptions {
@@ -77,6 +82,7 @@ struct RequestedSettings {
   uint64_t dedupWindowMs = 0;
   uint64_t defaultTtlMs = 0;
   bool deadLetterExpired = false;
+  std::vector<std::string> subjects;  // Subject patterns (core/subjects.h).
 };
 
 struct OffsetFailure {
@@ -96,6 +102,8 @@ class Context {
   kj::TaskSet& tasks;  // Background work; its failures are logged.
 
   std::map<std::string, std::unique_ptr<Topic>, std::less<>> topics;
+  std::unordered_map<TopicId, Topic*> topicsById;
+  SubjectRouter router;  // Which topics capture a subject: kept with `topics`.
   std::map<uint64_t, std::unique_ptr<Consumer>> consumers;
   TopicId nextTopicId = 1;
   uint64_t uncommittedAppendBytes = 0;  // Estimated; counted against the publish limit.
@@ -120,6 +128,8 @@ class Context {
   kj::Promise<Result<uint64_t>> commit(WriteBatch batch);
   // Adds the topic to the live state (as created by `op`, or loaded).
   Topic& adoptTopic(const TopicRecord& record);
+  // Removes a topic from the live state (and from routing).
+  void forgetTopic(std::string_view name);
   // Builds the ops creating a topic with the next id; the topic is live at once.
   Topic& createTopicIn(WriteBatch& batch, std::string_view name, const TopicSettings& settings,
                        int64_t nowMs);

@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "core/names.h"
+#include "core/subjects.h"
 
 namespace sluice::core {
 namespace {
@@ -92,7 +93,8 @@ Consumer* GroupDelivery::consumerOf(uint64_t id) {
 
 Result<uint64_t> GroupDelivery::subscribe(std::string_view topicName, std::string_view groupName,
                                           StartAt start, uint32_t prefetch, uint64_t ackTimeoutMs,
-                                          ConsumerSink& sink, std::string peer, bool keyOrdered) {
+                                          ConsumerSink& sink, std::string peer, bool keyOrdered,
+                                          const std::vector<std::string>& filter) {
   if (ctx_.stopped) return shuttingDown();
   const Limits& limits = ctx_.limits();
   if (prefetch > limits.maxPrefetch) {
@@ -109,7 +111,7 @@ Result<uint64_t> GroupDelivery::subscribe(std::string_view topicName, std::strin
   auto topic = ctx_.requireTopic(topicName);
   if (!topic.ok()) return topic.status();
   WriteBatch batch;
-  auto group = groups_.ensure(batch, *topic.value(), groupName, start, keyOrdered);
+  auto group = groups_.ensure(batch, *topic.value(), groupName, start, keyOrdered, filter);
   if (!group.ok()) return group.status();
   if (!batch.empty()) ctx_.store.commitDetached(std::move(batch), "create group");
   auto consumer = std::make_unique<Consumer>();
@@ -649,6 +651,7 @@ constexpr int64_t kNoDeadline = INT64_MAX;
 // Delayed messages one delivery pass moves to the due index, and expired ones it passes over,
 // at most.
 constexpr size_t kMaxPassedOverPerPass = 4096;
+constexpr size_t kMaxSkippedPerPass = 16384;
 
 }  // namespace
 
@@ -1016,10 +1019,13 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
   // ahead of the writer.
   // Expired messages are passed over, and count against the same bound.
   size_t passedOver = 0;
+  // Messages a filtered group passes over on their heads: cheap, but bounded per pass too,
+  // so that a long run of them does not hold the event loop.
+  size_t skipped = 0;
   bool blocked = false;
   auto full = [&] {
     return out.size() >= window || bytes >= byteBudget || passedOver >= kMaxPassedOverPerPass ||
-           blocked;
+           skipped >= kMaxSkippedPerPass || blocked;
   };
   // `parked`: its entry is parked (a key's next message, woken) and stays so while it is
   // held: at start-up a key's first parked entry is due at once, as a held one is, so the
@@ -1085,10 +1091,23 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
     }
     takeDue(DueEntry{offset, 0, nowMs, RedeliveryCause::kNone}, nullptr, true);
   }
+  // Past a message the group is sent (its filter matches it): one fewer matching ahead.
+  auto pass = [&](Offset offset) {
+    group.position = offset + 1;
+    if (group.matchedAhead && *group.matchedAhead > 0) --*group.matchedAhead;
+  };
   auto decide = [&](const MessageHead& message) {
     if (message.offset >= topic.committedNext || full()) return Scan::kStop;  // Not answered yet.
-    if (expiredAt(message.expiresAtMs, nowMs)) {
+    if (group.filtered() &&
+        !anySubjectMatches(group.filter,
+                           message.subject.empty() ? std::string_view(topic.name) : message.subject)) {
+      // Not the group's: passed over on its head, with no delivery, write or count.
       group.position = message.offset + 1;
+      ++skipped;
+      return Scan::kPass;
+    }
+    if (expiredAt(message.expiresAtMs, nowMs)) {
+      pass(message.offset);
       expire(group, message.offset, 0, false, snapshot, batch);
       ++passedOver;
       return Scan::kPass;
@@ -1103,7 +1122,7 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
       blocked = true;  // Settling tracked messages reopens it.
       return Scan::kStop;
     }
-    group.position = message.offset + 1;
+    pass(message.offset);
     if (take == Take::kParked) {
       ++passedOver;
       return Scan::kPass;
@@ -1127,7 +1146,10 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
       lease(std::move(message), 1);
     if (group.position == from) {
       // Nothing below committedNext was shown: the rest was removed by retention or purge.
-      if (!full()) group.position = topic.committedNext;
+      if (!full()) {
+        group.position = topic.committedNext;
+        if (group.filtered()) group.matchedAhead = 0;
+      }
       break;
     }
   }

@@ -35,7 +35,8 @@ class GroupDelivery {
   // fetch(). Errors: kInvalidArgument, kTopicNotFound, kLimitExceeded, kShuttingDown.
   Result<uint64_t> subscribe(std::string_view topic, std::string_view group, StartAt start,
                              uint32_t prefetch, uint64_t ackTimeoutMs, ConsumerSink& sink,
-                             std::string peer, bool keyOrdered = false);
+                             std::string peer, bool keyOrdered = false,
+                             const std::vector<std::string>& filter = {});
   // A key-ordered group at start-up: its keys from the store's pending entries. A key whose
   // first entry is parked (its predecessor settled by a commit that did not unpark it) becomes
   // due; a later entry of a key that is not parked is parked again.

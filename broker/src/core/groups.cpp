@@ -4,6 +4,7 @@
 
 #include "core/log.h"
 #include "core/names.h"
+#include "core/subjects.h"
 
 namespace sluice::core {
 namespace {
@@ -11,6 +12,20 @@ namespace {
 template <typename T>
 kj::Promise<Result<T>> ready(Result<T> result) {
   return kj::Promise<Result<T>>(std::move(result));
+}
+
+// Whether two filters hold the same patterns, in any order.
+bool samePatterns(std::vector<std::string> a, std::vector<std::string> b) {
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  return a == b;
+}
+
+std::string describePatterns(const std::vector<std::string>& patterns) {
+  std::string out;
+  for (const std::string& pattern : patterns)
+    out += (out.empty() ? "" : ", ") + quoted(pattern);
+  return out;
 }
 
 constexpr auto done = [](Result<uint64_t> committed) -> Result<Done> {
@@ -53,12 +68,26 @@ Status Groups::busy(const Group& group, const char* action) const {
 }
 
 Result<Group*> Groups::ensure(WriteBatch& batch, Topic& topic, std::string_view groupName,
-                              const StartAt& start, bool keyOrdered) {
+                              const StartAt& start, bool keyOrdered,
+                              const std::vector<std::string>& filter) {
   if (auto problem = validateGroupName(groupName)) {
     return Status(Code::kInvalidArgument, *problem);
   }
+  if (auto problem = validateSubjectPatterns(filter, kMaxPatternsPerGroup)) {
+    return Status(Code::kInvalidArgument, "group filter: " + *problem);
+  }
   auto existing = topic.groups.find(groupName);
   if (existing != topic.groups.end()) {
+    // As for ordering: joining a filtered group without naming its filter is fine.
+    if (!filter.empty() && !samePatterns(filter, existing->second->filter)) {
+      return Status(Code::kInvalidArgument,
+                    "group " + quoted(groupName) + " of topic " + quoted(topic.name) +
+                        (existing->second->filtered() ? " has another subject filter ("
+                                                            + describePatterns(existing->second->filter) + ")"
+                                                      : " exists without a subject filter") +
+                        "; a group's filter is chosen when it is created (delete the group, or "
+                        "use another name)");
+    }
     // The mode is the group's: joining a key-ordered group without asking is fine.
     if (keyOrdered && !existing->second->keyOrdered) {
       return Status(Code::kInvalidArgument,
@@ -81,21 +110,24 @@ Result<Group*> Groups::ensure(WriteBatch& batch, Topic& topic, std::string_view 
   record.createdMs = wallClockMs();
   record.position = position.value();
   record.keyOrdered = keyOrdered;
+  record.filter = filter;
   auto group = Group::fromRecord(topic, record);
   Group* ref = group.get();
   topic.groups.emplace(record.name, std::move(group));
   batch.ops.push_back(PutGroupOp{record});
-  coreLog()->info("group created topic={} group={} position={} ordering={}", topic.name, groupName,
-                  record.position, keyOrdered ? "key" : "none");
+  coreLog()->info("group created topic={} group={} position={} ordering={} filter={}", topic.name,
+                  groupName, record.position, keyOrdered ? "key" : "none",
+                  filter.empty() ? std::string("none") : describePatterns(filter));
   return ref;
 }
 
 kj::Promise<Result<Done>> Groups::create(std::string topicName, std::string groupName,
-                                         StartAt start, bool keyOrdered) {
+                                         StartAt start, bool keyOrdered,
+                                         std::vector<std::string> filter) {
   auto topic = ctx_.requireTopic(topicName);
   if (!topic.ok()) return ready<Done>(topic.status());
   WriteBatch batch;
-  auto group = ensure(batch, *topic.value(), groupName, start, keyOrdered);
+  auto group = ensure(batch, *topic.value(), groupName, start, keyOrdered, filter);
   if (!group.ok()) return ready<Done>(group.status());
   // An existing group commits nothing but still answers after what is queued before it.
   return ctx_.commit(std::move(batch)).then(done);
@@ -115,6 +147,7 @@ kj::Promise<Result<Done>> Groups::reset(std::string topicName, std::string group
   group.forgetKeys();
   group.heldAtStop = 0;
   group.nextDueMs.reset();
+  group.matchedAhead.reset();
   WriteBatch batch;
   batch.ops.push_back(ClearPendingOp{group.topic->id, group.name});
   batch.ops.push_back(PutGroupOp{group.record()});

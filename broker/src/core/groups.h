@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <kj/async.h>
 
@@ -16,14 +17,16 @@ class Groups {
  public:
   explicit Groups(Context& ctx) : ctx_(ctx) {}
 
-  // Finds the group, or creates it at `start` (key-ordered if asked) and adds its PutGroupOp
-  // to `batch`. Errors: kInvalidArgument (bad name or start, or key ordering asked of a group
-  // that exists without it), kLimitExceeded (groups per topic).
+  // Finds the group, or creates it at `start` (key-ordered if asked, with the subject
+  // `filter` if given) and adds its PutGroupOp to `batch`. Errors: kInvalidArgument (bad name,
+  // start or filter, or key ordering or a filter asked of a group that exists without it),
+  // kLimitExceeded (groups per topic).
   Result<Group*> ensure(WriteBatch& batch, Topic& topic, std::string_view group,
-                        const StartAt& start, bool keyOrdered = false);
+                        const StartAt& start, bool keyOrdered = false,
+                        const std::vector<std::string>& filter = {});
   // Creates the group unless it exists; answers after the commit.
   kj::Promise<Result<Done>> create(std::string topic, std::string group, StartAt start,
-                                   bool keyOrdered = false);
+                                   bool keyOrdered = false, std::vector<std::string> filter = {});
   // Moves a group without consumers to `to` and forgets its pending entries.
   // Errors: kInvalidArgument, kTopicNotFound, kGroupNotFound, kGroupBusy, kStorageFailed.
   kj::Promise<Result<Done>> reset(std::string topic, std::string group, StartAt to);

@@ -100,6 +100,13 @@ struct Group {
   Topic* topic = nullptr;
   std::string name;
   bool keyOrdered = false;
+  // Subject patterns: only matching messages are delivered (empty: all). Chosen at creation.
+  std::vector<std::string> filter;
+  // A filtered group's lag: the matching messages retained in [position, committedNext);
+  // nullopt when unknown (at start-up, after a reset or a trim past the position), counted
+  // again from the store when asked (Views).
+  mutable std::optional<uint64_t> matchedAhead;  // A cache: filled in by const views.
+  bool filtered() const { return !filter.empty(); }
   // Key-ordered groups: the keys with a message in flight, and every tracked (active or
   // parked) offset with its key's entry (node pointers stay valid until erased). At most
   // Limits::maxKeyedMessages are tracked; past that the group takes nothing new from the topic.

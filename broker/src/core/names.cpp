@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "core/broker.h"
+#include "core/subjects.h"
 
 namespace sluice::core {
 namespace {
@@ -112,9 +113,12 @@ SettingsCheck checkSettings(std::string_view topic, const RequestedSettings& req
   s.dedupWindowMs = requested.dedupWindowMs == 0 ? kDefaultDedupWindowMs : requested.dedupWindowMs;
   s.defaultTtlMs = static_cast<uint32_t>(std::min<uint64_t>(requested.defaultTtlMs, kMaxTtlMs));
   s.deadLetterExpired = requested.deadLetterExpired;
+  s.subjects = requested.subjects;
 
   constexpr uint64_t kWeekMs = 7ull * 24 * 3600 * 1000;
-  if (s.maxMessageSize > limits.maxMessageSizeCap) {
+  if (auto problem = validateSubjectPatterns(s.subjects, kMaxPatternsPerTopic)) {
+    check.problem = *problem;
+  } else if (s.maxMessageSize > limits.maxMessageSizeCap) {
     check.problem = "max message size must be at most " + std::to_string(limits.maxMessageSizeCap) +
                     " bytes, got " + std::to_string(s.maxMessageSize);
   } else if (s.dedupWindowMs > kWeekMs) {

@@ -51,10 +51,14 @@ struct MessageMeta {
 // What delivery decides on before it reads a message whole (StoreSnapshot::scanMessages).
 struct MessageHead {
   Offset offset = 0;
+  int64_t timestampMs = 0;
   std::optional<std::string> key;
   int64_t deliverAtMs = 0;  // As MessageData::deliverAtMs.
   int64_t expiresAtMs = 0;  // As StoredMessageData::expiresAtMs().
   size_t payloadBytes = 0;
+  // The subject it was published to (empty: its topic's name); valid only while the head is
+  // being decided on.
+  std::string_view subject;
 };
 
 // What a scan does with the message whose head it shows.

@@ -5,6 +5,7 @@
 
 #include "core/log.h"
 #include "core/names.h"
+#include "core/subjects.h"
 
 namespace sluice::core {
 namespace {
@@ -201,7 +202,8 @@ TopicLog::Prepared TopicLog::prepare(WriteBatch& batch, std::string topicName,
   }
   AppendOp op{topic->id, topicName, topic->nextOffset, {}};
   Prepared prepared;
-  prepared.ticket = AppendTicket{topicName, topic->id, topic->nextOffset, 0, {}, estimate};
+  prepared.ticket = AppendTicket{topicName, topic->id, topic->nextOffset, 0, {}, estimate, {}};
+  if (!messages.empty()) prepared.ticket.subject = messages.front().subject;
   prepared.acks = assign(*topic, std::move(messages), now, op, prepared.ticket);
   prepared.fresh = op.messages.size();
   for (const AppendedMessage& m : op.messages)
@@ -249,7 +251,8 @@ kj::Promise<Result<std::vector<PublishAckData>>> TopicLog::publish(
 
 AppendTicket TopicLog::appendInternal(WriteBatch& batch, Topic& topic, MessageData message,
                                       int64_t nowMs, const StoreSnapshot& snapshot) {
-  AppendTicket ticket{topic.name, topic.id, topic.nextOffset, topic.nextOffset + 1, {}, 0};
+  AppendTicket ticket{topic.name,           topic.id, topic.nextOffset, topic.nextOffset + 1, {},
+                      0,                    message.subject};
   Offset offset = topic.nextOffset++;
   uint64_t size = message.accountedBytes();
   if (topic.tracksBytes()) {
@@ -279,7 +282,17 @@ void TopicLog::appended(const AppendTicket& ticket, bool committed) {
   }
   if (!committed) return;  // The store has failed for good; nothing more becomes readable.
   // Commits complete in order, but stay monotone regardless.
+  Offset fresh = ticket.end > topic->committedNext
+                     ? ticket.end - std::max(ticket.first, topic->committedNext)
+                     : 0;
   topic->committedNext = std::max(topic->committedNext, ticket.end);
+  if (fresh > 0) {
+    std::string_view subject = ticket.subject.empty() ? topic->name : ticket.subject;
+    for (auto& [name, group] : topic->groups) {
+      if (group->filtered() && group->matchedAhead && anySubjectMatches(group->filter, subject))
+        *group->matchedAhead += fresh;
+    }
+  }
   auto& sizes = topic->uncommittedSizes;
   while (!sizes.empty() && sizes.front().first < topic->committedNext)
     sizes.pop_front();
@@ -327,6 +340,152 @@ void TopicLog::trimTo(WriteBatch& batch, Topic& topic, Offset below,
   events_.trimmed(topic, batch);
 }
 
+std::vector<Topic*> TopicLog::captured(std::string_view subject) {
+  std::vector<Topic*> topics;
+  for (TopicId id : ctx_.router.route(subject)) {
+    auto it = ctx_.topicsById.find(id);
+    if (it != ctx_.topicsById.end()) topics.push_back(it->second);
+  }
+  std::sort(topics.begin(), topics.end(),
+            [](const Topic* a, const Topic* b) { return a->name < b->name; });
+  return topics;
+}
+
+Result<std::vector<std::string>> TopicLog::route(std::string_view subject) {
+  if (auto problem = validateSubject(subject)) return Status(Code::kInvalidArgument, *problem);
+  std::vector<std::string> names;
+  for (Topic* topic : captured(subject))
+    names.push_back(topic->name);
+  return names;
+}
+
+kj::Promise<Result<std::vector<RoutedAcks>>> TopicLog::publishSubject(
+    std::string subject, std::vector<MessageData> messages) {
+  using Routed = std::vector<RoutedAcks>;
+  if (ctx_.stopped) return ready<Routed>(shuttingDown());
+  if (auto problem = validateSubject(subject)) {
+    return ready<Routed>(Status(Code::kInvalidArgument, *problem));
+  }
+  Status count = checkBatchCount(messages.size());
+  if (!count.ok()) return ready<Routed>(count);
+  std::vector<Topic*> topics = captured(subject);
+  if (topics.empty()) {
+    if (!ctx_.options.autoCreateTopics || ctx_.findTopic(subject) != nullptr) {
+      return ready<Routed>(Status(
+          Code::kNoRoute, "no topic captures subject " + quoted(subject) +
+                              "; nothing was stored (give a topic a matching subject pattern, "
+                              "e.g. 'topics subjects TOPIC --add PATTERN')"));
+    }
+    // --auto-create-topics: as a publish to the topic named by the subject.
+    return publish(subject, std::move(messages)).then([subject](auto published) -> Result<Routed> {
+      if (!published.ok()) return published.status();
+      Routed routed;
+      routed.push_back(RoutedAcks{subject, std::move(published.value())});
+      return routed;
+    });
+  }
+  const uint64_t estimate = ctx_.store.estimateAppendBytes(messages);
+  for (Topic* topic : topics) {
+    Status admitted = admit(topic->name, messages, topic, estimate * topics.size());
+    if (!admitted.ok()) {
+      return ready<Routed>(Status(admitted.code(), "subject " + quoted(subject) +
+                                                       " is captured by topic " +
+                                                       quoted(topic->name) + ", which refuses "
+                                                       "the publish: " + admitted.message()));
+    }
+  }
+  for (MessageData& message : messages)
+    message.subject = subject;
+  WriteBatch batch;
+  const int64_t now = wallClockMs();
+  std::vector<Prepared> prepared;
+  prepared.reserve(topics.size());
+  for (size_t i = 0; i < topics.size(); ++i) {
+    std::vector<MessageData> copy = i + 1 < topics.size() ? messages : std::move(messages);
+    if (topics[i]->name == subject) {
+      for (MessageData& message : copy)
+        message.subject.clear();  // Its own name: stored without it.
+    }
+    prepared.push_back(prepare(batch, topics[i]->name, std::move(copy), estimate, now));
+  }
+  return ctx_.commit(std::move(batch))
+      .then([this, prepared = std::move(prepared)](
+                Result<uint64_t> committed) mutable -> Result<Routed> {
+        for (const Prepared& p : prepared)
+          published(p, committed.ok());
+        if (!committed.ok()) return committed.status();
+        Routed routed;
+        routed.reserve(prepared.size());
+        for (Prepared& p : prepared)
+          routed.push_back(RoutedAcks{p.ticket.topic, std::move(p.acks)});
+        return routed;
+      });
+}
+
+Status TopicLog::patternRoom(size_t removing, size_t adding) const {
+  size_t held = ctx_.router.patterns() - std::min(ctx_.router.patterns(), removing);
+  if (held + adding <= ctx_.limits().maxSubjectPatterns) return Status();
+  return Status(Code::kLimitExceeded, "the broker holds at most " +
+                                          std::to_string(ctx_.limits().maxSubjectPatterns) +
+                                          " subject patterns in all, " +
+                                          std::to_string(ctx_.router.patterns()) + " now");
+}
+
+kj::Promise<Result<Done>> TopicLog::changeSubjects(std::string name, std::vector<std::string> add,
+                                                   std::vector<std::string> remove) {
+  if (ctx_.stopped) return ready<Done>(shuttingDown());
+  auto found = ctx_.requireTopic(name);
+  if (!found.ok()) return ready<Done>(found.status());
+  Topic& topic = *found.value();
+  if (add.empty() && remove.empty()) {
+    return ready<Done>(Status(Code::kInvalidArgument,
+                              "nothing to change: give subject patterns to add or to remove"));
+  }
+  if (add.size() > kMaxPatternsPerTopic || remove.size() > kMaxPatternsPerTopic) {
+    return ready<Done>(Status(Code::kLimitExceeded,
+                              "a topic has at most " + std::to_string(kMaxPatternsPerTopic) +
+                                  " subject patterns, got " +
+                                  std::to_string(std::max(add.size(), remove.size())) +
+                                  " in one change"));
+  }
+  std::vector<std::string> subjects = topic.settings.subjects;
+  for (const std::string& pattern : remove) {
+    auto it = std::find(subjects.begin(), subjects.end(), pattern);
+    if (it == subjects.end()) {
+      return ready<Done>(Status(Code::kInvalidArgument, "topic " + quoted(name) +
+                                                            " has no subject pattern " +
+                                                            quoted(pattern) + " to remove"));
+    }
+    subjects.erase(it);
+  }
+  for (const std::string& pattern : add) {
+    if (auto problem = validateSubjectPattern(pattern)) {
+      return ready<Done>(Status(Code::kInvalidArgument, *problem));
+    }
+    if (std::find(subjects.begin(), subjects.end(), pattern) == subjects.end())
+      subjects.push_back(pattern);
+  }
+  if (subjects.size() > kMaxPatternsPerTopic) {
+    return ready<Done>(Status(Code::kLimitExceeded,
+                              "a topic has at most " + std::to_string(kMaxPatternsPerTopic) +
+                                  " subject patterns; topic " + quoted(name) + " would have " +
+                                  std::to_string(subjects.size())));
+  }
+  Status room = patternRoom(topic.settings.subjects.size(), subjects.size());
+  if (!room.ok()) return ready<Done>(room);
+  // Live at once: publishes after this call route by the new set, and queue behind its op.
+  topic.settings.subjects = subjects;
+  ctx_.router.set(topic.id, topic.name, subjects);
+  WriteBatch batch;
+  batch.ops.push_back(SetSubjectsOp{topic.id, name, std::move(subjects)});
+  coreLog()->info("topic subjects changed topic={} added={} removed={}", name, add.size(),
+                  remove.size());
+  return ctx_.commit(std::move(batch)).then([](Result<uint64_t> committed) -> Result<Done> {
+    if (!committed.ok()) return committed.status();
+    return Done{};
+  });
+}
+
 kj::Promise<Result<Done>> TopicLog::createTopic(std::string name, RequestedSettings requested) {
   if (ctx_.stopped) return ready<Done>(shuttingDown());
   if (auto problem = validateTopicName(name)) {
@@ -337,6 +496,8 @@ kj::Promise<Result<Done>> TopicLog::createTopic(std::string name, RequestedSetti
   if (ctx_.findTopic(name) != nullptr) {
     return ready<Done>(Status(Code::kTopicExists, "topic " + quoted(name) + " already exists"));
   }
+  Status patterns = patternRoom(0, check.effective.subjects.size());
+  if (!patterns.ok()) return ready<Done>(patterns);
   const std::string& deadLetter = check.effective.deadLetterTopic;
   bool withDeadLetter = !deadLetter.empty() && ctx_.findTopic(deadLetter) == nullptr;
   Status room = topicRoom(withDeadLetter ? 2 : 1);
@@ -364,7 +525,7 @@ kj::Promise<Result<uint64_t>> TopicLog::deleteTopic(std::string name) {
   Status why(Code::kTopicNotFound, "topic " + quoted(name) + " was deleted");
   for (auto& [groupName, group] : topic.groups)
     events_.closing(*group, why);
-  ctx_.topics.erase(name);
+  ctx_.forgetTopic(name);
   coreLog()->info("topic deleted topic={}", name);
   return ctx_.commit(std::move(batch))
       .then([removed](Result<uint64_t> committed) -> Result<uint64_t> {
@@ -387,6 +548,7 @@ kj::Promise<Result<uint64_t>> TopicLog::purgeTopic(std::string name) {
     group->position = std::max(group->position, topic.nextOffset);
     group->heldAtStop = 0;
     group->nextDueMs.reset();
+    group->matchedAhead.reset();
     batch.ops.push_back(PutGroupOp{group->record()});
   }
   events_.trimmed(topic, batch);

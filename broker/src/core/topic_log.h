@@ -24,6 +24,13 @@ struct AppendTicket {
   Offset end = 0;                // One past the last offset.
   std::vector<std::string> ids;  // Producer ids it registered as uncommitted.
   uint64_t estimatedBytes = 0;   // Counted in Context::uncommittedAppendBytes until then.
+  std::string subject;           // Of its messages (one per append); empty: the topic's name.
+};
+
+// A routed publish's answer for one of the topics that captured it.
+struct RoutedAcks {
+  std::string topic;
+  std::vector<PublishAckData> acks;  // One per message, in request order.
 };
 
 class TopicLog {
@@ -45,6 +52,20 @@ class TopicLog {
   // kLimitExceeded, kStorageFull, kStorageFailed, kShuttingDown.
   kj::Promise<Result<std::vector<PublishAckData>>> publish(std::string topic,
                                                            std::vector<MessageData> messages);
+
+  // Stores the batch, with its subject, in every topic that captures `subject`, in one commit,
+  // all or nothing; answers per topic (by name) after the commit. No capturing topic:
+  // kNoRoute, or with --auto-create-topics a new topic named as the subject. Errors: those of
+  // publish() (a rejection by any topic names it), kNoRoute.
+  kj::Promise<Result<std::vector<RoutedAcks>>> publishSubject(std::string subject,
+                                                             std::vector<MessageData> messages);
+  // The names of the topics capturing `subject`, sorted. Errors: kInvalidArgument.
+  Result<std::vector<std::string>> route(std::string_view subject);
+  // Adds and removes subject patterns of a live topic in one commit. Errors: kInvalidArgument
+  // (a bad pattern, removing one the topic does not have, nothing asked), kTopicNotFound,
+  // kLimitExceeded (patterns per topic or in all), kStorageFailed, kShuttingDown.
+  kj::Promise<Result<Done>> changeSubjects(std::string topic, std::vector<std::string> add,
+                                           std::vector<std::string> remove);
 
   // publish() in steps, for a publish committed with other changes (a transaction):
   // checkPublish() changes nothing; prepare() adds a checked publish to `batch` (creating the
@@ -89,6 +110,10 @@ class TopicLog {
   // maxMessages / maxBytes after an append.
   void trimBySize(WriteBatch& batch, Topic& topic, const StoreSnapshot& snapshot);
   uint64_t sizeAt(const Topic& topic, Offset offset, const StoreSnapshot& snapshot) const;
+  // The live topics capturing `subject`, by name.
+  std::vector<Topic*> captured(std::string_view subject);
+  // kLimitExceeded when the broker would hold more than maxSubjectPatterns patterns.
+  Status patternRoom(size_t removing, size_t adding) const;
   Status validateBatch(std::string_view topic, const std::vector<MessageData>& messages,
                        uint32_t maxSize) const;
 

@@ -1,8 +1,59 @@
 #include "core/views.h"
 
 #include <algorithm>
+#include <limits>
+
+#include "core/subjects.h"
 
 namespace sluice::core {
+
+namespace {
+
+// Heads read, at most, to find a filtered group's oldest matching message for its lag in time
+// (its count is kept as messages commit and are delivered; see Group::matchedAhead).
+constexpr size_t kLagScanHeads = 65536;
+
+}  // namespace
+
+void Views::filteredLag(const Group& group, const StoreSnapshot& snapshot, Offset from,
+                        int64_t nowMs, GroupView& view) const {
+  const Topic& topic = *group.topic;
+  const Offset end = topic.committedNext;
+  auto matches = [&](const MessageHead& head) {
+    return anySubjectMatches(group.filter,
+                             head.subject.empty() ? std::string_view(topic.name) : head.subject);
+  };
+  std::optional<int64_t> oldest;
+  if (!group.matchedAhead) {
+    // Unknown (start-up, reset, trim): count every matching message ahead once, on heads.
+    uint64_t count = 0;
+    snapshot.scanMessages(topic.id, from, std::numeric_limits<size_t>::max(),
+                          std::numeric_limits<size_t>::max(), [&](const MessageHead& head) {
+                            if (head.offset >= end) return Scan::kStop;
+                            if (matches(head)) {
+                              ++count;
+                              if (!oldest) oldest = head.timestampMs;
+                            }
+                            return Scan::kPass;
+                          });
+    group.matchedAhead = count;
+  } else if (*group.matchedAhead > 0) {
+    size_t read = 0;
+    Offset last = from;
+    snapshot.scanMessages(topic.id, from, std::numeric_limits<size_t>::max(),
+                          std::numeric_limits<size_t>::max(), [&](const MessageHead& head) {
+                            if (head.offset >= end || ++read > kLagScanHeads) return Scan::kStop;
+                            last = head.offset;
+                            if (!matches(head)) return Scan::kPass;
+                            oldest = head.timestampMs;
+                            return Scan::kStop;
+                          });
+    // Not found within the bound: the oldest match is younger than the last head read.
+    if (!oldest) oldest = snapshot.timestampAtOrAfter(topic.id, last);
+  }
+  view.lagMessages = *group.matchedAhead;
+  if (view.lagMessages > 0 && oldest) view.lagMs = std::max<int64_t>(0, nowMs - *oldest);
+}
 
 GroupView Views::viewOf(const Group& group, const StoreSnapshot& snapshot, int64_t nowMs) const {
   const Topic& topic = *group.topic;
@@ -19,10 +70,15 @@ GroupView Views::viewOf(const Group& group, const StoreSnapshot& snapshot, int64
     view.scheduled = stored->scheduled;
   }
   Offset from = std::max(group.position, topic.firstOffset);
-  view.lagMessages = topic.committedNext > from ? topic.committedNext - from : 0;
-  if (view.lagMessages > 0) {
-    if (auto ts = snapshot.timestampAtOrAfter(topic.id, from))
-      view.lagMs = std::max<int64_t>(0, nowMs - *ts);
+  view.filter = group.filter;
+  if (group.filtered()) {
+    filteredLag(group, snapshot, from, nowMs, view);
+  } else {
+    view.lagMessages = topic.committedNext > from ? topic.committedNext - from : 0;
+    if (view.lagMessages > 0) {
+      if (auto ts = snapshot.timestampAtOrAfter(topic.id, from))
+        view.lagMs = std::max<int64_t>(0, nowMs - *ts);
+    }
   }
   view.delivered = group.delivered;
   view.acked = group.acked;

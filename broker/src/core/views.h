@@ -36,6 +36,7 @@ struct GroupView {
   uint64_t scheduled = 0;
   std::vector<ConsumerView> consumers;
   int64_t createdMs = 0;
+  std::vector<std::string> filter;  // Subject patterns; lag counts only matching messages.
 };
 
 struct TopicView {
@@ -77,6 +78,9 @@ class Views {
 
  private:
   GroupView viewOf(const Group& group, const StoreSnapshot& snapshot, int64_t nowMs) const;
+  // A filtered group's lag: matching messages from `from` on, and the oldest one's age.
+  void filteredLag(const Group& group, const StoreSnapshot& snapshot, Offset from, int64_t nowMs,
+                   GroupView& view) const;
   TopicView viewOf(const Topic& topic, const StoreSnapshot& snapshot, int64_t nowMs) const;
 
   Context& ctx_;

@@ -98,9 +98,16 @@ struct PutTxnOp {
   std::vector<std::vector<PublishAckData>> outputs;
 };
 
+// Replaces the subject patterns a topic captures (valid, deduplicated; empty: its own name).
+struct SetSubjectsOp {
+  TopicId id = 0;
+  std::string topic;
+  std::vector<std::string> subjects;
+};
+
 using WriteOp = std::variant<CreateTopicOp, DeleteTopicOp, PurgeTopicOp, AppendOp, TrimOp,
                              PutGroupOp, DeleteGroupOp, ClearPendingOp, PutPendingOp,
-                             RemovePendingOp, ExpireDedupOp, PutTxnOp>;
+                             RemovePendingOp, ExpireDedupOp, PutTxnOp, SetSubjectsOp>;
 
 // The ops of one broker action, applied in order and committed together.
 struct WriteBatch {

@@ -32,13 +32,14 @@ void setStatus(Builder result, const Status& status) {
 // follows the consumer's socket, and the prefetch window bounds what can be outstanding.
 class DeliverySink final : public core::ConsumerSink, private kj::TaskSet::ErrorHandler {
  public:
-  explicit DeliverySink(wire::DeliveryHandler::Client handler)
-      : handler_(kj::mv(handler)), tasks_(*this) {}
+  DeliverySink(wire::DeliveryHandler::Client handler, std::string topic)
+      : handler_(kj::mv(handler)), topic_(std::move(topic)), tasks_(*this) {}
+  const std::string& topic() const { return topic_; }
   ~DeliverySink() noexcept override {}  // KJ members may throw from destructors; we do not.
 
   void deliver(std::vector<core::Delivery> batch) override {
     auto request = handler_.deliverRequest();
-    toWire(batch, request.initMessages(static_cast<unsigned>(batch.size())));
+    toWire(batch, topic_, request.initMessages(static_cast<unsigned>(batch.size())));
     tasks_.add(request.send());
   }
 
@@ -55,6 +56,7 @@ class DeliverySink final : public core::ConsumerSink, private kj::TaskSet::Error
   }
 
   wire::DeliveryHandler::Client handler_;
+  std::string topic_;  // Its deliveries' subject when they have none of their own.
   kj::TaskSet tasks_;
 };
 
@@ -102,14 +104,15 @@ class SubscriptionService final : public wire::Subscription::Server {
     return guarded("fetch", [this, context]() mutable {
       auto params = context.getParams();
       return broker_.fetch(consumerId_, params.getMax(), params.getTimeoutMs())
-          .then([context](Result<std::vector<core::Delivery>> fetched) mutable {
+          .then([this, context](Result<std::vector<core::Delivery>> fetched) mutable {
             auto result = context.getResults().initResult();
             if (!fetched.ok()) {
               setError(result.initError(), fetched.status());
               return;
             }
             const auto& messages = fetched.value();
-            toWire(messages, result.initMessages(static_cast<unsigned>(messages.size())));
+            toWire(messages, sink_->topic(),
+                   result.initMessages(static_cast<unsigned>(messages.size())));
           });
     });
   }
@@ -307,23 +310,28 @@ BrokerService::BrokerService(core::Broker& broker, std::shared_ptr<ConnectionInf
       limits_(limits),
       lowLevelIo_(lowLevelIo) {}
 
+Status BrokerService::countProblem(capnp::List<wire::PublishMessage>::Reader list) const {
+  // Counted before anything is copied: a list of empty structs costs its sender next to
+  // nothing per element (the traversal limit allows ~80M of them in one call) but would cost
+  // the broker a MessageData, or a header, each.
+  Status count = broker_.checkBatchCount(list.size());
+  for (unsigned i = 0; count.ok() && i < list.size(); ++i) {
+    if (auto problem = core::validateHeaderCount(list[i].getHeaders().size())) {
+      count = Status(Code::kInvalidArgument,
+                     (list.size() == 1 ? std::string("the message")
+                                       : "message " + std::to_string(i + 1) + " of " +
+                                             std::to_string(list.size())) +
+                         ": " + *problem);
+    }
+  }
+  return count;
+}
+
 kj::Promise<void> BrokerService::publish(PublishContext context) {
   return guarded("publish", [this, context]() mutable -> kj::Promise<void> {
     auto params = context.getParams();
     auto list = params.getMessages();
-    // Counted before anything is copied: a list of empty structs costs its sender next to
-    // nothing per element (the traversal limit allows ~80M of them in one call) but would cost
-    // the broker a MessageData, or a header, each.
-    Status count = broker_.checkBatchCount(list.size());
-    for (unsigned i = 0; count.ok() && i < list.size(); ++i) {
-      if (auto problem = core::validateHeaderCount(list[i].getHeaders().size())) {
-        count = Status(Code::kInvalidArgument,
-                       (list.size() == 1 ? std::string("the message")
-                                         : "message " + std::to_string(i + 1) + " of " +
-                                               std::to_string(list.size())) +
-                           ": " + *problem);
-      }
-    }
+    Status count = countProblem(list);
     if (!count.ok()) {
       setStatus(context.getResults().initResult(), count);
       return kj::READY_NOW;
@@ -346,6 +354,37 @@ kj::Promise<void> BrokerService::publish(PublishContext context) {
   });
 }
 
+kj::Promise<void> BrokerService::publishSubject(PublishSubjectContext context) {
+  return guarded("publishSubject", [this, context]() mutable -> kj::Promise<void> {
+    auto params = context.getParams();
+    auto list = params.getMessages();
+    Status count = countProblem(list);
+    if (!count.ok()) {
+      setStatus(context.getResults().initResult(), count);
+      return kj::READY_NOW;
+    }
+    std::vector<MessageData> messages;
+    messages.reserve(list.size());
+    for (auto message : list)
+      messages.push_back(fromWire(message));
+    return broker_.publishSubject(toString(params.getSubject()), std::move(messages))
+        .then([context](Result<std::vector<core::RoutedAcks>> routed) mutable {
+          auto result = context.getResults().initResult();
+          if (!routed.ok()) return setStatus(result, routed.status());
+          auto outputs = result.initOutputs(static_cast<unsigned>(routed.value().size()));
+          for (unsigned t = 0; t < routed.value().size(); ++t) {
+            const core::RoutedAcks& topic = routed.value()[t];
+            outputs[t].setTopic(topic.topic);
+            auto acks = outputs[t].initAcks(static_cast<unsigned>(topic.acks.size()));
+            for (unsigned i = 0; i < topic.acks.size(); ++i) {
+              acks[i].setOffset(topic.acks[i].offset);
+              acks[i].setDuplicate(topic.acks[i].duplicate);
+            }
+          }
+        });
+  });
+}
+
 kj::Promise<void> BrokerService::subscribe(SubscribeContext context) {
   return guarded("subscribe", [this, context]() mutable -> kj::Promise<void> {
     auto params = context.getParams();
@@ -357,11 +396,16 @@ kj::Promise<void> BrokerService::subscribe(SubscribeContext context) {
                                    " subscriptions"));
       return kj::READY_NOW;
     }
-    auto sink = kj::heap<DeliverySink>(params.getHandler());
+    auto filter = patternsOf(params.getFilter(), core::kMaxPatternsPerGroup, "group filter");
+    if (!filter.ok()) {
+      setStatus(result, filter.status());
+      return kj::READY_NOW;
+    }
+    auto sink = kj::heap<DeliverySink>(params.getHandler(), toString(params.getTopic()));
     auto consumer = broker_.subscribe(toString(params.getTopic()), toString(params.getGroup()),
                                       fromWire(params.getStart()), params.getPrefetch(),
                                       params.getAckTimeoutMs(), *sink, connection_->peer,
-                                      params.getKeyOrdered());
+                                      params.getKeyOrdered(), filter.value());
     if (!consumer.ok()) {
       setStatus(result, consumer.status());
       return kj::READY_NOW;
@@ -384,6 +428,12 @@ kj::Promise<void> BrokerService::admin(AdminContext context) {
 kj::Promise<void> AdminService::createTopic(CreateTopicContext context) {
   return guarded("createTopic", [this, context]() mutable {
     auto params = context.getParams();
+    auto subjects =
+        patternsOf(params.getSettings().getSubjects(), core::kMaxPatternsPerTopic, "topic");
+    if (!subjects.ok()) {
+      setStatus(context.getResults().initResult(), subjects.status());
+      return kj::Promise<void>(kj::READY_NOW);
+    }
     return broker_.createTopic(toString(params.getName()), fromWire(params.getSettings()))
         .then([context](Result<core::TopicView> topic) mutable {
           auto result = context.getResults().initResult();
@@ -447,8 +497,13 @@ kj::Promise<void> AdminService::purgeTopic(PurgeTopicContext context) {
 kj::Promise<void> AdminService::createGroup(CreateGroupContext context) {
   return guarded("createGroup", [this, context]() mutable {
     auto params = context.getParams();
+    auto filter = patternsOf(params.getFilter(), core::kMaxPatternsPerGroup, "group filter");
+    if (!filter.ok()) {
+      return answerGroup(kj::Promise<Result<core::GroupView>>(filter.status()), context);
+    }
     return answerGroup(broker_.createGroup(toString(params.getTopic()), toString(params.getGroup()),
-                                           fromWire(params.getStart()), params.getKeyOrdered()),
+                                           fromWire(params.getStart()), params.getKeyOrdered(),
+                                           std::move(filter.value())),
                        context);
   });
 }
@@ -493,13 +548,44 @@ kj::Promise<void> AdminService::deleteGroup(DeleteGroupContext context) {
 kj::Promise<void> AdminService::peek(PeekContext context) {
   return guarded("peek", [this, context]() mutable {
     auto params = context.getParams();
-    auto messages =
-        broker_.peek(toString(params.getTopic()), params.getFromOffset(), params.getCount());
+    std::string topic = toString(params.getTopic());
+    auto messages = broker_.peek(topic, params.getFromOffset(), params.getCount());
     auto result = context.getResults().initResult();
     if (!messages.ok()) return setStatus(result, messages.status());
     auto out = result.initMessages(static_cast<unsigned>(messages.value().size()));
     for (unsigned i = 0; i < messages.value().size(); ++i)
-      toWire(messages.value()[i], 0, out[i]);
+      toWire(messages.value()[i], 0, topic, out[i]);
+  });
+}
+
+kj::Promise<void> AdminService::changeSubjects(ChangeSubjectsContext context) {
+  return guarded("changeSubjects", [this, context]() mutable -> kj::Promise<void> {
+    auto params = context.getParams();
+    auto add = patternsOf(params.getAdd(), core::kMaxPatternsPerTopic, "patterns to add");
+    auto remove = patternsOf(params.getRemove(), core::kMaxPatternsPerTopic, "patterns to remove");
+    for (const auto* list : {&add, &remove}) {
+      if (!list->ok()) {
+        setStatus(context.getResults().initResult(), list->status());
+        return kj::READY_NOW;
+      }
+    }
+    return broker_
+        .changeSubjects(toString(params.getName()), std::move(add.value()),
+                        std::move(remove.value()))
+        .then([context](Result<core::TopicView> topic) mutable {
+          auto result = context.getResults().initResult();
+          if (!topic.ok()) return setStatus(result, topic.status());
+          toWire(topic.value(), result.initTopic());
+        });
+  });
+}
+
+kj::Promise<void> AdminService::route(RouteContext context) {
+  return guarded("route", [this, context]() mutable {
+    auto topics = broker_.route(toString(context.getParams().getSubject()));
+    auto result = context.getResults().initResult();
+    if (!topics.ok()) return setStatus(result, topics.status());
+    toWire(topics.value(), result.initTopics(static_cast<unsigned>(topics.value().size())));
   });
 }
 

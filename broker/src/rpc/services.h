@@ -36,8 +36,12 @@ class BrokerService final : public wire::Broker::Server {
   kj::Promise<void> publish(PublishContext context) override;
   kj::Promise<void> subscribe(SubscribeContext context) override;
   kj::Promise<void> admin(AdminContext context) override;
+  kj::Promise<void> publishSubject(PublishSubjectContext context) override;
 
  private:
+  // The message and header counts of a publish, checked before anything is copied.
+  Status countProblem(capnp::List<wire::PublishMessage>::Reader list) const;
+
   core::Broker& broker_;
   std::shared_ptr<ConnectionInfo> connection_;
   ServiceLimits limits_;
@@ -63,6 +67,8 @@ class AdminService final : public wire::Admin::Server {
   kj::Promise<void> peek(PeekContext context) override;
   kj::Promise<void> stats(StatsContext context) override;
   kj::Promise<void> backup(BackupContext context) override;
+  kj::Promise<void> changeSubjects(ChangeSubjectsContext context) override;
+  kj::Promise<void> route(RouteContext context) override;
 
  private:
   core::Broker& broker_;

@@ -44,6 +44,8 @@ core::RequestedSettings fromWire(wire::TopicSettings::Reader in) {
   out.dedupWindowMs = in.getDedupWindowMs();
   out.defaultTtlMs = in.getDefaultTtlMs();
   out.deadLetterExpired = in.getDeadLetterExpired();
+  for (auto subject : in.getSubjects())  // Counted by the caller (patternsOf) first.
+    out.subjects.push_back(toString(subject));
   return out;
 }
 
@@ -75,6 +77,7 @@ void toWire(const TopicSettings& in, wire::TopicSettings::Builder out) {
   out.setDedupWindowMs(in.dedupWindowMs);
   out.setDefaultTtlMs(in.defaultTtlMs);
   out.setDeadLetterExpired(in.deadLetterExpired);
+  toWire(in.subjects, out.initSubjects(static_cast<unsigned>(in.subjects.size())));
 }
 
 void toWire(const core::GroupView& in, wire::GroupInfo::Builder out) {
@@ -95,6 +98,7 @@ void toWire(const core::GroupView& in, wire::GroupInfo::Builder out) {
   out.setKeyBlocked(in.keyBlocked);
   out.setScheduled(in.scheduled);
   out.setCreatedMs(in.createdMs);
+  toWire(in.filter, out.initFilter(static_cast<unsigned>(in.filter.size())));
   auto consumers = out.initConsumers(static_cast<unsigned>(in.consumers.size()));
   for (unsigned i = 0; i < in.consumers.size(); ++i) {
     const core::ConsumerView& c = in.consumers[i];
@@ -140,7 +144,8 @@ void toWire(const core::StatsView& in, wire::BrokerStats::Builder out) {
   out.setCommits(in.commits);
 }
 
-void toWire(const StoredMessageData& in, uint32_t deliveries, wire::Delivery::Builder out) {
+void toWire(const StoredMessageData& in, uint32_t deliveries, std::string_view topic,
+            wire::Delivery::Builder out) {
   out.setOffset(in.offset);
   out.setTimestampMs(in.timestampMs);
   if (in.data.key) {
@@ -157,17 +162,39 @@ void toWire(const StoredMessageData& in, uint32_t deliveries, wire::Delivery::Bu
   out.setId(in.data.id);
   out.setDeliverAtMs(in.data.deliverAtMs);
   out.setExpiresAtMs(in.expiresAtMs());
+  const std::string& subject = in.data.subject;
+  out.setSubject(subject.empty() ? capnp::Text::Reader(topic.data(), topic.size())
+                                 : capnp::Text::Reader(subject.data(), subject.size()));
 }
 
-void toWire(const core::Delivery& delivery, wire::Delivery::Builder out) {
-  toWire(delivery.message, delivery.deliveries, out);
+void toWire(const core::Delivery& delivery, std::string_view topic, wire::Delivery::Builder out) {
+  toWire(delivery.message, delivery.deliveries, topic, out);
   out.setDeliveryId(delivery.deliveryId);
 }
 
-void toWire(const std::vector<core::Delivery>& deliveries,
+void toWire(const std::vector<core::Delivery>& deliveries, std::string_view topic,
             capnp::List<wire::Delivery>::Builder out) {
   for (unsigned i = 0; i < deliveries.size(); ++i)
-    toWire(deliveries[i], out[i]);
+    toWire(deliveries[i], topic, out[i]);
+}
+
+Result<std::vector<std::string>> patternsOf(capnp::List<capnp::Text>::Reader list, size_t limit,
+                                            std::string_view what) {
+  if (list.size() > limit) {
+    return Status(Code::kLimitExceeded, std::string(what) + ": at most " + std::to_string(limit) +
+                                            " subject patterns, got " +
+                                            std::to_string(list.size()));
+  }
+  std::vector<std::string> out;
+  out.reserve(list.size());
+  for (auto text : list)
+    out.push_back(toString(text));
+  return out;
+}
+
+void toWire(const std::vector<std::string>& texts, capnp::List<capnp::Text>::Builder out) {
+  for (unsigned i = 0; i < texts.size(); ++i)
+    out.set(i, capnp::Text::Reader(texts[i].data(), texts[i].size()));
 }
 
 }  // namespace sluice::rpc

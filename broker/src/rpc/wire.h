@@ -36,10 +36,17 @@ void toWire(const TopicSettings& settings, wire::TopicSettings::Builder out);
 void toWire(const core::GroupView& view, wire::GroupInfo::Builder out);
 void toWire(const core::TopicView& view, wire::TopicInfo::Builder out);
 void toWire(const core::StatsView& view, wire::BrokerStats::Builder out);
-void toWire(const StoredMessageData& message, uint32_t deliveries, wire::Delivery::Builder out);
+// A message of `topic` (its subject when it has none of its own).
+void toWire(const StoredMessageData& message, uint32_t deliveries, std::string_view topic,
+            wire::Delivery::Builder out);
 // A delivery to a consumer: the message, its delivery count and its deliveryId.
-void toWire(const core::Delivery& delivery, wire::Delivery::Builder out);
-void toWire(const std::vector<core::Delivery>& deliveries,
+void toWire(const core::Delivery& delivery, std::string_view topic, wire::Delivery::Builder out);
+void toWire(const std::vector<core::Delivery>& deliveries, std::string_view topic,
             capnp::List<wire::Delivery>::Builder out);
+// A list of subject patterns, refused (kLimitExceeded, naming `what`) past `limit` before
+// anything is copied.
+Result<std::vector<std::string>> patternsOf(capnp::List<capnp::Text>::Reader list, size_t limit,
+                                            std::string_view what);
+void toWire(const std::vector<std::string>& texts, capnp::List<capnp::Text>::Builder out);
 
 }  // namespace sluice::rpc

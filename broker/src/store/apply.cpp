@@ -40,6 +40,7 @@ class Applier {
   void operator()(const core::RemovePendingOp& op);
   void operator()(const core::ExpireDedupOp& op);
   void operator()(const core::PutTxnOp& op);
+  void operator()(const core::SetSubjectsOp& op);
 
  private:
   TopicRecord requireTopic(TopicId id, const std::string& name, const char* op);
@@ -457,6 +458,12 @@ void Applier::operator()(const core::PutTxnOp& op) {
   putValue(txn_, env_.txns, op.id, codec::bytesOf(codec::encodeTxn(entry)));
   putValue(txn_, env_.txnExpiry,
            keys::txnExpiry(static_cast<uint64_t>(std::max<int64_t>(op.expiresMs, 0)), op.id), {});
+}
+
+void Applier::operator()(const core::SetSubjectsOp& op) {
+  TopicRecord topic = requireTopic(op.id, op.topic, "set subjects");
+  topic.settings.subjects = op.subjects;
+  storeTopic(topic);
 }
 
 }  // namespace

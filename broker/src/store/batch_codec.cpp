@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "core/names.h"
+#include "core/subjects.h"
 #include "sluice/schemas/records.capnp.h"
 #include "store/codec.h"
 
@@ -47,6 +48,7 @@ void setMessage(records::LoggedMessage::Builder out, const core::AppendedMessage
   out.setDedupExpiresMs(m.dedupExpiresMs);
   out.setDelayMs(storedDelayMs(m.timestampMs, m.data.deliverAtMs));
   out.setTtlMs(m.data.ttlMs);
+  if (!m.data.subject.empty()) out.setSubject(text(m.data.subject));
 }
 
 core::AppendedMessage getMessage(records::LoggedMessage::Reader in) {
@@ -60,6 +62,7 @@ core::AppendedMessage getMessage(records::LoggedMessage::Reader in) {
   m.dedupExpiresMs = in.getDedupExpiresMs();
   m.data.deliverAtMs = deliverAtOf(m.timestampMs, in.getDelayMs());
   m.data.ttlMs = in.getTtlMs();
+  m.data.subject = str(in.getSubject());
   return m;
 }
 
@@ -149,6 +152,12 @@ struct Encoder {
     o.setId(text(op.id));
     codec::toRecord(core::TxnEntry{op.fingerprint, op.expiresMs, op.outputs}, o.initTxn());
   }
+  void operator()(const core::SetSubjectsOp& op) {
+    auto o = out.initSetSubjects();
+    o.setTopicId(op.id);
+    o.setName(text(op.topic));
+    setTexts(o.initSubjects(static_cast<unsigned>(op.subjects.size())), op.subjects);
+  }
 };
 
 // Decoding failures are collected as text, so the caller answers one typed error.
@@ -175,6 +184,13 @@ Offset offsetOf(uint64_t offset, size_t i) {
 TopicId topicIdOf(uint32_t id, size_t i) {
   if (id == 0) throw Bad{"op " + std::to_string(i + 1) + ": topic id 0"};
   return id;
+}
+
+std::vector<std::string> patternsOf(capnp::List<capnp::Text>::Reader in, size_t limit, size_t i) {
+  std::vector<std::string> patterns = getTexts(in);
+  if (auto problem = core::validateSubjectPatterns(patterns, limit))
+    throw Bad{"op " + std::to_string(i + 1) + ": " + *problem};
+  return patterns;
 }
 
 core::WriteOp decodeOp(WriteOp::Reader in, size_t i, bool* storedAppend, uint32_t* count) {
@@ -245,6 +261,7 @@ core::WriteOp decodeOp(WriteOp::Reader in, size_t i, bool* storedAppend, uint32_
       record.redelivered = g.getRedelivered();
       record.deadLettered = g.getDeadLettered();
       record.keyOrdered = g.getKeyOrdered();
+      record.filter = patternsOf(g.getFilter(), core::kMaxPatternsPerGroup, i);
       return core::PutGroupOp{record};
     }
     case WriteOp::DELETE_GROUP: {
@@ -283,6 +300,11 @@ core::WriteOp decodeOp(WriteOp::Reader in, size_t i, bool* storedAppend, uint32_
       return core::PutTxnOp{std::string(o.getId().cStr(), o.getId().size()),
                             std::move(entry.fingerprint), entry.expiresMs,
                             std::move(entry.outputs)};
+    }
+    case WriteOp::SET_SUBJECTS: {
+      auto o = in.getSetSubjects();
+      return core::SetSubjectsOp{topicIdOf(o.getTopicId(), i), topicName(o.getName(), i),
+                                 patternsOf(o.getSubjects(), core::kMaxPatternsPerTopic, i)};
     }
   }
   throw Bad{"op " + std::to_string(i + 1) + ": unknown operation (" +

@@ -25,6 +25,23 @@ std::string asString(capnp::Text::Reader text) {
   return std::string(text.begin(), text.size());
 }
 
+}  // namespace
+
+void setTexts(capnp::List<capnp::Text>::Builder out, const std::vector<std::string>& texts) {
+  for (unsigned i = 0; i < texts.size(); ++i)
+    out.set(i, capnp::Text::Reader(texts[i].data(), texts[i].size()));
+}
+
+std::vector<std::string> getTexts(capnp::List<capnp::Text>::Reader in) {
+  std::vector<std::string> out;
+  out.reserve(in.size());
+  for (auto text : in)
+    out.push_back(asString(text));
+  return out;
+}
+
+namespace {
+
 constexpr size_t kScratchWords = 8192;  // 64 KiB, past any LMDB page size.
 
 // Runs `body` on the root of the flat capnp message in `value`.
@@ -75,6 +92,7 @@ void setSettings(records::StoredSettings::Builder out, const TopicSettings& s) {
   out.setDedupWindowMs(s.dedupWindowMs);
   out.setDefaultTtlMs(s.defaultTtlMs);
   out.setDeadLetterExpired(s.deadLetterExpired);
+  if (!s.subjects.empty()) setTexts(out.initSubjects(static_cast<unsigned>(s.subjects.size())), s.subjects);
 }
 
 TopicSettings getSettings(records::StoredSettings::Reader in) {
@@ -89,6 +107,7 @@ TopicSettings getSettings(records::StoredSettings::Reader in) {
   s.dedupWindowMs = in.getDedupWindowMs();
   s.defaultTtlMs = in.getDefaultTtlMs();
   s.deadLetterExpired = in.getDeadLetterExpired();
+  s.subjects = getTexts(in.getSubjects());
   return s;
 }
 
@@ -144,6 +163,8 @@ void buildMessage(capnp::MessageBuilder& builder, int64_t timestampMs, const Mes
   if (!message.id.empty()) out.setId(capnp::Text::Reader(message.id.data(), message.id.size()));
   out.setDelayMs(storedDelayMs(timestampMs, message.deliverAtMs));
   out.setTtlMs(message.ttlMs);
+  if (!message.subject.empty())
+    out.setSubject(capnp::Text::Reader(message.subject.data(), message.subject.size()));
 }
 
 }  // namespace
@@ -161,7 +182,7 @@ size_t encodeMessageInto(int64_t timestampMs, const MessageData& message,
   // so one buffer per thread serves every message; it grows to the largest message seen.
   thread_local kj::Array<capnp::word> scratch;
   size_t words = message.accountedBytes() / sizeof(capnp::word) + 16 * message.headers.size() +
-                 message.id.size() / sizeof(capnp::word) + 64;
+                 (message.id.size() + message.subject.size()) / sizeof(capnp::word) + 64;
   if (scratch.size() < words) {
     scratch = kj::heapArray<capnp::word>(words);
     std::memset(scratch.begin(), 0, scratch.asBytes().size());
@@ -183,10 +204,13 @@ MessageHead headOf(Offset offset, records::StoredMessage::Reader in) {
   MessageHead head;
   head.offset = offset;
   int64_t timestampMs = in.getTimestampMs();
+  head.timestampMs = timestampMs;
   if (in.getHasKey()) head.key = std::string(asView(in.getKey()));
   head.deliverAtMs = deliverAtOf(timestampMs, in.getDelayMs());
   head.expiresAtMs = expiresAtOf(timestampMs, head.deliverAtMs, in.getTtlMs());
   head.payloadBytes = in.getPayload().size();
+  auto subject = in.getSubject();
+  head.subject = std::string_view(subject.begin(), subject.size());
   return head;
 }
 
@@ -203,6 +227,7 @@ StoredMessageData wholeOf(Offset offset, records::StoredMessage::Reader in,
   out.data.id = asString(in.getId());
   out.data.deliverAtMs = deliverAtOf(out.timestampMs, in.getDelayMs());
   out.data.ttlMs = in.getTtlMs();
+  out.data.subject = asString(in.getSubject());
   return out;
 }
 
@@ -253,6 +278,8 @@ void setGroup(records::StoredGroup::Builder out, const GroupRecord& group) {
   out.setRedelivered(group.redelivered);
   out.setDeadLettered(group.deadLettered);
   out.setKeyOrdered(group.keyOrdered);
+  if (!group.filter.empty())
+    setTexts(out.initFilter(static_cast<unsigned>(group.filter.size())), group.filter);
 }
 
 kj::Array<capnp::word> encodeGroup(const GroupRecord& group) {
@@ -276,6 +303,7 @@ GroupRecord decodeGroup(TopicId topic, std::string_view name, std::string_view v
     group.pending = in.getPending();
     group.keyOrdered = in.getKeyOrdered();
     group.scheduled = in.getScheduled();
+    group.filter = getTexts(in.getFilter());
     return group;
   });
 }

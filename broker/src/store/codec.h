@@ -31,6 +31,9 @@ inline std::string_view bytesOf(const kj::Array<capnp::word>& words) {
 
 void setSettings(records::StoredSettings::Builder out, const TopicSettings& settings);
 TopicSettings getSettings(records::StoredSettings::Reader in);
+// Lists of texts (subject patterns), sized: embedded NULs are kept.
+void setTexts(capnp::List<capnp::Text>::Builder out, const std::vector<std::string>& texts);
+std::vector<std::string> getTexts(capnp::List<capnp::Text>::Reader in);
 
 kj::Array<capnp::word> encodeTopic(const TopicRecord& topic);
 TopicRecord decodeTopic(std::string_view name, std::string_view value);

@@ -60,6 +60,11 @@ struct SubscribeOptions {
   // key are unordered. Asked of a group that exists unordered: kInvalidArgument. Joining a
   // key-ordered group without asking is fine.
   bool keyOrdered = false;
+  // Creates the group with this subject filter (at most 32 patterns) if this call creates it:
+  // it receives, and has to ack, only the messages whose subject matches one; the others are
+  // passed over without a delivery. An existing group must have been created with the same
+  // filter (kInvalidArgument otherwise); empty joins any group.
+  std::vector<std::string> filter;
 };
 
 // A delivered (or peeked) message.
@@ -82,6 +87,8 @@ class Message {
   // When its time to live ends (Unix ms; 0: never). The broker delivers no message after.
   int64_t expiresAtMs() const { return expiresAtMs_; }
   const std::string& topic() const { return topic_; }
+  // The subject it was published to (its topic's name when published to the topic directly).
+  const std::string& subject() const { return subject_; }
 
   // Acknowledges the message; returns once the broker committed the acknowledgement, after
   // which this group never receives the message again, even across broker restarts.
@@ -125,6 +132,7 @@ class Message {
   int64_t deliverAtMs_ = 0;
   int64_t expiresAtMs_ = 0;
   std::string topic_;
+  std::string subject_;
   std::shared_ptr<detail::SubscriptionState> subscription_;  // Null for peeked messages.
 };
 
@@ -164,6 +172,14 @@ class Producer {
   // Errors: as publish().
   Result<std::vector<PublishAck>> publishBatch(std::string_view topic,
                                                std::vector<OutgoingMessage> messages);
+  // Publishes to a subject: the broker stores the messages, with the subject, in every topic
+  // whose subject patterns match it (a topic without patterns: whose name it is), in one
+  // fsync'd commit, all or nothing. Answers per topic, by name.
+  // Errors: kNoRoute (no topic captures it; nothing stored), kInvalidArgument (a bad subject
+  //         or message), kMessageTooLarge / kStorageFull / kLimitExceeded (from any capturing
+  //         topic: nothing stored anywhere), kStorageFailed, kDisconnected, kTimeout.
+  Result<RoutedAcks> publishSubject(std::string_view subject,
+                                    std::vector<OutgoingMessage> messages);
 
   // Queues a message and returns at once; the future completes after the commit. Queued
   // messages to one topic are sent together in batches (see ProducerOptions). When
@@ -249,7 +265,14 @@ class Admin {
   // unchanged.
   Result<GroupInfo> createGroup(std::string_view topic, std::string_view group,
                                 StartPosition start = StartPosition::earliest(),
-                                bool keyOrdered = false);
+                                bool keyOrdered = false, std::vector<std::string> filter = {});
+  // Adds and removes subject patterns of a live topic in one commit; publishes answered
+  // afterwards route by the new set. Errors: kTopicNotFound, kInvalidArgument (a bad pattern,
+  // removing one the topic lacks, nothing to do), kLimitExceeded (32 per topic).
+  Result<TopicInfo> changeSubjects(std::string_view topic, std::vector<std::string> add,
+                                   std::vector<std::string> remove = {});
+  // The topics a publish to `subject` would be stored in, by name. Errors: kInvalidArgument.
+  Result<std::vector<std::string>> route(std::string_view subject);
   // Errors: kTopicNotFound.
   Result<std::vector<GroupInfo>> listGroups(std::string_view topic);
   // Errors: kTopicNotFound, kGroupNotFound.

@@ -9,7 +9,7 @@ namespace sluice {
 
 // Every failure a client can see. The broker's codes mirror `ErrorCode` in schemas/rpc.capnp;
 // the last four arise in the client library itself.
-// The broker's codes (kInvalidArgument .. kTransactionConflict) have the values and names of
+// The broker's codes (kInvalidArgument .. kNoRoute) have the values and names of
 // ErrorCode in the broker's schema (schemas/rpc.capnp), the one registry; the ones after them are
 // the library's own.
 enum class ErrorCode {
@@ -26,6 +26,7 @@ enum class ErrorCode {
   kShuttingDown,         // The broker is stopping.
   kStaleDelivery,        // Ack/nack of an earlier delivery of a message delivered again since.
   kTransactionConflict,  // A transaction id already applied with other content; nothing changed.
+  kNoRoute,              // No topic captures the subject published to; nothing was stored.
   kDisconnected = 100,   // The connection to the broker is gone (or was closed).
   kConnectFailed,        // Could not connect to the broker (bad address, refused, timed out).
   kTimeout,              // The call did not complete within its timeout (e.g. receive()).

@@ -53,6 +53,10 @@ struct TopicSettings {
   std::chrono::milliseconds defaultTtl{0};
   // Send expired messages to deadLetterTopic (header sluice-reason: expired); needs one.
   bool deadLetterExpired = false;
+  // Subject patterns the topic captures (Producer::publishSubject), at most 32: dot-separated
+  // tokens, `*` for exactly one token, `>` for one or more trailing ones (`orders.*.created`,
+  // `orders.>`). Empty: the topic captures exactly its own name.
+  std::vector<std::string> subjects;
 };
 
 // Where a consumer group starts when a call creates it. Default: the earliest retained message.
@@ -93,6 +97,8 @@ struct GroupInfo {
   bool keyOrdered = false;
   uint64_t keyBlocked = 0;  // Key-ordered: messages waiting behind an earlier one of their key.
   uint64_t scheduled = 0;   // Delayed messages held for their time, not yet delivered.
+  // Subject patterns: the group receives only matching messages; lagMessages counts only them.
+  std::vector<std::string> filter;
   std::vector<ConsumerInfo> consumers;
   int64_t createdMs = 0;
 };
@@ -112,6 +118,9 @@ struct TopicInfo {
   uint64_t scheduled = 0;       // Over its groups: delayed messages not yet delivered.
   uint64_t keyBlocked = 0;      // Over its groups: messages held back behind their key.
 };
+
+// The answer to a routed publish: per capturing topic (by name), one ack per message.
+using RoutedAcks = std::vector<std::pair<std::string, std::vector<PublishAck>>>;
 
 struct BrokerStats {
   std::string version;

@@ -111,9 +111,9 @@ class Harness {
   }
   uint64_t subscribe(const std::string& topic, const std::string& group, RecordingSink& sink,
                      uint32_t prefetch = 100, uint64_t ackTimeoutMs = 30000,
-                     bool keyOrdered = false) {
+                     bool keyOrdered = false, const std::vector<std::string>& filter = {}) {
     auto id = broker_->subscribe(topic, group, StartAt{}, prefetch, ackTimeoutMs, sink, "test",
-                                 keyOrdered);
+                                 keyOrdered, filter);
     REQUIRE(id.ok());
     consumers_.push_back(id.value());
     settle();
