@@ -25,6 +25,7 @@
 
 #include "crash/ledger.h"
 #include "crash/ordered.h"
+#include "crash/routed.h"
 #include "crash/workload.h"
 #include "support/run_process.h"
 #include "support/sluiced_process.h"
@@ -149,12 +150,14 @@ void setUpTopic(const std::string& address) {
   client.admin().createGroup(kTopic, kTxGroup, StartPosition::earliest()).value();
   client.admin().createGroup(kTopic, kOrderedGroup, StartPosition::earliest(), true).value();
   client.admin().createTopic(kOutTopic).value();
+  Admin admin = client.admin();
+  setUpRouted(admin);
 }
 
 class Workers {
  public:
   Workers(std::vector<ProducerLedger>& producers, std::vector<ConsumerLog>& consumers,
-          TransformerLog& transformer, OrderLog& ordered, CycleControl& control,
+          TransformerLog& transformer, OrderLog& ordered, RoutedLog& routed, CycleControl& control,
           std::mt19937_64& rng) {
     for (auto& ledger : producers) {
       threads_.emplace_back(
@@ -165,6 +168,8 @@ class Workers {
     }
     threads_.emplace_back(
         [&transformer, &control, seed = rng()] { runTransformer(transformer, control, seed); });
+    threads_.emplace_back(
+        [&routed, &control, seed = rng()] { runRoutedProducer(routed, control, seed); });
     for (uint32_t c = 0; c < kOrderedConsumers; ++c) {
       threads_.emplace_back(
           [&ordered, &control, seed = rng()] { runOrderedConsumer(ordered, control, seed); });
@@ -224,16 +229,18 @@ void readBack(Admin& admin, const char* topic, uint64_t lastOffset, Each each) {
 // The final run: retry what is in doubt, drain all three groups, read both topics back.
 bool finalRun(const std::string& dir, uint32_t epoch, std::vector<ProducerLedger>& producers,
               std::vector<ConsumerLog>& consumers, TransformerLog& transformer, OrderLog& ordered,
-              std::mt19937_64& rng, std::vector<StoredMessage>* stored, uint64_t* lastOffset,
-              std::vector<StoredOutput>* outputs, uint64_t* outputsLastOffset) {
+              RoutedLog& routed, std::mt19937_64& rng, std::vector<StoredMessage>* stored,
+              uint64_t* lastOffset, std::vector<StoredOutput>* outputs, uint64_t* outputsLastOffset,
+              std::vector<RoutedCopy>* copies) {
   auto broker = test::SluicedProcess::start(dir, brokerArgs());
   CycleControl control;
   control.address = broker->address();
   control.epoch = epoch;
   control.resolveOnly = true;
-  Workers workers(producers, consumers, transformer, ordered, control, rng);
+  Workers workers(producers, consumers, transformer, ordered, routed, control, rng);
   bool ok = true;
-  if (!waitFor([&] { return control.producersDone.load() == kProducers; }, 120s)) {
+  // The numbered producers and the routed one.
+  if (!waitFor([&] { return control.producersDone.load() == kProducers + 1; }, 120s)) {
     std::printf("  VIOLATION final run: producers did not finish their retries within 120 s\n");
     ok = false;
   }
@@ -280,6 +287,18 @@ bool finalRun(const std::string& dir, uint32_t epoch, std::vector<ProducerLedger
                 static_cast<unsigned long long>(out.messages), outputs->size());
     ok = false;
   }
+  for (const char* name : {kRoutedAll, kRoutedEu}) {
+    auto info = admin.describeTopic(name).value();
+    size_t before = copies->size();
+    readBack(admin, name, info.lastOffset, [&](const Message& message) {
+      copies->push_back(RoutedCopy{name, message.offset(), message.subject(), message.payload()});
+    });
+    if (info.messages != copies->size() - before) {
+      std::printf("  VIOLATION %s describes %llu messages, peek returned %zu\n", name,
+                  static_cast<unsigned long long>(info.messages), copies->size() - before);
+      ok = false;
+    }
+  }
   client.close();
   int exitCode = broker->stop();
   if (exitCode != 0) {
@@ -321,6 +340,7 @@ int run(const Args& args) {
   }
   TransformerLog transformer;
   OrderLog ordered;
+  RoutedLog routed;
   RunFigures figures;
   uint32_t epoch = 0;
   for (uint32_t cycle = 1; cycle <= args.cycles && !stopRequested.load(); ++cycle) {
@@ -331,7 +351,7 @@ int run(const Args& args) {
     control.address = broker->address();
     control.epoch = epoch;
     control.soak = args.soak;
-    Workers workers(producers, consumers, transformer, ordered, control, rng);
+    Workers workers(producers, consumers, transformer, ordered, routed, control, rng);
     uint32_t runMs =
         args.minRunMs + static_cast<uint32_t>(rng() % (args.maxRunMs - args.minRunMs + 1));
     std::this_thread::sleep_for(std::chrono::milliseconds(runMs));
@@ -365,8 +385,9 @@ int run(const Args& args) {
   std::vector<StoredOutput> outputs;
   uint64_t lastOffset = 0;
   uint64_t outputsLastOffset = 0;
-  bool finalOk = finalRun(dir, epoch + 1, producers, consumers, transformer, ordered, rng, &stored,
-                          &lastOffset, &outputs, &outputsLastOffset);
+  std::vector<RoutedCopy> copies;
+  bool finalOk = finalRun(dir, epoch + 1, producers, consumers, transformer, ordered, routed, rng,
+                          &stored, &lastOffset, &outputs, &outputsLastOffset, &copies);
   ++figures.checksRun;
   if (checkStore(dir)) ++figures.checksPassed;
   size_t violations = verifyAndReport(figures, producers, consumers, stored, lastOffset, kGroups,
@@ -374,6 +395,9 @@ int run(const Args& args) {
   Violations orderViolations;
   verifyOrder(orderViolations, ordered, stored);
   violations += orderViolations.total();
+  Violations routedViolations;
+  verifyRouted(routedViolations, routed, copies);
+  violations += routedViolations.total();
   bool passed = finalOk && violations == 0 && figures.checksPassed == figures.checksRun;
   double seconds = std::chrono::duration<double>(Clock::now() - started).count();
   std::printf("  elapsed: %.1f s, seed %llu\n", seconds,

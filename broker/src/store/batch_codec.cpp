@@ -198,8 +198,10 @@ core::WriteOp decodeOp(WriteOp::Reader in, size_t i, bool* storedAppend, uint32_
   switch (in.which()) {
     case WriteOp::CREATE_TOPIC: {
       auto o = in.getCreateTopic();
+      TopicSettings settings = getSettings(o.getSettings());
+      patternsOf(o.getSettings().getSubjects(), core::kMaxPatternsPerTopic, i);
       return core::CreateTopicOp{topicIdOf(o.getTopicId(), i), topicName(o.getName(), i),
-                                 getSettings(o.getSettings()), o.getCreatedMs()};
+                                 std::move(settings), o.getCreatedMs()};
     }
     case WriteOp::DELETE_TOPIC: {
       auto o = in.getDeleteTopic();

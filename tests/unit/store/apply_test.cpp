@@ -528,6 +528,29 @@ TEST_CASE("a second broker on the same store is refused while the first runs", "
   CHECK_THAT(second.status().message(), Contains("in use by another process"));
 }
 
+TEST_CASE("subject patterns and message subjects are stored and survive a reopen", "[store]") {
+  TestStore store;
+  TopicSettings settings;
+  settings.subjects = {"orders.>"};
+  TopicRecord t = store.create("orders", settings);
+  CHECK(store.topic("orders").settings.subjects == std::vector<std::string>{"orders.>"});
+  MessageData routed = message("a");
+  routed.subject = "orders.eu.created";
+  store.append("orders", {routed, message("b")});
+  store.commitOk(batchOf({core::SetSubjectsOp{t.id, "orders", {"orders.*", "audit"}}}));
+  store.reopen();
+  CHECK(store.topic("orders").settings.subjects == std::vector<std::string>{"orders.*", "audit"});
+  ReadTxn read(store.env());
+  auto all = read.readMessages(t.id, 1, 10, 1 << 20);
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].data.subject == "orders.eu.created");
+  CHECK(all[1].data.subject.empty());
+  CHECK(store.env().check().ok());
+
+  auto missing = store.commit(batchOf({core::SetSubjectsOp{99, "gone", {"x"}}}));
+  CHECK(missing.status().code() == Code::kStorageFailed);
+}
+
 TEST_CASE("async durability commits and keeps data across a reopen", "[store]") {
   StoreConfig config;
   config.syncCommits = false;

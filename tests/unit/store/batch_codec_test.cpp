@@ -42,6 +42,7 @@ core::WriteBatch everyOp() {
   settings.dedupWindowMs = 6;
   settings.defaultTtlMs = 8;
   settings.deadLetterExpired = true;
+  settings.subjects = {"orders.>", "audit.*.x"};
   MessageData rich;
   rich.key = std::string("k\0k", 3);
   rich.headers = {{"a", "b"}, {"c", ""}};
@@ -49,6 +50,7 @@ core::WriteBatch everyOp() {
   rich.id = "id-1";
   rich.deliverAtMs = 1500;
   rich.ttlMs = 250;
+  rich.subject = "orders.eu.created";
   core::AppendOp append{7, "orders", 10, {}};
   append.messages.push_back({1000, rich, 5000});
   append.messages.push_back({1001, message("plain"), 0});
@@ -59,16 +61,17 @@ core::WriteBatch everyOp() {
   group.createdMs = 900;
   group.redelivered = 3;
   group.deadLettered = 2;
-  return batchOf({core::CreateTopicOp{7, "orders", settings, 123}, append,
-                  core::TrimOp{7, "orders", 11}, core::PutGroupOp{group},
-                  core::PutPendingOp{7, "workers", 11, 2, 777, core::RedeliveryCause::kAckTimeout},
-                  core::RemovePendingOp{7, "workers", 10}, core::ClearPendingOp{7, "workers"},
-                  core::DeleteGroupOp{7, "workers"}, core::ExpireDedupOp{4242},
-                  core::PurgeTopicOp{7, "orders"}, core::DeleteTopicOp{7, "orders"},
-                  core::PutTxnOp{"tx-1",
-                                 std::string("\x01\x00\x02", 3),
-                                 9000,
-                                 {{{10, false}, {11, true}}, {{3, false}}}}});
+  group.filter = {"orders.eu.>", "orders.*.paid"};
+  return batchOf(
+      {core::CreateTopicOp{7, "orders", settings, 123}, append, core::TrimOp{7, "orders", 11},
+       core::PutGroupOp{group},
+       core::PutPendingOp{7, "workers", 11, 2, 777, core::RedeliveryCause::kAckTimeout},
+       core::RemovePendingOp{7, "workers", 10}, core::ClearPendingOp{7, "workers"},
+       core::DeleteGroupOp{7, "workers"}, core::ExpireDedupOp{4242},
+       core::PurgeTopicOp{7, "orders"}, core::DeleteTopicOp{7, "orders"},
+       core::PutTxnOp{
+           "tx-1", std::string("\x01\x00\x02", 3), 9000, {{{10, false}, {11, true}}, {{3, false}}}},
+       core::SetSubjectsOp{7, "orders", {"orders.*", ">"}}});
 }
 
 TEST_CASE("every write op survives a round trip through the shipped form", "[store][codec]") {
@@ -112,6 +115,15 @@ TEST_CASE("every write op survives a round trip through the shipped form", "[sto
   CHECK(txn.outputs[0][1].offset == 11);
   CHECK(txn.outputs[0][1].duplicate);
   CHECK(txn.outputs[1][0].offset == 3);
+  CHECK(create.settings.subjects == std::vector<std::string>{"orders.>", "audit.*.x"});
+  CHECK(append.messages[0].data.subject == "orders.eu.created");
+  CHECK(append.messages[1].data.subject.empty());
+  CHECK(std::get<core::PutGroupOp>(ops[3]).group.filter ==
+        std::vector<std::string>{"orders.eu.>", "orders.*.paid"});
+  const auto& subjects = std::get<core::SetSubjectsOp>(ops[12]);
+  CHECK(subjects.id == 7);
+  CHECK(subjects.topic == "orders");
+  CHECK(subjects.subjects == std::vector<std::string>{"orders.*", ">"});
 }
 
 TEST_CASE("a batch's commit time survives both forms and reads without its ops", "[store][codec]") {
@@ -284,6 +296,21 @@ TEST_CASE("batches that decode but cannot be meant are rejected naming the probl
                   b.getOps()[4].getPutPending().getPending().setCause(99);
                 }),
          "op 5: unknown redelivery cause 99");
+  reject(edited(batch,
+                [](records::WriteBatch::Builder b) {
+                  b.getOps()[12].getSetSubjects().getSubjects().set(0, "orders.a*");
+                }),
+         "op 13: subject pattern");
+  reject(edited(batch,
+                [](records::WriteBatch::Builder b) {
+                  b.getOps()[3].getPutGroup().getGroup().getFilter().set(1, "orders.eu.>");
+                }),
+         "twice");
+  reject(edited(batch,
+                [](records::WriteBatch::Builder b) {
+                  b.getOps()[0].getCreateTopic().getSettings().getSubjects().set(0, "a.>.b");
+                }),
+         "op 1: subject pattern");
   reject(edited(batch,
                 [](records::WriteBatch::Builder b) {
                   // A union member this broker does not know: the discriminant of a newer op.
