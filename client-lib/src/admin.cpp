@@ -94,18 +94,16 @@ Result<GroupInfo> Admin::createGroup(std::string_view topic, std::string_view gr
 
 Result<TopicInfo> Admin::changeSubjects(std::string_view topic, std::vector<std::string> add,
                                         std::vector<std::string> remove) {
-  return call<TopicInfo>(connection_, "changeSubjects",
-                         [topic = std::string(topic), add = std::move(add),
-                          remove = std::move(remove)](IoState& io) {
-                           auto request = io.admin.changeSubjectsRequest();
-                           request.setName(asText(topic));
-                           detail::toWire(add, request.initAdd(static_cast<unsigned>(add.size())));
-                           detail::toWire(remove,
-                                          request.initRemove(static_cast<unsigned>(remove.size())));
-                           return request.send().then([](auto&& response) -> Result<TopicInfo> {
-                             return fromWire(response.getResult());
-                           });
-                         });
+  return call<TopicInfo>(
+      connection_, "changeSubjects",
+      [topic = std::string(topic), add = std::move(add), remove = std::move(remove)](IoState& io) {
+        auto request = io.admin.changeSubjectsRequest();
+        request.setName(asText(topic));
+        detail::toWire(add, request.initAdd(static_cast<unsigned>(add.size())));
+        detail::toWire(remove, request.initRemove(static_cast<unsigned>(remove.size())));
+        return request.send().then(
+            [](auto&& response) -> Result<TopicInfo> { return fromWire(response.getResult()); });
+      });
 }
 
 Result<std::vector<std::string>> Admin::route(std::string_view subject) {

@@ -81,36 +81,36 @@ Result<RoutedAcks> Producer::publishSubject(std::string_view subject,
                                             std::vector<OutgoingMessage> messages) {
   if (!state_ || !state_->connection) return noConnection();
   auto batch = std::make_shared<std::vector<OutgoingMessage>>(std::move(messages));
-  return state_->connection->call<RoutedAcks>(
-      "publishSubject", [subject = std::string(subject), batch](detail::IoState& io) {
-        auto request = io.broker.publishSubjectRequest();
-        request.setSubject(detail::asText(subject));
-        auto list = request.initMessages(static_cast<unsigned>(batch->size()));
-        for (unsigned i = 0; i < batch->size(); ++i)
-          detail::toWire((*batch)[i], list[i]);
-        size_t count = batch->size();
-        return request.send().then(
-            [count](capnp::Response<wire::Broker::PublishSubjectResults>&& response)
-                -> Result<RoutedAcks> {
-              auto result = response.getResult();
-              if (result.isError()) return detail::fromWire(result.getError());
-              RoutedAcks routed;
-              for (auto topic : result.getOutputs()) {
-                auto acks = topic.getAcks();
-                if (acks.size() != count) {
-                  return Error{ErrorCode::kInternal,
-                               "the broker answered " + std::to_string(acks.size()) +
-                                   " acks for " + std::to_string(count) + " messages"};
-                }
-                std::vector<PublishAck> out;
-                out.reserve(acks.size());
-                for (auto ack : acks)
-                  out.push_back(PublishAck{ack.getOffset(), ack.getDuplicate()});
-                routed.emplace_back(detail::toStd(topic.getTopic()), std::move(out));
-              }
-              return routed;
-            });
-      });
+  return state_->connection->call<RoutedAcks>("publishSubject", [subject = std::string(subject),
+                                                                 batch](detail::IoState& io) {
+    auto request = io.broker.publishSubjectRequest();
+    request.setSubject(detail::asText(subject));
+    auto list = request.initMessages(static_cast<unsigned>(batch->size()));
+    for (unsigned i = 0; i < batch->size(); ++i)
+      detail::toWire((*batch)[i], list[i]);
+    size_t count = batch->size();
+    return request.send().then(
+        [count](
+            capnp::Response<wire::Broker::PublishSubjectResults>&& response) -> Result<RoutedAcks> {
+          auto result = response.getResult();
+          if (result.isError()) return detail::fromWire(result.getError());
+          RoutedAcks routed;
+          for (auto topic : result.getOutputs()) {
+            auto acks = topic.getAcks();
+            if (acks.size() != count) {
+              return Error{ErrorCode::kInternal, "the broker answered " +
+                                                     std::to_string(acks.size()) + " acks for " +
+                                                     std::to_string(count) + " messages"};
+            }
+            std::vector<PublishAck> out;
+            out.reserve(acks.size());
+            for (auto ack : acks)
+              out.push_back(PublishAck{ack.getOffset(), ack.getDuplicate()});
+            routed.emplace_back(detail::toStd(topic.getTopic()), std::move(out));
+          }
+          return routed;
+        });
+  });
 }
 
 std::future<Result<PublishAck>> Producer::publishAsync(std::string_view topic,

@@ -43,7 +43,7 @@ class Broker final : private kj::TaskSet::ErrorHandler {
   }
   Status checkBatchCount(size_t count) const { return log_.checkBatchCount(count); }
   kj::Promise<Result<std::vector<RoutedAcks>>> publishSubject(std::string subject,
-                                                             std::vector<MessageData> messages) {
+                                                              std::vector<MessageData> messages) {
     return log_.publishSubject(std::move(subject), std::move(messages));
   }
   Result<std::vector<std::string>> route(std::string_view subject) { return log_.route(subject); }

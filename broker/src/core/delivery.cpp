@@ -1099,8 +1099,8 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
   auto decide = [&](const MessageHead& message) {
     if (message.offset >= topic.committedNext || full()) return Scan::kStop;  // Not answered yet.
     if (group.filtered() &&
-        !anySubjectMatches(group.filter,
-                           message.subject.empty() ? std::string_view(topic.name) : message.subject)) {
+        !anySubjectMatches(group.filter, message.subject.empty() ? std::string_view(topic.name)
+                                                                 : message.subject)) {
       // Not the group's: passed over on its head, with no delivery, write or count.
       group.position = message.offset + 1;
       ++skipped;

@@ -80,13 +80,14 @@ Result<Group*> Groups::ensure(WriteBatch& batch, Topic& topic, std::string_view 
   if (existing != topic.groups.end()) {
     // As for ordering: joining a filtered group without naming its filter is fine.
     if (!filter.empty() && !samePatterns(filter, existing->second->filter)) {
-      return Status(Code::kInvalidArgument,
-                    "group " + quoted(groupName) + " of topic " + quoted(topic.name) +
-                        (existing->second->filtered() ? " has another subject filter ("
-                                                            + describePatterns(existing->second->filter) + ")"
-                                                      : " exists without a subject filter") +
-                        "; a group's filter is chosen when it is created (delete the group, or "
-                        "use another name)");
+      return Status(
+          Code::kInvalidArgument,
+          "group " + quoted(groupName) + " of topic " + quoted(topic.name) +
+              (existing->second->filtered() ? " has another subject filter (" +
+                                                  describePatterns(existing->second->filter) + ")"
+                                            : " exists without a subject filter") +
+              "; a group's filter is chosen when it is created (delete the group, or "
+              "use another name)");
     }
     // The mode is the group's: joining a key-ordered group without asking is fine.
     if (keyOrdered && !existing->second->keyOrdered) {

@@ -251,8 +251,8 @@ kj::Promise<Result<std::vector<PublishAckData>>> TopicLog::publish(
 
 AppendTicket TopicLog::appendInternal(WriteBatch& batch, Topic& topic, MessageData message,
                                       int64_t nowMs, const StoreSnapshot& snapshot) {
-  AppendTicket ticket{topic.name,           topic.id, topic.nextOffset, topic.nextOffset + 1, {},
-                      0,                    message.subject};
+  AppendTicket ticket{topic.name, topic.id, topic.nextOffset, topic.nextOffset + 1,
+                      {},         0,        message.subject};
   Offset offset = topic.nextOffset++;
   uint64_t size = message.accountedBytes();
   if (topic.tracksBytes()) {
@@ -390,8 +390,10 @@ kj::Promise<Result<std::vector<RoutedAcks>>> TopicLog::publishSubject(
     if (!admitted.ok()) {
       return ready<Routed>(Status(admitted.code(), "subject " + quoted(subject) +
                                                        " is captured by topic " +
-                                                       quoted(topic->name) + ", which refuses "
-                                                       "the publish: " + admitted.message()));
+                                                       quoted(topic->name) +
+                                                       ", which refuses "
+                                                       "the publish: " +
+                                                       admitted.message()));
     }
   }
   for (MessageData& message : messages)
@@ -409,8 +411,8 @@ kj::Promise<Result<std::vector<RoutedAcks>>> TopicLog::publishSubject(
     prepared.push_back(prepare(batch, topics[i]->name, std::move(copy), estimate, now));
   }
   return ctx_.commit(std::move(batch))
-      .then([this, prepared = std::move(prepared)](
-                Result<uint64_t> committed) mutable -> Result<Routed> {
+      .then([this,
+             prepared = std::move(prepared)](Result<uint64_t> committed) mutable -> Result<Routed> {
         for (const Prepared& p : prepared)
           published(p, committed.ok());
         if (!committed.ok()) return committed.status();
@@ -425,10 +427,9 @@ kj::Promise<Result<std::vector<RoutedAcks>>> TopicLog::publishSubject(
 Status TopicLog::patternRoom(size_t removing, size_t adding) const {
   size_t held = ctx_.router.patterns() - std::min(ctx_.router.patterns(), removing);
   if (held + adding <= ctx_.limits().maxSubjectPatterns) return Status();
-  return Status(Code::kLimitExceeded, "the broker holds at most " +
-                                          std::to_string(ctx_.limits().maxSubjectPatterns) +
-                                          " subject patterns in all, " +
-                                          std::to_string(ctx_.router.patterns()) + " now");
+  return Status(Code::kLimitExceeded,
+                "the broker holds at most " + std::to_string(ctx_.limits().maxSubjectPatterns) +
+                    " subject patterns in all, " + std::to_string(ctx_.router.patterns()) + " now");
 }
 
 kj::Promise<Result<Done>> TopicLog::changeSubjects(std::string name, std::vector<std::string> add,
@@ -442,19 +443,18 @@ kj::Promise<Result<Done>> TopicLog::changeSubjects(std::string name, std::vector
                               "nothing to change: give subject patterns to add or to remove"));
   }
   if (add.size() > kMaxPatternsPerTopic || remove.size() > kMaxPatternsPerTopic) {
-    return ready<Done>(Status(Code::kLimitExceeded,
-                              "a topic has at most " + std::to_string(kMaxPatternsPerTopic) +
-                                  " subject patterns, got " +
-                                  std::to_string(std::max(add.size(), remove.size())) +
-                                  " in one change"));
+    return ready<Done>(Status(
+        Code::kLimitExceeded,
+        "a topic has at most " + std::to_string(kMaxPatternsPerTopic) + " subject patterns, got " +
+            std::to_string(std::max(add.size(), remove.size())) + " in one change"));
   }
   std::vector<std::string> subjects = topic.settings.subjects;
   for (const std::string& pattern : remove) {
     auto it = std::find(subjects.begin(), subjects.end(), pattern);
     if (it == subjects.end()) {
-      return ready<Done>(Status(Code::kInvalidArgument, "topic " + quoted(name) +
-                                                            " has no subject pattern " +
-                                                            quoted(pattern) + " to remove"));
+      return ready<Done>(Status(
+          Code::kInvalidArgument,
+          "topic " + quoted(name) + " has no subject pattern " + quoted(pattern) + " to remove"));
     }
     subjects.erase(it);
   }
@@ -466,10 +466,10 @@ kj::Promise<Result<Done>> TopicLog::changeSubjects(std::string name, std::vector
       subjects.push_back(pattern);
   }
   if (subjects.size() > kMaxPatternsPerTopic) {
-    return ready<Done>(Status(Code::kLimitExceeded,
-                              "a topic has at most " + std::to_string(kMaxPatternsPerTopic) +
-                                  " subject patterns; topic " + quoted(name) + " would have " +
-                                  std::to_string(subjects.size())));
+    return ready<Done>(
+        Status(Code::kLimitExceeded, "a topic has at most " + std::to_string(kMaxPatternsPerTopic) +
+                                         " subject patterns; topic " + quoted(name) +
+                                         " would have " + std::to_string(subjects.size())));
   }
   Status room = patternRoom(topic.settings.subjects.size(), subjects.size());
   if (!room.ok()) return ready<Done>(room);

@@ -58,7 +58,7 @@ class TopicLog {
   // kNoRoute, or with --auto-create-topics a new topic named as the subject. Errors: those of
   // publish() (a rejection by any topic names it), kNoRoute.
   kj::Promise<Result<std::vector<RoutedAcks>>> publishSubject(std::string subject,
-                                                             std::vector<MessageData> messages);
+                                                              std::vector<MessageData> messages);
   // The names of the topics capturing `subject`, sorted. Errors: kInvalidArgument.
   Result<std::vector<std::string>> route(std::string_view subject);
   // Adds and removes subject patterns of a live topic in one commit. Errors: kInvalidArgument

@@ -92,7 +92,8 @@ void setSettings(records::StoredSettings::Builder out, const TopicSettings& s) {
   out.setDedupWindowMs(s.dedupWindowMs);
   out.setDefaultTtlMs(s.defaultTtlMs);
   out.setDeadLetterExpired(s.deadLetterExpired);
-  if (!s.subjects.empty()) setTexts(out.initSubjects(static_cast<unsigned>(s.subjects.size())), s.subjects);
+  if (!s.subjects.empty())
+    setTexts(out.initSubjects(static_cast<unsigned>(s.subjects.size())), s.subjects);
 }
 
 TopicSettings getSettings(records::StoredSettings::Reader in) {
