@@ -206,6 +206,12 @@ Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
         dropParkedDue(txn, e);
         version = 6;
       }
+      if (version == 6 && !options.readOnly) {
+        // 7 adds subject patterns, message subjects and group filters, which older records
+        // read as "none". Bumped so that an older broker, which would ignore a group's filter
+        // and route nothing, refuses it.
+        version = 7;
+      }
       if (version != storedVersion && version == keys::kCurrentFormatVersion)
         putValue(txn, e.meta, keys::kFormatVersion, keys::u32(keys::kCurrentFormatVersion));
       if (version != keys::kCurrentFormatVersion) {

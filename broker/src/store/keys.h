@@ -20,7 +20,7 @@ constexpr std::string_view kLastSeq = "last_seq";              // u64 BE
 // 3: held entries in `held`, the due index for waiting entries only. 4: `txns` and
 // `txnExpiry` (nothing else changed). 5: time-to-live fields, key-ordered groups, scheduled
 // counts. 6: parked entries have no due entry. Older stores are migrated at open.
-constexpr uint32_t kCurrentFormatVersion = 6;
+constexpr uint32_t kCurrentFormatVersion = 7;
 
 void appendU32(std::string& out, uint32_t v);
 void appendU64(std::string& out, uint64_t v);

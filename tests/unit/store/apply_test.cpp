@@ -433,12 +433,12 @@ TEST_CASE("usedBytes grows with data and the publish limit keeps a reserve", "[s
 
 TEST_CASE("a store with a newer format version is refused with a message naming it", "[store]") {
   TestStore store;
-  store.putRaw(store.env().meta, std::string(keys::kFormatVersion), std::string("\0\0\0\7", 4));
+  store.putRaw(store.env().meta, std::string(keys::kFormatVersion), std::string("\0\0\0\10", 4));
   store.close();
   auto opened = Env::open(store.options());
   REQUIRE_FALSE(opened.ok());
   CHECK(opened.status().code() == Code::kStorageFailed);
-  CHECK_THAT(opened.status().message(), Contains("format version 7"));
+  CHECK_THAT(opened.status().message(), Contains("format version 8"));
   CHECK_THAT(opened.status().message(), Contains("newer"));
 }
 
@@ -488,6 +488,15 @@ TEST_CASE("older stores are migrated at open to what this version writes", "[sto
     store.putRaw(store.env().due, keys::due(t.id, "g", core::kParkedMs, 4),
                  store.getRaw(store.env().pending, keys::pending(t.id, "g", 4)));
     store.putRaw(store.env().meta, std::string(keys::kFormatVersion), std::string("\0\0\0\5", 4));
+  }
+  SECTION("format 6: only marked (subjects and filters read as none)") {
+    store.putRaw(store.env().held, keys::pending(t.id, "g", 1),
+                 store.getRaw(store.env().pending, keys::pending(t.id, "g", 1)));
+    store.putRaw(store.env().pending, keys::pending(t.id, "g", 1), nullptr);
+    store.putRaw(store.env().due, keys::due(t.id, "g", 0, 1), nullptr);
+    store.putRaw(store.env().groups, keys::group(t.id, "g"),
+                 std::string(codec::bytesOf(codec::encodeGroup(counted))));
+    store.putRaw(store.env().meta, std::string(keys::kFormatVersion), std::string("\0\0\0\6", 4));
   }
   SECTION("format 1: the due index and the pending counts are built") {
     // What format 1 had: pending entries only, groups without counts.
