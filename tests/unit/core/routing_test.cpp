@@ -367,3 +367,30 @@ TEST_CASE("with --auto-create-topics a subject nobody captures creates its topic
   // Once it exists it captures its name as any topic does.
   CHECK(routeOf(h, "fresh.topic") == Names{"fresh.topic"});
 }
+
+TEST_CASE("a pattern change racing with publishes splits them by call order, never a copy",
+          "[routing]") {
+  Harness h;
+  h.createTopic("orders", capturing({"orders.>"}));
+  h.createTopic("audit");
+  h.writer().pause();  // Everything below is queued behind one another, then committed together.
+  auto before = h.broker().publishSubject("orders.created", messages(2, "before"));
+  auto change = h.broker().changeSubjects("audit", {"orders.*"}, {});
+  auto after = h.broker().publishSubject("orders.created", messages(2, "after"));
+  h.writer().resume();
+  auto routedBefore = h.wait(std::move(before));
+  REQUIRE(h.wait(std::move(change)).ok());
+  auto routedAfter = h.wait(std::move(after));
+  REQUIRE(routedBefore.ok());
+  REQUIRE(routedAfter.ok());
+  CHECK(routedBefore.value().size() == 1);  // orders only: routed before the change.
+  CHECK(routedAfter.value().size() == 2);   // audit and orders.
+  auto audit = h.broker().peek("audit", 0, 10);
+  REQUIRE(audit.ok());
+  REQUIRE(audit.value().size() == 2);
+  CHECK(audit.value()[0].data.payload == "after0");
+  h.restart();
+  CHECK(stored(h, "audit") == 2);
+  CHECK(stored(h, "orders") == 4);
+  CHECK(routeOf(h, "orders.x") == Names{"audit", "orders"});
+}
