@@ -179,6 +179,7 @@ void addBenchCommands(CLI::App& app, Context& context) {
       "transactAsync() call -> its answer. Progress goes to stderr when it is a terminal.\n"
       "Examples:\n"
       "  sluice bench publish bench --create --producers 4 --in-flight 256 --duration 10s\n"
+      "  sluice bench publish --subject bench --in-flight 256 --duration 10s   # routed\n"
       "  sluice bench consume bench --group drain --prefetch 1000 --count 500000\n"
       "  sluice bench latency bench --create --rate 5000 --duration 10s --json\n"
       "  sluice bench transact bench --to bench.out --create --group tx --in-flight 256");
@@ -194,7 +195,25 @@ void addBenchCommands(CLI::App& app, Context& context) {
   };
 
   CLI::App* publish = bench->add_subcommand("publish", "Publish as fast as acknowledgements allow");
-  addTopic(publish);
+  publish->footer(
+      "Give a TOPIC, or --subject and no TOPIC: a routed run (Producer::publishSubject) to\n"
+      "compare with a direct one (a topic without patterns captures its own name, so\n"
+      "`--subject bench` routes to topic bench). With no asynchronous routed publish, each\n"
+      "producer keeps its --in-flight N messages in flight as K = min(N, 8) blocking requests\n"
+      "(8: the library's requests in flight per producer) of N/K messages (at most --batch),\n"
+      "one per thread; with --in-flight 1, one request of --batch messages at a time.\n"
+      "Example:\n  sluice bench publish --subject orders.eu.created --count 100000 --json");
+  args->topicOption =
+      publish->add_option("TOPIC", args->topic, "Topic to publish to (or --subject instead)");
+  publish->add_flag("--create", args->create,
+                    "Create the topic first if it does not exist (with --subject: a topic named "
+                    "SUBJECT, when no topic captures the subject)");
+  args->subjectOption =
+      publish
+          ->add_option("--subject", args->subject,
+                       "Publish to this subject instead of a TOPIC, routed to every capturing "
+                       "topic")
+          ->type_name("SUBJECT");
   publish
       ->add_option("--producers", args->producers,
                    "Producers, each with its own connection and thread (default 1)")
@@ -236,6 +255,16 @@ void addBenchCommands(CLI::App& app, Context& context) {
       ->check(CLI::Range(1, 1 << 30))
       ->type_name("N");
   publish->callback([&context, args] {
+    bool topic = args->topicOption->count() > 0, subject = args->subjectOption->count() > 0;
+    if (topic == subject) {
+      throw CLI::ValidationError(
+          topic ? "give a TOPIC or --subject, not both; got TOPIC \"" + args->topic +
+                      "\" and --subject \"" + args->subject + "\""
+                : "bench publish needs a TOPIC or --subject SUBJECT; got neither");
+    }
+    if (subject && args->subject.empty()) {
+      throw CLI::ValidationError("--subject: the subject is empty");
+    }
     context.action = [&context, args] { return bench::runPublish(context, *args); };
   });
 

@@ -24,7 +24,10 @@ namespace bench {
 
 struct BenchArgs {
   std::string topic;
+  CLI::Option* topicOption = nullptr;  // publish: TOPIC is optional (or --subject).
   bool create = false;
+  std::string subject;  // publish: publish to this subject (publishSubject) instead of TOPIC
+  CLI::Option* subjectOption = nullptr;
   // publish / latency / transact
   uint32_t producers = 1;
   uint32_t inFlight = 256;  // transact: transactions in flight over all consumers

@@ -1,7 +1,9 @@
 // `sluice bench publish`: N producers, each with its own connection and thread, keep up to
 // --in-flight publishes outstanding (or call the blocking publish() with --in-flight 1) for
-// --duration or until --count messages are acknowledged.
+// --duration or until --count messages are acknowledged. With --subject, the same through
+// Producer::publishSubject (see runRoutedProducer), so routed and direct runs compare.
 
+#include <algorithm>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -85,6 +87,57 @@ void runAsyncProducer(Client& client, const BenchArgs& args, const OutgoingMessa
   if (!flushed.ok() && !run.error) run.error = flushed.error();
 }
 
+// Routed with --in-flight N > 1. The library has no asynchronous publishSubject, so blocking
+// requests from several threads keep the window full instead: K = min(N, the library's default
+// requests in flight per producer, 8) threads share the producer, each with one request of
+// B = ceil(N / K) messages outstanding (at most --batch, or the library's batch limits). That
+// is N messages in K requests in flight, which the direct path's library batching also settles
+// to under load (N messages queued or in flight, sent in up to K requests). A message's
+// latency is its request's, measured from just before the call, as in the blocking path.
+void runRoutedProducer(Client& client, const BenchArgs& args, const OutgoingMessage& prototype,
+                       uint64_t quota, Shared& shared, ProducerRun& run) {
+  const ProducerOptions defaults;
+  Producer producer = client.producer();
+  const uint64_t requests = std::min<uint64_t>(defaults.maxInFlightBatches, args.inFlight);
+  uint64_t perRequest = (args.inFlight + requests - 1) / requests;
+  perRequest =
+      std::min<uint64_t>(perRequest, args.batch > 0 ? args.batch : defaults.maxBatchMessages);
+  perRequest = std::min<uint64_t>(
+      perRequest,
+      std::max<size_t>(1, defaults.maxBatchBytes / std::max<size_t>(1, prototype.payload.size())));
+  std::atomic<uint64_t> claimed{0};  // Messages taken by the threads so far.
+  auto work = [&] {
+    while (!shared.stop.load(std::memory_order_relaxed)) {
+      {
+        std::lock_guard<std::mutex> lock(run.mu);
+        if (run.error) return;
+      }
+      uint64_t first = claimed.fetch_add(perRequest);
+      if (quota != 0 && first >= quota) return;
+      uint64_t n = quota == 0 ? perRequest : std::min(perRequest, quota - first);
+      std::vector<OutgoingMessage> messages;
+      messages.reserve(n);
+      for (uint64_t i = 0; i < n; ++i)
+        messages.push_back(nth(prototype, args, first + i));
+      auto started = Clock::now();
+      auto result = producer.publishSubject(args.subject, std::move(messages));
+      uint32_t us = micros(Clock::now() - started);
+      std::lock_guard<std::mutex> lock(run.mu);
+      if (!result.ok()) {
+        if (!run.error) run.error = result.error();
+        return;
+      }
+      run.latencies.insert(run.latencies.end(), n, us);
+      shared.acked.fetch_add(n, std::memory_order_relaxed);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (uint64_t i = 0; i < requests; ++i)
+    threads.emplace_back(work);
+  for (auto& thread : threads)
+    thread.join();
+}
+
 void runBlockingProducer(Client& client, const BenchArgs& args, const OutgoingMessage& prototype,
                          uint64_t quota, Shared& shared, ProducerRun& run) {
   Producer producer = client.producer();
@@ -94,7 +147,14 @@ void runBlockingProducer(Client& client, const BenchArgs& args, const OutgoingMe
     size_t n = quota == 0 ? batch : static_cast<size_t>(std::min<uint64_t>(batch, quota - sent));
     auto started = Clock::now();
     std::optional<Error> failed;
-    if (n == 1) {
+    if (!args.subject.empty()) {
+      std::vector<OutgoingMessage> messages;
+      messages.reserve(n);
+      for (size_t i = 0; i < n; ++i)
+        messages.push_back(nth(prototype, args, sent + i));
+      auto result = producer.publishSubject(args.subject, std::move(messages));
+      if (!result.ok()) failed = result.error();
+    } else if (n == 1) {
       auto result = producer.publish(args.topic, nth(prototype, args, sent));
       if (!result.ok()) failed = result.error();
     } else {
@@ -117,12 +177,37 @@ void runBlockingProducer(Client& client, const BenchArgs& args, const OutgoingMe
   }
 }
 
+// The topics a routed run stores in, by name. With --create, makes a topic named as the subject
+// when none captures it. Fails early, with noRoute's exit code, when none does.
+std::vector<std::string> routeOf(Context& context, const BenchArgs& args) {
+  std::vector<std::string> topics = context.take(context.admin().route(args.subject));
+  if (topics.empty() && args.create) {
+    BenchArgs named = args;
+    named.topic = args.subject;
+    createTopicIfAsked(context, named);
+    topics = context.take(context.admin().route(args.subject));
+  }
+  if (topics.empty()) {
+    context.fail(Error{ErrorCode::kNoRoute,
+                       "no topic captures subject \"" + args.subject +
+                           "\"; add a pattern (sluice topics subjects TOPIC --add PATTERN) or "
+                           "pass --create"});
+  }
+  return topics;
+}
+
 }  // namespace
 
 int runPublish(Context& context, const BenchArgs& args) {
-  createTopicIfAsked(context, args);
-  // Fails early, with the usual exit code, when the topic does not exist.
-  context.take(context.admin().describeTopic(args.topic));
+  const bool routed = !args.subject.empty();
+  std::vector<std::string> routedTo;
+  if (routed) {
+    routedTo = routeOf(context, args);
+  } else {
+    createTopicIfAsked(context, args);
+    // Fails early, with the usual exit code, when the topic does not exist.
+    context.take(context.admin().describeTopic(args.topic));
+  }
   const size_t size = payloadSize(args);
   OutgoingMessage prototype;
   prototype.payload.assign(size, 'x');
@@ -146,6 +231,8 @@ int runPublish(Context& context, const BenchArgs& args) {
     threads.emplace_back([&, i, quota] {
       if (args.inFlight <= 1) {
         runBlockingProducer(clients[i], args, prototype, quota, shared, *runs[i]);
+      } else if (routed) {
+        runRoutedProducer(clients[i], args, prototype, quota, shared, *runs[i]);
       } else {
         runAsyncProducer(clients[i], args, prototype, quota, shared, *runs[i]);
       }
@@ -187,16 +274,25 @@ int runPublish(Context& context, const BenchArgs& args) {
   context.noteAnswered();
   Summary summary;
   summary.workload = "publish";
-  summary.extra = Json{{"topic", args.topic},
-                       {"producers", args.producers},
-                       {"in_flight", args.inFlight},
-                       {"size", size},
-                       {"batch", args.batch}};
+  summary.extra =
+      routed ? Json{{"subject", args.subject}, {"topics", routedTo}} : Json{{"topic", args.topic}};
+  summary.extra.update(Json{{"producers", args.producers},
+                            {"in_flight", args.inFlight},
+                            {"size", size},
+                            {"batch", args.batch}});
   summary.messages = messages;
   summary.bytes = messages * size;
   summary.seconds = elapsed;
   summary.latencies.emplace_back("ack_latency", summarize(std::move(latencies)));
   printSummary(context, summary);
+  if (routed && !context.options.json) {
+    std::string topics;
+    for (const auto& topic : routedTo)
+      topics += (topics.empty() ? "" : ", ") + topic;
+    context.print("  routed: subject \"" + args.subject + "\" -> " +
+                  std::to_string(routedTo.size()) +
+                  (routedTo.size() == 1 ? " topic: " : " topics: ") + topics);
+  }
   return kExitOk;
 }
 

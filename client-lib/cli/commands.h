@@ -10,6 +10,7 @@
 namespace sluice::cli {
 
 void addTopicsCommands(CLI::App& app, Context& context);  // topics.cpp
+void addRoutesCommands(CLI::App& app, Context& context);  // routes.cpp
 void addPublishCommand(CLI::App& app, Context& context);  // publish.cpp
 void addConsumeCommand(CLI::App& app, Context& context);  // consume.cpp
 void addPeekCommand(CLI::App& app, Context& context);     // peek.cpp

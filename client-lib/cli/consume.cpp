@@ -52,6 +52,7 @@ struct ConsumeArgs {
   std::string exec;
   std::string ackTimeout;
   bool keyOrdered = false;
+  std::vector<std::string> filter;  // PATTERN[,PATTERN...] values.
 };
 
 void printMessage(Context& context, const Message& message) {
@@ -78,6 +79,7 @@ int runConsume(Context& context, const ConsumeArgs& args) {
   }
   if (!args.ackTimeout.empty()) options.ackTimeout = *parseDuration(args.ackTimeout).value;
   options.keyOrdered = args.keyOrdered;
+  options.filter = patternsOf(args.filter);
   // With --count, a fetch consumer: the broker hands over exactly the messages fetched, so
   // stopping at N leaves nothing else held (or counted as a delivery) for this command. With
   // --exec too, one message at a time, so none waits (its ack timeout running) behind a job.
@@ -166,14 +168,16 @@ void addConsumeCommand(CLI::App& app, Context& context) {
   CLI::App* cmd = app.add_subcommand(
       "consume", "Receive messages as a member of a consumer group, acking each after printing");
   cmd->footer(
-      "--from applies when this command creates the group; move an existing group with\n"
-      "`sluice groups reset`. Ctrl-C stops; unacknowledged messages are redelivered.\n"
-      "--exec runs CMD for one message at a time with SLUICE_TOPIC, SLUICE_OFFSET,\n"
-      "SLUICE_DELIVERIES, SLUICE_TIMESTAMP_MS, SLUICE_KEY and SLUICE_ID set, and renews the\n"
-      "message's lease twice per ack timeout while CMD runs.\n"
+      "--from, --key-ordered and --filter shape the group when this command creates it; move\n"
+      "an existing group with `sluice groups reset`. An existing group is joined with its own\n"
+      "--filter or none. Ctrl-C stops; unacknowledged messages are redelivered.\n"
+      "--exec runs CMD for one message at a time with SLUICE_TOPIC, SLUICE_SUBJECT,\n"
+      "SLUICE_OFFSET, SLUICE_DELIVERIES, SLUICE_TIMESTAMP_MS, SLUICE_KEY and SLUICE_ID set, and\n"
+      "renews the message's lease twice per ack timeout while CMD runs.\n"
       "Examples:\n"
       "  sluice consume orders --group billing\n"
       "  sluice consume orders --group audit --from 2024-05-01T00:00:00Z --count 100 --json\n"
+      "  sluice consume orders --group eu-billing --filter 'orders.eu.*'\n"
       "  sluice consume jobs --group workers --exec './resize-image' --ack-timeout 1m");
   cmd->add_option("TOPIC", args->topic, "Topic to consume")->required();
   cmd->add_option("--group,-g", args->group, "Consumer group (created if missing)")
@@ -204,6 +208,12 @@ void addConsumeCommand(CLI::App& app, Context& context) {
       ->type_name("DUR");
   cmd->add_flag("--key-ordered", args->keyOrdered,
                 "Create the group key-ordered: one message per key in flight, in offset order");
+  cmd->add_option("--filter", args->filter,
+                  "Create the group with a subject filter: only messages whose subject matches "
+                  "a pattern (comma-separated or repeated, at most 32)")
+      ->check(patternListValidator())
+      ->type_name("PATTERN[,PATTERN...]")
+      ->allow_extra_args(false);
   cmd->callback([&context, args] {
     context.action = [&context, args] { return runConsume(context, *args); };
   });

@@ -109,6 +109,11 @@ CLI::Validator headerValidator() {
   return validatorFrom("K=V", [](const std::string& t) { return parseHeader(t); });
 }
 
+CLI::Validator patternListValidator() {
+  return validatorFrom("PATTERN[,PATTERN...]",
+                       [](const std::string& t) { return parsePatternList(t); });
+}
+
 CLI::Validator brokerAddressValidator() {
   return CLI::Validator(
       [](std::string& text) -> std::string {

@@ -88,6 +88,7 @@ CLI::Validator sizeValidator();
 CLI::Validator timeValidator();  // RFC 3339
 CLI::Validator startPositionValidator();
 CLI::Validator headerValidator();
+CLI::Validator patternListValidator();  // PATTERN[,PATTERN...]
 CLI::Validator brokerAddressValidator();
 
 // Unix milliseconds now.

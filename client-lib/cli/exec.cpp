@@ -23,8 +23,8 @@ namespace {
 // The environment of the job: this process's, with the message's fields added.
 std::vector<std::string> jobEnvironment(const Message& message) {
   static constexpr std::string_view kOurs[] = {
-      "SLUICE_TOPIC=",        "SLUICE_OFFSET=", "SLUICE_DELIVERIES=",
-      "SLUICE_TIMESTAMP_MS=", "SLUICE_KEY=",    "SLUICE_ID="};
+      "SLUICE_TOPIC=",        "SLUICE_SUBJECT=", "SLUICE_OFFSET=", "SLUICE_DELIVERIES=",
+      "SLUICE_TIMESTAMP_MS=", "SLUICE_KEY=",     "SLUICE_ID="};
   std::vector<std::string> env;
   for (char** entry = environ; *entry != nullptr; ++entry) {
     std::string_view variable(*entry);
@@ -34,6 +34,7 @@ std::vector<std::string> jobEnvironment(const Message& message) {
     if (!ours) env.emplace_back(variable);
   }
   env.push_back("SLUICE_TOPIC=" + message.topic());
+  env.push_back("SLUICE_SUBJECT=" + message.subject());
   env.push_back("SLUICE_OFFSET=" + std::to_string(message.offset()));
   env.push_back("SLUICE_DELIVERIES=" + std::to_string(message.deliveries()));
   env.push_back("SLUICE_TIMESTAMP_MS=" + std::to_string(message.timestampMs()));

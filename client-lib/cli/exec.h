@@ -20,11 +20,11 @@ struct JobOutcome {
   std::optional<Error> renewFailure;
 };
 
-// Runs `/bin/sh -c command` with the payload on its stdin and SLUICE_TOPIC, SLUICE_OFFSET,
-// SLUICE_DELIVERIES, SLUICE_TIMESTAMP_MS, SLUICE_KEY and SLUICE_ID (when set, and free of NUL
-// bytes) in its environment; stdout and stderr are this process's. Every `renewEvery` until
-// the command exits, the message's lease is renewed (Message::inProgress). Waits for the command
-// even across SIGINT/SIGTERM, which the terminal delivers to it too.
+// Runs `/bin/sh -c command` with the payload on its stdin and SLUICE_TOPIC, SLUICE_SUBJECT,
+// SLUICE_OFFSET, SLUICE_DELIVERIES, SLUICE_TIMESTAMP_MS, SLUICE_KEY and SLUICE_ID (when set, and
+// free of NUL bytes) in its environment; stdout and stderr are this process's. Every `renewEvery`
+// until the command exits, the message's lease is renewed (Message::inProgress). Waits for the
+// command even across SIGINT/SIGTERM, which the terminal delivers to it too.
 JobOutcome runJob(const std::string& command, const Message& message,
                   std::chrono::milliseconds renewEvery);
 

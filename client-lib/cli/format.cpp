@@ -172,6 +172,7 @@ std::string renderFields(const std::vector<std::pair<std::string, std::string>>&
 std::string formatMessage(const Message& message) {
   std::string out =
       "offset " + std::to_string(message.offset()) + "  " + formatTimestamp(message.timestampMs());
+  if (!message.subject().empty()) out += "  subject=" + message.subject();
   if (message.key()) {
     const std::string& key = *message.key();
     out += isValidUtf8(key) ? "  key=" + key : "  key_base64=" + base64Encode(key);
@@ -191,6 +192,22 @@ std::string formatMessage(const Message& message) {
     out += "<" + std::to_string(payload.size()) +
            " bytes, not UTF-8; base64: " + base64Encode(payload) + ">\n";
   }
+  return out;
+}
+
+std::string formatRoutedAck(const RoutedAcks& acks, size_t index) {
+  std::string out;
+  for (const auto& [topic, topicAcks] : acks) {
+    if (!out.empty()) out += ' ';
+    out += topic + "=" + std::to_string(topicAcks.at(index).offset);
+  }
+  return out;
+}
+
+std::string joinPatterns(const std::vector<std::string>& patterns) {
+  std::string out;
+  for (const auto& pattern : patterns)
+    out += (out.empty() ? "" : ",") + pattern;
   return out;
 }
 

@@ -52,8 +52,15 @@ class Table {
 // `Label:  value` lines with the values aligned, each ending with '\n'.
 std::string renderFields(const std::vector<std::pair<std::string, std::string>>& fields);
 
-// The human form of one message: a header line (offset, time, key, deliveries, headers) and
-// the payload as text, or `<N bytes, not UTF-8; base64: ...>`. Ends with '\n'.
+// The human form of one message: a header line (offset, time, subject, key, deliveries,
+// headers) and the payload as text, or `<N bytes, not UTF-8; base64: ...>`. Ends with '\n'.
 std::string formatMessage(const Message& message);
+
+// Message `index` of a routed publish as one line without '\n': `TOPIC=OFFSET` per capturing
+// topic, in the broker's order, separated by spaces (`audit=12 orders=5`).
+std::string formatRoutedAck(const RoutedAcks& acks, size_t index);
+
+// Subject patterns as the CLI accepts them back: `orders.>,audit.*`; empty for none.
+std::string joinPatterns(const std::vector<std::string>& patterns);
 
 }  // namespace sluice::cli

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "format.h"
 #include "json.h"
 #include "parse.h"
 #include "views.h"
@@ -17,6 +18,7 @@ struct GroupArgs {
   std::string to;
   bool yes = false;
   bool keyOrdered = false;
+  std::vector<std::string> filter;  // PATTERN[,PATTERN...] values.
 };
 
 int runList(Context& context, const GroupArgs& args) {
@@ -47,14 +49,15 @@ int runDescribe(Context& context, const GroupArgs& args) {
 int runCreate(Context& context, const GroupArgs& args) {
   StartPosition from =
       args.to.empty() ? StartPosition::earliest() : *parseStartPosition(args.to, nowMs()).value;
-  GroupInfo group =
-      context.take(context.admin().createGroup(args.topic, args.group, from, args.keyOrdered));
+  GroupInfo group = context.take(context.admin().createGroup(
+      args.topic, args.group, from, args.keyOrdered, patternsOf(args.filter)));
   if (context.options.json) {
     context.print(dumpDocument(groupToJson(group)));
   } else {
     context.print("group \"" + group.name + "\" on topic \"" + group.topic + "\": position " +
                   std::to_string(group.position) +
-                  (group.keyOrdered ? ", key-ordered" : ", unordered"));
+                  (group.keyOrdered ? ", key-ordered" : ", unordered") +
+                  (group.filter.empty() ? "" : ", filter " + joinPatterns(group.filter)));
   }
   return kExitOk;
 }
@@ -126,7 +129,9 @@ void addGroupsCommands(CLI::App& app, Context& context) {
   auto create = std::make_shared<GroupArgs>();
   CLI::App* createCmd = addGroupCommand(
       *groups, context, "create", "Create a consumer group (an existing one is shown unchanged)",
-      "sluice groups create orders billing --key-ordered", true, create, runCreate);
+      "sluice groups create orders billing --key-ordered\n"
+      "  sluice groups create orders eu-billing --filter 'orders.eu.*'",
+      true, create, runCreate);
   createCmd
       ->add_option("--from", create->to,
                    "Start: earliest (default), latest, OFFSET, TIME (RFC 3339) or DUR ago")
@@ -134,6 +139,13 @@ void addGroupsCommands(CLI::App& app, Context& context) {
       ->type_name("POSITION");
   createCmd->add_flag("--key-ordered", create->keyOrdered,
                       "Never two messages of one key in flight; each key in offset order");
+  createCmd
+      ->add_option("--filter", create->filter,
+                   "Receive (and count as lag) only messages whose subject matches a pattern; "
+                   "comma-separated or repeated, at most 32")
+      ->check(patternListValidator())
+      ->type_name("PATTERN[,PATTERN...]")
+      ->allow_extra_args(false);
 
   auto reset = std::make_shared<GroupArgs>();
   CLI::App* resetCmd = addGroupCommand(

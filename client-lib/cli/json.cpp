@@ -25,6 +25,7 @@ Json settingsToJson(const TopicSettings& settings) {
       {"dedup_window_ms", settings.dedupWindow.count()},
       {"default_ttl_ms", settings.defaultTtl.count()},
       {"dead_letter_expired", settings.deadLetterExpired},
+      {"subjects", settings.subjects},
   };
 }
 
@@ -59,6 +60,7 @@ Json groupToJson(const GroupInfo& group) {
       {"ordering", group.keyOrdered ? "key" : "none"},
       {"key_blocked", group.keyBlocked},
       {"scheduled", group.scheduled},
+      {"filter", group.filter},
       {"consumers", consumers},
       {"created", formatTimestamp(group.createdMs)},
   };
@@ -109,6 +111,7 @@ Json messageToJson(const Message& message) {
       {"offset", message.offset()},
       {"timestamp", formatTimestamp(message.timestampMs())},
       {"timestamp_ms", message.timestampMs()},
+      {"subject", nullIfEmpty(message.subject())},
   };
   if (!message.key()) {
     out["key"] = nullptr;
@@ -136,6 +139,13 @@ Json messageToJson(const Message& message) {
 
 Json publishAckToJson(const PublishAck& ack) {
   return Json{{"offset", ack.offset}, {"duplicate", ack.duplicate}};
+}
+
+Json routedAckToJson(const std::string& subject, const RoutedAcks& acks, size_t index) {
+  Json topics = Json::object();
+  for (const auto& [topic, topicAcks] : acks)
+    topics[topic] = publishAckToJson(topicAcks.at(index));
+  return Json{{"subject", subject}, {"topics", topics}};
 }
 
 std::string dumpLine(const Json& document) {

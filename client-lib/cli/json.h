@@ -20,10 +20,13 @@ Json consumerToJson(const ConsumerInfo& consumer);
 Json groupToJson(const GroupInfo& group);
 Json topicToJson(const TopicInfo& topic);
 Json statsToJson(const BrokerStats& stats);
-// offset, timestamp, timestamp_ms, key (or key_base64), headers, payload (or payload_base64),
-// deliveries, id.
+// offset, timestamp, timestamp_ms, subject, key (or key_base64), headers, payload (or
+// payload_base64), deliveries, id.
 Json messageToJson(const Message& message);
 Json publishAckToJson(const PublishAck& ack);
+// Message `index` of a routed publish: {"subject", "topics": {TOPIC: {"offset", "duplicate"}}},
+// the topics in the broker's order. Precondition: every topic has an ack at `index`.
+Json routedAckToJson(const std::string& subject, const RoutedAcks& acks, size_t index);
 
 // One line of compact JSON (no trailing newline). Invalid UTF-8 in strings is replaced with
 // U+FFFD instead of throwing; payloads and keys never reach here unless valid.

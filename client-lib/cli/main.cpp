@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
       "Examples:\n"
       "  sluice topics create orders --max-age 7d\n"
       "  echo '{\"id\":1}' | sluice publish orders\n"
+      "  sluice publish --subject orders.eu.created '{\"id\":2}'\n"
       "  sluice consume orders --group billing --count 10 --json\n"
       "\n"
       "Exit codes: 0 ok, 1 error reported by the broker, 2 usage error or not confirmed,\n"
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
       ->type_name("DUR");
 
   sluice::cli::addTopicsCommands(app, context);
+  sluice::cli::addRoutesCommands(app, context);
   sluice::cli::addPublishCommand(app, context);
   sluice::cli::addConsumeCommand(app, context);
   sluice::cli::addPeekCommand(app, context);

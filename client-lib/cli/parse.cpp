@@ -256,6 +256,37 @@ Parsed<std::pair<std::string, std::string>> parseHeader(std::string_view text) {
   return R::success({std::string(text.substr(0, eq)), std::string(text.substr(eq + 1))});
 }
 
+Parsed<std::vector<std::string>> parsePatternList(std::string_view text) {
+  using R = Parsed<std::vector<std::string>>;
+  auto bad = [&](const std::string& why) {
+    return R::failure("invalid pattern list " + quoted(text) + ": " + why +
+                      "; expected PATTERN[,PATTERN...], e.g. orders.> or orders.*.created,audit.>");
+  };
+  if (text.empty()) return bad("no pattern");
+  std::vector<std::string> patterns;
+  size_t start = 0;
+  for (;;) {
+    size_t comma = text.find(',', start);
+    std::string_view pattern = text.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    if (pattern.empty()) return bad("pattern " + std::to_string(patterns.size() + 1) + " is empty");
+    patterns.emplace_back(pattern);
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return R::success(std::move(patterns));
+}
+
+std::vector<std::string> patternsOf(const std::vector<std::string>& lists) {
+  std::vector<std::string> patterns;
+  for (const auto& list : lists) {
+    Parsed<std::vector<std::string>> parsed = parsePatternList(list);
+    for (auto& pattern : *parsed.value)
+      patterns.push_back(std::move(pattern));
+  }
+  return patterns;
+}
+
 bool isYes(std::string_view answer) {
   size_t begin = answer.find_first_not_of(" \t\r\n");
   if (begin == std::string_view::npos) return false;

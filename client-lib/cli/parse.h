@@ -1,6 +1,7 @@
 #pragma once
 
-// Parsing of the CLI's value syntaxes: DUR, SIZE, TIME, start positions, header pairs.
+// Parsing of the CLI's value syntaxes: DUR, SIZE, TIME, start positions, header pairs,
+// subject pattern lists.
 // Pure functions with no I/O, unit-tested in tests/cli/parse_test.cpp.
 
 #include <chrono>
@@ -9,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "sluice/types.h"
 
@@ -49,6 +51,15 @@ Parsed<StartPosition> parseStartPosition(std::string_view text, int64_t nowMs);
 
 // `K=V` (the first `=` splits; K must not be empty; V may be).
 Parsed<std::pair<std::string, std::string>> parseHeader(std::string_view text);
+
+// PATTERN[,PATTERN...]: subject patterns separated by commas (no subject or pattern contains
+// one), none of them empty: `orders.>`, `orders.*.created,audit.>`. Only the list is checked
+// here; the broker checks each pattern's grammar and its answer says what is wrong.
+Parsed<std::vector<std::string>> parsePatternList(std::string_view text);
+
+// Every pattern of repeated PATTERN[,PATTERN...] values, in order. Each value must parse
+// (the option's validator already accepted it).
+std::vector<std::string> patternsOf(const std::vector<std::string>& lists);
 
 // `y` / `yes` (any case, surrounding spaces ignored) is true; anything else is false.
 bool isYes(std::string_view answer);

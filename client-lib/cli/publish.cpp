@@ -1,10 +1,13 @@
 // `sluice publish`: one message (argument, file or stdin), one per line (--lines), or N
-// generated messages (--count). Stdout carries exactly one offset per message, in input order,
-// so a script can record what was acknowledged; with --count, a summary instead.
+// generated messages (--count), to a topic or (--subject) to every topic capturing a subject.
+// Stdout carries exactly one line per message, in input order (its offset; routed, its offset
+// in each topic), so a script can record what was acknowledged; with --count, a summary instead.
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <fstream>
@@ -12,7 +15,9 @@
 #include <iostream>
 #include <iterator>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include "commands.h"
 #include "format.h"
@@ -25,11 +30,22 @@ namespace {
 // Acknowledgements awaited at once; bounds client memory while keeping the pipe full.
 constexpr size_t kWindow = 8192;
 constexpr size_t kDefaultGeneratedSize = 100;
+// One routed publish request carries at most this many messages and payload bytes (a larger
+// message still goes alone): the library's batch limits for direct asynchronous publishes.
+const size_t kRoutedBatchMessages = ProducerOptions{}.maxBatchMessages;
+const size_t kRoutedBatchBytes = ProducerOptions{}.maxBatchBytes;
 
 struct PublishArgs {
   std::string topic;
+  CLI::Option* topicOption = nullptr;
+  std::string subject;  // Non-empty: publish to this subject; `topic` is then empty.
+  CLI::Option* subjectOption = nullptr;
   std::string message;
   CLI::Option* messageOption = nullptr;
+  bool hasMessage = false;  // MESSAGE was given (set by resolveArguments).
+  CLI::Option* fileOption = nullptr;
+  CLI::Option* linesOption = nullptr;
+  CLI::Option* sizeOption = nullptr;
   std::string key;
   CLI::Option* keyOption = nullptr;
   std::vector<std::string> headers;
@@ -61,6 +77,70 @@ std::string idFor(const PublishArgs& args, uint64_t number) {
   return args.id.empty() ? std::string() : args.id + "-" + std::to_string(number);
 }
 
+// CLI11 fills positionals in order, so with --subject (and no TOPIC) a lone MESSAGE lands in
+// `topic`; moves it to `message`, and rejects a missing or doubled destination and the conflicts
+// CLI11 could therefore not see. Runs at parse time; throws CLI::ValidationError (exit 2).
+void resolveArguments(PublishArgs& args) {
+  args.hasMessage = args.messageOption->count() > 0;
+  const bool hasTopic = args.topicOption->count() > 0;
+  if (args.subjectOption->count() == 0) {
+    if (!hasTopic) {
+      throw CLI::ValidationError("publish needs a TOPIC or --subject SUBJECT; got neither");
+    }
+    return;
+  }
+  if (args.subject.empty()) throw CLI::ValidationError("--subject: the subject is empty");
+  if (args.hasMessage) {
+    throw CLI::ValidationError("give a TOPIC or --subject, not both; got TOPIC \"" + args.topic +
+                               "\" and --subject \"" + args.subject + "\"");
+  }
+  if (!hasTopic) return;
+  args.message = std::move(args.topic);
+  args.topic.clear();
+  args.hasMessage = true;
+  for (CLI::Option* other : {args.fileOption, args.linesOption, args.sizeOption}) {
+    if (other->count() > 0) {
+      throw CLI::ValidationError("with --subject there is no TOPIC, so \"" + args.message +
+                                 "\" is the MESSAGE, which excludes " + other->get_name());
+    }
+  }
+}
+
+bool routed(const PublishArgs& args) {
+  return !args.subject.empty();
+}
+
+// Bytes a message adds to a request, roughly: payload, key and headers.
+size_t messageBytes(const OutgoingMessage& message) {
+  size_t bytes = message.payload.size() + (message.key ? message.key->size() : 0);
+  for (const auto& [name, value] : message.headers)
+    bytes += name.size() + value.size();
+  return bytes;
+}
+
+// Moves queued messages into one routed publish request, within the request limits.
+std::vector<OutgoingMessage> takeBatch(std::deque<OutgoingMessage>& queued) {
+  std::vector<OutgoingMessage> batch;
+  size_t bytes = 0;
+  while (!queued.empty() && batch.size() < kRoutedBatchMessages) {
+    size_t size = messageBytes(queued.front());
+    if (!batch.empty() && bytes + size > kRoutedBatchBytes) break;
+    bytes += size;
+    batch.push_back(std::move(queued.front()));
+    queued.pop_front();
+  }
+  return batch;
+}
+
+void printRoutedAck(Context& context, const std::string& subject, const RoutedAcks& acks,
+                    size_t index) {
+  if (context.options.json) {
+    std::cout << dumpLine(routedAckToJson(subject, acks, index)) << '\n';
+  } else {
+    std::cout << formatRoutedAck(acks, index) << '\n';
+  }
+}
+
 void printAck(Context& context, const PublishAck& ack) {
   if (context.options.json) {
     std::cout << dumpLine(publishAckToJson(ack)) << '\n';
@@ -74,6 +154,13 @@ int runSingle(Context& context, const PublishArgs& args, std::string payload) {
   message.payload = std::move(payload);
   message.id = args.id;
   Producer producer = context.client().producer();
+  if (routed(args)) {
+    std::vector<OutgoingMessage> messages;
+    messages.push_back(std::move(message));
+    RoutedAcks acks = context.take(producer.publishSubject(args.subject, std::move(messages)));
+    printRoutedAck(context, args.subject, acks, 0);
+    return kExitOk;
+  }
   printAck(context, context.take(producer.publish(args.topic, std::move(message))));
   return kExitOk;
 }
@@ -137,6 +224,74 @@ int runLines(Context& context, const PublishArgs& args, std::istream& in) {
   return kExitOk;
 }
 
+// --lines to a subject. There is no asynchronous routed publish, so a sender thread takes all
+// lines queued so far (within a request's limits) once the previous request is answered: a
+// slow stream goes out line by line, a fast one in large requests, as the library batches
+// direct publishes. A request fails as a whole, and nothing is sent after a failure.
+int runLinesRouted(Context& context, const PublishArgs& args, std::istream& in) {
+  Producer producer = context.client().producer();
+  std::mutex mu;
+  std::condition_variable changed;
+  std::deque<OutgoingMessage> queued;  // Guarded by mu.
+  bool ended = false;                  // Guarded by mu: the input is over.
+  std::optional<Error> failure;        // Guarded by mu.
+  uint64_t stored = 0;                 // The sender's until it is joined.
+
+  std::thread sender([&] {
+    for (;;) {
+      std::vector<OutgoingMessage> batch;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        changed.wait(lock, [&] { return !queued.empty() || ended; });
+        if (queued.empty()) return;
+        batch = takeBatch(queued);
+      }
+      changed.notify_all();  // The reader may have waited for room.
+      size_t count = batch.size();
+      Result<RoutedAcks> result = producer.publishSubject(args.subject, std::move(batch));
+      if (!result.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        failure = result.error();
+        changed.notify_all();
+        return;
+      }
+      context.noteAnswered();
+      for (size_t i = 0; i < count; ++i)
+        printRoutedAck(context, args.subject, result.value(), i);
+      std::cout.flush();
+      stored += count;
+    }
+  });
+
+  std::string line;
+  uint64_t number = 0;
+  while (std::getline(in, line)) {
+    OutgoingMessage message = baseMessage(args);
+    message.payload = std::move(line);
+    message.id = idFor(args, ++number);
+    std::unique_lock<std::mutex> lock(mu);
+    changed.wait(lock, [&] { return queued.size() < kWindow || failure; });
+    if (failure) break;
+    queued.push_back(std::move(message));
+    lock.unlock();
+    changed.notify_all();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ended = true;
+  }
+  changed.notify_all();
+  sender.join();
+  std::cout.flush();
+  if (failure) {
+    throw CliExit(context.exitCodeFor(*failure),
+                  "error: " + failure->toString() + " (input line " + std::to_string(stored + 1) +
+                      " was not stored, nor any after it; the " + std::to_string(stored) +
+                      " lines before it were)");
+  }
+  return kExitOk;
+}
+
 class ProgressBar {
  public:
   explicit ProgressBar(uint64_t total) : total_(total), enabled_(::isatty(STDERR_FILENO) != 0) {}
@@ -178,7 +333,7 @@ std::string generatedPayload(uint64_t number, size_t size) {
 int runGenerated(Context& context, const PublishArgs& args) {
   size_t size = kDefaultGeneratedSize;
   if (!args.size.empty()) size = static_cast<size_t>(*parseSize(args.size).value);
-  bool fixed = args.messageOption->count() > 0;
+  bool fixed = args.hasMessage;
   Producer producer = context.client().producer();
   ProgressBar progress(args.count);
   std::deque<std::future<Result<PublishAck>>> inFlight;
@@ -241,9 +396,103 @@ int runGenerated(Context& context, const PublishArgs& args) {
   return kExitOk;
 }
 
+// Per capturing topic, what --count to a subject stored there.
+struct TopicTally {
+  std::string topic;
+  uint64_t firstOffset = 0;
+  uint64_t lastOffset = 0;
+  uint64_t duplicates = 0;
+};
+
+// --count to a subject: requests of up to the routed batch limits, one at a time.
+int runGeneratedRouted(Context& context, const PublishArgs& args) {
+  size_t size = kDefaultGeneratedSize;
+  if (!args.size.empty()) size = static_cast<size_t>(*parseSize(args.size).value);
+  Producer producer = context.client().producer();
+  ProgressBar progress(args.count);
+  std::vector<TopicTally> tallies;  // In the broker's order.
+  uint64_t acked = 0, bytes = 0;
+  auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  std::deque<OutgoingMessage> queued;
+  uint64_t number = 0;
+  while (acked < args.count) {
+    // Enough for one full request (fewer when large); what it leaves goes in the next.
+    while (number < args.count && queued.size() < kRoutedBatchMessages) {
+      OutgoingMessage message = baseMessage(args);
+      message.payload = args.hasMessage ? args.message : generatedPayload(number + 1, size);
+      message.id = idFor(args, ++number);
+      queued.push_back(std::move(message));
+    }
+    std::vector<OutgoingMessage> batch = takeBatch(queued);
+    size_t count = batch.size();
+    uint64_t batchBytes = 0;
+    for (const auto& message : batch)
+      batchBytes += message.payload.size();
+    Result<RoutedAcks> result = producer.publishSubject(args.subject, std::move(batch));
+    if (!result.ok()) {
+      progress.finish();
+      context.note("published " + std::to_string(acked) + " of " + std::to_string(args.count) +
+                   " messages before the error");
+      context.fail(result.error());
+    }
+    context.noteAnswered();
+    for (const auto& [topic, acks] : result.value()) {
+      auto tally = std::find_if(tallies.begin(), tallies.end(),
+                                [&](const TopicTally& t) { return t.topic == topic; });
+      if (tally == tallies.end()) tally = tallies.insert(tallies.end(), TopicTally{topic});
+      for (const PublishAck& ack : acks) {
+        if (tally->firstOffset == 0) tally->firstOffset = ack.offset;
+        tally->lastOffset = ack.offset;
+        tally->duplicates += ack.duplicate ? 1 : 0;
+      }
+    }
+    acked += count;
+    bytes += batchBytes;
+    progress.update(acked, elapsed());
+  }
+  double seconds = elapsed();
+  progress.finish();
+  double rate = seconds > 0 ? static_cast<double>(acked) / seconds : 0;
+  double byteRate = seconds > 0 ? static_cast<double>(bytes) / seconds : 0;
+  if (context.options.json) {
+    Json topics = Json::object();
+    for (const auto& tally : tallies) {
+      topics[tally.topic] = Json{{"first_offset", tally.firstOffset},
+                                 {"last_offset", tally.lastOffset},
+                                 {"duplicates", tally.duplicates}};
+    }
+    context.print(dumpLine(Json{{"subject", args.subject},
+                                {"messages", acked},
+                                {"bytes", bytes},
+                                {"seconds", seconds},
+                                {"messages_per_second", rate},
+                                {"bytes_per_second", byteRate},
+                                {"topics", topics}}));
+  } else {
+    char secondsText[32];
+    std::snprintf(secondsText, sizeof secondsText, "%.2fs", seconds);
+    std::string line = "published " + std::to_string(acked) + " messages (" + formatBytes(bytes) +
+                       ") to subject \"" + args.subject + "\" in " + secondsText + ": " +
+                       formatRate(rate) + ", " + formatBytes(static_cast<uint64_t>(byteRate)) +
+                       "/s";
+    for (const auto& tally : tallies) {
+      line += "; " + tally.topic + " offsets " + std::to_string(tally.firstOffset) + ".." +
+              std::to_string(tally.lastOffset);
+      if (tally.duplicates > 0) line += " (" + std::to_string(tally.duplicates) + " duplicates)";
+    }
+    context.print(line);
+  }
+  return kExitOk;
+}
+
 int runPublish(Context& context, const PublishArgs& args) {
-  if (args.countOption->count() > 0) return runGenerated(context, args);
-  if (args.messageOption->count() > 0) return runSingle(context, args, args.message);
+  if (args.countOption->count() > 0) {
+    return routed(args) ? runGeneratedRouted(context, args) : runGenerated(context, args);
+  }
+  if (args.hasMessage) return runSingle(context, args, args.message);
   std::ifstream file;
   std::istream* in = &std::cin;
   if (!args.file.empty()) {
@@ -255,7 +504,9 @@ int runPublish(Context& context, const PublishArgs& args) {
     context.note(args.lines ? "reading messages from the terminal, one per line; Ctrl-D ends"
                             : "reading the message from the terminal; Ctrl-D ends it");
   }
-  if (args.lines) return runLines(context, args, *in);
+  if (args.lines) {
+    return routed(args) ? runLinesRouted(context, args, *in) : runLines(context, args, *in);
+  }
   std::string payload = readAll(*in);
   if (in->bad()) throw CliExit(kExitUsage, "error: cannot read the message input");
   return runSingle(context, args, std::move(payload));
@@ -269,13 +520,22 @@ void addPublishCommand(CLI::App& app, Context& context) {
       "publish", "Publish messages; prints each acknowledged offset, one per line");
   cmd->footer(
       "MESSAGE, --file or stdin: the whole input is one message; with --lines each line is one.\n"
+      "Give a TOPIC, or --subject and no TOPIC: each message is stored in every topic capturing\n"
+      "the subject, in one commit, and its line lists TOPIC=OFFSET for each (noRoute: none).\n"
       "Examples:\n"
       "  sluice publish orders '{\"id\":1}' --key customer-7 --header source=web\n"
       "  sluice publish orders --lines --id import-2024-05 < orders.jsonl\n"
       "  sluice publish orders --count 100000 --size 1KiB\n"
-      "  sluice publish reminders '{\"user\":7}' --delay 1h");
-  cmd->add_option("TOPIC", args->topic, "Topic to publish to")->required();
+      "  sluice publish reminders '{\"user\":7}' --delay 1h\n"
+      "  sluice publish --subject orders.eu.created '{\"id\":7}'     # prints audit=1 orders=1");
+  args->topicOption =
+      cmd->add_option("TOPIC", args->topic, "Topic to publish to (or --subject instead)");
   args->messageOption = cmd->add_option("MESSAGE", args->message, "Payload (else stdin)");
+  args->subjectOption =
+      cmd->add_option("--subject", args->subject,
+                      "Publish to this subject instead of a TOPIC: stored in every topic whose "
+                      "subject patterns match it")
+          ->type_name("SUBJECT");
   args->keyOption = cmd->add_option("--key", args->key, "Message key")->type_name("K");
   cmd->add_option("--header", args->headers, "Header, repeatable")
       ->check(headerValidator())
@@ -287,6 +547,8 @@ void addPublishCommand(CLI::App& app, Context& context) {
   CLI::Option* file =
       cmd->add_option("--file", args->file, "Read the payload from a file")->type_name("PATH");
   CLI::Option* lines = cmd->add_flag("--lines", args->lines, "Publish each input line");
+  args->fileOption = file;
+  args->linesOption = lines;
   args->countOption =
       cmd->add_option("--count", args->count,
                       "Publish N generated messages (or MESSAGE N times); prints a summary")
@@ -296,6 +558,7 @@ void addPublishCommand(CLI::App& app, Context& context) {
       cmd->add_option("--size", args->size, "Payload size of generated messages (default 100)")
           ->check(sizeValidator())
           ->type_name("BYTES");
+  args->sizeOption = size;
   CLI::Option* delay =
       cmd->add_option("--delay", args->delay,
                       "Delayed delivery: no group gets the message(s) before DUR (at most 30d)")
@@ -318,6 +581,7 @@ void addPublishCommand(CLI::App& app, Context& context) {
   args->countOption->excludes(file)->excludes(lines);
   size->excludes(args->messageOption);
   cmd->callback([&context, args] {
+    resolveArguments(*args);
     context.action = [&context, args] { return runPublish(context, *args); };
   });
 }

@@ -1,10 +1,11 @@
-// `sluice topics list|create|describe|delete|purge`.
+// `sluice topics list|create|describe|subjects|delete|purge`.
 
 #include <iostream>
 #include <limits>
 #include <memory>
 
 #include "commands.h"
+#include "format.h"
 #include "json.h"
 #include "parse.h"
 #include "views.h"
@@ -24,7 +25,14 @@ struct CreateArgs {
   std::string dedupWindow;
   std::string defaultTtl;
   bool deadLetterExpired = false;
+  std::vector<std::string> subjects;  // PATTERN[,PATTERN...] values.
   bool ifNotExists = false;
+};
+
+struct SubjectsArgs {
+  std::string name;
+  std::vector<std::string> add;     // PATTERN[,PATTERN...] values.
+  std::vector<std::string> remove;  // PATTERN[,PATTERN...] values.
 };
 
 struct NameArgs {
@@ -65,6 +73,7 @@ TopicSettings settingsFrom(const CreateArgs& args) {
   if (!args.dedupWindow.empty()) settings.dedupWindow = *parseDuration(args.dedupWindow).value;
   if (!args.defaultTtl.empty()) settings.defaultTtl = *parseDuration(args.defaultTtl).value;
   settings.deadLetterExpired = args.deadLetterExpired;
+  settings.subjects = patternsOf(args.subjects);
   return settings;
 }
 
@@ -80,8 +89,32 @@ int runCreate(Context& context, const CreateArgs& args) {
   if (context.options.json) {
     context.print(dumpDocument(topicToJson(topic)));
   } else {
-    context.print(std::string(existed ? "topic \"" : "created topic \"") + topic.name +
-                  (existed ? "\" already exists" : "\""));
+    std::string line = std::string(existed ? "topic \"" : "created topic \"") + topic.name +
+                       (existed ? "\" already exists" : "\"");
+    if (!topic.settings.subjects.empty()) {
+      line += (existed ? ", capturing " : " capturing ") + joinPatterns(topic.settings.subjects);
+    }
+    context.print(line);
+  }
+  return kExitOk;
+}
+
+// Changes the topic's patterns (or, with neither --add nor --remove, only shows them) and
+// prints the resulting set, one pattern per line.
+int runSubjects(Context& context, const SubjectsArgs& args) {
+  std::vector<std::string> add = patternsOf(args.add);
+  std::vector<std::string> remove = patternsOf(args.remove);
+  TopicInfo topic = add.empty() && remove.empty()
+                        ? context.take(context.admin().describeTopic(args.name))
+                        : context.take(context.admin().changeSubjects(args.name, add, remove));
+  const std::vector<std::string>& subjects = topic.settings.subjects;
+  if (context.options.json) {
+    context.print(dumpDocument(Json{{"topic", topic.name}, {"subjects", subjects}}));
+  } else if (subjects.empty()) {
+    context.print("No subject patterns: topic \"" + topic.name + "\" captures only its own name.");
+  } else {
+    for (const auto& pattern : subjects)
+      context.print(pattern);
   }
   return kExitOk;
 }
@@ -136,8 +169,8 @@ int runPurge(Context& context, const NameArgs& args) {
 }  // namespace
 
 void addTopicsCommands(CLI::App& app, Context& context) {
-  CLI::App* topics =
-      app.add_subcommand("topics", "List, create, describe, delete and purge topics");
+  CLI::App* topics = app.add_subcommand(
+      "topics", "List, create, describe, delete and purge topics, and route subjects to them");
   topics->require_subcommand(1);
   topics->footer("Example:\n  sluice topics list --json");
 
@@ -148,8 +181,11 @@ void addTopicsCommands(CLI::App& app, Context& context) {
   auto create = std::make_shared<CreateArgs>();
   CLI::App* createCmd = topics->add_subcommand("create", "Create a topic");
   createCmd->footer(
-      "Example:\n  sluice topics create orders.eu.created --max-age 7d --max-bytes 10GiB "
-      "--dead-letter orders.dead --max-deliveries 5");
+      "PATTERN: dot-separated tokens; `*` matches one token, `>` one or more trailing ones.\n"
+      "Examples:\n  sluice topics create orders.eu.created --max-age 7d --max-bytes 10GiB "
+      "--dead-letter orders.dead --max-deliveries 5\n"
+      "  sluice topics create orders --subjects 'orders.>'\n"
+      "  sluice topics create audit --subjects '>'");
   createCmd->add_option("NAME", create->name, "Topic name: 1-200 of [A-Za-z0-9._-]")->required();
   createCmd->add_option("--max-age", create->maxAge, "Drop messages older than this")
       ->check(durationValidator())
@@ -188,6 +224,13 @@ void addTopicsCommands(CLI::App& app, Context& context) {
                    "How long a message id is remembered (default 2m)")
       ->check(durationValidator())
       ->type_name("DUR");
+  createCmd
+      ->add_option("--subjects", create->subjects,
+                   "Subject patterns the topic captures (publish --subject), comma-separated or "
+                   "repeated; default: only its own name")
+      ->check(patternListValidator())
+      ->type_name("PATTERN[,PATTERN...]")
+      ->allow_extra_args(false);
   createCmd->add_flag("--if-not-exists", create->ifNotExists,
                       "Succeed without changes when the topic exists");
   createCmd->callback([&context, create] {
@@ -201,6 +244,33 @@ void addTopicsCommands(CLI::App& app, Context& context) {
   describeCmd->add_option("NAME", describe->name, "Topic name")->required();
   describeCmd->callback([&context, describe] {
     context.action = [&context, describe] { return runDescribe(context, *describe); };
+  });
+
+  auto subjects = std::make_shared<SubjectsArgs>();
+  CLI::App* subjectsCmd = topics->add_subcommand(
+      "subjects", "Add or remove the subject patterns a topic captures; prints the result");
+  subjectsCmd->footer(
+      "Without --add or --remove, prints the topic's patterns. Stored messages stay where they\n"
+      "are; publishes answered after the change route by the new set.\n"
+      "Examples:\n"
+      "  sluice topics subjects orders --add 'billing.>' --remove 'orders.>'\n"
+      "  sluice topics subjects orders --json");
+  subjectsCmd->add_option("NAME", subjects->name, "Topic name")->required();
+  subjectsCmd
+      ->add_option("--add", subjects->add,
+                   "Patterns to add, comma-separated or repeated (at most 32 per topic)")
+      ->check(patternListValidator())
+      ->type_name("PATTERN[,PATTERN...]")
+      ->allow_extra_args(false);
+  subjectsCmd
+      ->add_option("--remove", subjects->remove,
+                   "Patterns to remove, comma-separated or repeated (removing them all leaves "
+                   "the topic capturing only its own name)")
+      ->check(patternListValidator())
+      ->type_name("PATTERN[,PATTERN...]")
+      ->allow_extra_args(false);
+  subjectsCmd->callback([&context, subjects] {
+    context.action = [&context, subjects] { return runSubjects(context, *subjects); };
   });
 
   auto remove = std::make_shared<NameArgs>();

@@ -15,6 +15,15 @@ std::string offset(uint64_t value) {
   return orDash(std::to_string(value), value == 0);
 }
 
+// A topic's patterns as `sluice topics create --subjects` takes them; `-`: its own name only.
+std::string subjects(const TopicInfo& topic) {
+  return orDash(joinPatterns(topic.settings.subjects), topic.settings.subjects.empty());
+}
+
+std::string filter(const GroupInfo& group) {
+  return orDash(joinPatterns(group.filter), group.filter.empty());
+}
+
 }  // namespace
 
 std::string topicsTable(const std::vector<TopicInfo>& topics) {
@@ -24,11 +33,13 @@ std::string topicsTable(const std::vector<TopicInfo>& topics) {
                {"FIRST", Align::kRight},
                {"LAST", Align::kRight},
                {"GROUPS", Align::kRight},
-               {"PUBLISH RATE", Align::kRight}});
+               {"PUBLISH RATE", Align::kRight},
+               {"SUBJECTS"}});
   for (const auto& topic : topics) {
     table.addRow({topic.name, std::to_string(topic.messages), formatBytes(topic.bytes),
                   offset(topic.firstOffset), offset(topic.lastOffset),
-                  std::to_string(topic.groups.size()), formatRate(topic.publishRate)});
+                  std::to_string(topic.groups.size()), formatRate(topic.publishRate),
+                  subjects(topic)});
   }
   return table.render();
 }
@@ -57,6 +68,8 @@ std::string topicView(const TopicInfo& topic) {
       {"Dedup window", formatDuration(s.dedupWindow.count())},
       {"Default TTL", s.defaultTtl.count() == 0 ? "none" : formatDuration(s.defaultTtl.count())},
       {"Expired messages", s.deadLetterExpired ? "dead-lettered" : "dropped"},
+      {"Subjects",
+       s.subjects.empty() ? topic.name + " (its own name only)" : joinPatterns(s.subjects)},
   });
   out += "\n";
   out += topic.groups.empty() ? "No consumer groups.\n" : groupsTable(topic.groups);
@@ -71,12 +84,13 @@ std::string groupsTable(const std::vector<GroupInfo>& groups) {
                {"LAG TIME", Align::kRight},
                {"REDELIVERED", Align::kRight},
                {"DEAD-LETTERED", Align::kRight},
-               {"CONSUMERS", Align::kRight}});
+               {"CONSUMERS", Align::kRight},
+               {"FILTER"}});
   for (const auto& group : groups) {
     table.addRow({group.name, std::to_string(group.position), std::to_string(group.pending),
                   std::to_string(group.lagMessages), formatDuration(group.lagMs),
                   std::to_string(group.redelivered), std::to_string(group.deadLettered),
-                  std::to_string(group.consumers.size())});
+                  std::to_string(group.consumers.size()), filter(group)});
   }
   return table.render();
 }
@@ -89,7 +103,8 @@ std::string groupView(const GroupInfo& group) {
       {"Position", std::to_string(group.position)},
       {"Ack floor", std::to_string(group.ackFloor)},
       {"Pending", std::to_string(group.pending)},
-      {"Lag", std::to_string(group.lagMessages) + " messages, " + formatDuration(group.lagMs)},
+      {"Lag", std::to_string(group.lagMessages) + " messages, " + formatDuration(group.lagMs) +
+                  (group.filter.empty() ? "" : " (matching the filter)")},
       {"Delivered", std::to_string(group.delivered) + " since broker start"},
       {"Acked", std::to_string(group.acked) + " since broker start"},
       {"Nacked", std::to_string(group.nacked) + " since broker start"},
@@ -97,6 +112,7 @@ std::string groupView(const GroupInfo& group) {
       {"Dead-lettered", std::to_string(group.deadLettered)},
       {"Expired", std::to_string(group.expired) + " passed over since broker start"},
       {"Ordering", group.keyOrdered ? "by key" : "none"},
+      {"Filter", group.filter.empty() ? "none (every message)" : joinPatterns(group.filter)},
       {"Key-blocked", std::to_string(group.keyBlocked)},
       {"Scheduled", std::to_string(group.scheduled) + " delayed, not yet delivered"},
       {"Consumers", std::to_string(group.consumers.size())},

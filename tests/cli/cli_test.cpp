@@ -193,6 +193,7 @@ TEST_CASE("help shows usage with an example for the CLI and each command", "[cli
   const std::vector<std::vector<std::string>> commands = {{"topics", "list"},
                                                           {"topics", "create"},
                                                           {"topics", "describe"},
+                                                          {"topics", "subjects"},
                                                           {"topics", "delete"},
                                                           {"topics", "purge"},
                                                           {"publish"},
@@ -200,9 +201,11 @@ TEST_CASE("help shows usage with an example for the CLI and each command", "[cli
                                                           {"peek"},
                                                           {"groups", "list"},
                                                           {"groups", "describe"},
+                                                          {"groups", "create"},
                                                           {"groups", "reset"},
                                                           {"groups", "delete"},
-                                                          {"stats"}};
+                                                          {"stats"},
+                                                          {"routes", "test"}};
   for (auto command : commands) {
     std::string name = command.back();
     INFO(name);
@@ -261,6 +264,49 @@ TEST_CASE("usage errors exit 2 and name the bad value", "[cli]") {
     CHECK(run({"consume", "t", "-g", "g", "--no-ack", "--nack"}).exitCode == 2);
     CHECK(run({"peek", "t", "--from", "3", "--last", "2"}).exitCode == 2);
     CHECK(run({"publish", "t", "msg", "--lines"}).exitCode == 2);
+  }
+  SECTION("publish needs exactly one of TOPIC and --subject") {
+    RunResult neither = run({"publish", "--lines"});
+    CHECK(neither.exitCode == 2);
+    CHECK_THAT(neither.stderrText, Contains("needs a TOPIC or --subject SUBJECT"));
+    CHECK(neither.stdoutText.empty());
+    RunResult both = run({"publish", "orders", "--subject", "orders.eu", "msg"});
+    CHECK(both.exitCode == 2);
+    CHECK_THAT(both.stderrText,
+               Contains("not both") && Contains("\"orders\"") && Contains("\"orders.eu\""));
+    // With --subject a lone argument is the MESSAGE, so a TOPIC beside --lines/--file conflicts.
+    RunResult lines = run({"publish", "orders", "--subject", "orders.eu", "--lines"});
+    CHECK(lines.exitCode == 2);
+    CHECK_THAT(lines.stderrText, Contains("\"orders\" is the MESSAGE") && Contains("--lines"));
+    CHECK(run({"publish", "orders", "--subject", "s", "--file", "/dev/null"}).exitCode == 2);
+    CHECK(run({"publish", "--subject", "s", "--count", "3", "--size", "1", "m"}).exitCode == 2);
+    RunResult empty = run({"publish", "--subject", "", "m"});
+    CHECK(empty.exitCode == 2);
+    CHECK_THAT(empty.stderrText, Contains("--subject: the subject is empty"));
+    CHECK(run({"publish", "--subject"}).exitCode == 2);
+    RunResult bench = run({"bench", "publish", "load", "--subject", "load", "--count", "1"});
+    CHECK(bench.exitCode == 2);
+    CHECK_THAT(bench.stderrText, Contains("not both"));
+    CHECK_THAT(run({"bench", "publish", "--count", "1"}).stderrText,
+               Contains("needs a TOPIC or --subject SUBJECT"));
+  }
+  SECTION("an empty pattern list, or an empty pattern in one") {
+    for (std::vector<std::string> args :
+         {std::vector<std::string>{"topics", "create", "t", "--subjects", ""},
+          {"topics", "create", "t", "--subjects", "a.>,,b.*"},
+          {"topics", "create", "t", "--subjects", "a.>", "--subjects", "b.*,"},
+          {"topics", "subjects", "t", "--add", ","},
+          {"topics", "subjects", "t", "--remove", ""},
+          {"groups", "create", "t", "g", "--filter", ""},
+          {"consume", "t", "-g", "g", "--filter", "a,"}}) {
+      INFO(args[0] << " " << args[1] << " " << args.back());
+      RunResult result = run(args);
+      CHECK(result.exitCode == 2);
+      CHECK_THAT(result.stderrText, Contains("invalid pattern list \"" + args.back() + "\""));
+      CHECK(result.stdoutText.empty());
+    }
+    CHECK(run({"topics", "subjects", "t", "--add"}).exitCode == 2);
+    CHECK(run({"routes", "test"}).exitCode == 2);
   }
   SECTION("a malformed broker address") {
     RunResult result = runCli({"--broker", "localhost", "stats"});
@@ -828,6 +874,294 @@ TEST_CASE("groups create --key-ordered makes a group that holds a key's next mes
   CHECK(rest[2]["payload"] == "second");
 }
 
+// Subject routing -------------------------------------------------------------------------------
+
+TEST_CASE("topics create --subjects, topics subjects and routes test show and change routing",
+          "[cli]") {
+  Broker broker;
+  CHECK(broker.ok({"topics", "create", "orders", "--subjects", "orders.>"}) ==
+        "created topic \"orders\" capturing orders.>\n");
+  // Comma-separated and repeated lists add up.
+  Json audit =
+      broker.okJson({"topics", "create", "audit", "--subjects", ">,x.*", "--subjects", "y"});
+  CHECK(audit["settings"]["subjects"] == Json::array({">", "x.*", "y"}));
+  broker.ok({"topics", "create", "plain"});
+
+  SECTION("describe and list show the patterns") {
+    CHECK_THAT(broker.ok({"topics", "describe", "orders"}),
+               Contains("Subjects:") && Contains("orders.>"));
+    CHECK_THAT(broker.ok({"topics", "describe", "plain"}), Contains("plain (its own name only)"));
+    CHECK(broker.okJson({"topics", "describe", "orders"})["settings"]["subjects"] ==
+          Json::array({"orders.>"}));
+    std::map<std::string, Json> subjects;
+    Json list = broker.okJson({"topics", "list"});
+    for (const auto& topic : list["topics"])
+      subjects[topic["name"].get<std::string>()] = topic["settings"]["subjects"];
+    CHECK(subjects["orders"] == Json::array({"orders.>"}));
+    CHECK(subjects["audit"] == Json::array({">", "x.*", "y"}));
+    CHECK(subjects["plain"] == Json::array());
+    std::string table = broker.ok({"topics", "list"});
+    CHECK_THAT(table, Contains("SUBJECTS") && Contains(">,x.*,y"));
+  }
+  SECTION("routes test prints each capturing topic on a line of its own") {
+    std::vector<std::string> topics =
+        splitLines(broker.ok({"routes", "test", "orders.eu.created"}));
+    CHECK(std::set<std::string>(topics.begin(), topics.end()) ==
+          std::set<std::string>{"audit", "orders"});
+    CHECK(topics.size() == 2);
+    CHECK(broker.ok({"routes", "test", "plain"}) == "audit\nplain\n");
+    Json doc = broker.okJson({"routes", "test", "orders.eu.created"});
+    CHECK(doc["subject"] == "orders.eu.created");
+    CHECK(doc["topics"].size() == 2);
+    // `>` needs at least one token after "orders", so "orders" alone is audit's only.
+    CHECK(broker.ok({"routes", "test", "orders"}) == "audit\n");
+  }
+  SECTION("routes test with no capturing topic: empty stdout, a note, exit 0") {
+    broker.ok({"topics", "subjects", "audit", "--remove", ">"});
+    RunResult none = broker.run({"routes", "test", "billing.paid"});
+    CHECK(none.exitCode == 0);
+    CHECK(none.stdoutText.empty());
+    CHECK_THAT(none.stderrText, Contains("no topic captures subject \"billing.paid\""));
+    Json doc = broker.okJson({"routes", "test", "billing.paid"});
+    CHECK(doc == Json{{"subject", "billing.paid"}, {"topics", Json::array()}});
+  }
+  SECTION("topics subjects --add and --remove print the resulting set") {
+    CHECK(broker.ok({"topics", "subjects", "orders", "--add", "billing.>,refunds.*"}) ==
+          "orders.>\nbilling.>\nrefunds.*\n");
+    Json doc = broker.okJson({"topics", "subjects", "orders", "--remove", "orders.>", "--remove",
+                              "refunds.*", "--add", "carts.>"});
+    CHECK(doc["topic"] == "orders");
+    std::vector<std::string> now = doc["subjects"].get<std::vector<std::string>>();
+    CHECK(std::set<std::string>(now.begin(), now.end()) ==
+          std::set<std::string>{"billing.>", "carts.>"});
+    CHECK(broker.ok({"routes", "test", "billing.paid"}) == "audit\norders\n");
+    CHECK(broker.ok({"routes", "test", "orders.eu.created"}) == "audit\n");
+    // Without --add or --remove it only shows them.
+    CHECK(splitLines(broker.ok({"topics", "subjects", "orders"})).size() == 2);
+    // Removing every pattern leaves the topic capturing only its own name.
+    broker.ok({"topics", "subjects", "orders", "--remove", "billing.>,carts.>"});
+    CHECK(broker.ok({"topics", "subjects", "orders"}) ==
+          "No subject patterns: topic \"orders\" captures only its own name.\n");
+    CHECK(broker.okJson({"topics", "subjects", "orders"})["subjects"] == Json::array());
+  }
+  SECTION("bad patterns and unknown topics are the broker's errors, exit 1") {
+    for (std::vector<std::string> args :
+         {std::vector<std::string>{"topics", "subjects", "orders", "--add", "ord*"},
+          {"topics", "subjects", "orders", "--add", "orders.>.x"},
+          {"topics", "subjects", "orders", "--remove", "never.added"},
+          {"topics", "create", "bad", "--subjects", "a..b"},
+          {"routes", "test", "orders.*"}}) {
+      INFO(args.back());
+      RunResult result = broker.run(args);
+      CHECK(result.exitCode == 1);
+      CHECK_THAT(result.stderrText, StartsWith("error: invalidArgument: "));
+      CHECK_THAT(result.stderrText, Contains(args.back()));
+      CHECK(splitLines(result.stderrText).size() == 1);
+      CHECK(result.stdoutText.empty());
+    }
+    RunResult missing = broker.run({"topics", "subjects", "ordrs", "--add", "a.>"});
+    CHECK(missing.exitCode == 1);
+    CHECK_THAT(missing.stderrText, StartsWith("error: topicNotFound: "));
+    CHECK(broker.okJson({"topics", "describe", "orders"})["settings"]["subjects"] ==
+          Json::array({"orders.>"}));
+  }
+}
+
+TEST_CASE("publish --subject stores each message in every capturing topic", "[cli]") {
+  Broker broker;
+  broker.ok({"topics", "create", "orders", "--subjects", "orders.>"});
+  broker.ok({"topics", "create", "audit", "--subjects", ">"});
+  broker.ok({"publish", "audit", "direct"});  // audit's offsets now run one ahead of orders'.
+
+  SECTION("one message: one line with each topic's offset") {
+    CHECK(broker.ok({"publish", "--subject", "orders.eu.created", "{\"id\":7}"}) ==
+          "audit=2 orders=1\n");
+    CHECK(broker.ok({"publish", "--subject", "orders.us.created"}, "from stdin") ==
+          "audit=3 orders=2\n");
+    CHECK(broker.ok({"publish", "--subject", "carts.new", "only audit"}) == "audit=4\n");
+    auto doc = jsonLines(broker.ok(
+        {"publish", "--subject", "orders.eu.paid", "p", "--id", "pay-1", "--key", "c7", "--json"}));
+    REQUIRE(doc.size() == 1);
+    CHECK(doc[0] == Json{{"subject", "orders.eu.paid"},
+                         {"topics",
+                          {{"audit", {{"offset", 5}, {"duplicate", false}}},
+                           {"orders", {{"offset", 3}, {"duplicate", false}}}}}});
+    // Dedup by id applies per topic.
+    auto again = jsonLines(broker.ok(
+        {"publish", "--subject", "orders.eu.paid", "p", "--id", "pay-1", "--key", "c7", "--json"}));
+    CHECK(again[0]["topics"]["orders"] == Json{{"offset", 3}, {"duplicate", true}});
+    CHECK(again[0]["topics"]["audit"] == Json{{"offset", 5}, {"duplicate", true}});
+
+    // Both copies carry the subject, the key and the payload; a direct publish's subject is
+    // its topic's name.
+    auto orders = jsonLines(broker.ok({"peek", "orders", "--json"}));
+    REQUIRE(orders.size() == 3);
+    CHECK(orders[0]["subject"] == "orders.eu.created");
+    CHECK(orders[0]["payload"] == "{\"id\":7}");
+    CHECK(orders[1]["subject"] == "orders.us.created");
+    CHECK(orders[2]["subject"] == "orders.eu.paid");
+    CHECK(orders[2]["key"] == "c7");
+    auto audit = jsonLines(broker.ok({"peek", "audit", "--json"}));
+    REQUIRE(audit.size() == 5);
+    CHECK(audit[0]["subject"] == "audit");
+    CHECK(audit[3]["subject"] == "carts.new");
+    CHECK(audit[4]["payload"] == "p");
+    std::string human = broker.ok({"peek", "orders", "--count", "1"});
+    CHECK_THAT(human, StartsWith("offset 1  "));
+    CHECK_THAT(human, Contains("  subject=orders.eu.created"));
+  }
+  SECTION("--lines prints one line per message in input order") {
+    CHECK(broker.ok({"publish", "--subject", "orders.bulk", "--lines"}, "a\nb\n\nc") ==
+          "audit=2 orders=1\naudit=3 orders=2\naudit=4 orders=3\naudit=5 orders=4\n");
+    auto lines = jsonLines(
+        broker.ok({"publish", "--subject", "orders.bulk", "--lines", "--json"}, "x\ny\n"));
+    REQUIRE(lines.size() == 2);
+    CHECK(lines[1]["topics"]["orders"]["offset"] == 6);
+    auto stored = jsonLines(broker.ok({"peek", "orders", "--json"}));
+    std::vector<std::string> payloads;
+    for (const auto& m : stored)
+      payloads.push_back(payloadOf(m));
+    CHECK(payloads == std::vector<std::string>{"a", "b", "", "c", "x", "y"});
+  }
+  SECTION("--count prints a summary with each topic's offsets") {
+    std::string human = broker.ok({"publish", "--subject", "orders.load", "--count", "300"});
+    CHECK_THAT(human, StartsWith("published 300 messages (29 KiB) to subject \"orders.load\""));
+    CHECK_THAT(human, Contains("audit offsets 2..301") && Contains("orders offsets 1..300"));
+    Json summary = broker.okJson({"publish", "--subject", "orders.load", "--count", "10"});
+    CHECK(summary["subject"] == "orders.load");
+    CHECK(summary["messages"] == 10);
+    CHECK(summary["bytes"] == 1000);
+    CHECK(summary["topics"]["orders"] ==
+          Json{{"first_offset", 301}, {"last_offset", 310}, {"duplicates", 0}});
+    CHECK(summary["topics"]["audit"]["last_offset"] == 311);
+    CHECK(broker.okJson({"topics", "describe", "orders"})["messages"] == 310);
+  }
+  SECTION("a refusal by one capturing topic stores the message in none") {
+    broker.ok({"topics", "create", "small", "--subjects", "orders.>", "--max-message-size", "8"});
+    RunResult result = broker.run({"publish", "--subject", "orders.eu", "longer than eight"});
+    CHECK(result.exitCode == 1);
+    CHECK_THAT(result.stderrText, StartsWith("error: messageTooLarge: "));
+    CHECK(result.stdoutText.empty());
+    RunResult lines =
+        broker.run({"publish", "--subject", "orders.eu", "--lines"}, "ok\nmuch too long\n");
+    CHECK(lines.exitCode == 1);
+    CHECK_THAT(lines.stderrText, StartsWith("error: messageTooLarge: "));
+    CHECK(splitLines(lines.stderrText).size() == 1);
+    // Both lines went in one request, refused as a whole.
+    CHECK(lines.stdoutText.empty());
+    CHECK_THAT(lines.stderrText, Contains("(input line 1 was not stored, nor any after it"));
+    CHECK(broker.okJson({"topics", "describe", "orders"})["messages"] == 0);
+    CHECK(broker.okJson({"topics", "describe", "small"})["messages"] == 0);
+    CHECK(broker.okJson({"topics", "describe", "audit"})["messages"] == 1);
+  }
+}
+
+TEST_CASE("publish --subject that no topic captures fails with noRoute and stores nothing",
+          "[cli]") {
+  Broker broker;
+  broker.ok({"topics", "create", "orders", "--subjects", "orders.>"});
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"publish", "--subject", "billing.paid", "x"},
+        {"publish", "--subject", "orders", "x"},  // `orders.>` needs a token after "orders".
+        {"publish", "--subject", "billing.paid", "--count", "5"},
+        {"bench", "publish", "--subject", "billing.paid", "--count", "5"}}) {
+    INFO(args[0] << " " << args[2] << " " << args.back());
+    RunResult result = broker.run(args);
+    CHECK(result.exitCode == 1);
+    CHECK_THAT(result.stderrText, Contains("error: noRoute: "));
+    CHECK_THAT(result.stderrText, Contains("\"" + args[args[0] == "bench" ? 3 : 2] + "\""));
+    CHECK(result.stdoutText.empty());
+  }
+  RunResult lines = broker.run({"publish", "--subject", "billing.paid", "--lines"}, "a\nb\n");
+  CHECK(lines.exitCode == 1);
+  CHECK_THAT(lines.stderrText, StartsWith("error: noRoute: "));
+  CHECK_THAT(lines.stderrText, Contains("input line 1 was not stored"));
+  CHECK(broker.okJson({"topics", "describe", "orders"})["messages"] == 0);
+  CHECK(broker.okJson({"stats"})["messages"] == 0);
+}
+
+TEST_CASE("consume --filter and groups create --filter deliver only matching subjects", "[cli]") {
+  Broker broker;
+  broker.ok({"topics", "create", "orders", "--subjects", "orders.>"});
+  broker.ok({"publish", "--subject", "orders.eu.created", "eu-1"});
+  broker.ok({"publish", "--subject", "orders.us.created", "us-1"});
+  broker.ok({"publish", "--subject", "orders.eu.paid", "eu-2"});
+  broker.ok({"publish", "--subject", "orders.uk.created", "uk-1"});
+
+  SECTION("consume creates the group with the filter and receives only matches") {
+    auto got = jsonLines(broker.ok(
+        {"consume", "orders", "-g", "eu", "--filter", "orders.eu.*", "--wait", "500ms", "--json"}));
+    REQUIRE(got.size() == 2);
+    CHECK(got[0]["payload"] == "eu-1");
+    CHECK(got[0]["subject"] == "orders.eu.created");
+    CHECK(got[0]["offset"] == 1);
+    CHECK(got[1]["payload"] == "eu-2");
+    CHECK(got[1]["offset"] == 3);
+    Json group = broker.okJson({"groups", "describe", "orders", "eu"});
+    CHECK(group["filter"] == Json::array({"orders.eu.*"}));
+    CHECK(group["pending"] == 0);
+    CHECK(group["lag_messages"] == 0);
+    // A later match arrives; a later non-match does not, and is no lag of this group.
+    broker.ok({"publish", "--subject", "orders.us.paid", "us-2"});
+    broker.ok({"publish", "--subject", "orders.eu.refunded", "eu-3"});
+    std::string human =
+        broker.ok({"consume", "orders", "-g", "eu", "--filter", "orders.eu.*", "--count", "1"});
+    CHECK_THAT(human, StartsWith("offset 6  "));
+    CHECK_THAT(human, Contains("  subject=orders.eu.refunded") && Contains("\neu-3\n"));
+    CHECK(broker.okJson({"groups", "describe", "orders", "eu"})["lag_messages"] == 0);
+    // Joining with another filter is refused; joining with none is fine.
+    RunResult other =
+        broker.run({"consume", "orders", "-g", "eu", "--filter", "orders.us.*", "--wait", "200ms"});
+    CHECK(other.exitCode == 1);
+    CHECK_THAT(other.stderrText, StartsWith("error: invalidArgument: "));
+    CHECK(broker.run({"consume", "orders", "-g", "eu", "--wait", "200ms"}).exitCode == 0);
+  }
+  SECTION("several patterns, comma-separated or repeated") {
+    auto got = jsonLines(broker.ok({"consume", "orders", "-g", "created", "--filter",
+                                    "orders.eu.created,orders.us.*", "--filter", "orders.uk.>",
+                                    "--count", "3", "--json"}));
+    REQUIRE(got.size() == 3);
+    CHECK(got[0]["payload"] == "eu-1");
+    CHECK(got[1]["payload"] == "us-1");
+    CHECK(got[2]["payload"] == "uk-1");
+  }
+  SECTION("groups create --filter; describe and list show it; lag counts matches only") {
+    CHECK(broker.ok({"groups", "create", "orders", "us", "--filter", "orders.us.*"}) ==
+          "group \"us\" on topic \"orders\": position 1, unordered, filter orders.us.*\n");
+    broker.ok({"groups", "create", "orders", "all"});
+    Json group = broker.okJson({"groups", "describe", "orders", "us"});
+    CHECK(group["filter"] == Json::array({"orders.us.*"}));
+    CHECK(group["lag_messages"] == 1);
+    CHECK(broker.okJson({"groups", "describe", "orders", "all"})["lag_messages"] == 4);
+    CHECK_THAT(broker.ok({"groups", "describe", "orders", "us"}),
+               Contains("Filter:") && Contains("orders.us.*") && Contains("(matching the filter)"));
+    Json list = broker.okJson({"groups", "list", "orders"});
+    std::map<std::string, Json> filters;
+    for (const auto& g : list["groups"])
+      filters[g["name"].get<std::string>()] = g["filter"];
+    CHECK(filters["us"] == Json::array({"orders.us.*"}));
+    CHECK(filters["all"] == Json::array());
+    CHECK_THAT(broker.ok({"groups", "list", "orders"}),
+               Contains("FILTER") && Contains("orders.us.*"));
+    auto got = jsonLines(broker.ok({"consume", "orders", "-g", "us", "--wait", "300ms", "--json"}));
+    REQUIRE(got.size() == 1);
+    CHECK(got[0]["payload"] == "us-1");
+  }
+  SECTION("--exec gets the subject in SLUICE_SUBJECT") {
+    TempDir out;
+    const std::string env = out.path() + "/env";
+    broker.ok({"consume", "orders", "-g", "uk", "--filter", "orders.uk.*", "--count", "1", "--exec",
+               "echo \"$SLUICE_TOPIC $SLUICE_SUBJECT\" > " + env});
+    CHECK(readFile(env) == "orders orders.uk.created\n");
+  }
+  SECTION("a bad filter pattern is the broker's error") {
+    RunResult bad = broker.run({"groups", "create", "orders", "bad", "--filter", "orders.>.x"});
+    CHECK(bad.exitCode == 1);
+    CHECK_THAT(bad.stderrText, StartsWith("error: invalidArgument: "));
+    CHECK(broker.okJson({"groups", "list", "orders"})["groups"].empty());
+  }
+}
+
 TEST_CASE("groups reset moves the position and the group re-consumes", "[cli]") {
   Broker broker;
   broker.ok({"topics", "create", "orders"});
@@ -1043,6 +1377,41 @@ TEST_CASE("bench publish --count publishes exactly N messages and reports ack la
   }
   auto topic = broker.okJson({"topics", "describe", "load"});
   CHECK(topic["messages"].get<uint64_t>() > 0);
+}
+
+TEST_CASE("bench publish --subject publishes through routing into every capturing topic",
+          "[cli][bench]") {
+  Broker broker;
+  broker.ok({"topics", "create", "orders", "--subjects", "orders.>"});
+  broker.ok({"topics", "create", "audit", "--subjects", ">"});
+  SECTION("async window, several producers") {
+    Json result = broker.okJson({"bench", "publish", "--subject", "orders.bench", "--count", "2000",
+                                 "--producers", "2", "--in-flight", "64", "--size", "512"});
+    checkRates(result, 2000);
+    CHECK(result["subject"] == "orders.bench");
+    CHECK(result["topics"] == Json::array({"audit", "orders"}));
+    CHECK_FALSE(result.contains("topic"));
+    CHECK(result["in_flight"] == 64);
+    checkLatencyObject(result["ack_latency"]);
+    CHECK(result["ack_latency"]["samples"] == 2000);
+    CHECK(broker.okJson({"topics", "describe", "orders"})["messages"] == 2000);
+    CHECK(broker.okJson({"topics", "describe", "audit"})["messages"] == 2000);
+  }
+  SECTION("blocking batches, and the human summary names the route") {
+    std::string human = broker.ok({"bench", "publish", "--subject", "orders.bench", "--count", "30",
+                                   "--in-flight", "1", "--batch", "7"});
+    CHECK_THAT(human, StartsWith("publish: 30 messages"));
+    CHECK_THAT(human, Contains("routed: subject \"orders.bench\" -> 2 topics: audit, orders"));
+    CHECK(broker.okJson({"topics", "describe", "orders"})["messages"] == 30);
+  }
+  SECTION("--create makes a topic named as the subject when none captures it") {
+    broker.ok({"topics", "subjects", "audit", "--remove", ">"});
+    Json result =
+        broker.okJson({"bench", "publish", "--subject", "load", "--create", "--count", "100"});
+    checkRates(result, 100);
+    CHECK(result["topics"] == Json::array({"load"}));
+    CHECK(broker.okJson({"topics", "describe", "load"})["messages"] == 100);
+  }
 }
 
 TEST_CASE("bench consume drains exactly --count messages and acknowledges them", "[cli][bench]") {

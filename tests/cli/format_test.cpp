@@ -111,6 +111,7 @@ TEST_CASE("views show limits, units and groups", "[cli][format]") {
   CHECK_THAT(view, Contains("Expired messages:   dropped\n"));
   CHECK_THAT(view, Contains("Expired:            0 removed since broker start\n"));
   CHECK_THAT(view, Contains("Publish rate:       3.4k msg/s\n"));
+  CHECK_THAT(view, Contains("Subjects:           orders (its own name only)\n"));
   CHECK_THAT(view, Contains("GROUP    POSITION  PENDING  LAG  LAG TIME"));
   CHECK_THAT(view, Contains("billing      1100        0  105     2m13s"));
 
@@ -122,6 +123,47 @@ TEST_CASE("views show limits, units and groups", "[cli][format]") {
   CHECK_THAT(topicsTable({empty}),
              Contains("new           0    0 B      -     -       0       0 msg/s"));
   CHECK_THAT(topicView(empty), Contains("No consumer groups."));
+}
+
+TEST_CASE("views show a topic's subject patterns and a group's filter", "[cli][format]") {
+  sluice::TopicInfo topic;
+  topic.name = "orders";
+  topic.settings.subjects = {"orders.>", "billing.*"};
+  sluice::GroupInfo group;
+  group.topic = "orders";
+  group.name = "eu";
+  group.lagMessages = 3;
+  group.filter = {"orders.eu.*", "orders.uk.*"};
+  topic.groups.push_back(group);
+  sluice::GroupInfo all;
+  all.name = "all";
+  topic.groups.push_back(all);
+
+  std::string view = topicView(topic);
+  CHECK_THAT(view, Contains("Subjects:           orders.>,billing.*\n"));
+  CHECK_THAT(view, Contains("CONSUMERS  FILTER\n"));
+  CHECK_THAT(view, Contains("0  orders.eu.*,orders.uk.*\n"));
+  CHECK_THAT(view, Contains("0  -\n"));  // The unfiltered group.
+  CHECK_THAT(topicsTable({topic}), Contains("SUBJECTS\n"));
+  CHECK_THAT(topicsTable({topic}), Contains("msg/s  orders.>,billing.*\n"));
+  sluice::TopicInfo plain;
+  plain.name = "plain";
+  CHECK_THAT(topicsTable({plain}), Contains("msg/s  -\n"));
+
+  std::string groupText = groupView(group);
+  CHECK_THAT(groupText, Contains("Filter:         orders.eu.*,orders.uk.*\n"));
+  CHECK_THAT(groupText, Contains("Lag:            3 messages, 0s (matching the filter)\n"));
+  CHECK_THAT(groupView(all), Contains("Filter:         none (every message)\n"));
+}
+
+TEST_CASE("a routed publish prints TOPIC=OFFSET per capturing topic", "[cli][format]") {
+  sluice::RoutedAcks acks = {{"audit", {{12, false}, {13, false}}},
+                             {"orders", {{5, false}, {6, true}}}};
+  CHECK(formatRoutedAck(acks, 0) == "audit=12 orders=5");
+  CHECK(formatRoutedAck(acks, 1) == "audit=13 orders=6");
+  CHECK(formatRoutedAck({{"orders", {{9, false}}}}, 0) == "orders=9");
+  CHECK(joinPatterns({"a.>", "b.*"}) == "a.>,b.*");
+  CHECK(joinPatterns({}).empty());
 }
 
 TEST_CASE("the group view lists each consumer with its in-flight count", "[cli][format]") {

@@ -39,6 +39,30 @@ TEST_CASE("topic JSON has the documented fields", "[cli][json]") {
     INFO(key);
     CHECK(doc["settings"].contains(key));
   }
+  CHECK(doc["settings"]["subjects"] == Json::array());
+  CHECK(doc["groups"][0]["filter"] == Json::array());
+}
+
+TEST_CASE("topic subjects and group filters are arrays of patterns", "[cli][json]") {
+  sluice::TopicInfo topic;
+  topic.name = "orders";
+  topic.settings.subjects = {"orders.>", "billing.*"};
+  sluice::GroupInfo group;
+  group.name = "eu";
+  group.filter = {"orders.eu.*"};
+  topic.groups.push_back(group);
+  Json doc = topicToJson(topic);
+  CHECK(doc["settings"]["subjects"] == Json::array({"orders.>", "billing.*"}));
+  CHECK(doc["groups"][0]["filter"] == Json::array({"orders.eu.*"}));
+  CHECK(groupToJson(group)["filter"] == Json::array({"orders.eu.*"}));
+}
+
+TEST_CASE("a routed publish prints one object per message with each topic's ack", "[cli][json]") {
+  sluice::RoutedAcks acks = {{"audit", {{12, false}, {13, true}}},
+                             {"orders", {{5, false}, {6, false}}}};
+  CHECK(dumpLine(routedAckToJson("orders.eu.created", acks, 1)) ==
+        R"({"subject":"orders.eu.created","topics":{"audit":{"offset":13,"duplicate":true},)"
+        R"("orders":{"offset":6,"duplicate":false}}})");
 }
 
 TEST_CASE("group JSON includes consumers with their in-flight counts", "[cli][json]") {
@@ -88,6 +112,7 @@ TEST_CASE("a message with default fields has text payload and null key", "[cli][
   CHECK_FALSE(doc.contains("payload_base64"));
   CHECK(doc["deliveries"] == 0);
   CHECK(doc["id"].is_null());
+  CHECK(doc["subject"].is_null());  // Only a message from no broker lacks a subject.
 }
 
 TEST_CASE("publish acks print offset and duplicate", "[cli][json]") {

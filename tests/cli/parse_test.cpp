@@ -179,3 +179,35 @@ TEST_CASE("only y or yes confirms", "[cli][parse]") {
   CHECK_FALSE(isYes("yess"));
   CHECK_FALSE(isYes("sure"));
 }
+
+TEST_CASE("pattern lists split at commas and keep each pattern as written", "[cli][parse]") {
+  using Patterns = std::vector<std::string>;
+  CHECK(*parsePatternList("orders.>").value == Patterns{"orders.>"});
+  CHECK(*parsePatternList(">").value == Patterns{">"});
+  CHECK(*parsePatternList("orders.*.created,audit.>").value ==
+        Patterns{"orders.*.created", "audit.>"});
+  // The grammar is the broker's to check: a list of bad patterns still parses as a list.
+  CHECK(*parsePatternList("ord*,a..b").value == Patterns{"ord*", "a..b"});
+  CHECK(patternsOf({"a.>,b.*", "c"}) == Patterns{"a.>", "b.*", "c"});
+  CHECK(patternsOf({}).empty());
+}
+
+TEST_CASE("an empty pattern list or an empty pattern in one is rejected", "[cli][parse]") {
+  struct Case {
+    const char* text;
+    const char* why;
+  };
+  const Case cases[] = {{"", "no pattern"},
+                        {",", "pattern 1 is empty"},
+                        {"a,", "pattern 2 is empty"},
+                        {",a", "pattern 1 is empty"},
+                        {"a,,b", "pattern 2 is empty"}};
+  for (const auto& c : cases) {
+    INFO(c.text);
+    auto parsed = parsePatternList(c.text);
+    CHECK_FALSE(parsed.ok());
+    CHECK_THAT(parsed.error, Contains(std::string("invalid pattern list \"") + c.text + "\""));
+    CHECK_THAT(parsed.error, Contains(c.why));
+    CHECK_THAT(parsed.error, Contains("PATTERN[,PATTERN...]"));
+  }
+}
