@@ -1,7 +1,8 @@
 // `sluice bench publish`: N producers, each with its own connection and thread, keep up to
 // --in-flight publishes outstanding (or call the blocking publish() with --in-flight 1) for
 // --duration or until --count messages are acknowledged. With --subject, the same through
-// Producer::publishSubject (see runRoutedProducer), so routed and direct runs compare.
+// Producer::publishSubjectAsync (or the blocking publishSubject), so routed and direct runs
+// compare.
 
 #include <algorithm>
 #include <condition_variable>
@@ -61,81 +62,37 @@ void runAsyncProducer(Client& client, const BenchArgs& args, const OutgoingMessa
     }
     OutgoingMessage message = nth(prototype, args, sent);
     auto started = Clock::now();
-    producer.publishAsync(args.topic, std::move(message),
-                          [&run, &shared, started, refillAt](Result<PublishAck> result) {
-                            uint32_t us = micros(Clock::now() - started);
-                            bool wake;
-                            {
-                              std::lock_guard<std::mutex> lock(run.mu);
-                              if (result.ok()) {
-                                run.latencies.push_back(us);
-                              } else if (!run.error) {
-                                run.error = result.error();
-                              }
-                              --run.outstanding;
-                              // The producer waits for exactly this value (it only
-                              // ever counts down to it from above).
-                              wake = run.outstanding == refillAt || !result.ok();
-                            }
-                            if (result.ok()) shared.acked.fetch_add(1, std::memory_order_relaxed);
-                            if (wake) run.room.notify_one();
-                          });
+    // A PublishAck, or a RoutedAck with --subject.
+    auto done = [&run, &shared, started, refillAt](auto result) {
+      uint32_t us = micros(Clock::now() - started);
+      bool wake;
+      {
+        std::lock_guard<std::mutex> lock(run.mu);
+        if (result.ok()) {
+          run.latencies.push_back(us);
+        } else if (!run.error) {
+          run.error = result.error();
+        }
+        --run.outstanding;
+        // The producer waits for exactly this value (it only
+        // ever counts down to it from above).
+        wake = run.outstanding == refillAt || !result.ok();
+      }
+      if (result.ok()) shared.acked.fetch_add(1, std::memory_order_relaxed);
+      if (wake) run.room.notify_one();
+    };
+    if (args.subject.empty()) {
+      producer.publishAsync(args.topic, std::move(message),
+                            std::function<void(Result<PublishAck>)>(done));
+    } else {
+      producer.publishSubjectAsync(args.subject, std::move(message),
+                                   std::function<void(Result<RoutedAck>)>(done));
+    }
     ++sent;
   }
   auto flushed = producer.flush();
   std::lock_guard<std::mutex> lock(run.mu);
   if (!flushed.ok() && !run.error) run.error = flushed.error();
-}
-
-// Routed with --in-flight N > 1. The library has no asynchronous publishSubject, so blocking
-// requests from several threads keep the window full instead: K = min(N, the library's default
-// requests in flight per producer, 8) threads share the producer, each with one request of
-// B = ceil(N / K) messages outstanding (at most --batch, or the library's batch limits). That
-// is N messages in K requests in flight, which the direct path's library batching also settles
-// to under load (N messages queued or in flight, sent in up to K requests). A message's
-// latency is its request's, measured from just before the call, as in the blocking path.
-void runRoutedProducer(Client& client, const BenchArgs& args, const OutgoingMessage& prototype,
-                       uint64_t quota, Shared& shared, ProducerRun& run) {
-  const ProducerOptions defaults;
-  Producer producer = client.producer();
-  const uint64_t requests = std::min<uint64_t>(defaults.maxInFlightBatches, args.inFlight);
-  uint64_t perRequest = (args.inFlight + requests - 1) / requests;
-  perRequest =
-      std::min<uint64_t>(perRequest, args.batch > 0 ? args.batch : defaults.maxBatchMessages);
-  perRequest = std::min<uint64_t>(
-      perRequest,
-      std::max<size_t>(1, defaults.maxBatchBytes / std::max<size_t>(1, prototype.payload.size())));
-  std::atomic<uint64_t> claimed{0};  // Messages taken by the threads so far.
-  auto work = [&] {
-    while (!shared.stop.load(std::memory_order_relaxed)) {
-      {
-        std::lock_guard<std::mutex> lock(run.mu);
-        if (run.error) return;
-      }
-      uint64_t first = claimed.fetch_add(perRequest);
-      if (quota != 0 && first >= quota) return;
-      uint64_t n = quota == 0 ? perRequest : std::min(perRequest, quota - first);
-      std::vector<OutgoingMessage> messages;
-      messages.reserve(n);
-      for (uint64_t i = 0; i < n; ++i)
-        messages.push_back(nth(prototype, args, first + i));
-      auto started = Clock::now();
-      auto result = producer.publishSubject(args.subject, std::move(messages));
-      uint32_t us = micros(Clock::now() - started);
-      std::lock_guard<std::mutex> lock(run.mu);
-      if (!result.ok()) {
-        if (!run.error) run.error = result.error();
-        return;
-      }
-      run.latencies.insert(run.latencies.end(), n, us);
-      shared.acked.fetch_add(n, std::memory_order_relaxed);
-    }
-  };
-  std::vector<std::thread> threads;
-  for (uint64_t i = 0; i < requests; ++i)
-    threads.emplace_back(work);
-  for (auto& thread : threads)
-    thread.join();
 }
 
 void runBlockingProducer(Client& client, const BenchArgs& args, const OutgoingMessage& prototype,
@@ -231,8 +188,6 @@ int runPublish(Context& context, const BenchArgs& args) {
     threads.emplace_back([&, i, quota] {
       if (args.inFlight <= 1) {
         runBlockingProducer(clients[i], args, prototype, quota, shared, *runs[i]);
-      } else if (routed) {
-        runRoutedProducer(clients[i], args, prototype, quota, shared, *runs[i]);
       } else {
         runAsyncProducer(clients[i], args, prototype, quota, shared, *runs[i]);
       }

@@ -350,4 +350,22 @@ Result<std::vector<Message>> fromWire(wire::PeekResult::Reader result, const std
   return out;
 }
 
+Result<RoutedAcks> fromWire(wire::RoutedPublishResult::Reader result, size_t expected) {
+  if (result.isError()) return fromWire(result.getError());
+  RoutedAcks routed;
+  for (auto topic : result.getOutputs()) {
+    auto acks = topic.getAcks();
+    if (acks.size() != expected) {
+      return Error{ErrorCode::kInternal, "the broker answered " + std::to_string(acks.size()) +
+                                             " acks for " + std::to_string(expected) + " messages"};
+    }
+    std::vector<PublishAck> out;
+    out.reserve(acks.size());
+    for (auto ack : acks)
+      out.push_back(fromWire(ack));
+    routed.emplace_back(toStd(topic.getTopic()), std::move(out));
+  }
+  return routed;
+}
+
 }  // namespace sluice::detail

@@ -49,6 +49,8 @@ PublishAck fromWire(wire::PublishAck::Reader ack);
 // The acks of one publish call, or its error. A reply whose ack count differs from
 // `expected` (the number of messages sent) is a broker bug and becomes kInternal.
 Result<std::vector<PublishAck>> fromWire(wire::PublishResult::Reader result, size_t expected);
+// A routed publish's answer: per capturing topic, `expected` acks (else kInternal).
+Result<RoutedAcks> fromWire(wire::RoutedPublishResult::Reader result, size_t expected);
 // Bytes a message adds to a batch, as counted against ProducerOptions::maxBatchBytes.
 size_t batchBytes(const OutgoingMessage& message);
 

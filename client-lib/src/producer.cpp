@@ -1,3 +1,4 @@
+#include <type_traits>
 #include <utility>
 
 #include "producer_io.h"
@@ -12,18 +13,23 @@ Error noConnection() {
                "default-constructed or moved-from object)"};
 }
 
-// Hands `message` to producer `id`'s queue on the I/O thread.
+// Hands `message` to producer `id`'s queue on the I/O thread: for a topic (PublishAck) or a
+// subject (RoutedAck).
+template <typename Ack>
 void enqueue(detail::Connection& connection, uint64_t id, const ProducerOptions& options,
-             std::string_view topic, OutgoingMessage message,
-             detail::Completion<PublishAck> completion) {
+             std::string_view name, OutgoingMessage message, detail::Completion<Ack> completion) {
   // shared_ptr: a Command must be copyable.
-  auto done = std::make_shared<detail::Completion<PublishAck>>(std::move(completion));
+  auto done = std::make_shared<detail::Completion<Ack>>(std::move(completion));
   auto payload = std::make_shared<OutgoingMessage>(std::move(message));
-  connection.post([id, options, topic = std::string(topic), payload = std::move(payload),
+  connection.post([id, options, name = std::string(name), payload = std::move(payload),
                    done = std::move(done)](detail::IoState& io) mutable {
     auto& producer = io.producers[id];
     if (!producer) producer = kj::heap<detail::ProducerIo>(io, id, options);
-    producer->enqueue(std::move(topic), std::move(*payload), std::move(*done));
+    if constexpr (std::is_same_v<Ack, RoutedAck>) {
+      producer->enqueueRouted(std::move(name), std::move(*payload), std::move(*done));
+    } else {
+      producer->enqueue(std::move(name), std::move(*payload), std::move(*done));
+    }
   });
   // If the connection is closed, post() destroyed the command, and with it `done`, which
   // completed with kDisconnected.
@@ -81,36 +87,19 @@ Result<RoutedAcks> Producer::publishSubject(std::string_view subject,
                                             std::vector<OutgoingMessage> messages) {
   if (!state_ || !state_->connection) return noConnection();
   auto batch = std::make_shared<std::vector<OutgoingMessage>>(std::move(messages));
-  return state_->connection->call<RoutedAcks>("publishSubject", [subject = std::string(subject),
-                                                                 batch](detail::IoState& io) {
-    auto request = io.broker.publishSubjectRequest();
-    request.setSubject(detail::asText(subject));
-    auto list = request.initMessages(static_cast<unsigned>(batch->size()));
-    for (unsigned i = 0; i < batch->size(); ++i)
-      detail::toWire((*batch)[i], list[i]);
-    size_t count = batch->size();
-    return request.send().then(
-        [count](
-            capnp::Response<wire::Broker::PublishSubjectResults>&& response) -> Result<RoutedAcks> {
-          auto result = response.getResult();
-          if (result.isError()) return detail::fromWire(result.getError());
-          RoutedAcks routed;
-          for (auto topic : result.getOutputs()) {
-            auto acks = topic.getAcks();
-            if (acks.size() != count) {
-              return Error{ErrorCode::kInternal, "the broker answered " +
-                                                     std::to_string(acks.size()) + " acks for " +
-                                                     std::to_string(count) + " messages"};
-            }
-            std::vector<PublishAck> out;
-            out.reserve(acks.size());
-            for (auto ack : acks)
-              out.push_back(PublishAck{ack.getOffset(), ack.getDuplicate()});
-            routed.emplace_back(detail::toStd(topic.getTopic()), std::move(out));
-          }
-          return routed;
-        });
-  });
+  return state_->connection->call<RoutedAcks>(
+      "publishSubject", [subject = std::string(subject), batch](detail::IoState& io) {
+        auto request = io.broker.publishSubjectRequest();
+        request.setSubject(detail::asText(subject));
+        auto list = request.initMessages(static_cast<unsigned>(batch->size()));
+        for (unsigned i = 0; i < batch->size(); ++i)
+          detail::toWire((*batch)[i], list[i]);
+        size_t count = batch->size();
+        return request.send().then(
+            [count](capnp::Response<wire::Broker::PublishSubjectResults>&& response) {
+              return detail::fromWire(response.getResult(), count);
+            });
+      });
 }
 
 std::future<Result<PublishAck>> Producer::publishAsync(std::string_view topic,
@@ -134,6 +123,30 @@ void Producer::publishAsync(std::string_view topic, OutgoingMessage message,
     return;
   }
   enqueue(*state_->connection, state_->id, state_->options, topic, std::move(message),
+          std::move(completion));
+}
+
+std::future<Result<RoutedAck>> Producer::publishSubjectAsync(std::string_view subject,
+                                                             OutgoingMessage message) {
+  detail::Completion<RoutedAck> completion;
+  auto future = completion.future();
+  if (!state_ || !state_->connection) {
+    completion.complete(noConnection());
+  } else {
+    enqueue(*state_->connection, state_->id, state_->options, subject, std::move(message),
+            std::move(completion));
+  }
+  return future;
+}
+
+void Producer::publishSubjectAsync(std::string_view subject, OutgoingMessage message,
+                                   std::function<void(Result<RoutedAck>)> done) {
+  detail::Completion<RoutedAck> completion(std::move(done));
+  if (!state_ || !state_->connection) {
+    completion.complete(noConnection());
+    return;
+  }
+  enqueue(*state_->connection, state_->id, state_->options, subject, std::move(message),
           std::move(completion));
 }
 

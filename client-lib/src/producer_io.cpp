@@ -16,10 +16,26 @@ ProducerIo::ProducerIo(IoState& io, uint64_t id, const ProducerOptions& options)
       maxInFlight_(std::max<size_t>(options.maxInFlightBatches, 1)) {}
 
 void ProducerIo::enqueue(std::string topic, OutgoingMessage message, Completion<PublishAck> done) {
-  uint64_t seq = nextSeq_++;
-  outstanding_.insert(seq);
-  queued_[std::move(topic)].push_back(Pending{seq, std::move(message), std::move(done)});
+  push(std::move(topic), Pending{0, std::move(message), std::move(done)});
+}
+
+void ProducerIo::enqueueRouted(std::string subject, OutgoingMessage message,
+                               Completion<RoutedAck> done) {
+  push(kSubjectMark + subject, Pending{0, std::move(message), std::move(done)});
+}
+
+void ProducerIo::push(std::string key, Pending pending) {
+  pending.seq = nextSeq_++;
+  outstanding_.insert(pending.seq);
+  queued_[std::move(key)].push_back(std::move(pending));
   schedulePump();
+}
+
+void ProducerIo::fail(std::vector<Pending>& batch, const Error& error) {
+  for (auto& pending : batch) {
+    outstanding_.erase(pending.seq);
+    std::visit([&](auto& done) { done.complete(error); }, pending.done);
+  }
 }
 
 void ProducerIo::flush(Completion<void> done) {
@@ -55,7 +71,7 @@ void ProducerIo::pump() {
   }
 }
 
-void ProducerIo::send(const std::string& topic, std::deque<Pending>& queue) {
+void ProducerIo::send(const std::string& key, std::deque<Pending>& queue) {
   std::vector<Pending> batch;
   size_t bytes = 0;
   while (!queue.empty() && batch.size() < maxBatchMessages_) {
@@ -66,27 +82,51 @@ void ProducerIo::send(const std::string& topic, std::deque<Pending>& queue) {
     queue.pop_front();
   }
 
-  auto request = io_.broker.publishRequest();
-  try {
-    request.setTopic(asText(topic));
-    auto messages = request.initMessages(static_cast<unsigned>(batch.size()));
+  const bool routed = !key.empty() && key.front() == kSubjectMark;
+  auto fill = [&batch](auto messages) {
     for (unsigned i = 0; i < batch.size(); ++i) {
       toWire(batch[i].message, messages[i]);
       batch[i].message = OutgoingMessage();  // The request holds its own copy now.
     }
+  };
+  const size_t count = batch.size();
+  if (routed) {
+    auto request = io_.broker.publishSubjectRequest();
+    try {
+      request.setSubject(capnp::Text::Reader(key.data() + 1, key.size() - 1));  // NUL-ended.
+      fill(request.initMessages(static_cast<unsigned>(count)));
+    } catch (const kj::Exception& e) {
+      fail(batch, fromException(e));  // As below.
+      settleFlushes();
+      return;
+    }
+    ++inFlight_;
+    io_.tasks->add(
+        request.send()
+            .then([count](capnp::Response<wire::Broker::PublishSubjectResults>&& response) {
+              return fromWire(response.getResult(), count);
+            })
+            .catch_([](kj::Exception&& exception) -> Result<RoutedAcks> {
+              return fromException(exception);
+            })
+            .then([this, batch = std::move(batch)](Result<RoutedAcks>&& acks) mutable {
+              finishedRouted(std::move(batch), std::move(acks));
+            }));
+    return;
+  }
+
+  auto request = io_.broker.publishRequest();
+  try {
+    request.setTopic(asText(key));
+    fill(request.initMessages(static_cast<unsigned>(count)));
   } catch (const kj::Exception& e) {
     // Capnp refuses blobs of 512 MiB and more. Fail this batch without sending it.
-    Error error = fromException(e);
-    for (auto& pending : batch) {
-      outstanding_.erase(pending.seq);
-      pending.done.complete(error);
-    }
+    fail(batch, fromException(e));
     settleFlushes();
     return;
   }
 
   ++inFlight_;
-  size_t count = batch.size();
   io_.tasks->add(
       request.send()
           .then([count](capnp::Response<wire::Broker::PublishResults>&& response) {
@@ -102,12 +142,31 @@ void ProducerIo::send(const std::string& topic, std::deque<Pending>& queue) {
 
 void ProducerIo::finished(std::vector<Pending> batch, Result<std::vector<PublishAck>> acks) {
   --inFlight_;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    outstanding_.erase(batch[i].seq);
-    if (acks.ok()) {
-      batch[i].done.complete(acks.value()[i]);
-    } else {
-      batch[i].done.complete(acks.error());
+  if (!acks.ok()) {
+    fail(batch, acks.error());
+  } else {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      outstanding_.erase(batch[i].seq);
+      std::get<Completion<PublishAck>>(batch[i].done).complete(acks.value()[i]);
+    }
+  }
+  settleFlushes();
+  pump();
+  eraseIfDone();
+}
+
+void ProducerIo::finishedRouted(std::vector<Pending> batch, Result<RoutedAcks> routed) {
+  --inFlight_;
+  if (!routed.ok()) {
+    fail(batch, routed.error());
+  } else {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      outstanding_.erase(batch[i].seq);
+      RoutedAck ack;
+      ack.reserve(routed.value().size());
+      for (const auto& [topic, acks] : routed.value())
+        ack.emplace_back(topic, acks[i]);
+      std::get<Completion<RoutedAck>>(batch[i].done).complete(std::move(ack));
     }
   }
   settleFlushes();

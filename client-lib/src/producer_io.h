@@ -19,6 +19,7 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "completion.h"
@@ -35,6 +36,8 @@ class ProducerIo {
   ProducerIo& operator=(const ProducerIo&) = delete;
 
   void enqueue(std::string topic, OutgoingMessage message, Completion<PublishAck> done);
+  // A message to a subject: queued apart from any topic of the same name.
+  void enqueueRouted(std::string subject, OutgoingMessage message, Completion<RoutedAck> done);
   // Completes `done` once every message enqueued before it has been answered.
   void flush(Completion<void> done);
   // The Producer is gone: erase this from IoState once nothing is queued or in flight.
@@ -45,17 +48,22 @@ class ProducerIo {
   struct Pending {
     uint64_t seq;
     OutgoingMessage message;
-    Completion<PublishAck> done;
+    std::variant<Completion<PublishAck>, Completion<RoutedAck>> done;
   };
+  // Queue keys: a topic's name, or kSubjectMark and a subject (names never hold it).
+  static constexpr char kSubjectMark = '\x01';
 
   // Pumps once every command of the current wakeup has been enqueued, so that they can share
   // a batch.
   void schedulePump();
   // Sends batches while the in-flight limit allows, visiting topics round-robin.
   void pump();
-  void send(const std::string& topic, std::deque<Pending>& queue);
+  void send(const std::string& key, std::deque<Pending>& queue);
   // Completes `batch` from `acks` (or its error), then pumps. May destroy this object.
   void finished(std::vector<Pending> batch, Result<std::vector<PublishAck>> acks);
+  void finishedRouted(std::vector<Pending> batch, Result<RoutedAcks> routed);
+  void fail(std::vector<Pending>& batch, const Error& error);
+  void push(std::string key, Pending pending);
   void settleFlushes();
   bool idle() const { return inFlight_ == 0 && outstanding_.empty(); }
   // Erases this object if released and idle. Must be the caller's last use of `this`.

@@ -4,6 +4,10 @@
 
 #include <signal.h>
 
+#include <future>
+#include <map>
+#include <set>
+
 #include "integration/broker_fixture.h"
 
 namespace sluice::test {
@@ -157,6 +161,42 @@ TEST_CASE("a filtered group receives only matching messages and its lag counts o
   GroupInfo restarted = describeGroup(broker.admin(), "orders", "eu");
   CHECK(restarted.filter == Names{"orders.eu.*"});
   CHECK(restarted.lagMessages == 1);
+}
+
+TEST_CASE("routed publishes queued asynchronously are batched and answered per message",
+          "[integration][routing]") {
+  Broker broker;
+  createTopic(broker.admin(), "orders", capturing({"orders.>"}));
+  createTopic(broker.admin(), "audit", capturing({">"}));
+  createTopic(broker.admin(), "orders.eu");  // Its own name: a topic queue of the same name.
+  std::vector<std::future<Result<RoutedAck>>> routed;
+  std::vector<std::future<Result<PublishAck>>> direct;
+  for (int i = 0; i < 500; ++i) {
+    routed.push_back(broker.producer().publishSubjectAsync("orders.eu", textMessage("r")));
+    if (i % 5 == 0) direct.push_back(broker.producer().publishAsync("orders.eu", textMessage("d")));
+  }
+  REQUIRE(outcome(broker.producer().flush()) == "ok");
+  std::map<std::string, std::set<uint64_t>> offsets;
+  for (auto& future : routed) {
+    auto ack = future.get();
+    REQUIRE(outcome(ack) == "ok");
+    REQUIRE(ack.value().size() == 3);
+    for (const auto& [topic, one] : ack.value()) {
+      CHECK_FALSE(one.duplicate);
+      offsets[topic].insert(one.offset);
+    }
+  }
+  for (auto& future : direct)
+    REQUIRE(outcome(future.get()) == "ok");
+  CHECK(offsets["orders"].size() == 500);
+  CHECK(*offsets["orders"].rbegin() == 500);
+  CHECK(offsets["audit"].size() == 500);
+  CHECK(offsets["orders.eu"].size() == 500);
+  CHECK(describeTopic(broker.admin(), "orders.eu").messages == 600);
+
+  REQUIRE(outcome(broker.admin().changeSubjects("audit", {}, {">"})) == "ok");
+  auto none = broker.producer().publishSubjectAsync("invoices", textMessage("x"));
+  CHECK_THAT(outcome(none.get()), IsError(ErrorCode::kNoRoute));
 }
 
 }  // namespace

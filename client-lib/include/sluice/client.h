@@ -189,6 +189,15 @@ class Producer {
   // As above, but calls `done` with the result on the client's I/O thread: it must not block.
   void publishAsync(std::string_view topic, OutgoingMessage message,
                     std::function<void(Result<PublishAck>)> done);
+  // publishSubject() for one message, queued as publishAsync() queues: messages to one
+  // subject are sent together in batches, each batch one routed publish (one commit), sharing
+  // the producer's in-flight limit with its topic publishes. Errors: as publishSubject();
+  // a refused batch fails every message in it. Order: offsets follow queueing order per
+  // subject.
+  std::future<Result<RoutedAck>> publishSubjectAsync(std::string_view subject,
+                                                     OutgoingMessage message);
+  void publishSubjectAsync(std::string_view subject, OutgoingMessage message,
+                           std::function<void(Result<RoutedAck>)> done);
   // Waits until every message queued so far by this producer has been answered.
   // Errors: kTimeout (after Options::callTimeout), kDisconnected.
   Result<void> flush();

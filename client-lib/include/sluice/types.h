@@ -121,6 +121,8 @@ struct TopicInfo {
 
 // The answer to a routed publish: per capturing topic (by name), one ack per message.
 using RoutedAcks = std::vector<std::pair<std::string, std::vector<PublishAck>>>;
+// One message's answer to a routed publish: per capturing topic (by name), its ack.
+using RoutedAck = std::vector<std::pair<std::string, PublishAck>>;
 
 struct BrokerStats {
   std::string version;
