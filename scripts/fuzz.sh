@@ -3,7 +3,8 @@
 # SECONDS (default 30) from its committed seed corpus. Exits non-zero if a target finds a crash,
 # a sanitizer report, a leak or a hang; the reproducer is in <build>/fuzz-artifacts/<target>/.
 #
-# Usage: bash scripts/fuzz.sh [SECONDS] [TARGET...]   targets: record_codec names cli_parse rpc
+# Usage: bash scripts/fuzz.sh [SECONDS] [TARGET...]   targets: record_codec write_batch names
+#                                                     cli_parse rpc subjects
 #        bash scripts/fuzz.sh --seeds [TARGET...]           rewrite tests/fuzz/corpus/<target>
 #
 # CI (scripts/test.sh) runs it with a short bound: 20 s per target. Longer runs, as humans do them:
@@ -20,7 +21,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$(pwd)"
 build_dir="${SLUICE_FUZZ_BUILD_DIR:-build-fuzz}"
 jobs="${SLUICE_JOBS:-$(nproc)}"
-all_targets=(record_codec write_batch names cli_parse rpc)
+all_targets=(record_codec write_batch names cli_parse rpc subjects)
 
 write_seeds=0
 seconds=30

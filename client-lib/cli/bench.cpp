@@ -198,10 +198,9 @@ void addBenchCommands(CLI::App& app, Context& context) {
   publish->footer(
       "Give a TOPIC, or --subject and no TOPIC: a routed run (Producer::publishSubject) to\n"
       "compare with a direct one (a topic without patterns captures its own name, so\n"
-      "`--subject bench` routes to topic bench). With no asynchronous routed publish, each\n"
-      "producer keeps its --in-flight N messages in flight as K = min(N, 8) blocking requests\n"
-      "(8: the library's requests in flight per producer) of N/K messages (at most --batch),\n"
-      "one per thread; with --in-flight 1, one request of --batch messages at a time.\n"
+      "`--subject bench` routes to topic bench). The window and batching are those of a\n"
+      "direct run (Producer::publishSubjectAsync); with --in-flight 1, one blocking\n"
+      "publishSubject of --batch messages at a time.\n"
       "Example:\n  sluice bench publish --subject orders.eu.created --count 100000 --json");
   args->topicOption =
       publish->add_option("TOPIC", args->topic, "Topic to publish to (or --subject instead)");

@@ -134,7 +134,10 @@ bool anySubjectMatches(const std::vector<std::string>& patterns, std::string_vie
 }
 
 struct SubjectRouter::Node {
-  std::unordered_map<std::string, std::unique_ptr<Node>> children;
+  std::string token;  // Its own token; the parent's key is a view of it.
+  // Keyed by views of each child's `token` (a child is heap-allocated, so they stay put):
+  // a lookup hashes the subject's token in place, with no string built.
+  std::unordered_map<std::string_view, std::unique_ptr<Node>> children;
   std::unique_ptr<Node> star;  // The `*` child.
   std::vector<TopicId> here;   // Patterns that end at this node.
   std::vector<TopicId> rest;   // Patterns that end with `>` after this node.
@@ -189,14 +192,19 @@ void SubjectRouter::insert(TopicId id, std::string_view pattern) {
       node->rest.push_back(id);
       return true;
     }
-    std::unique_ptr<Node>* next;
     if (token == "*") {
-      next = &node->star;
+      if (!node->star) node->star = std::make_unique<Node>();
+      node = node->star.get();
     } else {
-      next = &node->children[std::string(token)];
+      auto it = node->children.find(token);
+      if (it == node->children.end()) {
+        auto child = std::make_unique<Node>();
+        child->token = std::string(token);
+        std::string_view key = child->token;
+        it = node->children.emplace(key, std::move(child)).first;
+      }
+      node = it->second.get();
     }
-    if (!*next) *next = std::make_unique<Node>();
-    node = next->get();
     if (last) node->here.push_back(id);
     return true;
   });
@@ -220,7 +228,7 @@ void SubjectRouter::erase(TopicId id, std::string_view pattern) {
     if (token == "*") {
       next = node->star.get();
     } else {
-      auto it = node->children.find(std::string(token));
+      auto it = node->children.find(token);
       if (it != node->children.end()) next = it->second.get();
     }
     if (next == nullptr) {
@@ -241,7 +249,7 @@ void SubjectRouter::erase(TopicId id, std::string_view pattern) {
     if (step.token == "*") {
       step.parent->star.reset();
     } else {
-      step.parent->children.erase(std::string(step.token));
+      step.parent->children.erase(step.token);
     }
     node = step.parent;
   }
@@ -255,8 +263,7 @@ void SubjectRouter::collect(const Node& node, const std::vector<std::string_view
   }
   out.insert(out.end(), node.rest.begin(), node.rest.end());
   if (!node.children.empty()) {
-    // Heterogeneous lookup arrives in C++20; a short std::string stays in its small buffer.
-    auto it = node.children.find(std::string(tokens[at]));
+    auto it = node.children.find(tokens[at]);
     if (it != node.children.end()) collect(*it->second, tokens, at + 1, out);
   }
   if (node.star) collect(*node.star, tokens, at + 1, out);
