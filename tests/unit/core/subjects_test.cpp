@@ -212,7 +212,7 @@ TEST_CASE("the router agrees with the brute-force matcher on random patterns", "
     return out;
   };
   std::vector<std::vector<std::string>> patterns(60);
-  SubjectRouter cached(16);  // Small: generations turn over often.
+  SubjectRouter cached(16);  // Small: its sets evict often.
   SubjectRouter uncached(0);
   auto setTopic = [&](TopicId id) {
     std::vector<std::string> list;
@@ -256,5 +256,54 @@ TEST_CASE("the router agrees with the brute-force matcher on random patterns", "
     INFO("subject " << s << " step " << step);
     REQUIRE(uncached.route(s) == expected);
     REQUIRE(cached.route(s) == expected);
+  }
+}
+
+TEST_CASE("the router's tables grow with patterns and shrink back to the root", "[subjects]") {
+  // Enough named edges to grow the edge table many times, long tokens (past the bytes kept in
+  // an edge) beside short ones, then removal in a shuffled order: every answer stays right
+  // while edges move back over the holes, and nothing is left behind.
+  SubjectRouter router(0);
+  const std::string longToken(60, 'x');
+  auto patternsOf = [&](TopicId id) {
+    std::string n = std::to_string(id);
+    return std::vector<std::string>{"t" + n + ".a", "t" + n + "." + longToken + n, "*.k" + n + ".>",
+                                    longToken + ".k" + n};
+  };
+  const TopicId topics = 400;
+  for (TopicId id = 1; id <= topics; ++id)
+    router.set(id, "topic" + std::to_string(id), patternsOf(id));
+  CHECK(router.patterns() == 4 * topics);
+  std::vector<TopicId> order;
+  for (TopicId id = 1; id <= topics; ++id)
+    order.push_back(id);
+  std::shuffle(order.begin(), order.end(), std::mt19937(7));
+  std::vector<bool> live(topics + 1, true);
+  auto check = [&](TopicId id) {
+    std::string n = std::to_string(id);
+    std::vector<TopicId> one;
+    if (live[id]) one.push_back(id);
+    INFO("topic " << id);
+    CHECK(router.route("t" + n + ".a") == one);
+    CHECK(router.route("t" + n + "." + longToken + n) == one);
+    CHECK(router.route("t" + n + "." + longToken + n + "y").empty());  // Same first bytes.
+    CHECK(router.route("any.k" + n + ".b.c") == one);
+    CHECK(router.route(longToken + ".k" + n) == one);
+  };
+  for (size_t i = 0; i < order.size(); ++i) {
+    router.remove(order[i]);
+    live[order[i]] = false;
+    if (i % 37 == 0) {
+      for (TopicId id = 1; id <= topics; ++id)
+        check(id);
+    }
+  }
+  CHECK(router.topics() == 0);
+  CHECK(router.nodes() == 1);  // Only the root: every emptied node was pruned.
+  for (TopicId id = 1; id <= topics; ++id)
+    router.set(id, "topic" + std::to_string(id), patternsOf(id));  // Reuses freed nodes.
+  for (TopicId id = 1; id <= topics; ++id) {
+    live[id] = true;
+    check(id);
   }
 }
