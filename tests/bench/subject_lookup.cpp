@@ -143,9 +143,9 @@ int main(int argc, char** argv) {
     hits += uncached.route(s).empty() ? 0 : 1;
 
   std::printf(
-      "%zu patterns over %zu topics; %zu lookups per case; %zu of 100,000 wide subjects "
-      "captured\n",
-      all.size(), topics, lookups, hits);
+      "%zu patterns over %zu topics (%zu trie nodes); %zu lookups per case; %zu of 100,000 wide "
+      "subjects captured\n",
+      all.size(), topics, uncached.nodes(), lookups, hits);
   std::printf("%-44s %8s %8s %8s %9s\n", "case (ns per lookup)", "p50", "p99", "p99.9", "max");
   auto routeWith = [](SubjectRouter& router) {
     return [&router](const std::string& s) { return router.route(s).size(); };
