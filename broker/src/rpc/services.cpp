@@ -310,7 +310,8 @@ BrokerService::BrokerService(core::Broker& broker, std::shared_ptr<ConnectionInf
       limits_(limits),
       lowLevelIo_(lowLevelIo) {}
 
-Status BrokerService::countProblem(capnp::List<wire::PublishMessage>::Reader list) const {
+Result<std::vector<MessageData>> BrokerService::copyMessages(
+    capnp::List<wire::PublishMessage>::Reader list) const {
   // Counted before anything is copied: a list of empty structs costs its sender next to
   // nothing per element (the traversal limit allows ~80M of them in one call) but would cost
   // the broker a MessageData, or a header, each.
@@ -324,24 +325,24 @@ Status BrokerService::countProblem(capnp::List<wire::PublishMessage>::Reader lis
                          ": " + *problem);
     }
   }
-  return count;
+  if (!count.ok()) return count;
+  // Copied out: the request may be freed (call cancelled) before the commit answers.
+  std::vector<MessageData> messages;
+  messages.reserve(list.size());
+  for (auto message : list)
+    messages.push_back(fromWire(message));
+  return messages;
 }
 
 kj::Promise<void> BrokerService::publish(PublishContext context) {
   return guarded("publish", [this, context]() mutable -> kj::Promise<void> {
     auto params = context.getParams();
-    auto list = params.getMessages();
-    Status count = countProblem(list);
-    if (!count.ok()) {
-      setStatus(context.getResults().initResult(), count);
+    auto messages = copyMessages(params.getMessages());
+    if (!messages.ok()) {
+      setStatus(context.getResults().initResult(), messages.status());
       return kj::READY_NOW;
     }
-    // Copied out: the request may be freed (call cancelled) before the commit answers.
-    std::vector<MessageData> messages;
-    messages.reserve(list.size());
-    for (auto message : list)
-      messages.push_back(fromWire(message));
-    return broker_.publish(toString(params.getTopic()), std::move(messages))
+    return broker_.publish(toString(params.getTopic()), std::move(messages.value()))
         .then([context](Result<std::vector<PublishAckData>> acks) mutable {
           auto result = context.getResults().initResult();
           if (!acks.ok()) return setStatus(result, acks.status());
@@ -357,17 +358,12 @@ kj::Promise<void> BrokerService::publish(PublishContext context) {
 kj::Promise<void> BrokerService::publishSubject(PublishSubjectContext context) {
   return guarded("publishSubject", [this, context]() mutable -> kj::Promise<void> {
     auto params = context.getParams();
-    auto list = params.getMessages();
-    Status count = countProblem(list);
-    if (!count.ok()) {
-      setStatus(context.getResults().initResult(), count);
+    auto messages = copyMessages(params.getMessages());
+    if (!messages.ok()) {
+      setStatus(context.getResults().initResult(), messages.status());
       return kj::READY_NOW;
     }
-    std::vector<MessageData> messages;
-    messages.reserve(list.size());
-    for (auto message : list)
-      messages.push_back(fromWire(message));
-    return broker_.publishSubject(toString(params.getSubject()), std::move(messages))
+    return broker_.publishSubject(toString(params.getSubject()), std::move(messages.value()))
         .then([context](Result<std::vector<core::RoutedAcks>> routed) mutable {
           auto result = context.getResults().initResult();
           if (!routed.ok()) return setStatus(result, routed.status());

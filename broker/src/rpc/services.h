@@ -39,8 +39,10 @@ class BrokerService final : public wire::Broker::Server {
   kj::Promise<void> publishSubject(PublishSubjectContext context) override;
 
  private:
-  // The message and header counts of a publish, checked before anything is copied.
-  Status countProblem(capnp::List<wire::PublishMessage>::Reader list) const;
+  // The batch's messages, copied out of the request once its count and header counts are
+  // checked (before anything is copied).
+  Result<std::vector<MessageData>> copyMessages(
+      capnp::List<wire::PublishMessage>::Reader list) const;
 
   core::Broker& broker_;
   std::shared_ptr<ConnectionInfo> connection_;
