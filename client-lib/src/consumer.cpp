@@ -87,6 +87,10 @@ Result<std::shared_ptr<detail::SubscriptionState>> subscribe(
       });
   if (!consumerId.ok()) {
     if (consumerId.error().code == ErrorCode::kTimeout) state->abandon();
+    // Deliveries may have come before the answer was lost (the broker subscribed, then the
+    // connection died): each holds the state, which holds them. Closing drops them and any
+    // that come later, or the two would keep each other alive forever.
+    state->close();
     return consumerId.error();
   }
   state->setConsumerId(consumerId.value());
