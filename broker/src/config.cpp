@@ -231,6 +231,38 @@ const Key kKeys[] = {
        return true;
      },
      [](const Config& c) { return Shown(showDuration(c.writeLogMaxAgeMs)); }},
+    {"listen_tls", "--listen-tls", "SLUICE_LISTEN_TLS", "HOST:PORT",
+     "RPC over TLS on HOST:PORT (port 0 picks a free one), beside --listen; needs --tls-cert "
+     "and --tls-key; empty: none",
+     "empty, or HOST:PORT with a port from 0 to 65535, e.g. 0.0.0.0:7443",
+     [](Config& c, std::string_view t) {
+       if (!t.empty() && !validHostPort(t)) return false;
+       c.listenTls = std::string(t);
+       return true;
+     },
+     [](const Config& c) { return Shown(std::string(c.listenTls)); }},
+    {"tls_cert", "--tls-cert", "SLUICE_TLS_CERT", "FILE",
+     "PEM certificate chain (leaf first) of the TLS listener", "a file path, or empty",
+     [](Config& c, std::string_view t) {
+       c.tlsCert = std::string(t);
+       return true;
+     },
+     [](const Config& c) { return Shown(std::string(c.tlsCert)); }},
+    {"tls_key", "--tls-key", "SLUICE_TLS_KEY", "FILE",
+     "PEM private key of --tls-cert (not encrypted)", "a file path, or empty",
+     [](Config& c, std::string_view t) {
+       c.tlsKey = std::string(t);
+       return true;
+     },
+     [](const Config& c) { return Shown(std::string(c.tlsKey)); }},
+    {"tls_client_ca", "--tls-client-ca", "SLUICE_TLS_CLIENT_CA", "FILE",
+     "PEM CA bundle: TLS clients must present a certificate one of these signed (mutual TLS)",
+     "a file path, or empty",
+     [](Config& c, std::string_view t) {
+       c.tlsClientCa = std::string(t);
+       return true;
+     },
+     [](const Config& c) { return Shown(std::string(c.tlsClientCa)); }},
 };
 
 std::string allKeyNames() {
@@ -400,6 +432,25 @@ Status checkCombination(const Config& config) {
                   "write_log_max_age = " + showDuration(config.writeLogMaxAgeMs) +
                       " needs write_log_window: at 0 the write log keeps nothing; set a window "
                       "such as 1GiB, or write_log_max_age = 0");
+  }
+  if (!config.listenTls.empty() && (config.tlsCert.empty() || config.tlsKey.empty())) {
+    return Status(Code::kInvalidArgument,
+                  "listen_tls = " + quote(config.listenTls) +
+                      " needs tls_cert and tls_key: the listener's certificate and its key");
+  }
+  if (config.listenTls.empty()) {
+    for (const auto& [name, value] :
+         {std::pair<const char*, const std::string&>{"tls_cert", config.tlsCert},
+          {"tls_key", config.tlsKey},
+          {"tls_client_ca", config.tlsClientCa}}) {
+      if (!value.empty()) {
+        return Status(Code::kInvalidArgument,
+                      std::string(name) + " = " + quote(value) +
+                          " is used only by the TLS listener: set listen_tls = \"HOST:PORT\" "
+                          "too, or leave " +
+                          name + " empty");
+      }
+    }
   }
   return Status();
 }

@@ -41,6 +41,13 @@ struct Config {
   uint64_t writeLogWindow = 0;
   // With a window: entries committed at least this long ago are dropped too. 0: no age bound.
   uint64_t writeLogMaxAgeMs = 0;
+  // RPC over TLS on this HOST:PORT, beside `listen`; empty: no TLS listener. Needs tlsCert and
+  // tlsKey (PEM files, checked at start-up); with tlsClientCa (a PEM CA bundle), clients must
+  // present a certificate one of those CAs signed.
+  std::string listenTls;
+  std::string tlsCert;
+  std::string tlsKey;
+  std::string tlsClientCa;
 };
 
 enum class Mode {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include <kj/async-io.h>
@@ -20,6 +21,7 @@
 #include "core/broker.h"
 #include "logging.h"
 #include "rpc/server.h"
+#include "rpc/tls.h"
 #include "store/fsync_timing.h"
 #include "store/store.h"
 #include "tools.h"
@@ -62,6 +64,8 @@ sluice::admin::MetricsSnapshot takeSnapshot(sluice::core::Broker& broker,
   snapshot.fsyncSeconds = sluice::store::fsyncSeconds().snapshot();
   snapshot.batchJobs = writer.batchJobs().snapshot();
   snapshot.storageFailed = writer.failure().has_value();
+  snapshot.tlsCertificateExpiry = metrics.tlsCertificateExpiry.load(std::memory_order_relaxed);
+  snapshot.tlsHandshakeFailures = metrics.tlsHandshakeFailures.load(std::memory_order_relaxed);
   return snapshot;
 }
 
@@ -98,6 +102,19 @@ sluice::admin::HttpResponse answerAdmin(const std::string& path, const kj::Execu
 
 int serve(const Config& config) {
   auto log = spdlog::get("main");
+  sluice::core::Metrics metrics;
+  // Checked before anything else: a bad certificate stops the broker here, not at every
+  // handshake.
+  std::optional<sluice::rpc::TlsFiles> tlsFiles;
+  if (!config.listenTls.empty()) {
+    auto loaded = sluice::rpc::loadTlsFiles(config.tlsCert, config.tlsKey, config.tlsClientCa);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "sluiced: %s\n", loaded.status().message().c_str());
+      return 2;
+    }
+    tlsFiles = std::move(loaded.value());
+    metrics.tlsCertificateExpiry.store(tlsFiles->notAfterUnix, std::memory_order_relaxed);
+  }
   sluice::store::EnvOptions envOptions;
   envOptions.dir = config.data;
   envOptions.maxStorageBytes =
@@ -121,7 +138,6 @@ int serve(const Config& config) {
   sluice::store::Writer writer(*env.value());
   sluice::store::LmdbStore store(*env.value(), writer);
   auto io = kj::setupAsyncIo();
-  sluice::core::Metrics metrics;
   sluice::core::BrokerOptions brokerOptions;
   brokerOptions.autoCreateTopics = config.autoCreateTopics;
   brokerOptions.version = SLUICE_VERSION;
@@ -134,11 +150,21 @@ int serve(const Config& config) {
     serverOptions.timer = &io.provider->getTimer();
     serverOptions.maxConnections = config.maxConnections;
     sluice::rpc::RpcServer server(broker, metrics, io.provider->getNetwork(), serverOptions);
+    kj::Own<kj::TlsContext> tls;
+    if (tlsFiles) {
+      tls = sluice::rpc::makeServerTls(*tlsFiles, io.provider->getTimer(), 10 * kj::SECONDS);
+    }
     uint port = 0;
+    uint tlsPort = 0;
+    std::string listening = config.listen;
     try {
       port = server.listen(config.listen).wait(io.waitScope);
+      if (tls) {
+        listening = config.listenTls;
+        tlsPort = server.listenTls(config.listenTls, *tls).wait(io.waitScope);
+      }
     } catch (const kj::Exception& e) {
-      log->error("cannot listen on {}: {}", config.listen, e.getDescription().cStr());
+      log->error("cannot listen on {}: {}", listening, e.getDescription().cStr());
       broker.shutdown();
       writer.stop();
       return 1;
@@ -160,7 +186,14 @@ int serve(const Config& config) {
     ready = true;
     log->info("listening rpc={} rpc_port={} admin={} admin_port={} version={}", config.listen, port,
               config.admin, adminPort.value(), SLUICE_VERSION);
-    std::printf("ready rpc=%u admin=%u\n", port, static_cast<unsigned>(adminPort.value()));
+    if (tls) {
+      log->info("listening tls={} tls_port={} client_certificates={}", config.listenTls, tlsPort,
+                tlsFiles->clientCaPem.empty() ? "not asked" : "required");
+      std::printf("ready rpc=%u tls=%u admin=%u\n", port, tlsPort,
+                  static_cast<unsigned>(adminPort.value()));
+    } else {
+      std::printf("ready rpc=%u admin=%u\n", port, static_cast<unsigned>(adminPort.value()));
+    }
     std::fflush(stdout);
 
     auto& events = io.unixEventPort;

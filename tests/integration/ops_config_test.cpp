@@ -58,7 +58,11 @@ TEST_CASE("sluiced --print-config shows the defaults as TOML and exits 0", "[int
                                                        {"durability", "\"sync\""},
                                                        {"max_connections", "10000"},
                                                        {"write_log_window", "\"0\""},
-                                                       {"write_log_max_age", "\"0\""}});
+                                                       {"write_log_max_age", "\"0\""},
+                                                       {"listen_tls", "\"\""},
+                                                       {"tls_cert", "\"\""},
+                                                       {"tls_key", "\"\""},
+                                                       {"tls_client_ca", "\"\""}});
 }
 
 TEST_CASE("configuration precedence: defaults < file < flags < SLUICE_* variables",
@@ -109,7 +113,7 @@ TEST_CASE("the sample deploy/sluice.toml is a valid configuration", "[integratio
   INFO(run.stderrText);
   REQUIRE(run.exitCode == 0);
   auto settings = settingsOf(run.stdoutText);
-  CHECK(settings.size() == 11);
+  CHECK(settings.size() == 15);
   CHECK(settings["max_storage"] == "\"20GiB\"");
 }
 

@@ -157,6 +157,7 @@ std::unique_ptr<SluicedProcess> SluicedProcess::start(const std::string& dataDir
       if (line.rfind("ready ", 0) == 0) {
         process->rpcPort_ = portField(line, "rpc");
         process->adminPort_ = portField(line, "admin");
+        process->tlsPort_ = portField(line, "tls");
         if (process->rpcPort_ <= 0) problem = "malformed ready line: " + line;
         break;
       }

@@ -47,6 +47,8 @@ class SluicedProcess {
   int rpcPort() const { return rpcPort_; }
   // The admin HTTP port from the ready line; 0 when the broker printed none.
   int adminPort() const { return adminPort_; }
+  // The TLS listener's port from the ready line; 0 when the broker has none.
+  int tlsPort() const { return tlsPort_; }
   // "127.0.0.1:<rpcPort>".
   std::string address() const;
   pid_t pid() const { return pid_; }
@@ -78,6 +80,7 @@ class SluicedProcess {
   int waitStatus_ = 0;
   int rpcPort_ = 0;
   int adminPort_ = 0;
+  int tlsPort_ = 0;
   int stdoutFd_ = -1;
   std::thread stdoutDrainer_;
   mutable std::mutex stdoutMu_;

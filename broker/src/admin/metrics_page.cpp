@@ -96,6 +96,16 @@ std::string renderMetrics(const MetricsSnapshot& s) {
       .sample("sluice_storage_failed", "", s.storageFailed ? 1 : 0);
   page.family("sluice_connections", "gauge", "Open client connections.")
       .sample("sluice_connections", "", static_cast<double>(s.stats.connections));
+  if (s.tlsCertificateExpiry != 0) {
+    page.family("sluice_tls_certificate_expiry_seconds", "gauge",
+                "When the TLS listener's certificate expires (Unix time, seconds).")
+        .sample("sluice_tls_certificate_expiry_seconds", "",
+                static_cast<double>(s.tlsCertificateExpiry));
+    page.family("sluice_tls_handshake_failures_total", "counter",
+                "TLS handshakes that failed, timed out, or were refused over the limit.")
+        .sample("sluice_tls_handshake_failures_total", "",
+                static_cast<double>(s.tlsHandshakeFailures));
+  }
   page.family("sluice_consumers", "gauge", "Connected consumers (subscriptions).")
       .sample("sluice_consumers", "", static_cast<double>(s.stats.consumers));
   page.family("sluice_topics", "gauge", "Topics.")

@@ -21,6 +21,8 @@ struct MetricsSnapshot {
   HistogramSnapshot fsyncSeconds;   // Each fdatasync()/fsync() call (store/fsync_timing.h).
   HistogramSnapshot batchJobs;      // Jobs (publishes, acks, …) per commit.
   bool storageFailed = false;
+  int64_t tlsCertificateExpiry = 0;  // Unix seconds; 0: no TLS listener.
+  uint64_t tlsHandshakeFailures = 0;
 };
 
 std::string renderMetrics(const MetricsSnapshot& snapshot);

@@ -62,6 +62,9 @@ struct Metrics {
   std::atomic<uint64_t> redeliveredTotal{0};
   std::atomic<uint64_t> deadLetteredTotal{0};
   std::atomic<uint64_t> expiredTotal{0};  // Passed over by groups for their time to live.
+  // The TLS listener's certificate: when it expires (Unix seconds); 0 without TLS.
+  std::atomic<int64_t> tlsCertificateExpiry{0};
+  std::atomic<uint64_t> tlsHandshakeFailures{0};  // Failed, timed out or refused handshakes.
 };
 
 // Where a group created by a call starts.

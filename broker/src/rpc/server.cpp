@@ -136,7 +136,7 @@ RpcServer::RpcServer(core::Broker& broker, core::Metrics& metrics, kj::Network& 
     : broker_(broker), metrics_(metrics), network_(network), options_(options), tasks_(*this) {}
 
 RpcServer::~RpcServer() noexcept(false) {
-  acceptTask_ = nullptr;
+  listeners_.clear();
   disconnectAll();
 }
 
@@ -145,42 +145,85 @@ void RpcServer::taskFailed(kj::Exception&& exception) {
 }
 
 kj::Promise<uint> RpcServer::listen(const std::string& address) {
-  return network_.parseAddress(address).then([this](kj::Own<kj::NetworkAddress> addr) {
-    listener_ = addr->listen();
-    acceptTask_ = acceptLoop().eagerlyEvaluate([](kj::Exception&& e) {
-      serverLog()->error("accept loop stopped: {}", e.getDescription().cStr());
+  return startListening(address, nullptr);
+}
+
+kj::Promise<uint> RpcServer::listenTls(const std::string& address, kj::TlsContext& tls) {
+  return startListening(address, &tls);
+}
+
+kj::Promise<uint> RpcServer::startListening(const std::string& address, kj::TlsContext* tls) {
+  return network_.parseAddress(address).then([this, tls](kj::Own<kj::NetworkAddress> addr) {
+    Listener& listener = listeners_.emplace_back();
+    listener.receiver = addr->listen();
+    listener.tls = tls;
+    listener.task = acceptLoop(listener).eagerlyEvaluate([tls](kj::Exception&& e) {
+      serverLog()->error("accept loop stopped{}: {}", tls != nullptr ? " (tls)" : "",
+                         e.getDescription().cStr());
     });
-    return listener_->getPort();
+    return listener.receiver->getPort();
   });
 }
 
-kj::Promise<void> RpcServer::acceptLoop() {
+kj::Promise<void> RpcServer::acceptLoop(Listener& listener) {
   // evalNow: accept() may also throw at once, when the connection is already waiting.
-  return kj::evalNow([this]() { return listener_->accept(); })
+  return kj::evalNow([&listener]() { return listener.receiver->accept(); })
       .then(
-          [this](kj::Own<kj::AsyncIoStream> stream) {
-            acceptFailures_ = 0;
-            accept(kj::mv(stream));
-            return acceptLoop();
+          [this, &listener](kj::Own<kj::AsyncIoStream> stream) {
+            listener.acceptFailures = 0;
+            if (listener.tls != nullptr) {
+              handshake(*listener.tls, kj::mv(stream));
+            } else {
+              std::string peer = peerOf(*stream);
+              accept(kj::mv(stream), std::move(peer));
+            }
+            return acceptLoop(listener);
           },
-          [this](kj::Exception&& e) -> kj::Promise<void> {
+          [this, &listener](kj::Exception&& e) -> kj::Promise<void> {
             KJ_IF_MAYBE (timer, options_.timer) {
               // Typically out of file descriptors: the connection waits in the listen backlog
               // until one is closed. Retry, logging the first failure and then every 100th.
-              if (acceptFailures_++ % 100 == 0) {
+              if (listener.acceptFailures++ % 100 == 0) {
                 serverLog()->error("accept failed; retrying every 100 ms failures={} err=\"{}\"",
-                                   acceptFailures_, e.getDescription().cStr());
+                                   listener.acceptFailures, e.getDescription().cStr());
               }
-              return timer->afterDelay(100 * kj::MILLISECONDS).then([this]() {
-                return acceptLoop();
+              return timer->afterDelay(100 * kj::MILLISECONDS).then([this, &listener]() {
+                return acceptLoop(listener);
               });
             }
             return kj::mv(e);
           });
 }
 
-void RpcServer::accept(kj::Own<kj::AsyncIoStream> stream) {
-  std::string peer = peerOf(*stream);
+void RpcServer::handshake(kj::TlsContext& tls, kj::Own<kj::AsyncIoStream> stream) {
+  std::string peer = peerOf(*stream);  // The TLS stream does not know its socket's peer.
+  if (handshakes_ >= options_.maxHandshakes) {
+    metrics_.tlsHandshakeFailures.fetch_add(1, std::memory_order_relaxed);
+    if (handshakeRefusals_++ % 100 == 0) {
+      serverLog()->warn(
+          "tls connection closed peer={} reason=\"{} handshakes in progress (the most "
+          "allowed)\" closed_so_far={}",
+          peer, options_.maxHandshakes, handshakeRefusals_);
+    }
+    return;  // Dropping the stream closes it.
+  }
+  ++handshakes_;
+  // The context's accept timeout bounds the handshake; its failure is this connection's alone.
+  tasks_.add(tls.wrapServer(kj::mv(stream))
+                 .then(
+                     [this, peer](kj::Own<kj::AsyncIoStream> secure) {
+                       --handshakes_;
+                       if (accepting_) accept(kj::mv(secure), peer);
+                     },
+                     [this, peer](kj::Exception&& e) {
+                       --handshakes_;
+                       metrics_.tlsHandshakeFailures.fetch_add(1, std::memory_order_relaxed);
+                       serverLog()->warn("tls handshake failed peer={} reason=\"{}\"", peer,
+                                         e.getDescription().cStr());
+                     }));
+}
+
+void RpcServer::accept(kj::Own<kj::AsyncIoStream> stream, std::string peer) {
   capnp::ReaderOptions reader;
   reader.traversalLimitInWords = options_.traversalLimitWords;
   reader.nestingLimit = options_.nestingLimit;
@@ -215,8 +258,8 @@ void RpcServer::accept(kj::Own<kj::AsyncIoStream> stream) {
 }
 
 void RpcServer::stopAccepting() {
-  acceptTask_ = nullptr;
-  listener_ = nullptr;
+  accepting_ = false;
+  listeners_.clear();
 }
 
 // Answers the refused client's bootstrap with an error that says why, so that it reports the

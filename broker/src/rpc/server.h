@@ -10,6 +10,7 @@
 
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
+#include <kj/compat/tls.h>
 
 #include "core/broker.h"
 #include "rpc/services.h"
@@ -36,6 +37,10 @@ struct ServerOptions {
   // Reads the pipe of Admin.backup (the AsyncIoContext's lowLevelProvider); null: backups
   // answer kStorageFailed.
   kj::LowLevelAsyncIoProvider* lowLevelIo = nullptr;
+  // TLS handshakes in progress at most (each bounded by the TLS context's own timeout); a
+  // connection arriving beyond that is closed at once, so stalled or garbage handshakes cost a
+  // slot each and never the accept loop.
+  uint32_t maxHandshakes = 256;
 };
 
 class RpcServer final : private kj::TaskSet::ErrorHandler {
@@ -46,6 +51,9 @@ class RpcServer final : private kj::TaskSet::ErrorHandler {
 
   // Binds `address` ("host:port"; port 0 picks one) and starts accepting. Resolves to the port.
   kj::Promise<uint> listen(const std::string& address);
+  // The same for a TLS listener: every connection's handshake runs on its own, through `tls`
+  // (which must outlive this server), before it is served as any other.
+  kj::Promise<uint> listenTls(const std::string& address, kj::TlsContext& tls);
   // Stops accepting new connections; open ones keep working.
   void stopAccepting();
   // Closes every connection (dropping their capabilities).
@@ -54,8 +62,16 @@ class RpcServer final : private kj::TaskSet::ErrorHandler {
 
  private:
   struct Connection;
-  kj::Promise<void> acceptLoop();
-  void accept(kj::Own<kj::AsyncIoStream> stream);
+  struct Listener {
+    kj::Own<kj::ConnectionReceiver> receiver;
+    kj::TlsContext* tls = nullptr;  // Null: plaintext.
+    kj::Promise<void> task = nullptr;
+    uint64_t acceptFailures = 0;  // In a row; reset by the next accepted connection.
+  };
+  kj::Promise<uint> startListening(const std::string& address, kj::TlsContext* tls);
+  kj::Promise<void> acceptLoop(Listener& listener);
+  void handshake(kj::TlsContext& tls, kj::Own<kj::AsyncIoStream> stream);
+  void accept(kj::Own<kj::AsyncIoStream> stream, std::string peer);
   void refuse(kj::Own<Connection> connection);
   void taskFailed(kj::Exception&& exception) override;
 
@@ -63,13 +79,14 @@ class RpcServer final : private kj::TaskSet::ErrorHandler {
   core::Metrics& metrics_;
   kj::Network& network_;
   ServerOptions options_;
-  kj::Own<kj::ConnectionReceiver> listener_;
+  std::list<Listener> listeners_;
   std::list<kj::Own<Connection>> connections_;
   std::list<kj::Own<Connection>> refusing_;  // Over maxConnections; closed soon.
   uint64_t refusals_ = 0;
   uint64_t nextConnectionId_ = 1;
-  uint64_t acceptFailures_ = 0;  // In a row; reset by the next accepted connection.
-  kj::Promise<void> acceptTask_ = nullptr;
+  bool accepting_ = true;           // Until stopAccepting(): a handshake ending later is dropped.
+  uint32_t handshakes_ = 0;         // TLS handshakes in progress.
+  uint64_t handshakeRefusals_ = 0;  // Connections closed because maxHandshakes were running.
   kj::TaskSet tasks_;
 };
 

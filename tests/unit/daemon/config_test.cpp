@@ -173,5 +173,37 @@ TEST_CASE("the write log's maximum age takes a duration and needs a window", "[d
   CHECK(parse({"--write-log-window", "1GiB", "--write-log-max-age", "-5s"}).exitCode == 2);
 }
 
+TEST_CASE("a TLS listener takes its files from every layer and needs a certificate and key",
+          "[daemon]") {
+  auto flags = parse({"--listen-tls", "0.0.0.0:7443", "--tls-cert", "/etc/sluice/tls.crt",
+                      "--tls-key", "/etc/sluice/tls.key"});
+  REQUIRE(flags.invocation);
+  CHECK(flags.invocation->config.listenTls == "0.0.0.0:7443");
+  CHECK(flags.invocation->config.tlsCert == "/etc/sluice/tls.crt");
+  CHECK(flags.invocation->config.tlsClientCa.empty());
+  Config back;
+  REQUIRE(applyToml(toToml(flags.invocation->config), "printed", back).ok());
+  CHECK(back.tlsKey == "/etc/sluice/tls.key");
+  CHECK(applyToml(toToml(Config{}), "printed", back).ok());  // Empty values read back too.
+
+  auto env = parse({}, {{"SLUICE_LISTEN_TLS", "127.0.0.1:0"},
+                        {"SLUICE_TLS_CERT", "c.pem"},
+                        {"SLUICE_TLS_KEY", "k.pem"},
+                        {"SLUICE_TLS_CLIENT_CA", "ca.pem"}});
+  REQUIRE(env.invocation);
+  CHECK(env.invocation->config.tlsClientCa == "ca.pem");
+
+  Config noKey;
+  noKey.listenTls = "127.0.0.1:7443";
+  noKey.tlsCert = "c.pem";
+  CHECK_THAT(checkCombination(noKey).message(), Contains("needs tls_cert and tls_key"));
+  Config noListener;
+  noListener.tlsClientCa = "ca.pem";
+  CHECK_THAT(checkCombination(noListener).message(),
+             Contains("tls_client_ca = \"ca.pem\" is used only by the TLS listener"));
+  CHECK(parse({"--listen-tls", "7443"}).exitCode == 2);  // Not HOST:PORT.
+  CHECK(parse({"--tls-cert", "c.pem", "--tls-key", "k.pem"}).exitCode == 2);
+}
+
 }  // namespace
 }  // namespace sluice::daemon
