@@ -155,12 +155,7 @@ std::chrono::milliseconds durationOf(const BenchArgs& args, std::chrono::millise
 }
 
 Client connectAnother(Context& context) {
-  Options options;
-  if (!context.options.timeout.empty()) {
-    auto timeout = parseDuration(context.options.timeout);
-    if (timeout.ok()) options.connectTimeout = options.callTimeout = *timeout.value;
-  }
-  auto connected = Client::connect(context.options.broker, options);
+  auto connected = Client::connect(context.options.broker, context.clientOptions());
   if (!connected.ok()) throw CliExit(kExitConnect, "error: " + connected.error().toString());
   return std::move(connected).value();
 }

@@ -18,6 +18,12 @@ Options Context::clientOptions() const {
       result.callTimeout = *timeout.value;
     }
   }
+  result.tls.enabled = options.tls || !options.tlsCa.empty() || !options.tlsCert.empty() ||
+                       !options.tlsKey.empty() || !options.tlsServerName.empty();
+  result.tls.caFile = options.tlsCa;
+  result.tls.certFile = options.tlsCert;
+  result.tls.keyFile = options.tlsKey;
+  result.tls.serverName = options.tlsServerName;
   return result;
 }
 
@@ -25,8 +31,10 @@ Client& Context::client() {
   if (!client_) {
     auto connected = Client::connect(options.broker, clientOptions());
     if (!connected.ok()) {
-      // The library's message names the address.
-      throw CliExit(kExitConnect, "error: " + connected.error().toString());
+      // The library's message names the address. Unusable options (TLS files) are usage errors.
+      throw CliExit(
+          connected.error().code == ErrorCode::kInvalidArgument ? kExitUsage : kExitConnect,
+          "error: " + connected.error().toString());
     }
     client_.emplace(std::move(connected).value());
   }

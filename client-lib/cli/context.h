@@ -38,6 +38,9 @@ struct GlobalOptions {
   std::string broker = "127.0.0.1:7400";
   bool json = false;
   std::string timeout;  // DUR; empty: the library's defaults.
+  // TLS: on with --tls or any --tls-* option.
+  bool tls = false;
+  std::string tlsCa, tlsCert, tlsKey, tlsServerName;
 };
 
 class Context {
@@ -74,9 +77,10 @@ class Context {
   void print(const std::string& text) const;
   void note(const std::string& text) const;
 
- private:
+  // The library's options from the global ones (timeouts, TLS).
   Options clientOptions() const;
 
+ private:
   std::optional<Client> client_;
   std::optional<Admin> admin_;
   bool answered_ = false;  // The broker has answered at least one call.

@@ -42,6 +42,24 @@ int main(int argc, char** argv) {
                  "Connect and per-call timeout, e.g. 10s (default: connect 5s, call 30s)")
       ->check(sluice::cli::durationValidator())
       ->type_name("DUR");
+  app.add_flag("--tls", context.options.tls,
+               "Connect with TLS, trusting the system's CAs (implied by every --tls-* option)")
+      ->envname("SLUICE_TLS");
+  app.add_option("--tls-ca", context.options.tlsCa,
+                 "PEM CA bundle trusted for the broker's certificate (instead of the system's)")
+      ->envname("SLUICE_TLS_CA")
+      ->type_name("FILE");
+  app.add_option("--tls-cert", context.options.tlsCert,
+                 "PEM client certificate, for a broker that requires one (with --tls-key)")
+      ->envname("SLUICE_TLS_CERT")
+      ->type_name("FILE");
+  app.add_option("--tls-key", context.options.tlsKey, "PEM private key of --tls-cert")
+      ->envname("SLUICE_TLS_KEY")
+      ->type_name("FILE");
+  app.add_option("--tls-server-name", context.options.tlsServerName,
+                 "Name the broker's certificate must carry (default: the host of --broker)")
+      ->envname("SLUICE_TLS_SERVER_NAME")
+      ->type_name("NAME");
 
   sluice::cli::addTopicsCommands(app, context);
   sluice::cli::addRoutesCommands(app, context);
@@ -58,7 +76,8 @@ int main(int argc, char** argv) {
     for (CLI::App* sub : command->get_subcommands({})) {
       sub->footer(sub->get_footer() +
                   "\n\nGlobal options (anywhere on the line): --broker HOST:PORT, --json, "
-                  "--timeout DUR.");
+                  "--timeout DUR, --tls, --tls-ca FILE, --tls-cert FILE, --tls-key FILE, "
+                  "--tls-server-name NAME.");
       addGlobalNote(sub);
     }
   };

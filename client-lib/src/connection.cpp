@@ -1,12 +1,17 @@
 #include "connection.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <fstream>
+#include <sstream>
 #include <utility>
 
 #include <capnp/message.h>
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
+#include <kj/compat/tls.h>
 #include <kj/debug.h>
 
 #include "net/host_port.h"
@@ -29,13 +34,48 @@ std::string quoted(std::string_view text) {
 
 // Everything an RPC connection needs, destroyed in reverse order on the I/O thread.
 struct Session {
+  kj::Own<kj::TlsContext> tls;  // First: the stream it wraps must go before it.
   kj::Own<kj::AsyncIoStream> stream;
   kj::Own<net::BufferedMessageStream> messages;
   kj::Own<capnp::TwoPartyVatNetwork> network;
   kj::Own<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc;
 };
 
+Result<std::string> readTlsFile(const char* what, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Error{ErrorCode::kInvalidArgument, std::string("cannot read the TLS ") + what + " " +
+                                                  quoted(path) + ": " + std::strerror(errno)};
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Each PEM certificate of a bundle on its own, so that every one of them is trusted.
+std::vector<std::string> splitPem(const std::string& bundle) {
+  static const std::string kBegin = "-----BEGIN CERTIFICATE-----";
+  static const std::string kEnd = "-----END CERTIFICATE-----";
+  std::vector<std::string> out;
+  for (size_t at = bundle.find(kBegin); at != std::string::npos; at = bundle.find(kBegin, at)) {
+    size_t end = bundle.find(kEnd, at);
+    if (end == std::string::npos) break;
+    out.push_back(bundle.substr(at, end + kEnd.size() - at) + "\n");
+    at = end + kEnd.size();
+  }
+  return out;
+}
+
 }  // namespace
+
+struct Connection::Tls {
+  kj::Array<kj::TlsCertificate> trusted;  // Empty: the system's trusted CAs.
+  kj::Maybe<kj::TlsKeypair> keypair;
+  std::string serverName;
+};
+
+Connection::Connection(Options options) : options_(options) {}
+Connection::~Connection() = default;
 
 std::optional<std::string> checkAddress(std::string_view hostPort) {
   std::string problem;
@@ -54,6 +94,51 @@ Result<std::shared_ptr<Connection>> Connection::open(std::string_view hostPort,
     return Error{ErrorCode::kInvalidArgument, *problem};
   }
   std::shared_ptr<Connection> handle(new Connection(options), &Connection::release);
+  const TlsOptions& tls = options.tls;
+  if (!tls.enabled) {
+    if (!tls.caFile.empty() || !tls.certFile.empty() || !tls.keyFile.empty() ||
+        !tls.serverName.empty()) {
+      return Error{ErrorCode::kInvalidArgument,
+                   "TLS options are set but tls.enabled is false: set it to connect with TLS"};
+    }
+  } else {
+    if (tls.certFile.empty() != tls.keyFile.empty()) {
+      return Error{ErrorCode::kInvalidArgument,
+                   "a TLS client certificate needs its key and a key its certificate: give "
+                   "both certFile and keyFile, or neither"};
+    }
+    auto material = std::make_unique<Tls>();
+    try {
+      if (!tls.caFile.empty()) {
+        auto bundle = readTlsFile("CA file", tls.caFile);
+        if (!bundle.ok()) return bundle.error();
+        std::vector<std::string> pems = splitPem(bundle.value());
+        if (pems.empty()) {
+          return Error{ErrorCode::kInvalidArgument,
+                       "the TLS CA file " + quoted(tls.caFile) + " holds no PEM certificate"};
+        }
+        auto trusted = kj::heapArrayBuilder<kj::TlsCertificate>(pems.size());
+        for (const std::string& pem : pems)
+          trusted.add(kj::TlsCertificate(kj::StringPtr(pem.c_str())));
+        material->trusted = trusted.finish();
+      }
+      if (!tls.certFile.empty()) {
+        auto cert = readTlsFile("certificate", tls.certFile);
+        if (!cert.ok()) return cert.error();
+        auto key = readTlsFile("key", tls.keyFile);
+        if (!key.ok()) return key.error();
+        material->keypair = kj::TlsKeypair{kj::TlsPrivateKey(kj::StringPtr(key.value().c_str())),
+                                           kj::TlsCertificate(kj::StringPtr(cert.value().c_str()))};
+      }
+    } catch (const kj::Exception& e) {
+      return Error{ErrorCode::kInvalidArgument,
+                   std::string("cannot use the TLS files: ") + e.getDescription().cStr()};
+    }
+    std::string unused;  // The address was checked above.
+    auto address = net::parseHostPort(hostPort, &unused);
+    material->serverName = !tls.serverName.empty() ? tls.serverName : address->host;
+    handle->tls_ = std::move(material);
+  }
   std::promise<Result<void>> ready;
   auto outcome = ready.get_future();
   {
@@ -190,6 +275,25 @@ void Connection::run(std::string address, std::promise<Result<void>> ready) {
               auto connecting = resolved->connect();
               return connecting.attach(kj::mv(resolved));
             })
+            .then(
+                [&](kj::Own<kj::AsyncIoStream> stream) -> kj::Promise<kj::Own<kj::AsyncIoStream>> {
+                  if (!tls_) return kj::mv(stream);
+                  kj::TlsContext::Options tlsOptions;
+                  tlsOptions.minVersion = kj::TlsVersion::TLS_1_2;
+                  if (tls_->trusted.size() > 0) {
+                    tlsOptions.useSystemTrustStore = false;
+                    tlsOptions.trustedCertificates = tls_->trusted;
+                  }
+                  KJ_IF_MAYBE (keypair, tls_->keypair) {
+                    tlsOptions.defaultKeypair = *keypair;
+                  }
+                  session.tls = kj::heap<kj::TlsContext>(kj::mv(tlsOptions));
+                  return session.tls->wrapClient(kj::mv(stream), tls_->serverName)
+                      .catch_([](kj::Exception&& e) -> kj::Promise<kj::Own<kj::AsyncIoStream>> {
+                        return kj::Exception(e.getType(), __FILE__, __LINE__,
+                                             kj::str("TLS handshake failed: ", e.getDescription()));
+                      });
+                })
             .then([&](kj::Own<kj::AsyncIoStream> stream) {
               reachedBroker = true;
               session.stream = kj::mv(stream);

@@ -86,8 +86,8 @@ class Connection {
   bool onIoThread() const { return std::this_thread::get_id() == ioThreadId_; }
 
  private:
-  explicit Connection(Options options) : options_(options) {}
-  ~Connection() = default;
+  explicit Connection(Options options);
+  ~Connection();
   // The deleter of the shared handle; see the file comment.
   static void release(Connection* connection);
 
@@ -105,6 +105,10 @@ class Connection {
   void requestStop();
 
   const Options options_;
+  // Options::tls read and parsed by open(), on the caller's thread, so that a bad file is an
+  // error of open() rather than of the connection. Used by the I/O thread only afterwards.
+  struct Tls;
+  std::unique_ptr<Tls> tls_;
   std::thread::id ioThreadId_;  // Set before open() returns; constant afterwards.
   std::atomic<bool> alive_{false};
   std::atomic<uint64_t> nextId_{1};

@@ -27,11 +27,24 @@ class SubscriptionState;
 struct Settlement;
 }  // namespace detail
 
+// TLS to a broker's TLS listener (`sluiced --listen-tls`). The broker's certificate is always
+// checked: against caFile, or the system's trusted CAs when it is empty, and for serverName.
+// There is no mode that skips the check. Each field states its default.
+struct TlsOptions {
+  bool enabled = false;    // Default off: plaintext. Needed for any other field to apply.
+  std::string caFile;      // PEM bundle of CAs trusted for the broker; default: the system's.
+  std::string certFile;    // PEM client certificate (chain) for mutual TLS; default: none.
+  std::string keyFile;     // PEM private key of certFile (not encrypted); needed with certFile.
+  std::string serverName;  // The name the broker's certificate must carry; default: the host
+                           // of the address (an IP address must then be in the certificate).
+};
+
 // Connection options. Each field states its default.
 struct Options {
   std::chrono::milliseconds connectTimeout{5000};  // Default 5 s.
   std::chrono::milliseconds callTimeout{
-      30000};  // Default 30 s; blocking calls give up with kTimeout.
+      30000};           // Default 30 s; blocking calls give up with kTimeout.
+  TlsOptions tls = {};  // Default: plaintext.
 };
 
 // How a Producer batches asynchronous publishes. Blocking publish() sends at once.
