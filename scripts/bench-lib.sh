@@ -1,6 +1,6 @@
 # Helpers shared by the benchmark scripts that drive a Release sluiced through `sluice`.
 # Source after setting build_dir; defines sluiced, sluice, work (removed on exit), pid, addr,
-# ready_ms, and start, stop, rss, peak_while and sl.
+# tls_addr (with --listen-tls), ready_ms, and start, stop, rss, peak_while and sl.
 sluiced="$build_dir/broker/src/sluiced"
 sluice="$build_dir/client-lib/cli/sluice"
 work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")
@@ -10,10 +10,11 @@ ready_ms=0
 cleanup() { [[ -n "$pid" ]] && kill -TERM "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-start() {  # DATA_DIR -> sets pid, addr and ready_ms (from exec to the ready line)
+start() {  # DATA_DIR [SLUICED_ARGS...] -> sets pid, addr, tls_addr and ready_ms (exec to ready)
   local data=$1 out="$work/stdout.$RANDOM" t0 t1
+  shift
   t0=$(date +%s%N)
-  "$sluiced" --data "$data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 --log-level warn \
+  "$sluiced" --data "$data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 --log-level warn "$@" \
     >"$out" 2>>"$work/stderr" &
   pid=$!
   until grep -q '^ready rpc=' "$out" 2>/dev/null; do
@@ -22,6 +23,7 @@ start() {  # DATA_DIR -> sets pid, addr and ready_ms (from exec to the ready lin
   done
   t1=$(date +%s%N)
   addr="127.0.0.1:$(sed -n 's/^ready rpc=\([0-9]*\).*/\1/p' "$out")"
+  tls_addr="127.0.0.1:$(sed -n 's/^ready .*tls=\([0-9]*\).*/\1/p' "$out")"
   ready_ms=$(((t1 - t0) / 1000000))
 }
 stop() { kill -TERM "$pid"; wait "$pid" || true; pid=""; }

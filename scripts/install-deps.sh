@@ -10,7 +10,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config git ca-certificates
   capnproto libcapnp-dev
-  libssl-dev                # SHA-256 for transaction fingerprints
+  libssl-dev                # TLS (kj-tls), checks of TLS files, SHA-256 of transactions
   liblmdb-dev lmdb-utils
   libspdlog-dev libfmt-dev
   libasio-dev
@@ -19,6 +19,7 @@ PACKAGES=(
   clang-format
   clang libclang-rt-14-dev  # libFuzzer targets (tests/fuzz, scripts/fuzz.sh)
   jq                        # scripts/bench.sh reads sluice bench --json
+  openssl                   # scripts/bench-tls.sh makes its certificates
 )
 
 if [[ "${1:-}" == "--print" ]]; then
