@@ -1,6 +1,7 @@
 # Helpers shared by the benchmark scripts that drive a Release sluiced through `sluice`.
 # Source after setting build_dir; defines sluiced, sluice, work (removed on exit), pid, addr,
-# tls_addr (with --listen-tls), ready_ms, and start, stop, rss, peak_while and sl.
+# tls_addr (with --listen-tls), ready_ms, and start, stop, cpu_ticks, with_cpu, rss, peak_while
+# and sl.
 sluiced="$build_dir/broker/src/sluiced"
 sluice="$build_dir/client-lib/cli/sluice"
 work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")
@@ -27,6 +28,14 @@ start() {  # DATA_DIR [SLUICED_ARGS...] -> sets pid, addr, tls_addr and ready_ms
   ready_ms=$(((t1 - t0) / 1000000))
 }
 stop() { kill -TERM "$pid"; wait "$pid" || true; pid=""; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }  # utime+stime of sluiced so far
+# Prints JSON (a `sluice --json bench` line) with broker_cpu_us_per_msg added: the broker's CPU
+# since BEFORE (cpu_ticks) per message.
+with_cpu() {  # BEFORE JSON
+  jq -c --argjson ticks "$(($(cpu_ticks) - $1))" --argjson hz "$(getconf CLK_TCK)" \
+    '. + {broker_cpu_us_per_msg: (if .messages > 0 then $ticks * 1e6 / $hz / .messages else 0 end)}' \
+    <<<"$2"
+}
 rss() { awk '/RssAnon/ {print $2}' "/proc/$pid/status"; }
 peak_while() {  # runs "$@" while sampling RssAnon every 100 ms; prints the peak in KiB
   local peak=0 now

@@ -32,8 +32,8 @@ run_kind() {
   local kind=$1 data="$work/data-$RANDOM"
   start "$data"
   local common=(--producers 1 --in-flight 256 --duration "$duration")
-  local out before after
-  before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  local out before
+  before=$(cpu_ticks)
   case "$kind" in
     direct) out=$(sl --json bench publish bench --create "${common[@]}") ;;
     own) out=$(sl --json bench publish --subject bench --create "${common[@]}") ;;
@@ -42,10 +42,7 @@ run_kind() {
       out=$(sl --json bench publish --subject bench.orders.created "${common[@]}")
       ;;
   esac
-  after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-  out=$(jq -c --argjson ticks "$((after - before))" --argjson hz "$(getconf CLK_TCK)" \
-    '. + {broker_cpu_us_per_msg: (if .messages > 0 then $ticks * 1e6 / $hz / .messages else 0 end)}' \
-    <<<"$out")
+  out=$(with_cpu "$before" "$out")
   stop
   rm -rf "$data"
   echo "$round $kind $out" | tee -a "$results"

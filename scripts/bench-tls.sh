@@ -33,13 +33,13 @@ echo "build:   $(git rev-parse --short HEAD), $build_dir"
 results="$work/results"
 : >"$results"
 run() {  # KIND TRANSPORT
-  local kind=$1 transport=$2 data="$work/data-$RANDOM" target out before after
+  local kind=$1 transport=$2 data="$work/data-$RANDOM" out before
   start "$data" --listen-tls 127.0.0.1:0 --tls-cert "$pki/server.crt" --tls-key "$pki/server.key"
   local client=(--broker "$addr")
   if [[ $transport == tls ]]; then
     client=(--broker "$tls_addr" --tls-ca "$pki/ca.crt" --tls-server-name localhost)
   fi
-  before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  before=$(cpu_ticks)
   case "$kind" in
     publish)
       out=$("$sluice" "${client[@]}" --json bench publish bench --create --producers 1 \
@@ -50,10 +50,7 @@ run() {  # KIND TRANSPORT
         --duration "$duration")
       ;;
   esac
-  after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-  out=$(jq -c --argjson ticks "$((after - before))" --argjson hz "$(getconf CLK_TCK)" \
-    '. + {broker_cpu_us_per_msg: (if .messages > 0 then $ticks * 1e6 / $hz / .messages else 0 end)}' \
-    <<<"$out")
+  out=$(with_cpu "$before" "$out")
   stop
   rm -rf "$data"
   echo "$kind $transport $out" | tee -a "$results"
