@@ -173,6 +173,7 @@ int serve(const Config& config) {
     const kj::Executor& kjThread = kj::getCurrentThreadExecutor();
     sluice::admin::HttpOptions adminOptions;
     adminOptions.listen = config.admin;
+    if (tlsFiles) adminOptions.tls = sluice::admin::HttpTls{tlsFiles->certPem, tlsFiles->keyPem};
     sluice::admin::HttpServer adminServer(adminOptions, [&](const std::string& path) {
       return answerAdmin(path, kjThread, broker, metrics, writer, ready);
     });

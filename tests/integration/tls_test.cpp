@@ -111,9 +111,22 @@ TEST_CASE("a client that trusts the broker's CA publishes and consumes over TLS"
   CHECK(outcome(Client::connect(tlsAddress(process), trusting(pki.ca.certPath(), "broker.test"))) ==
         "ok");
 
-  auto metrics = httpGet(process.adminPort(), "/metrics");
+  // The admin endpoint serves HTTPS with the same certificate, and nothing in plaintext.
+  auto metrics = httpsGet(process.adminPort(), "/metrics", pki.ca.certPath());
+  CHECK(metrics.status == 200);
   CHECK_THAT(metrics.body, Contains("sluice_tls_certificate_expiry_seconds "));
   CHECK_THAT(metrics.body, Contains("sluice_tls_handshake_failures_total 0"));
+  CHECK(httpsGet(process.adminPort(), "/healthz", pki.ca.certPath()).status == 200);
+  CHECK_THROWS_WITH(httpsGet(process.adminPort(), "/healthz", pki.strangerCa.certPath()),
+                    Contains("certificate verify failed"));
+  int plainStatus = 0;
+  try {
+    plainStatus = httpGet(process.adminPort(), "/healthz").status;
+  } catch (const std::runtime_error&) {
+    // The server closed the connection: no reply at all.
+  }
+  CHECK(plainStatus == 0);
+  CHECK(httpsGet(process.adminPort(), "/readyz", pki.ca.certPath()).status == 200);
 }
 
 TEST_CASE("the broker's certificate is always checked, and a failed handshake hurts no one else",

@@ -4,12 +4,18 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 
 namespace sluice::test {
@@ -120,6 +126,61 @@ HttpReply httpRequest(int port, const std::string& request, std::chrono::millise
 HttpReply httpGet(int port, const std::string& path) {
   return httpRequest(port,
                      "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+}
+
+HttpReply httpsGet(int port, const std::string& path, const std::string& caFile,
+                   const std::string& serverName) {
+  auto sslError = [](const std::string& what) {
+    char text[256] = {};
+    ERR_error_string_n(ERR_get_error(), text, sizeof text);
+    ERR_clear_error();
+    return std::runtime_error("https: " + what + ": " + text);
+  };
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()),
+                                                        &SSL_CTX_free);
+  if (!ctx) throw sslError("SSL_CTX_new");
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  if (SSL_CTX_load_verify_locations(ctx.get(), caFile.c_str(), nullptr) != 1) {
+    throw sslError("loading " + caFile);
+  }
+  Socket socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (socket.fd() < 0) fail("socket");
+  timeval timeout{10, 0};
+  ::setsockopt(socket.fd(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  ::setsockopt(socket.fd(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(socket.fd(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    fail("connect to 127.0.0.1:" + std::to_string(port));
+  }
+  std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), &SSL_free);
+  SSL_set_fd(ssl.get(), socket.fd());
+  SSL_set_tlsext_host_name(ssl.get(), serverName.c_str());
+  SSL_set1_host(ssl.get(), serverName.c_str());
+  if (SSL_connect(ssl.get()) != 1) throw sslError("handshake");
+  const std::string request =
+      "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  if (SSL_write(ssl.get(), request.data(), static_cast<int>(request.size())) <= 0) {
+    throw sslError("write");
+  }
+  HttpReply reply;
+  char buffer[16384];
+  for (;;) {
+    int n = SSL_read(ssl.get(), buffer, sizeof buffer);
+    if (n <= 0) {
+      int why = SSL_get_error(ssl.get(), n);
+      ERR_clear_error();
+      // A clean close_notify or the peer closing the socket both end the reply.
+      if (why == SSL_ERROR_ZERO_RETURN || why == SSL_ERROR_SYSCALL || reply.raw.size() > 0) break;
+      throw std::runtime_error("https: read failed (SSL error " + std::to_string(why) + ")");
+    }
+    reply.raw.append(buffer, static_cast<size_t>(n));
+  }
+  parse(reply);
+  return reply;
 }
 
 }  // namespace sluice::test

@@ -5,6 +5,8 @@
 #define ASIO_NO_DEPRECATED
 #include <spdlog/spdlog.h>
 #include <asio.hpp>
+#include <asio/ssl.hpp>
+#include <type_traits>
 
 #include "net/host_port.h"
 
@@ -59,26 +61,58 @@ struct HttpServer::Impl {
   HttpHandler handler;
   asio::io_context io{1};
   asio::ip::tcp::acceptor acceptor{io};
+  std::unique_ptr<asio::ssl::context> tls;
   std::thread thread;
   std::atomic<size_t> open{0};
 
-  class Session : public std::enable_shared_from_this<Session> {
+  // One request on a plain socket or, with TLS, an asio::ssl::stream over it.
+  template <typename Stream>
+  class Session : public std::enable_shared_from_this<Session<Stream>> {
    public:
-    Session(Impl& server, asio::ip::tcp::socket socket)
-        : server_(server), socket_(std::move(socket)), timer_(server.io) {}
+    template <typename... StreamArgs>
+    Session(Impl& server, StreamArgs&&... args)
+        : server_(server), socket_(std::forward<StreamArgs>(args)...), timer_(server.io) {}
     ~Session() { --server_.open; }
 
     void start() {
+      // One deadline for the handshake (with TLS) and the request.
       timer_.expires_after(server_.options.requestTimeout);
-      timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
+      timer_.async_wait([self = this->shared_from_this()](const asio::error_code& ec) {
+        if (!ec && !self->secure()) return self->close();  // Still in the TLS handshake.
         if (!ec) self->finish(plain(408, "request timeout\n"), true);
       });
-      asio::async_read_until(
-          socket_, asio::dynamic_buffer(buffer_, server_.options.maxRequestBytes), "\r\n\r\n",
-          [self = shared_from_this()](const asio::error_code& ec, size_t) { self->onRequest(ec); });
+      if constexpr (kTls) {
+        socket_.async_handshake(asio::ssl::stream_base::server,
+                                [self = this->shared_from_this()](const asio::error_code& ec) {
+                                  if (ec) return self->close();  // Garbage, or the timer.
+                                  self->handshaken_ = true;
+                                  self->read();
+                                });
+      } else {
+        read();
+      }
     }
 
    private:
+    static constexpr bool kTls = !std::is_same_v<Stream, asio::ip::tcp::socket>;
+
+    bool secure() const { return !kTls || handshaken_; }
+    asio::ip::tcp::socket& tcp() {
+      if constexpr (kTls) {
+        return socket_.next_layer();
+      } else {
+        return socket_;
+      }
+    }
+
+    void read() {
+      asio::async_read_until(
+          socket_, asio::dynamic_buffer(buffer_, server_.options.maxRequestBytes), "\r\n\r\n",
+          [self = this->shared_from_this()](const asio::error_code& ec, size_t) {
+            self->onRequest(ec);
+          });
+    }
+
     void onRequest(const asio::error_code& ec) {
       reading_ = false;
       if (ec == asio::error::not_found) return finish(plain(413, "request too large\n"), true);
@@ -112,15 +146,25 @@ struct HttpServer::Impl {
       done_ = true;
       timer_.cancel();
       out_ = serialize(response, withBody);
-      asio::async_write(socket_, asio::buffer(out_),
-                        [self = shared_from_this()](const asio::error_code& ec, size_t) {
-                          // After a timeout (408) the request read is still pending; a
-                          // second read may not run beside it, and the client is idle anyway.
-                          if (ec || self->reading_) return self->close();
-                          asio::error_code ignored;
-                          self->socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-                          self->lingerThenClose();
-                        });
+      asio::async_write(
+          socket_, asio::buffer(out_),
+          [self = this->shared_from_this()](const asio::error_code& ec, size_t) {
+            // After a timeout (408) the request read is still pending; a
+            // second read may not run beside it, and the client is idle anyway.
+            if (ec || self->reading_) return self->close();
+            if constexpr (kTls) {
+              // close_notify, then the client's; the linger timer bounds it.
+              self->timer_.expires_after(std::chrono::seconds(1));
+              self->timer_.async_wait([self](const asio::error_code& e) {
+                if (!e) self->close();
+              });
+              self->socket_.async_shutdown([self](const asio::error_code&) { self->close(); });
+            } else {
+              asio::error_code ignored;
+              self->socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+              self->lingerThenClose();
+            }
+          });
     }
 
     // Closing a socket with unread input (the rest of an oversized or malformed request)
@@ -129,34 +173,35 @@ struct HttpServer::Impl {
     // and close once it has closed its side.
     void lingerThenClose() {
       timer_.expires_after(std::chrono::seconds(1));
-      timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
+      timer_.async_wait([self = this->shared_from_this()](const asio::error_code& ec) {
         if (!ec) self->close();
       });
       discard();
     }
     void discard() {
-      socket_.async_read_some(asio::buffer(scratch_),
-                              [self = shared_from_this()](const asio::error_code& ec, size_t n) {
-                                self->discarded_ += n;
-                                if (ec || self->discarded_ > kMaxDiscardBytes) return self->close();
-                                self->discard();
-                              });
+      socket_.async_read_some(asio::buffer(scratch_), [self = this->shared_from_this()](
+                                                          const asio::error_code& ec, size_t n) {
+        self->discarded_ += n;
+        if (ec || self->discarded_ > kMaxDiscardBytes) return self->close();
+        self->discard();
+      });
     }
     void close() {
       asio::error_code ignored;
       timer_.cancel();
-      socket_.close(ignored);
+      tcp().close(ignored);
     }
 
     static constexpr size_t kMaxDiscardBytes = 64 * 1024;
 
     Impl& server_;
-    asio::ip::tcp::socket socket_;
+    Stream socket_;
     asio::steady_timer timer_;
     std::string buffer_;
     std::string out_;
     bool done_ = false;
-    bool reading_ = true;  // The request read is pending.
+    bool reading_ = true;      // The request read is pending.
+    bool handshaken_ = false;  // With TLS: the handshake is done.
     char scratch_[4096];
     size_t discarded_ = 0;
   };
@@ -170,7 +215,13 @@ struct HttpServer::Impl {
           socket.close(ignored);
         } else {
           ++open;
-          std::make_shared<Session>(*this, std::move(socket))->start();
+          if (tls) {
+            std::make_shared<Session<asio::ssl::stream<asio::ip::tcp::socket>>>(
+                *this, std::move(socket), *tls)
+                ->start();
+          } else {
+            std::make_shared<Session<asio::ip::tcp::socket>>(*this, std::move(socket))->start();
+          }
         }
       }
       accept();
@@ -210,6 +261,17 @@ Result<uint16_t> HttpServer::start() {
                   "cannot listen on admin address \"" + listen + "\": " + ec.message());
   }
   uint16_t port = acceptor.local_endpoint().port();
+  if (const auto& files = impl_->options.tls) {
+    auto context = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    context->set_options(asio::ssl::context::no_sslv2 | asio::ssl::context::no_sslv3 |
+                         asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+    context->use_certificate_chain(asio::buffer(files->certPem), ec);
+    if (!ec) context->use_private_key(asio::buffer(files->keyPem), asio::ssl::context::pem, ec);
+    if (ec) {
+      return Status(Code::kInvalidArgument, "admin TLS: " + ec.message());
+    }
+    impl_->tls = std::move(context);
+  }
   impl_->accept();
   impl_->thread = std::thread([this] {
     try {
