@@ -242,7 +242,9 @@ const Key kKeys[] = {
      },
      [](const Config& c) { return Shown(std::string(c.listenTls)); }},
     {"tls_cert", "--tls-cert", "SLUICE_TLS_CERT", "FILE",
-     "PEM certificate chain (leaf first) of the TLS listener", "a file path, or empty",
+     "PEM certificate chain (leaf first) of the TLS listener; given, the admin endpoint serves "
+     "HTTPS with it",
+     "a file path, or empty",
      [](Config& c, std::string_view t) {
        c.tlsCert = std::string(t);
        return true;
