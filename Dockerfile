@@ -48,4 +48,8 @@ STOPSIGNAL SIGTERM
 # 127.0.0.1 reaches it; bash's /dev/tcp stands in for an HTTP client the image lacks.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
   CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/7401 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && read -r -t 4 status <&3 && [[ $status == *' 200 '* ]]"]
-CMD ["sluiced", "--data", "/var/lib/sluice", "--listen", "0.0.0.0:7400", "--admin", "0.0.0.0:7401"]
+# --allow-anonymous: 0.0.0.0 is not loopback, and clients present no credential yet (sluiced
+# logs a warning). Publish the port only where every client that can reach it may do anything,
+# or run with --listen-tls and --tls-client-ca instead.
+CMD ["sluiced", "--data", "/var/lib/sluice", "--listen", "0.0.0.0:7400", "--admin", "0.0.0.0:7401", \
+     "--allow-anonymous"]

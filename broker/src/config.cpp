@@ -12,6 +12,8 @@
 #include <variant>
 #include <vector>
 
+#include <arpa/inet.h>
+
 #include <toml++/toml.h>
 #include <CLI/CLI.hpp>
 
@@ -78,6 +80,28 @@ std::string lower(std::string_view text) {
   for (char& c : out)
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   return out;
+}
+
+// "true"/"1" or "false"/"0" (any case) into `out`; false for anything else.
+bool setBool(bool& out, std::string_view text) {
+  std::string v = lower(text);
+  if (v == "true" || v == "1") {
+    out = true;
+  } else if (v == "false" || v == "0") {
+    out = false;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// localhost, 127.0.0.0/8 or ::1. Any other name counts as not loopback: it is not resolved here.
+bool isLoopbackHost(const std::string& host) {
+  if (lower(host) == "localhost") return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  return inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
 std::string showSize(uint64_t bytes) {
@@ -168,17 +192,7 @@ const Key kKeys[] = {
      "Create a topic with default settings on its first publish (--auto-create-topics=false "
      "turns it off)",
      "true or false (also 1 or 0)",
-     [](Config& c, std::string_view t) {
-       std::string v = lower(t);
-       if (v == "true" || v == "1") {
-         c.autoCreateTopics = true;
-       } else if (v == "false" || v == "0") {
-         c.autoCreateTopics = false;
-       } else {
-         return false;
-       }
-       return true;
-     },
+     [](Config& c, std::string_view t) { return setBool(c.autoCreateTopics, t); },
      [](const Config& c) { return Shown(c.autoCreateTopics); }},
     {"durability", "--durability", "SLUICE_DURABILITY", "MODE",
      "sync: acknowledge after fsync; async: OPT-IN, acknowledge before fsync, may lose the last "
@@ -265,7 +279,17 @@ const Key kKeys[] = {
        return true;
      },
      [](const Config& c) { return Shown(std::string(c.tlsClientCa)); }},
+    {"allow_anonymous", "--allow-anonymous", "SLUICE_ALLOW_ANONYMOUS", "BOOL",
+     "Serve clients that present no credential on addresses other than loopback (refused "
+     "otherwise: anyone who reaches the port could read, publish and delete every topic)",
+     "true or false (also 1 or 0)",
+     [](Config& c, std::string_view t) { return setBool(c.allowAnonymous, t); },
+     [](const Config& c) { return Shown(c.allowAnonymous); }},
 };
+
+bool isBoolKey(const Key& key) {
+  return std::string_view(key.type) == "BOOL";
+}
 
 std::string allKeyNames() {
   std::string names;
@@ -376,11 +400,11 @@ Status applyToml(std::string_view text, const std::string& source, Config& confi
     std::string keyName = key->name;
     if (auto s = node.as_string()) {
       // A boolean spelled as a string would hide a typo; the file is typed.
-      if (keyName == "auto_create_topics") return invalid(*key, shown, from);
+      if (isBoolKey(*key)) return invalid(*key, shown, from);
       Status status = setFromText(*key, s->get(), shown, from, config);
       if (!status.ok()) return status;
-    } else if (auto b = node.as_boolean(); b && keyName == "auto_create_topics") {
-      config.autoCreateTopics = b->get();
+    } else if (auto b = node.as_boolean(); b && isBoolKey(*key)) {
+      key->set(config, b->get() ? "true" : "false");
     } else if (auto n = node.as_integer(); n && keyName == "max_connections") {
       Status status = setFromText(*key, std::to_string(n->get()), shown, from, config);
       if (!status.ok()) return status;
@@ -440,6 +464,27 @@ Status checkCombination(const Config& config) {
                   "listen_tls = " + quote(config.listenTls) +
                       " needs tls_cert and tls_key: the listener's certificate and its key");
   }
+  if (!config.allowAnonymous) {
+    // Until clients authenticate, only a TLS listener that requires client certificates
+    // knows who is calling; any other listener is for this machine alone unless asked.
+    std::string problem;
+    auto open = [&](const char* key, const std::string& address) {
+      auto host = net::parseHostPort(address, &problem);
+      if (!host || isLoopbackHost(host->host)) return Status();
+      return Status(Code::kInvalidArgument,
+                    std::string(key) + " = " + quote(address) +
+                        " is not a loopback address, and clients there would need no "
+                        "credential: anyone who reaches it could read, publish and delete every "
+                        "topic. Listen on 127.0.0.1, require client certificates "
+                        "(listen_tls with tls_client_ca), or set allow_anonymous = true");
+    };
+    Status plain = open("listen", config.listen);
+    if (!plain.ok()) return plain;
+    if (!config.listenTls.empty() && config.tlsClientCa.empty()) {
+      Status tls = open("listen_tls", config.listenTls);
+      if (!tls.ok()) return tls;
+    }
+  }
   if (config.listenTls.empty()) {
     for (const auto& [name, value] :
          {std::pair<const char*, const std::string&>{"tls_cert", config.tlsCert},
@@ -477,7 +522,7 @@ ParseOutcome parseCommandLine(int argc, const char* const* argv, const EnvLookup
     std::string help = std::string(key.help) + "\nfile key: " + key.name + ", env: " + key.env +
                        "; default: " + shownText(key.show(defaults));
     CLI::Option* option = nullptr;
-    if (std::string(key.name) == "auto_create_topics") {
+    if (isBoolKey(key)) {
       // A bare flag reads "true"; --auto-create-topics=false is validated like any value.
       option = app.add_flag(key.flag, flagText[key.name], help);
     } else {

@@ -48,6 +48,9 @@ struct Config {
   std::string tlsCert;
   std::string tlsKey;
   std::string tlsClientCa;
+  // Listen on addresses other than loopback for clients that present no credential. Off, a
+  // `listen` (or a `listen_tls` without tlsClientCa) that is not loopback is refused.
+  bool allowAnonymous = false;
 };
 
 enum class Mode {

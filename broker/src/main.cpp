@@ -122,6 +122,12 @@ int serve(const Config& config) {
   envOptions.syncCommits = config.durability == "sync";
   envOptions.logWindowBytes = config.writeLogWindow;
   envOptions.logMaxAgeMs = config.writeLogMaxAgeMs;
+  if (config.allowAnonymous) {
+    log->warn(
+        "allow_anonymous: clients need no credential on listen={}{}; anyone who reaches it can "
+        "read, publish and delete every topic",
+        config.listen, config.listenTls.empty() ? "" : " and listen_tls=" + config.listenTls);
+  }
   if (!envOptions.syncCommits) {
     log->warn(
         "durability=async: publishes are acknowledged before they are on disk; a crash "

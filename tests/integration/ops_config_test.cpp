@@ -62,7 +62,8 @@ TEST_CASE("sluiced --print-config shows the defaults as TOML and exits 0", "[int
                                                        {"listen_tls", "\"\""},
                                                        {"tls_cert", "\"\""},
                                                        {"tls_key", "\"\""},
-                                                       {"tls_client_ca", "\"\""}});
+                                                       {"tls_client_ca", "\"\""},
+                                                       {"allow_anonymous", "false"}});
 }
 
 TEST_CASE("configuration precedence: defaults < file < flags < SLUICE_* variables",
@@ -113,7 +114,7 @@ TEST_CASE("the sample deploy/sluice.toml is a valid configuration", "[integratio
   INFO(run.stderrText);
   REQUIRE(run.exitCode == 0);
   auto settings = settingsOf(run.stdoutText);
-  CHECK(settings.size() == 15);
+  CHECK(settings.size() == 16);
   CHECK(settings["max_storage"] == "\"20GiB\"");
 }
 

@@ -302,6 +302,25 @@ TEST_CASE("sluiced refuses bad TLS files at start-up: exit 2, one line naming th
                                 "", {}, 20s);
   CHECK(orphan.exitCode == 2);
   CHECK_THAT(orphan.stderrText, Contains("is used only by the TLS listener"));
+
+  // Off loopback without client certificates: refused before anything binds.
+  RunResult open = runProcess(
+      {sluicedPath(), "--data", data.path(), "--listen", "0.0.0.0:0", "--admin", "127.0.0.1:0"}, "",
+      {}, 20s);
+  CHECK(open.exitCode == 2);
+  CHECK_THAT(open.stderrText, Contains("listen = \"0.0.0.0:0\" is not a loopback address"));
+  RunResult openTls = runProcess({sluicedPath(), "--data", data.path(), "--listen", "127.0.0.1:0",
+                                  "--admin", "127.0.0.1:0", "--listen-tls", "[::]:0", "--tls-cert",
+                                  pki.server.certPath(), "--tls-key", pki.server.keyPath()},
+                                 "", {}, 20s);
+  CHECK(openTls.exitCode == 2);
+  CHECK_THAT(openTls.stderrText, Contains("require client certificates"));
+}
+
+TEST_CASE("--allow-anonymous is said out loud", "[integration][tls]") {
+  TempDir data;
+  auto broker = SluicedProcess::start(data.path(), {"--allow-anonymous"});
+  CHECK_THAT(broker->stderrText(), Contains("allow_anonymous: clients need no credential"));
 }
 
 TEST_CASE("the CLI speaks TLS with --tls-ca, and refuses a broker it cannot check",

@@ -176,7 +176,7 @@ TEST_CASE("the write log's maximum age takes a duration and needs a window", "[d
 TEST_CASE("a TLS listener takes its files from every layer and needs a certificate and key",
           "[daemon]") {
   auto flags = parse({"--listen-tls", "0.0.0.0:7443", "--tls-cert", "/etc/sluice/tls.crt",
-                      "--tls-key", "/etc/sluice/tls.key"});
+                      "--tls-key", "/etc/sluice/tls.key", "--allow-anonymous"});
   REQUIRE(flags.invocation);
   CHECK(flags.invocation->config.listenTls == "0.0.0.0:7443");
   CHECK(flags.invocation->config.tlsCert == "/etc/sluice/tls.crt");
@@ -203,6 +203,36 @@ TEST_CASE("a TLS listener takes its files from every layer and needs a certifica
              Contains("tls_client_ca = \"ca.pem\" is used only by the TLS listener"));
   CHECK(parse({"--listen-tls", "7443"}).exitCode == 2);  // Not HOST:PORT.
   CHECK(parse({"--tls-cert", "c.pem", "--tls-key", "k.pem"}).exitCode == 2);
+}
+
+TEST_CASE("a listener off loopback needs client certificates or allow_anonymous", "[daemon]") {
+  for (const char* loopback : {"127.0.0.1:7400", "127.9.9.9:0", "localhost:7400", "[::1]:7400"}) {
+    INFO(loopback);
+    CHECK(parse({"--listen", loopback}).invocation);
+  }
+  for (const char* open : {"0.0.0.0:7400", "[::]:7400", "10.1.2.3:7400", "broker.lan:7400"}) {
+    INFO(open);
+    CHECK(parse({"--listen", open}).exitCode == 2);
+    CHECK(parse({"--listen", open, "--allow-anonymous"}).invocation);
+    Config config;
+    config.listen = open;
+    CHECK_THAT(checkCombination(config).message(),
+               Contains("is not a loopback address") && Contains("allow_anonymous = true"));
+  }
+  // A TLS listener that requires client certificates knows its callers.
+  const std::vector<const char*> tls = {"--listen-tls", "0.0.0.0:7443", "--tls-cert",
+                                        "c.pem",        "--tls-key",    "k.pem"};
+  CHECK(parse(tls).exitCode == 2);
+  auto mtls = tls;
+  mtls.insert(mtls.end(), {"--tls-client-ca", "ca.pem"});
+  CHECK(parse(mtls).invocation);
+  // Every layer, as for any other key.
+  CHECK(parse({"--listen", "0.0.0.0:1"}, {{"SLUICE_ALLOW_ANONYMOUS", "1"}}).invocation);
+  Config fromFile;
+  REQUIRE(applyToml("allow_anonymous = true\n", "f.toml", fromFile).ok());
+  CHECK(fromFile.allowAnonymous);
+  CHECK_FALSE(applyToml("allow_anonymous = \"yes\"\n", "f.toml", fromFile).ok());
+  CHECK_THAT(toToml(Config{}), Contains("allow_anonymous = false"));
 }
 
 }  // namespace
