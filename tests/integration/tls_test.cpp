@@ -317,7 +317,7 @@ TEST_CASE("sluiced refuses bad TLS files at start-up: exit 2, one line naming th
   CHECK_THAT(openTls.stderrText, Contains("require client certificates"));
 }
 
-TEST_CASE("--allow-anonymous is said out loud", "[integration][tls]") {
+TEST_CASE("sluiced warns at start when anonymous clients are allowed", "[integration][tls]") {
   TempDir data;
   auto broker = SluicedProcess::start(data.path(), {"--allow-anonymous"});
   CHECK_THAT(broker->stderrText(), Contains("allow_anonymous: clients need no credential"));
