@@ -79,12 +79,8 @@ void parse(HttpReply& reply) {
   }
 }
 
-}  // namespace
-
-HttpReply httpRequest(int port, const std::string& request, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  Socket socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (socket.fd() < 0) fail("socket");
+// Connects `socket` to 127.0.0.1:`port`, or throws.
+void connectLoopback(const Socket& socket, int port) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
@@ -92,6 +88,15 @@ HttpReply httpRequest(int port, const std::string& request, std::chrono::millise
   if (::connect(socket.fd(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     fail("connect to 127.0.0.1:" + std::to_string(port));
   }
+}
+
+}  // namespace
+
+HttpReply httpRequest(int port, const std::string& request, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  Socket socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (socket.fd() < 0) fail("socket");
+  connectLoopback(socket, port);
   size_t sent = 0;
   while (sent < request.size()) {
     if (!waitFor(socket.fd(), POLLOUT, deadline)) throw std::runtime_error("http: send timed out");
@@ -149,13 +154,7 @@ HttpReply httpsGet(int port, const std::string& path, const std::string& caFile,
   timeval timeout{10, 0};
   ::setsockopt(socket.fd(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
   ::setsockopt(socket.fd(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(socket.fd(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    fail("connect to 127.0.0.1:" + std::to_string(port));
-  }
+  connectLoopback(socket, port);
   std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), &SSL_free);
   SSL_set_fd(ssl.get(), socket.fd());
   SSL_set_tlsext_host_name(ssl.get(), serverName.c_str());
