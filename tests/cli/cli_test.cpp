@@ -642,7 +642,8 @@ TEST_CASE("publish --delay and --at hold messages back from every group until th
           "[cli]") {
   Broker broker;
   broker.ok({"topics", "create", "reminders"});
-  broker.ok({"publish", "reminders", "--delay", "400ms", "later"});
+  // Long enough that two more CLI runs finish first even on a slow sanitizer build.
+  broker.ok({"publish", "reminders", "--delay", "3s", "later"});
   broker.ok({"publish", "reminders", "--at", "2001-01-01T00:00:00Z", "past"});  // At once.
   auto first =
       jsonLines(broker.ok({"consume", "reminders", "-g", "app", "--count", "1", "--json"}));
@@ -654,7 +655,7 @@ TEST_CASE("publish --delay and --at hold messages back from every group until th
   REQUIRE(second.size() == 1);
   CHECK(second[0]["payload"] == "later");
   int64_t deliverAt = second[0]["deliver_at_ms"];
-  CHECK(deliverAt == second[0]["timestamp_ms"].get<int64_t>() + 400);
+  CHECK(deliverAt == second[0]["timestamp_ms"].get<int64_t>() + 3000);
 
   RunResult tooLate = broker.run({"publish", "reminders", "--delay", "31d", "x"});
   CHECK(tooLate.exitCode == 1);
