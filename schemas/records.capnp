@@ -103,6 +103,32 @@ struct LoggedMessage {
   subject @9 :Text;             # As StoredMessage.subject.
 }
 
+struct StoredRule {
+  allow @0 :Bool;
+  actions @1 :UInt8;            # Bits: 1 publish, 2 consume, 4 manage, 8 admin.
+  pattern @2 :Text;
+}
+
+struct StoredPrincipal {
+  # In `auth` under "p" + name.
+  name @0 :Text;
+  rules @1 :List(StoredRule);
+  createdMs @2 :Int64;
+}
+
+struct StoredCredential {
+  # In `auth` under "c" + the id (8 bytes, big-endian). Only the secret's SHA-256 is kept.
+  id @0 :UInt64;
+  principal @1 :Text;
+  issuer @2 :UInt64;            # The credential it was minted with; 0: none.
+  scoped @3 :Bool;
+  scope @4 :List(StoredRule);
+  expiresAtMs @5 :Int64;        # 0: never.
+  createdMs @6 :Int64;
+  note @7 :Text;
+  secretHash @8 :Data;
+}
+
 struct WriteOp {
   union {
     createTopic :group {
@@ -170,6 +196,10 @@ struct WriteOp {
       name @35 :Text;
       subjects @36 :List(Text);  # Replaces the topic's subject patterns.
     }
+    putPrincipal @37 :StoredPrincipal;
+    deletePrincipal @38 :Text;
+    putCredential @39 :StoredCredential;
+    revokeCredentials @40 :List(UInt64);
   }
 }
 

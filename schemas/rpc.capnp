@@ -26,6 +26,10 @@ enum ErrorCode {
   staleDelivery @12;    # Ack or nack naming an earlier delivery of a message delivered again since (to this or another consumer); nothing changed.
   transactionConflict @13;  # A transaction id already applied (within its window) with other content; nothing changed.
   noRoute @14;          # No topic captures the subject published to; nothing was stored.
+  unauthenticated @15;  # Authentication is on and the connection holds no valid credential
+                        # (none given, wrong, expired or revoked). Authenticate again.
+  permissionDenied @16; # The principal's rules (or its grant's scope) do not allow the action
+                        # on the topic; the message names both. Nothing changed.
 }
 
 struct Error {
@@ -349,6 +353,107 @@ interface Admin {
   # The topics a publish to `subject` would be stored in.
 }
 
+enum Action {
+  publish @0;   # Broker.publish (the topic), publishSubject (the subject), transact's publishes.
+  consume @1;   # Broker.subscribe (the group is created if missing), Admin.peek.
+  manage @2;    # Create, delete, purge, change subjects of topics; create, reset, delete groups.
+  admin @3;     # Principals, their rules and tokens, every credential; Admin.backup. Broker-wide:
+                # its rules' pattern is `>`.
+}
+# Describing and listing a topic or its groups needs any of publish, consume or manage on it;
+# listTopics answers those topics only. Stats and route need only a valid credential.
+
+struct Rule {
+  allow @0 :Bool;               # false: deny. A deny matching an action on a topic wins.
+  actions @1 :List(Action);
+  pattern @2 :Text;             # Topic names (and subjects), as subject patterns: `*` one
+                                # token, `>` one or more trailing tokens.
+}
+
+struct CredentialInfo {
+  # A token of a principal (full rights of the principal) or a grant minted from a credential
+  # (scoped: at most the issuer's rights and within `scope`).
+  id @0 :UInt64;
+  principal @1 :Text;
+  issuer @2 :UInt64;            # The credential it was minted with; 0: made by an admin for the
+                                # principal (or minted by a certificate-authenticated principal).
+  scoped @3 :Bool;
+  scope @4 :List(Rule);         # With scoped: allow rules, each within the issuer's rights.
+  expiresAtMs @5 :Int64;        # 0: never (a grant always has an expiry at or before its issuer's).
+  createdMs @6 :Int64;
+  note @7 :Text;
+}
+
+struct PrincipalInfo {
+  name @0 :Text;
+  rules @1 :List(Rule);
+  createdMs @2 :Int64;
+  credentials @3 :UInt64;       # Live tokens and grants.
+}
+
+struct PrincipalResult {
+  union {
+    principal @0 :PrincipalInfo;
+    error @1 :Error;
+  }
+}
+
+struct PrincipalListResult {
+  union {
+    principals @0 :List(PrincipalInfo);
+    error @1 :Error;
+  }
+}
+
+struct SecretResult {
+  union {
+    credential @0 :CredentialInfo;
+    error @1 :Error;
+  }
+  secret @2 :Text;              # The bearer string, shown this once; the broker keeps a hash.
+}
+
+struct CredentialListResult {
+  union {
+    credentials @0 :List(CredentialInfo);
+    error @1 :Error;
+  }
+}
+
+struct AuthenticateResult {
+  union {
+    broker @0 :Broker;          # Restricted to the credential's rights.
+    error @1 :Error;            # unauthenticated; the message never repeats the secret.
+  }
+  principal @2 :Text;
+}
+
+interface Auth {
+  whoami @0 () -> (principal :Text, credential :CredentialInfo, rules :List(Rule),
+                   authenticated :Bool);
+  # authenticated false: authentication is off (principal "anonymous", every right). A
+  # certificate-authenticated connection has credential id 0.
+  putPrincipal @1 (name :Text, rules :List(Rule), create :Bool) -> (result :PrincipalResult);
+  # admin. create: a new principal (topicExists-like refusal if the name is taken:
+  # invalidArgument); otherwise replaces the rules of an existing one. Applies at once to live
+  # connections: a subscription whose topic loses consume is closed with permissionDenied.
+  deletePrincipal @2 (name :Text) -> (result :CountResult);
+  # admin. Revokes every credential of the principal; count: credentials revoked.
+  listPrincipals @3 () -> (result :PrincipalListResult);  # admin
+  createToken @4 (principal :Text, note :Text, ttlMs :UInt64) -> (result :SecretResult);
+  # admin. A token with the principal's full rights; ttlMs 0: no expiry.
+  mintGrant @5 (scope :List(Rule), ttlMs :UInt64, note :Text) -> (result :SecretResult);
+  # Any credential: a grant whose rights are at most this connection's (every allow rule of
+  # `scope` must lie within an allow rule of the issuer for the same actions, else
+  # permissionDenied), expiring after ttlMs (1 s to 1 year; never after the issuer's expiry).
+  revoke @6 (id :UInt64) -> (result :CountResult);
+  # An admin, or a credential the grant was minted from (directly or not). Revokes it and every
+  # grant minted from it, at once, live connections too; count: credentials revoked.
+  listCredentials @7 (principal :Text) -> (result :CredentialListResult);
+  # admin: the principal's (empty: everyone's); otherwise those minted from this connection's
+  # credential, directly or not.
+}
+
 interface BackupSink {
   # Implemented by the caller of Admin.backup.
   write @0 (chunk :Data) -> stream;
@@ -373,4 +478,9 @@ interface Broker {
   # without patterns: whose name is the subject), in one fsync'd commit, all or nothing: a
   # rejection by any of them rejects the whole publish. No capturing topic: noRoute (with
   # --auto-create-topics a topic named as the subject is created instead).
+  authenticate @4 (secret :Text) -> (result :AuthenticateResult);
+  # With authentication on, the bootstrap Broker answers only this (every other call:
+  # unauthenticated) unless the connection presented a client certificate whose common name
+  # is a principal's. Failed attempts are slowed down per peer address.
+  auth @5 () -> (auth :Auth);
 }

@@ -285,6 +285,21 @@ const Key kKeys[] = {
      "true or false (also 1 or 0)",
      [](Config& c, std::string_view t) { return setBool(c.allowAnonymous, t); },
      [](const Config& c) { return Shown(c.allowAnonymous); }},
+    {"auth", "--auth", "SLUICE_AUTH", "BOOL",
+     "Clients authenticate with a token, a grant or a client certificate, and every call is "
+     "checked against their principal's rules",
+     "true or false (also 1 or 0)",
+     [](Config& c, std::string_view t) { return setBool(c.auth, t); },
+     [](const Config& c) { return Shown(c.auth); }},
+    {"admin_token_file", "--admin-token-file", "SLUICE_ADMIN_TOKEN_FILE", "FILE",
+     "File whose first line is the first admin token (32 to 512 characters), registered at "
+     "start-up for the principal \"admin\"; SLUICE_ADMIN_TOKEN may hold the token instead",
+     "a file path, or empty",
+     [](Config& c, std::string_view t) {
+       c.adminTokenFile = std::string(t);
+       return true;
+     },
+     [](const Config& c) { return Shown(std::string(c.adminTokenFile)); }},
 };
 
 bool isBoolKey(const Key& key) {
@@ -464,9 +479,13 @@ Status checkCombination(const Config& config) {
                   "listen_tls = " + quote(config.listenTls) +
                       " needs tls_cert and tls_key: the listener's certificate and its key");
   }
-  if (!config.allowAnonymous) {
-    // Until clients authenticate, only a TLS listener that requires client certificates
-    // knows who is calling; any other listener is for this machine alone unless asked.
+  if (!config.adminTokenFile.empty() && !config.auth) {
+    return Status(Code::kInvalidArgument, "admin_token_file = " + quote(config.adminTokenFile) +
+                                              " is used only with auth = true");
+  }
+  if (!config.allowAnonymous && !config.auth) {
+    // Without authentication, only a TLS listener that requires client certificates knows who
+    // is calling; any other listener is for this machine alone unless asked.
     std::string problem;
     auto open = [&](const char* key, const std::string& address) {
       auto host = net::parseHostPort(address, &problem);
@@ -475,8 +494,9 @@ Status checkCombination(const Config& config) {
                     std::string(key) + " = " + quote(address) +
                         " is not a loopback address, and clients there would need no "
                         "credential: anyone who reaches it could read, publish and delete every "
-                        "topic. Listen on 127.0.0.1, require client certificates "
-                        "(listen_tls with tls_client_ca), or set allow_anonymous = true");
+                        "topic. Listen on 127.0.0.1, turn on authentication (auth = true), "
+                        "require client certificates (listen_tls with tls_client_ca), or set "
+                        "allow_anonymous = true");
     };
     Status plain = open("listen", config.listen);
     if (!plain.ok()) return plain;

@@ -51,6 +51,13 @@ struct Config {
   // Listen on addresses other than loopback for clients that present no credential. Off, a
   // `listen` (or a `listen_tls` without tlsClientCa) that is not loopback is refused.
   bool allowAnonymous = false;
+  // Clients authenticate (a token, a grant, or a client certificate naming a principal) and
+  // every call is checked against their principal's rules (see README "Security").
+  bool auth = false;
+  // A file holding the first admin token (32 to 512 characters, the file's first line): made a
+  // token of the principal "admin" at start-up unless it is one. SLUICE_ADMIN_TOKEN may hold
+  // the token itself instead.
+  std::string adminTokenFile;
 };
 
 enum class Mode {

@@ -5,8 +5,11 @@
 #include <sys/statvfs.h>
 
 #include <atomic>
+#include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -28,6 +31,7 @@
 
 namespace {
 
+using sluice::Status;
 using sluice::daemon::Config;
 
 constexpr uint64_t kMinStorage = sluice::daemon::kMinStorageBytes;
@@ -66,6 +70,7 @@ sluice::admin::MetricsSnapshot takeSnapshot(sluice::core::Broker& broker,
   snapshot.storageFailed = writer.failure().has_value();
   snapshot.tlsCertificateExpiry = metrics.tlsCertificateExpiry.load(std::memory_order_relaxed);
   snapshot.tlsHandshakeFailures = metrics.tlsHandshakeFailures.load(std::memory_order_relaxed);
+  snapshot.authFailures = metrics.authFailures.load(std::memory_order_relaxed);
   return snapshot;
 }
 
@@ -100,9 +105,40 @@ sluice::admin::HttpResponse answerAdmin(const std::string& path, const kj::Execu
   return response;
 }
 
+// The operator's first admin token: SLUICE_ADMIN_TOKEN, or the first line of admin_token_file.
+// Empty when neither is given; nullopt (after printing why) when the file cannot be read.
+std::optional<std::string> adminToken(const Config& config) {
+  if (const char* env = std::getenv("SLUICE_ADMIN_TOKEN"); env != nullptr && *env != '\0')
+    return std::string(env);
+  if (config.adminTokenFile.empty()) return std::string();
+  std::FILE* file = std::fopen(config.adminTokenFile.c_str(), "r");
+  if (file == nullptr) {
+    std::fprintf(stderr, "sluiced: admin_token_file %s: %s\n", config.adminTokenFile.c_str(),
+                 std::strerror(errno));
+    return std::nullopt;
+  }
+  char line[1024] = {};
+  bool read = std::fgets(line, sizeof line, file) != nullptr;
+  std::fclose(file);
+  std::string token = read ? line : "";
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back())))
+    token.pop_back();
+  if (token.empty()) {
+    std::fprintf(stderr, "sluiced: admin_token_file %s: its first line is empty\n",
+                 config.adminTokenFile.c_str());
+    return std::nullopt;
+  }
+  return token;
+}
+
 int serve(const Config& config) {
   auto log = spdlog::get("main");
   sluice::core::Metrics metrics;
+  std::optional<std::string> firstAdminToken;
+  if (config.auth) {
+    firstAdminToken = adminToken(config);
+    if (!firstAdminToken) return 2;
+  }
   // Checked before anything else: a bad certificate stops the broker here, not at every
   // handshake.
   std::optional<sluice::rpc::TlsFiles> tlsFiles;
@@ -146,11 +182,28 @@ int serve(const Config& config) {
   auto io = kj::setupAsyncIo();
   sluice::core::BrokerOptions brokerOptions;
   brokerOptions.autoCreateTopics = config.autoCreateTopics;
+  brokerOptions.authentication = config.auth;
   brokerOptions.version = SLUICE_VERSION;
   int exitCode = 0;
   {
     sluice::core::Broker broker(store, io.provider->getTimer(), metrics, brokerOptions);
     broker.start();
+    if (config.auth) {
+      Status registered;
+      if (!firstAdminToken->empty())
+        registered = broker.auth().ensureAdminToken(*firstAdminToken).wait(io.waitScope);
+      if (registered.ok() && broker.auth().principals() == 0) {
+        registered = Status(sluice::Code::kInvalidArgument,
+                            "auth is on and the store has no principal yet: give the first admin "
+                            "token in SLUICE_ADMIN_TOKEN or admin_token_file");
+      }
+      if (!registered.ok()) {
+        std::fprintf(stderr, "sluiced: %s\n", registered.message().c_str());
+        broker.shutdown();
+        writer.stop();
+        return 2;
+      }
+    }
     sluice::rpc::ServerOptions serverOptions;
     serverOptions.lowLevelIo = io.lowLevelProvider.get();
     serverOptions.timer = &io.provider->getTimer();

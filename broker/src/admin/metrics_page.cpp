@@ -106,6 +106,10 @@ std::string renderMetrics(const MetricsSnapshot& s) {
         .sample("sluice_tls_handshake_failures_total", "",
                 static_cast<double>(s.tlsHandshakeFailures));
   }
+  page.family("sluice_auth_failures_total", "counter",
+              "Failed authentications (unknown, expired or revoked tokens and grants); a peer "
+              "that keeps failing has its answers slowed down.")
+      .sample("sluice_auth_failures_total", "", static_cast<double>(s.authFailures));
   page.family("sluice_consumers", "gauge", "Connected consumers (subscriptions).")
       .sample("sluice_consumers", "", static_cast<double>(s.stats.consumers));
   page.family("sluice_topics", "gauge", "Topics.")

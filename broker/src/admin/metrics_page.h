@@ -23,6 +23,7 @@ struct MetricsSnapshot {
   bool storageFailed = false;
   int64_t tlsCertificateExpiry = 0;  // Unix seconds; 0: no TLS listener.
   uint64_t tlsHandshakeFailures = 0;
+  uint64_t authFailures = 0;  // Failed authentications, any peer.
 };
 
 std::string renderMetrics(const MetricsSnapshot& snapshot);

@@ -136,4 +136,34 @@ struct PublishAckData {
   bool duplicate = false;
 };
 
+// Authentication (core/auth.h). Actions are bits of a mask.
+enum AuthAction : uint8_t { kActPublish = 1, kActConsume = 2, kActManage = 4, kActAdmin = 8 };
+constexpr uint8_t kAllActions = kActPublish | kActConsume | kActManage | kActAdmin;
+
+struct AuthRule {
+  bool allow = true;    // false: deny; a deny matching an action on a topic wins.
+  uint8_t actions = 0;  // AuthAction bits, at least one.
+  std::string pattern;  // A subject pattern over topic names (core/subjects.h).
+};
+
+struct PrincipalRecord {
+  std::string name;
+  std::vector<AuthRule> rules;
+  int64_t createdMs = 0;
+};
+
+// A token (scoped false: the principal's full rights) or a grant (scoped: also within `scope`
+// and within its issuer's rights). Only the SHA-256 of the secret is kept.
+struct CredentialRecord {
+  uint64_t id = 0;
+  std::string principal;
+  uint64_t issuer = 0;  // The credential it was minted with; 0: none.
+  bool scoped = false;
+  std::vector<AuthRule> scope;
+  int64_t expiresAtMs = 0;  // 0: never.
+  int64_t createdMs = 0;
+  std::string note;
+  std::string secretHash;  // 32 bytes.
+};
+
 }  // namespace sluice

@@ -27,6 +27,8 @@ enum class Code : uint16_t {
   kStaleDelivery = 12,
   kTransactionConflict = 13,
   kNoRoute = 14,
+  kUnauthenticated = 15,
+  kPermissionDenied = 16,
 };
 
 // The schema's lowerCamel name ("topicNotFound"); "ok" for kOk.

@@ -25,7 +25,9 @@ Broker::Broker(Store& store, kj::Timer& timer, Metrics& metrics, BrokerOptions o
       groups_(ctx_),
       delivery_(ctx_, groups_, log_, timer),
       expiry_(ctx_, delivery_, log_, timer),
-      views_(ctx_) {}
+      views_(ctx_),
+      auth_(ctx_, ctx_.options.authentication),
+      timer_(timer) {}
 
 Broker::~Broker() = default;
 
@@ -54,13 +56,25 @@ void Broker::start() {
   }
   coreLog()->info("loaded topics={} groups={} pending={} held_at_stop={} seq={}",
                   state.topics.size(), state.groups.size(), pending, held, state.lastSeq);
+  auth_.load(std::move(state.principals), std::move(state.credentials), state.nextCredentialId);
   expiry_.start();
+  if (auth_.enabled()) authSweep_ = sweepAuth().eagerlyEvaluate(nullptr);
+}
+
+kj::Promise<void> Broker::sweepAuth() {
+  // Credentials that expire close the subscriptions they hold within a second.
+  return timer_.afterDelay(1 * kj::SECONDS).then([this]() {
+    if (ctx_.stopped) return kj::Promise<void>(kj::READY_NOW);
+    auth_.sweep(wallClockMs());
+    return sweepAuth();
+  });
 }
 
 void Broker::shutdown() {
   if (ctx_.stopped) return;
   ctx_.stopped = true;
   expiry_.stop();
+  authSweep_ = nullptr;
   Status why(Code::kShuttingDown, "the broker is shutting down");
   for (auto& [name, topic] : ctx_.topics) {
     for (auto& [groupName, group] : topic->groups)

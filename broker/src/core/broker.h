@@ -14,6 +14,7 @@
 #include <kj/async.h>
 #include <kj/timer.h>
 
+#include "core/auth.h"
 #include "core/context.h"
 #include "core/delivery.h"
 #include "core/expiry.h"
@@ -57,6 +58,10 @@ class Broker final : private kj::TaskSet::ErrorHandler {
                                keyOrdered, filter);
   }
   void unsubscribe(uint64_t consumerId) { delivery_.unsubscribe(consumerId); }
+  // Ends a consumer as the broker does (its sink hears `why`), e.g. for lost rights.
+  void closeConsumer(uint64_t consumerId, const Status& why) {
+    delivery_.closeConsumer(consumerId, why);
+  }
   kj::Promise<std::vector<OffsetFailure>> ack(uint64_t consumerId, std::vector<Offset> offsets,
                                               std::vector<uint64_t> deliveryIds = {}) {
     return delivery_.ack(consumerId, std::move(offsets), std::move(deliveryIds));
@@ -118,6 +123,8 @@ class Broker final : private kj::TaskSet::ErrorHandler {
   Result<std::unique_ptr<BackupCopy>> startBackup();
 
   const Limits& limits() const { return ctx_.limits(); }
+  // Principals, credentials and the permission check (auth.h).
+  Authority& auth() { return auth_; }
   // Calls whose answers wait on a commit; shutdown waits for this to reach zero.
   uint64_t callsAwaitingCommit() const { return ctx_.awaitingCommit; }
   // For tests: one pass of the periodic work at `nowMs`.
@@ -126,6 +133,7 @@ class Broker final : private kj::TaskSet::ErrorHandler {
 
  private:
   void taskFailed(kj::Exception&& exception) override;
+  kj::Promise<void> sweepAuth();
 
   kj::Own<kj::TaskSet> tasks_;
   Context ctx_;
@@ -134,6 +142,9 @@ class Broker final : private kj::TaskSet::ErrorHandler {
   GroupDelivery delivery_;
   Expiry expiry_;
   Views views_;
+  Authority auth_;
+  kj::Timer& timer_;
+  kj::Promise<void> authSweep_ = nullptr;
 };
 
 }  // namespace sluice::core

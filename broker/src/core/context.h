@@ -47,6 +47,7 @@ struct Limits {
 
 struct BrokerOptions {
   bool autoCreateTopics = false;
+  bool authentication = false;  // Connections authenticate and are checked (core/auth.h).
   Limits limits;
   std::string version;
 };
@@ -65,6 +66,7 @@ struct Metrics {
   // The TLS listener's certificate: when it expires (Unix seconds); 0 without TLS.
   std::atomic<int64_t> tlsCertificateExpiry{0};
   std::atomic<uint64_t> tlsHandshakeFailures{0};  // Failed, timed out or refused handshakes.
+  std::atomic<uint64_t> authFailures{0};          // Failed authentications (any peer).
 };
 
 // Where a group created by a call starts.

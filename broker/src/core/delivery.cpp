@@ -163,6 +163,14 @@ void GroupDelivery::unsubscribe(uint64_t consumerId) {
   ctx_.metrics.consumers.store(ctx_.consumers.size(), std::memory_order_relaxed);
 }
 
+void GroupDelivery::closeConsumer(uint64_t consumerId, const Status& why) {
+  auto it = ctx_.consumers.find(consumerId);
+  if (it == ctx_.consumers.end()) return;
+  endFetch(*it->second, why);
+  it->second->sink->closed(why);
+  unsubscribe(consumerId);
+}
+
 void GroupDelivery::close(Group& group, const Status& why) {
   for (Consumer* consumer : group.consumers) {
     endFetch(*consumer, why);

@@ -46,6 +46,8 @@ class GroupDelivery {
   void forgetTrimmed(Group& group, WriteBatch& batch);
   // Leaves the group; the consumer's unacknowledged messages become due for redelivery.
   void unsubscribe(uint64_t consumerId);
+  // Tells the consumer's sink `why`, ends its fetch, then unsubscribes it.
+  void closeConsumer(uint64_t consumerId, const Status& why);
   // Acknowledges held messages; answers per-offset failures after the commit. `deliveryIds`
   // is empty (not checked) or names, per offset, the delivery being settled: an earlier one
   // fails with kStaleDelivery and changes nothing. Errors per offset: kNotPending,

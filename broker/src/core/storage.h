@@ -95,6 +95,9 @@ struct StoredState {
   std::vector<StoredGroupState> groups;
   TopicId nextTopicId = 1;
   uint64_t lastSeq = 0;
+  std::vector<PrincipalRecord> principals;
+  std::vector<CredentialRecord> credentials;
+  uint64_t nextCredentialId = 1;
 };
 
 // A consistent read-only view of the committed store. Short-lived: open, read, copy out,

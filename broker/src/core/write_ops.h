@@ -105,9 +105,28 @@ struct SetSubjectsOp {
   std::vector<std::string> subjects;
 };
 
-using WriteOp = std::variant<CreateTopicOp, DeleteTopicOp, PurgeTopicOp, AppendOp, TrimOp,
-                             PutGroupOp, DeleteGroupOp, ClearPendingOp, PutPendingOp,
-                             RemovePendingOp, ExpireDedupOp, PutTxnOp, SetSubjectsOp>;
+// Creates a principal or replaces its rules.
+struct PutPrincipalOp {
+  PrincipalRecord principal;
+};
+// Removes a principal (its credentials are revoked by a RevokeCredentialsOp before it).
+struct DeletePrincipalOp {
+  std::string name;
+};
+// Stores a new credential; the store's next credential id moves past its id.
+struct PutCredentialOp {
+  CredentialRecord credential;
+};
+// Removes credentials (core lists a revoked one's descendants too); unknown ids are skipped.
+struct RevokeCredentialsOp {
+  std::vector<uint64_t> ids;
+};
+
+using WriteOp =
+    std::variant<CreateTopicOp, DeleteTopicOp, PurgeTopicOp, AppendOp, TrimOp, PutGroupOp,
+                 DeleteGroupOp, ClearPendingOp, PutPendingOp, RemovePendingOp, ExpireDedupOp,
+                 PutTxnOp, SetSubjectsOp, PutPrincipalOp, DeletePrincipalOp, PutCredentialOp,
+                 RevokeCredentialsOp>;
 
 // The ops of one broker action, applied in order and committed together.
 struct WriteBatch {

@@ -209,11 +209,20 @@ void RpcServer::handshake(kj::TlsContext& tls, kj::Own<kj::AsyncIoStream> stream
   }
   ++handshakes_;
   // The context's accept timeout bounds the handshake; its failure is this connection's alone.
-  tasks_.add(tls.wrapServer(kj::mv(stream))
+  kj::AuthenticatedStream plain{kj::mv(stream), kj::UnknownPeerIdentity::newInstance()};
+  tasks_.add(tls.wrapServer(kj::mv(plain))
                  .then(
-                     [this, peer](kj::Own<kj::AsyncIoStream> secure) {
+                     [this, peer](kj::AuthenticatedStream secure) {
                        --handshakes_;
-                       if (accepting_) accept(kj::mv(secure), peer);
+                       // With --tls-client-ca every client presents a certificate the CA
+                       // signed; its common name names the connection's principal.
+                       std::optional<std::string> name;
+                       auto& identity = kj::downcast<kj::TlsPeerIdentity>(*secure.peerIdentity);
+                       if (identity.hasCertificate()) {
+                         kj::String common = identity.getCommonName();
+                         name = std::string(common.cStr(), common.size());
+                       }
+                       if (accepting_) accept(kj::mv(secure.stream), peer, std::move(name));
                      },
                      [this, peer](kj::Exception&& e) {
                        --handshakes_;
@@ -223,7 +232,8 @@ void RpcServer::handshake(kj::TlsContext& tls, kj::Own<kj::AsyncIoStream> stream
                      }));
 }
 
-void RpcServer::accept(kj::Own<kj::AsyncIoStream> stream, std::string peer) {
+void RpcServer::accept(kj::Own<kj::AsyncIoStream> stream, std::string peer,
+                       std::optional<std::string> certificateName) {
   capnp::ReaderOptions reader;
   reader.traversalLimitInWords = options_.traversalLimitWords;
   reader.nestingLimit = options_.nestingLimit;
@@ -241,8 +251,14 @@ void RpcServer::accept(kj::Own<kj::AsyncIoStream> stream, std::string peer) {
   connection->id = nextConnectionId_++;
   auto info = std::make_shared<ConnectionInfo>();
   info->peer = peer;
-  capnp::Capability::Client bootstrap =
-      kj::heap<BrokerService>(broker_, std::move(info), options_.service, options_.lowLevelIo);
+  info->timer = options_.timer;
+  core::Identity identity = broker_.auth().initial(certificateName);
+  if (certificateName) {
+    serverLog()->debug("tls client peer={} certificate=\"{}\" principal=\"{}\"", peer,
+                       *certificateName, identity.principal);
+  }
+  capnp::Capability::Client bootstrap = kj::heap<BrokerService>(
+      broker_, std::move(info), options_.service, options_.lowLevelIo, std::move(identity));
   auto& rpc = connection->rpc.emplace(connection->network, kj::mv(bootstrap));
   rpc.setFlowLimit(options_.flowLimitWords);
   uint64_t id = connection->id;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <capnp/rpc-twoparty.h>
@@ -71,7 +72,9 @@ class RpcServer final : private kj::TaskSet::ErrorHandler {
   kj::Promise<uint> startListening(const std::string& address, kj::TlsContext* tls);
   kj::Promise<void> acceptLoop(Listener& listener);
   void handshake(kj::TlsContext& tls, kj::Own<kj::AsyncIoStream> stream);
-  void accept(kj::Own<kj::AsyncIoStream> stream, std::string peer);
+  // certificateName: the common name of a verified client certificate (TLS listeners).
+  void accept(kj::Own<kj::AsyncIoStream> stream, std::string peer,
+              std::optional<std::string> certificateName = std::nullopt);
   void refuse(kj::Own<Connection> connection);
   void taskFailed(kj::Exception&& exception) override;
 

@@ -2,20 +2,19 @@
 
 #include "common/log.h"
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <type_traits>
 
+#include <kj/debug.h>
 #include <spdlog/spdlog.h>
 
+#include "common/clock.h"
 #include "core/names.h"
 #include "rpc/wire.h"
 
 namespace sluice::rpc {
-
-// Logs an exception escaping `body` in full and hands the client a short one of the same type.
-template <typename Body>
-kj::Promise<void> guarded(const char* method, Body&& body);
 
 namespace {
 
@@ -63,13 +62,21 @@ class DeliverySink final : public core::ConsumerSink, private kj::TaskSet::Error
 class SubscriptionService final : public wire::Subscription::Server {
  public:
   SubscriptionService(core::Broker& broker, uint64_t consumerId, kj::Own<DeliverySink> sink,
-                      std::shared_ptr<ConnectionInfo> connection)
+                      std::shared_ptr<ConnectionInfo> connection, core::Identity identity)
       : broker_(broker),
         consumerId_(consumerId),
         sink_(kj::mv(sink)),
-        connection_(std::move(connection)) {}
+        connection_(std::move(connection)),
+        identity_(std::move(identity)) {
+    // Losing the right to consume (a rule changed, the credential revoked or expired) ends it.
+    watch_ = broker_.auth().watch(identity_, kActConsume, sink_->topic(),
+                                  [&broker = broker_, consumerId](const Status& why) {
+                                    broker.closeConsumer(consumerId, why);
+                                  });
+  }
 
   ~SubscriptionService() noexcept(false) {
+    broker_.auth().unwatch(watch_);
     broker_.unsubscribe(consumerId_);
     --connection_->subscriptions;
   }
@@ -182,6 +189,15 @@ class SubscriptionService final : public wire::Subscription::Server {
     Staged staged;
     // Counted before anything is copied, as for publish.
     if ((staged.refused = countProblem(publishes))) return staged;
+    int64_t now = wallClockMs();
+    for (auto entry : publishes) {
+      Status allowed =
+          broker_.auth().check(identity_, kActPublish, toString(entry.getTopic()), now);
+      if (!allowed.ok()) {
+        staged.refused = allowed;
+        return staged;
+      }
+    }
     core::TransactionRequest& request = staged.request;
     request.id = toString(id);
     request.offsets = offsetsOf(offsets);
@@ -280,35 +296,26 @@ class SubscriptionService final : public wire::Subscription::Server {
   uint64_t consumerId_;
   kj::Own<DeliverySink> sink_;
   std::shared_ptr<ConnectionInfo> connection_;
+  core::Identity identity_;
+  uint64_t watch_ = 0;
 };
 
 }  // namespace
 
-template <typename Body>
-kj::Promise<void> guarded(const char* method, Body&& body) {
-  auto run = [&body]() -> kj::Promise<void> {
-    if constexpr (std::is_void_v<decltype(body())>) {
-      body();
-      return kj::READY_NOW;
-    } else {
-      return body();
-    }
-  };
-  return kj::evalNow(run).catch_([method](kj::Exception&& e) -> kj::Promise<void> {
-    rpcLog()->error("{} failed: {}", method, e.getDescription().cStr());
-    return kj::Exception(e.getType(), __FILE__, __LINE__,
-                         kj::str("internal error in ", method, "; see broker log"));
-  });
-}
-
 // Broker ---------------------------------------------------------------------------------------
 
 BrokerService::BrokerService(core::Broker& broker, std::shared_ptr<ConnectionInfo> connection,
-                             ServiceLimits limits, kj::LowLevelAsyncIoProvider* lowLevelIo)
+                             ServiceLimits limits, kj::LowLevelAsyncIoProvider* lowLevelIo,
+                             core::Identity identity)
     : broker_(broker),
       connection_(std::move(connection)),
       limits_(limits),
-      lowLevelIo_(lowLevelIo) {}
+      lowLevelIo_(lowLevelIo),
+      identity_(std::move(identity)) {}
+
+Status BrokerService::allowed(uint8_t action, std::string_view topic) {
+  return broker_.auth().check(identity_, action, topic, wallClockMs());
+}
 
 Result<std::vector<MessageData>> BrokerService::copyMessages(
     capnp::List<wire::PublishMessage>::Reader list) const {
@@ -337,6 +344,11 @@ Result<std::vector<MessageData>> BrokerService::copyMessages(
 kj::Promise<void> BrokerService::publish(PublishContext context) {
   return guarded("publish", [this, context]() mutable -> kj::Promise<void> {
     auto params = context.getParams();
+    Status permitted = allowed(kActPublish, toString(params.getTopic()));
+    if (!permitted.ok()) {
+      setStatus(context.getResults().initResult(), permitted);
+      return kj::READY_NOW;
+    }
     auto messages = copyMessages(params.getMessages());
     if (!messages.ok()) {
       setStatus(context.getResults().initResult(), messages.status());
@@ -358,6 +370,11 @@ kj::Promise<void> BrokerService::publish(PublishContext context) {
 kj::Promise<void> BrokerService::publishSubject(PublishSubjectContext context) {
   return guarded("publishSubject", [this, context]() mutable -> kj::Promise<void> {
     auto params = context.getParams();
+    Status permitted = allowed(kActPublish, toString(params.getSubject()));
+    if (!permitted.ok()) {
+      setStatus(context.getResults().initResult(), permitted);
+      return kj::READY_NOW;
+    }
     auto messages = copyMessages(params.getMessages());
     if (!messages.ok()) {
       setStatus(context.getResults().initResult(), messages.status());
@@ -385,6 +402,11 @@ kj::Promise<void> BrokerService::subscribe(SubscribeContext context) {
   return guarded("subscribe", [this, context]() mutable -> kj::Promise<void> {
     auto params = context.getParams();
     auto result = context.getResults().initResult();
+    Status permitted = allowed(kActConsume, toString(params.getTopic()));
+    if (!permitted.ok()) {
+      setStatus(result, permitted);
+      return kj::READY_NOW;
+    }
     if (connection_->subscriptions >= limits_.maxSubscriptionsPerConnection) {
       setStatus(result, Status(Code::kLimitExceeded,
                                "a connection may hold at most " +
@@ -408,22 +430,71 @@ kj::Promise<void> BrokerService::subscribe(SubscribeContext context) {
     }
     ++connection_->subscriptions;
     result.setConsumerId(consumer.value());
-    result.setSubscription(
-        kj::heap<SubscriptionService>(broker_, consumer.value(), kj::mv(sink), connection_));
+    result.setSubscription(kj::heap<SubscriptionService>(broker_, consumer.value(), kj::mv(sink),
+                                                         connection_, identity_));
     return kj::READY_NOW;
   });
 }
 
 kj::Promise<void> BrokerService::admin(AdminContext context) {
-  context.getResults().setAdmin(kj::heap<AdminService>(broker_, lowLevelIo_));
+  context.getResults().setAdmin(kj::heap<AdminService>(broker_, lowLevelIo_, identity_));
   return kj::READY_NOW;
+}
+
+kj::Promise<void> BrokerService::auth(AuthContext context) {
+  context.getResults().setAuth(kj::heap<AuthService>(broker_, identity_));
+  return kj::READY_NOW;
+}
+
+namespace {
+// The address part of "host:port" ("[v6]:port"): failures are counted per address.
+std::string addressOf(const std::string& peer) {
+  size_t colon = peer.rfind(':');
+  return colon == std::string::npos ? peer : peer.substr(0, colon);
+}
+}  // namespace
+
+kj::Promise<void> BrokerService::authenticate(AuthenticateContext context) {
+  return guarded("authenticate", [this, context]() mutable -> kj::Promise<void> {
+    std::string peer = addressOf(connection_->peer);
+    core::Authority& authority = broker_.auth();
+    // A peer that keeps failing waits for every answer, right or wrong; others never do.
+    uint64_t penalty = authority.penaltyMs(peer, wallClockMs());
+    kj::Promise<void> held = kj::READY_NOW;
+    if (penalty > 0 && connection_->timer != nullptr)
+      held = connection_->timer->afterDelay(penalty * kj::MILLISECONDS);
+    return held.then([this, context, peer]() mutable {
+      core::Authority& authority = broker_.auth();
+      int64_t now = wallClockMs();
+      auto identity = authority.authenticate(toString(context.getParams().getSecret()), now);
+      authority.recordOutcome(peer, identity.ok(), now);
+      auto result = context.getResults().initResult();
+      if (!identity.ok()) return setStatus(result, identity.status());
+      result.setPrincipal(identity.value().principal);
+      result.setBroker(kj::heap<BrokerService>(broker_, connection_, limits_, lowLevelIo_,
+                                               std::move(identity).value()));
+    });
+  });
 }
 
 // Admin ----------------------------------------------------------------------------------------
 
+Status AdminService::allowed(uint8_t actions, std::string_view topic) {
+  return broker_.auth().checkAny(identity_, actions, topic, wallClockMs());
+}
+
+namespace {
+constexpr uint8_t kDescribe = kActPublish | kActConsume | kActManage;
+}  // namespace
+
 kj::Promise<void> AdminService::createTopic(CreateTopicContext context) {
   return guarded("createTopic", [this, context]() mutable {
     auto params = context.getParams();
+    Status permitted = allowed(kActManage, toString(params.getName()));
+    if (!permitted.ok()) {
+      setStatus(context.getResults().initResult(), permitted);
+      return kj::Promise<void>(kj::READY_NOW);
+    }
     auto subjects =
         patternsOf(params.getSettings().getSubjects(), core::kMaxPatternsPerTopic, "topic");
     if (!subjects.ok()) {
@@ -441,9 +512,21 @@ kj::Promise<void> AdminService::createTopic(CreateTopicContext context) {
 
 kj::Promise<void> AdminService::listTopics(ListTopicsContext context) {
   return guarded("listTopics", [this, context]() mutable {
-    auto topics = broker_.listTopics();
     auto result = context.getResults().initResult();
+    int64_t now = wallClockMs();
+    core::Authority& authority = broker_.auth();
+    Status valid = authority.checkValid(identity_, now);
+    if (!valid.ok()) return setStatus(result, valid);
+    auto topics = broker_.listTopics();
     if (!topics.ok()) return setStatus(result, topics.status());
+    // Only the topics this identity may describe.
+    auto& list = topics.value();
+    list.erase(
+        std::remove_if(list.begin(), list.end(),
+                       [&](const core::TopicView& topic) {
+                         return !authority.checkAny(identity_, kDescribe, topic.name, now).ok();
+                       }),
+        list.end());
     auto out = result.initTopics(static_cast<unsigned>(topics.value().size()));
     for (unsigned i = 0; i < topics.value().size(); ++i)
       toWire(topics.value()[i], out[i]);
@@ -452,8 +535,11 @@ kj::Promise<void> AdminService::listTopics(ListTopicsContext context) {
 
 kj::Promise<void> AdminService::describeTopic(DescribeTopicContext context) {
   return guarded("describeTopic", [this, context]() mutable {
-    auto topic = broker_.describeTopic(toString(context.getParams().getName()));
+    std::string name = toString(context.getParams().getName());
     auto result = context.getResults().initResult();
+    Status permitted = allowed(kDescribe, name);
+    if (!permitted.ok()) return setStatus(result, permitted);
+    auto topic = broker_.describeTopic(name);
     if (!topic.ok()) return setStatus(result, topic.status());
     toWire(topic.value(), result.initTopic());
   });
@@ -480,19 +566,28 @@ kj::Promise<void> answerGroup(kj::Promise<Result<core::GroupView>> group, Contex
 
 kj::Promise<void> AdminService::deleteTopic(DeleteTopicContext context) {
   return guarded("deleteTopic", [this, context]() mutable {
-    return answerCount(broker_.deleteTopic(toString(context.getParams().getName())), context);
+    std::string name = toString(context.getParams().getName());
+    Status permitted = allowed(kActManage, name);
+    if (!permitted.ok()) return answerCount(kj::Promise<Result<uint64_t>>(permitted), context);
+    return answerCount(broker_.deleteTopic(std::move(name)), context);
   });
 }
 
 kj::Promise<void> AdminService::purgeTopic(PurgeTopicContext context) {
   return guarded("purgeTopic", [this, context]() mutable {
-    return answerCount(broker_.purgeTopic(toString(context.getParams().getName())), context);
+    std::string name = toString(context.getParams().getName());
+    Status permitted = allowed(kActManage, name);
+    if (!permitted.ok()) return answerCount(kj::Promise<Result<uint64_t>>(permitted), context);
+    return answerCount(broker_.purgeTopic(std::move(name)), context);
   });
 }
 
 kj::Promise<void> AdminService::createGroup(CreateGroupContext context) {
   return guarded("createGroup", [this, context]() mutable {
     auto params = context.getParams();
+    Status permitted = allowed(kActManage, toString(params.getTopic()));
+    if (!permitted.ok())
+      return answerGroup(kj::Promise<Result<core::GroupView>>(permitted), context);
     auto filter = patternsOf(params.getFilter(), core::kMaxPatternsPerGroup, "group filter");
     if (!filter.ok()) {
       return answerGroup(kj::Promise<Result<core::GroupView>>(filter.status()), context);
@@ -506,8 +601,11 @@ kj::Promise<void> AdminService::createGroup(CreateGroupContext context) {
 
 kj::Promise<void> AdminService::listGroups(ListGroupsContext context) {
   return guarded("listGroups", [this, context]() mutable {
-    auto groups = broker_.listGroups(toString(context.getParams().getTopic()));
+    std::string topic = toString(context.getParams().getTopic());
     auto result = context.getResults().initResult();
+    Status permitted = allowed(kDescribe, topic);
+    if (!permitted.ok()) return setStatus(result, permitted);
+    auto groups = broker_.listGroups(topic);
     if (!groups.ok()) return setStatus(result, groups.status());
     auto out = result.initGroups(static_cast<unsigned>(groups.value().size()));
     for (unsigned i = 0; i < groups.value().size(); ++i)
@@ -518,6 +616,9 @@ kj::Promise<void> AdminService::listGroups(ListGroupsContext context) {
 kj::Promise<void> AdminService::describeGroup(DescribeGroupContext context) {
   return guarded("describeGroup", [this, context]() mutable {
     auto params = context.getParams();
+    Status permitted = allowed(kDescribe, toString(params.getTopic()));
+    if (!permitted.ok())
+      return answerGroup(kj::Promise<Result<core::GroupView>>(permitted), context);
     return answerGroup(kj::Promise<Result<core::GroupView>>(broker_.describeGroup(
                            toString(params.getTopic()), toString(params.getGroup()))),
                        context);
@@ -527,6 +628,9 @@ kj::Promise<void> AdminService::describeGroup(DescribeGroupContext context) {
 kj::Promise<void> AdminService::resetGroup(ResetGroupContext context) {
   return guarded("resetGroup", [this, context]() mutable {
     auto params = context.getParams();
+    Status permitted = allowed(kActManage, toString(params.getTopic()));
+    if (!permitted.ok())
+      return answerGroup(kj::Promise<Result<core::GroupView>>(permitted), context);
     return answerGroup(broker_.resetGroup(toString(params.getTopic()), toString(params.getGroup()),
                                           fromWire(params.getTo())),
                        context);
@@ -536,6 +640,8 @@ kj::Promise<void> AdminService::resetGroup(ResetGroupContext context) {
 kj::Promise<void> AdminService::deleteGroup(DeleteGroupContext context) {
   return guarded("deleteGroup", [this, context]() mutable {
     auto params = context.getParams();
+    Status permitted = allowed(kActManage, toString(params.getTopic()));
+    if (!permitted.ok()) return answerCount(kj::Promise<Result<uint64_t>>(permitted), context);
     return answerCount(
         broker_.deleteGroup(toString(params.getTopic()), toString(params.getGroup())), context);
   });
@@ -545,8 +651,10 @@ kj::Promise<void> AdminService::peek(PeekContext context) {
   return guarded("peek", [this, context]() mutable {
     auto params = context.getParams();
     std::string topic = toString(params.getTopic());
-    auto messages = broker_.peek(topic, params.getFromOffset(), params.getCount());
     auto result = context.getResults().initResult();
+    Status permitted = allowed(kActConsume, topic);
+    if (!permitted.ok()) return setStatus(result, permitted);
+    auto messages = broker_.peek(topic, params.getFromOffset(), params.getCount());
     if (!messages.ok()) return setStatus(result, messages.status());
     auto out = result.initMessages(static_cast<unsigned>(messages.value().size()));
     for (unsigned i = 0; i < messages.value().size(); ++i)
@@ -557,6 +665,11 @@ kj::Promise<void> AdminService::peek(PeekContext context) {
 kj::Promise<void> AdminService::changeSubjects(ChangeSubjectsContext context) {
   return guarded("changeSubjects", [this, context]() mutable -> kj::Promise<void> {
     auto params = context.getParams();
+    Status permitted = allowed(kActManage, toString(params.getName()));
+    if (!permitted.ok()) {
+      setStatus(context.getResults().initResult(), permitted);
+      return kj::READY_NOW;
+    }
     auto add = patternsOf(params.getAdd(), core::kMaxPatternsPerTopic, "patterns to add");
     auto remove = patternsOf(params.getRemove(), core::kMaxPatternsPerTopic, "patterns to remove");
     for (const auto* list : {&add, &remove}) {
@@ -578,14 +691,20 @@ kj::Promise<void> AdminService::changeSubjects(ChangeSubjectsContext context) {
 
 kj::Promise<void> AdminService::route(RouteContext context) {
   return guarded("route", [this, context]() mutable {
-    auto topics = broker_.route(toString(context.getParams().getSubject()));
     auto result = context.getResults().initResult();
+    Status valid = broker_.auth().checkValid(identity_, wallClockMs());
+    if (!valid.ok()) return setStatus(result, valid);
+    auto topics = broker_.route(toString(context.getParams().getSubject()));
     if (!topics.ok()) return setStatus(result, topics.status());
     toWire(topics.value(), result.initTopics(static_cast<unsigned>(topics.value().size())));
   });
 }
 
 kj::Promise<void> AdminService::stats(StatsContext context) {
+  // Stats has no error in its answer: an identity without a valid credential gets an
+  // exception naming the code (not logged: it is the client's mistake).
+  Status valid = broker_.auth().checkValid(identity_, wallClockMs());
+  if (!valid.ok()) return KJ_EXCEPTION(FAILED, valid.toString().c_str());
   return guarded("stats", [this, context]() mutable {
     auto out = context.getResults().initStats();
     toWire(broker_.stats(), out);
@@ -676,6 +795,12 @@ kj::Promise<void> AdminService::backup(BackupContext context) {
   // The set-up runs now (evalNow), guarded; the stream, which outlives it, logs its own end.
   kj::Own<BackupStream> stream;
   auto setUp = guarded("backup", [this, context, &stream]() mutable -> kj::Promise<void> {
+    // The copy holds every topic and every credential's hash: admin only.
+    Status permitted = broker_.auth().checkAdmin(identity_, wallClockMs());
+    if (!permitted.ok()) {
+      setStatus(context.getResults().initResult(), permitted);
+      return kj::READY_NOW;
+    }
     if (lowLevelIo_ == nullptr) {
       setStatus(context.getResults().initResult(),
                 Status(Code::kStorageFailed, "this broker was started without backup support"));

@@ -41,6 +41,10 @@ class Applier {
   void operator()(const core::ExpireDedupOp& op);
   void operator()(const core::PutTxnOp& op);
   void operator()(const core::SetSubjectsOp& op);
+  void operator()(const core::PutPrincipalOp& op);
+  void operator()(const core::DeletePrincipalOp& op);
+  void operator()(const core::PutCredentialOp& op);
+  void operator()(const core::RevokeCredentialsOp& op);
 
  private:
   TopicRecord requireTopic(TopicId id, const std::string& name, const char* op);
@@ -464,6 +468,34 @@ void Applier::operator()(const core::SetSubjectsOp& op) {
   TopicRecord topic = requireTopic(op.id, op.topic, "set subjects");
   topic.settings.subjects = op.subjects;
   storeTopic(topic);
+}
+
+void Applier::operator()(const core::PutPrincipalOp& op) {
+  putValue(txn_, env_.auth, keys::principal(op.principal.name),
+           codec::bytesOf(codec::encodePrincipal(op.principal)));
+}
+
+void Applier::operator()(const core::DeletePrincipalOp& op) {
+  deleteKey(txn_, env_.auth, keys::principal(op.name));
+}
+
+void Applier::operator()(const core::PutCredentialOp& op) {
+  putValue(txn_, env_.auth, keys::credential(op.credential.id),
+           codec::bytesOf(codec::encodeCredential(op.credential)));
+  std::string_view stored;
+  uint64_t next = 1;
+  if (getValue(txn_, env_.meta, keys::kNextCredentialId, &stored) && stored.size() == 8)
+    next = keys::readU64(stored.data());
+  if (op.credential.id >= next) {
+    std::string value;
+    keys::appendU64(value, op.credential.id + 1);
+    putValue(txn_, env_.meta, keys::kNextCredentialId, value);
+  }
+}
+
+void Applier::operator()(const core::RevokeCredentialsOp& op) {
+  for (uint64_t id : op.ids)
+    deleteKey(txn_, env_.auth, keys::credential(id));
 }
 
 }  // namespace

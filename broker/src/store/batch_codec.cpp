@@ -7,6 +7,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "core/auth.h"
 #include "core/names.h"
 #include "core/subjects.h"
 #include "sluice/schemas/records.capnp.h"
@@ -158,6 +159,18 @@ struct Encoder {
     o.setName(text(op.topic));
     setTexts(o.initSubjects(static_cast<unsigned>(op.subjects.size())), op.subjects);
   }
+  void operator()(const core::PutPrincipalOp& op) {
+    codec::toRecord(op.principal, out.initPutPrincipal());
+  }
+  void operator()(const core::DeletePrincipalOp& op) { out.setDeletePrincipal(text(op.name)); }
+  void operator()(const core::PutCredentialOp& op) {
+    codec::toRecord(op.credential, out.initPutCredential());
+  }
+  void operator()(const core::RevokeCredentialsOp& op) {
+    auto ids = out.initRevokeCredentials(static_cast<unsigned>(op.ids.size()));
+    for (unsigned i = 0; i < op.ids.size(); ++i)
+      ids.set(i, op.ids[i]);
+  }
 };
 
 // Decoding failures are collected as text, so the caller answers one typed error.
@@ -191,6 +204,15 @@ std::vector<std::string> patternsOf(capnp::List<capnp::Text>::Reader in, size_t 
   if (auto problem = core::validateSubjectPatterns(patterns, limit))
     throw Bad{"op " + std::to_string(i + 1) + ": " + *problem};
   return patterns;
+}
+
+void principalName(const std::string& name, size_t i) {
+  if (auto problem = core::validatePrincipalName(name))
+    throw Bad{"op " + std::to_string(i + 1) + ": " + *problem};
+}
+void rulesOf(const std::vector<AuthRule>& rules, size_t limit, size_t i) {
+  if (auto problem = core::validateRules(rules, limit))
+    throw Bad{"op " + std::to_string(i + 1) + ": " + *problem};
 }
 
 core::WriteOp decodeOp(WriteOp::Reader in, size_t i, bool* storedAppend, uint32_t* count) {
@@ -307,6 +329,31 @@ core::WriteOp decodeOp(WriteOp::Reader in, size_t i, bool* storedAppend, uint32_
       auto o = in.getSetSubjects();
       return core::SetSubjectsOp{topicIdOf(o.getTopicId(), i), topicName(o.getName(), i),
                                  patternsOf(o.getSubjects(), core::kMaxPatternsPerTopic, i)};
+    }
+    case WriteOp::PUT_PRINCIPAL: {
+      PrincipalRecord principal = codec::fromRecord(in.getPutPrincipal());
+      principalName(principal.name, i);
+      rulesOf(principal.rules, core::kMaxRulesPerPrincipal, i);
+      return core::PutPrincipalOp{std::move(principal)};
+    }
+    case WriteOp::DELETE_PRINCIPAL: {
+      std::string name = str(in.getDeletePrincipal());
+      principalName(name, i);
+      return core::DeletePrincipalOp{std::move(name)};
+    }
+    case WriteOp::PUT_CREDENTIAL: {
+      CredentialRecord credential = codec::fromRecord(in.getPutCredential());
+      principalName(credential.principal, i);
+      rulesOf(credential.scope, core::kMaxScopeRules, i);
+      if (credential.id == 0 || credential.secretHash.size() != 32)
+        throw Bad{"op " + std::to_string(i + 1) + ": a credential without an id or its hash"};
+      return core::PutCredentialOp{std::move(credential)};
+    }
+    case WriteOp::REVOKE_CREDENTIALS: {
+      core::RevokeCredentialsOp op;
+      for (uint64_t id : in.getRevokeCredentials())
+        op.ids.push_back(id);
+      return op;
     }
   }
   throw Bad{"op " + std::to_string(i + 1) + ": unknown operation (" +

@@ -50,7 +50,7 @@ class Checker {
   Status run() {
     for (Status (Checker::*step)() :
          {&Checker::meta, &Checker::topics, &Checker::messages, &Checker::groups, &Checker::pending,
-          &Checker::due, &Checker::dedup, &Checker::txns}) {
+          &Checker::due, &Checker::dedup, &Checker::txns, &Checker::auth}) {
       Status status = (this->*step)();
       if (!status.ok()) return status;
     }
@@ -350,6 +350,51 @@ class Checker {
     if (expiries != records) {
       return violation("txnExpiry", std::to_string(expiries) + " entries for " +
                                         std::to_string(records) + " transactions");
+    }
+    return Status();
+  }
+
+  // Principals and credentials decode under their keys; every credential's principal exists
+  // and its id is below the next credential id.
+  Status auth() {
+    std::set<std::string> principals;
+    std::vector<CredentialRecord> credentials;
+    Cursor cursor(txn_, env_.auth);
+    for (bool ok = cursor.first(); ok; ok = cursor.next()) {
+      std::string_view key = cursor.key();
+      if (key.size() > 1 && key[0] == keys::kPrincipalTag) {
+        PrincipalRecord principal;
+        Status decoded = decodes("auth", {}, std::nullopt,
+                                 [&] { principal = codec::decodePrincipal(cursor.value()); });
+        if (!decoded.ok()) return decoded;
+        if (principal.name != key.substr(1))
+          return violation("auth", "principal record under another name's key");
+        principals.insert(principal.name);
+      } else if (key.size() == 9 && key[0] == keys::kCredentialTag) {
+        CredentialRecord credential;
+        Status decoded = decodes("auth", {}, std::nullopt,
+                                 [&] { credential = codec::decodeCredential(cursor.value()); });
+        if (!decoded.ok()) return decoded;
+        if (credential.id != keys::readU64(key.data() + 1))
+          return violation("auth", "credential record under another id's key");
+        credentials.push_back(std::move(credential));
+      } else {
+        return violation("auth", "malformed key");
+      }
+    }
+    uint64_t next = 1;
+    std::string_view value;
+    if (getValue(txn_, env_.meta, keys::kNextCredentialId, &value) && value.size() == 8)
+      next = keys::readU64(value.data());
+    for (const CredentialRecord& credential : credentials) {
+      if (principals.count(credential.principal) == 0) {
+        return violation("auth", "credential " + std::to_string(credential.id) +
+                                     " of a missing principal \"" + credential.principal + "\"");
+      }
+      if (credential.id >= next) {
+        return violation("auth", "credential " + std::to_string(credential.id) +
+                                     " is not below next_credential_id " + std::to_string(next));
+      }
     }
     return Status();
   }

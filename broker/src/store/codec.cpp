@@ -399,4 +399,91 @@ core::TxnEntry decodeTxn(std::string_view value) {
                                       [](records::StoredTxn::Reader in) { return fromRecord(in); });
 }
 
+namespace {
+
+void setRules(capnp::List<records::StoredRule>::Builder out, const std::vector<AuthRule>& rules) {
+  for (unsigned i = 0; i < rules.size(); ++i) {
+    out[i].setAllow(rules[i].allow);
+    out[i].setActions(rules[i].actions);
+    out[i].setPattern(kj::StringPtr(rules[i].pattern.c_str(), rules[i].pattern.size()));
+  }
+}
+
+std::vector<AuthRule> getRules(capnp::List<records::StoredRule>::Reader in) {
+  std::vector<AuthRule> rules;
+  rules.reserve(in.size());
+  for (auto rule : in) {
+    auto pattern = rule.getPattern();
+    rules.push_back(
+        {rule.getAllow(), rule.getActions(), std::string(pattern.begin(), pattern.size())});
+  }
+  return rules;
+}
+
+std::string textOf(capnp::Text::Reader text) {
+  return std::string(text.begin(), text.size());
+}
+
+}  // namespace
+
+void toRecord(const PrincipalRecord& principal, records::StoredPrincipal::Builder out) {
+  out.setName(kj::StringPtr(principal.name.c_str(), principal.name.size()));
+  setRules(out.initRules(static_cast<unsigned>(principal.rules.size())), principal.rules);
+  out.setCreatedMs(principal.createdMs);
+}
+
+PrincipalRecord fromRecord(records::StoredPrincipal::Reader in) {
+  return {textOf(in.getName()), getRules(in.getRules()), in.getCreatedMs()};
+}
+
+void toRecord(const CredentialRecord& credential, records::StoredCredential::Builder out) {
+  out.setId(credential.id);
+  out.setPrincipal(kj::StringPtr(credential.principal.c_str(), credential.principal.size()));
+  out.setIssuer(credential.issuer);
+  out.setScoped(credential.scoped);
+  setRules(out.initScope(static_cast<unsigned>(credential.scope.size())), credential.scope);
+  out.setExpiresAtMs(credential.expiresAtMs);
+  out.setCreatedMs(credential.createdMs);
+  out.setNote(kj::StringPtr(credential.note.c_str(), credential.note.size()));
+  out.setSecretHash(kj::arrayPtr(reinterpret_cast<const kj::byte*>(credential.secretHash.data()),
+                                 credential.secretHash.size()));
+}
+
+CredentialRecord fromRecord(records::StoredCredential::Reader in) {
+  CredentialRecord credential;
+  credential.id = in.getId();
+  credential.principal = textOf(in.getPrincipal());
+  credential.issuer = in.getIssuer();
+  credential.scoped = in.getScoped();
+  credential.scope = getRules(in.getScope());
+  credential.expiresAtMs = in.getExpiresAtMs();
+  credential.createdMs = in.getCreatedMs();
+  credential.note = textOf(in.getNote());
+  auto hash = in.getSecretHash();
+  credential.secretHash.assign(reinterpret_cast<const char*>(hash.begin()), hash.size());
+  return credential;
+}
+
+kj::Array<capnp::word> encodePrincipal(const PrincipalRecord& principal) {
+  capnp::MallocMessageBuilder message;
+  toRecord(principal, message.initRoot<records::StoredPrincipal>());
+  return capnp::messageToFlatArray(message);
+}
+
+PrincipalRecord decodePrincipal(std::string_view value) {
+  return withRoot<records::StoredPrincipal>(
+      value, [](records::StoredPrincipal::Reader in) { return fromRecord(in); });
+}
+
+kj::Array<capnp::word> encodeCredential(const CredentialRecord& credential) {
+  capnp::MallocMessageBuilder message;
+  toRecord(credential, message.initRoot<records::StoredCredential>());
+  return capnp::messageToFlatArray(message);
+}
+
+CredentialRecord decodeCredential(std::string_view value) {
+  return withRoot<records::StoredCredential>(
+      value, [](records::StoredCredential::Reader in) { return fromRecord(in); });
+}
+
 }  // namespace sluice::store::codec

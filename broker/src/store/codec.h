@@ -72,4 +72,14 @@ core::TxnEntry fromRecord(records::StoredTxn::Reader in);
 kj::Array<capnp::word> encodeTxn(const core::TxnEntry& entry);
 core::TxnEntry decodeTxn(std::string_view value);
 
+// Principals and credentials (the `auth` database); also their form in the write log.
+void toRecord(const PrincipalRecord& principal, records::StoredPrincipal::Builder out);
+PrincipalRecord fromRecord(records::StoredPrincipal::Reader in);
+void toRecord(const CredentialRecord& credential, records::StoredCredential::Builder out);
+CredentialRecord fromRecord(records::StoredCredential::Reader in);
+kj::Array<capnp::word> encodePrincipal(const PrincipalRecord& principal);
+PrincipalRecord decodePrincipal(std::string_view value);
+kj::Array<capnp::word> encodeCredential(const CredentialRecord& credential);
+CredentialRecord decodeCredential(std::string_view value);
+
 }  // namespace sluice::store::codec

@@ -34,7 +34,7 @@ Status Env::dump(std::FILE* out) const {
     for (Named db : {Named{"meta", meta}, Named{"topics", topics}, Named{"messages", messages},
                      Named{"groups", groups}, Named{"held", held}, Named{"pending", pending},
                      Named{"due", due}, Named{"dedup", dedup}, Named{"dedupExpiry", dedupExpiry},
-                     Named{"txns", txns}, Named{"txnExpiry", txnExpiry}}) {
+                     Named{"txns", txns}, Named{"txnExpiry", txnExpiry}, Named{"auth", auth}}) {
       Cursor cursor(txn, db.dbi);
       for (bool ok = cursor.first(); ok; ok = cursor.next()) {
         std::fprintf(out, "%s ", db.name);

@@ -170,7 +170,8 @@ Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
         Named{"groups", &e.groups}, Named{"held", &e.held}, Named{"pending", &e.pending},
         Named{"due", &e.due}, Named{"dedup", &e.dedup}, Named{"dedupExpiry", &e.dedupExpiry},
         Named{"txns", &e.txns}, Named{"txnExpiry", &e.txnExpiry}, Named{"wlog", &e.wlog},
-        Named{"wlogSpill", &e.wlogSpill}, Named{"wlogFloor", &e.wlogFloor}}) {
+        Named{"wlogSpill", &e.wlogSpill}, Named{"wlogFloor", &e.wlogFloor},
+        Named{"auth", &e.auth}}) {
     if ((rc = mdb_dbi_open(txn, db.name, options.readOnly ? 0 : MDB_CREATE, db.dbi)) != 0) {
       mdb_txn_abort(txn);
       return failed(rc, (std::string("cannot open database ") + db.name).c_str());
@@ -211,6 +212,11 @@ Result<std::unique_ptr<Env>> Env::open(const EnvOptions& options) {
         // read as "none". Bumped so that an older broker, which would ignore a group's filter
         // and route nothing, refuses it.
         version = 7;
+      }
+      if (version == 7 && !options.readOnly) {
+        // 8 adds `auth`, created empty above. Bumped so that an older broker, which would
+        // ignore every principal and let anyone in, refuses it.
+        version = 8;
       }
       if (version != storedVersion && version == keys::kCurrentFormatVersion)
         putValue(txn, e.meta, keys::kFormatVersion, keys::u32(keys::kCurrentFormatVersion));

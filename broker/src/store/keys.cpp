@@ -144,4 +144,16 @@ std::optional<TxnExpiryKey> parseTxnExpiry(std::string_view key) {
   return TxnExpiryKey{readU64(key.data()), std::string(key.substr(8))};
 }
 
+std::string principal(std::string_view name) {
+  std::string key(1, kPrincipalTag);
+  key.append(name);
+  return key;
+}
+
+std::string credential(uint64_t id) {
+  std::string key(1, kCredentialTag);
+  appendU64(key, id);
+  return key;
+}
+
 }  // namespace sluice::store::keys

@@ -13,14 +13,16 @@
 namespace sluice::store::keys {
 
 // `meta` database keys.
-constexpr std::string_view kFormatVersion = "format_version";  // u32 BE
-constexpr std::string_view kNextTopicId = "next_topic_id";     // u32 BE
-constexpr std::string_view kLastSeq = "last_seq";              // u64 BE
+constexpr std::string_view kFormatVersion = "format_version";         // u32 BE
+constexpr std::string_view kNextTopicId = "next_topic_id";            // u32 BE
+constexpr std::string_view kLastSeq = "last_seq";                     // u64 BE
+constexpr std::string_view kNextCredentialId = "next_credential_id";  // u64 BE
 // 1: no due index, no pending counts. 2: both, with held entries in the due index at 0.
 // 3: held entries in `held`, the due index for waiting entries only. 4: `txns` and
 // `txnExpiry` (nothing else changed). 5: time-to-live fields, key-ordered groups, scheduled
-// counts. 6: parked entries have no due entry. Older stores are migrated at open.
-constexpr uint32_t kCurrentFormatVersion = 7;
+// counts. 6: parked entries have no due entry. 7: subjects and group filters. 8: `auth`
+// (principals and credentials). Older stores are migrated at open.
+constexpr uint32_t kCurrentFormatVersion = 8;
 
 void appendU32(std::string& out, uint32_t v);
 void appendU64(std::string& out, uint64_t v);
@@ -51,6 +53,10 @@ std::string duePrefix(TopicId topic, std::string_view group);  // == pendingPref
 std::string due(TopicId topic, std::string_view group, int64_t visibleAtMs, Offset offset);
 // wlog: seq u64
 std::string logEntry(uint64_t seq);
+// auth: "p" · principal name (StoredPrincipal); "c" · credential id u64 (StoredCredential).
+constexpr char kPrincipalTag = 'p', kCredentialTag = 'c';
+std::string principal(std::string_view name);
+std::string credential(uint64_t id);
 
 struct MessageKey {
   TopicId topic;

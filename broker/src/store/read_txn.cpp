@@ -78,6 +78,19 @@ core::StoredState ReadTxn::load() const {
     if (group.record.keyOrdered) group.keyed = keyedEntries(key->topic, key->name);
     out.groups.push_back(std::move(group));
   }
+  if (getValue(txn_, env_.meta, keys::kNextCredentialId, &stored) && stored.size() == 8) {
+    out.nextCredentialId = keys::readU64(stored.data());
+  }
+  Cursor auth(txn_, env_.auth);
+  for (bool ok = auth.first(); ok; ok = auth.next()) {
+    std::string_view key = auth.key();
+    if (key.empty()) continue;  // Env::check reports malformed keys.
+    if (key[0] == keys::kPrincipalTag) {
+      out.principals.push_back(codec::decodePrincipal(auth.value()));
+    } else if (key[0] == keys::kCredentialTag) {
+      out.credentials.push_back(codec::decodeCredential(auth.value()));
+    }
+  }
   return out;
 }
 

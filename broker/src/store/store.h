@@ -80,7 +80,8 @@ class Env {
 
   // Database handles.
   MDB_dbi meta = 0, topics = 0, messages = 0, groups = 0, held = 0, pending = 0, due = 0, dedup = 0,
-          dedupExpiry = 0, txns = 0, txnExpiry = 0, wlog = 0, wlogSpill = 0, wlogFloor = 0;
+          dedupExpiry = 0, txns = 0, txnExpiry = 0, wlog = 0, wlogSpill = 0, wlogFloor = 0,
+          auth = 0;
 
  private:
   Env() = default;
