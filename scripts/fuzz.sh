@@ -4,7 +4,7 @@
 # a sanitizer report, a leak or a hang; the reproducer is in <build>/fuzz-artifacts/<target>/.
 #
 # Usage: bash scripts/fuzz.sh [SECONDS] [TARGET...]   targets: record_codec write_batch names
-#                                                     cli_parse rpc subjects
+#                                                     cli_parse rpc subjects auth
 #        bash scripts/fuzz.sh --seeds [TARGET...]           rewrite tests/fuzz/corpus/<target>
 #
 # CI (scripts/test.sh) runs it with a short bound: 20 s per target. Longer runs, as humans do them:
@@ -21,7 +21,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$(pwd)"
 build_dir="${SLUICE_FUZZ_BUILD_DIR:-build-fuzz}"
 jobs="${SLUICE_JOBS:-$(nproc)}"
-all_targets=(record_codec write_batch names cli_parse rpc subjects)
+all_targets=(record_codec write_batch names cli_parse rpc subjects auth)
 
 write_seeds=0
 seconds=30

@@ -256,8 +256,7 @@ Result<Identity> Authority::authenticate(std::string_view secret, int64_t nowMs)
   return identity;
 }
 
-Status Authority::resolve(const Identity& who, int64_t nowMs, Principal** principal,
-                          std::vector<Credential*>* chain) {
+Status Authority::resolve(const Identity& who, int64_t nowMs, Principal** principal, Chain* chain) {
   if (!who.authenticated()) {
     return unauthenticated(
         "authentication is on: authenticate with a token or grant (or a client certificate) "
@@ -280,14 +279,17 @@ Status Authority::resolve(const Identity& who, int64_t nowMs, Principal** princi
       return unauthenticated("credential " + std::to_string(id) + " expired at " +
                              std::to_string(c->second.record.expiresAtMs) + " (Unix ms)");
     }
-    chain->push_back(&c->second);
+    if (chain->size == kMaxGrantDepth + 1) {
+      return unauthenticated("credential " + std::to_string(who.credential) +
+                             " is minted too deep");  // mintGrant never makes one.
+    }
+    chain->items[chain->size++] = &c->second;
     id = c->second.record.issuer;
   }
   return Status();
 }
 
-uint8_t Authority::allowed(Principal& principal, const std::vector<Credential*>& chain,
-                           std::string_view topic) {
+uint8_t Authority::allowed(Principal& principal, Chain& chain, std::string_view topic) {
   uint8_t mask = principal.rules->allowed(topic);
   for (Credential* credential : chain) {
     if (mask == 0) break;
@@ -299,7 +301,7 @@ uint8_t Authority::allowed(Principal& principal, const std::vector<Credential*>&
 Status Authority::checkValid(const Identity& who, int64_t nowMs) {
   if (!enabled_ || who.anonymous) return Status();
   Principal* principal = nullptr;
-  std::vector<Credential*> chain;
+  Chain chain;
   return resolve(who, nowMs, &principal, &chain);
 }
 
@@ -312,8 +314,7 @@ Status Authority::checkAny(const Identity& who, uint8_t actions, std::string_vie
                            int64_t nowMs) {
   if (!enabled_ || who.anonymous) return Status();
   Principal* principal = nullptr;
-  std::vector<Credential*> chain;
-  chain.reserve(4);
+  Chain chain;
   Status valid = resolve(who, nowMs, &principal, &chain);
   if (!valid.ok()) return valid;
   if (validateSubject(topic)) return Status();  // The call refuses the name itself.
@@ -323,7 +324,10 @@ Status Authority::checkAny(const Identity& who, uint8_t actions, std::string_vie
       actionOn(
           actions == kActPublish || actions == kActConsume || actions == kActManage ? actions : 0,
           topic);
-  if ((principal->rules->allowed(topic) & actions) != 0)
+  bool scoped = false;
+  for (Credential* credential : chain)
+    scoped = scoped || credential->scope != nullptr;
+  if (scoped && (principal->rules->allowed(topic) & actions) != 0)
     message += " (the scope of grant " + std::to_string(who.credential) + " does not cover it)";
   return denied(std::move(message));
 }
@@ -331,7 +335,7 @@ Status Authority::checkAny(const Identity& who, uint8_t actions, std::string_vie
 Status Authority::checkAdmin(const Identity& who, int64_t nowMs) {
   if (!enabled_ || who.anonymous) return Status();
   Principal* principal = nullptr;
-  std::vector<Credential*> chain;
+  Chain chain;
   Status valid = resolve(who, nowMs, &principal, &chain);
   if (!valid.ok()) return valid;
   bool ok = principal->rules->admin();
@@ -354,7 +358,7 @@ Result<WhoAmI> Authority::whoami(const Identity& who, int64_t nowMs) {
   }
   if (!who.authenticated()) return answer;
   Principal* principal = nullptr;
-  std::vector<Credential*> chain;
+  Chain chain;
   Status valid = resolve(who, nowMs, &principal, &chain);
   if (!valid.ok()) return valid;
   answer.rules = principal->record.rules;
@@ -513,7 +517,7 @@ kj::Promise<Result<Minted>> Authority::mintGrant(const Identity& who, std::vecto
                                  "authentication is off: there is no credential to mint from"));
   }
   Principal* principal = nullptr;
-  std::vector<Credential*> chain;
+  Chain chain;
   Status valid = resolve(who, now, &principal, &chain);
   if (!valid.ok()) return Result<Minted>(valid);
   if (scope.empty()) {
@@ -528,6 +532,11 @@ kj::Promise<Result<Minted>> Authority::mintGrant(const Identity& who, std::vecto
           Status(Code::kInvalidArgument,
                  "a grant's scope holds allow rules only, got deny " + ruleText(rule)));
     }
+  }
+  if (chain.size >= kMaxGrantDepth) {
+    return Result<Minted>(
+        Status(Code::kLimitExceeded, "grants nest at most " + std::to_string(kMaxGrantDepth) +
+                                         " deep: mint this one from an earlier credential"));
   }
   if (ttlMs < kMinGrantTtlMs || ttlMs > kMaxGrantTtlMs) {
     return Result<Minted>(Status(Code::kInvalidArgument, "a grant lives 1 s to 366 days, got " +

@@ -42,6 +42,7 @@ constexpr size_t kMaxSecretLength = 512;
 constexpr uint64_t kMinGrantTtlMs = 1000;
 constexpr uint64_t kMaxGrantTtlMs = 366ull * 24 * 3600 * 1000;
 constexpr const char* kAdminPrincipal = "admin";
+constexpr size_t kMaxGrantDepth = 8;  // A grant of a grant of ... at most this deep.
 
 // Principal names: 1-200 characters of [A-Za-z0-9._@-] (a certificate's common name maps to
 // the principal of that name).
@@ -175,11 +176,18 @@ class Authority {
     int64_t lastMs = 0;
   };
 
-  // The identity's principal and credential chain (the credential first), or why not.
-  Status resolve(const Identity& who, int64_t nowMs, Principal** principal,
-                 std::vector<Credential*>* chain);
-  uint8_t allowed(Principal& principal, const std::vector<Credential*>& chain,
-                  std::string_view topic);
+  // A credential and its issuers, the credential first (no allocation on the check's path).
+  struct Chain {
+    Credential* items[kMaxGrantDepth + 1] = {};
+    size_t size = 0;
+    Credential** begin() { return items; }
+    Credential** end() { return items + size; }
+    bool empty() const { return size == 0; }
+    Credential* front() const { return items[0]; }
+  };
+  // The identity's principal and credential chain, or why not.
+  Status resolve(const Identity& who, int64_t nowMs, Principal** principal, Chain* chain);
+  uint8_t allowed(Principal& principal, Chain& chain, std::string_view topic);
   // `id` and every credential minted from it, directly or not.
   std::vector<uint64_t> descendants(uint64_t id) const;
   void adoptPrincipal(const PrincipalRecord& record);
