@@ -431,7 +431,8 @@ struct AuthenticateResult {
 interface Auth {
   whoami @0 () -> (principal :Text, credential :CredentialInfo, rules :List(Rule),
                    authenticated :Bool);
-  # authenticated false: authentication is off (principal "anonymous", every right). A
+  # authenticated false: authentication is off (principal "anonymous", every right), or it is
+  # on and this connection holds no valid credential (principal empty, no rules). A
   # certificate-authenticated connection has credential id 0.
   putPrincipal @1 (name :Text, rules :List(Rule), create :Bool) -> (result :PrincipalResult);
   # admin. create: a new principal (topicExists-like refusal if the name is taken:

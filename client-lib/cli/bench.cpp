@@ -155,9 +155,7 @@ std::chrono::milliseconds durationOf(const BenchArgs& args, std::chrono::millise
 }
 
 Client connectAnother(Context& context) {
-  auto connected = Client::connect(context.options.broker, context.clientOptions());
-  if (!connected.ok()) throw CliExit(kExitConnect, "error: " + connected.error().toString());
-  return std::move(connected).value();
+  return context.connect();
 }
 
 }  // namespace bench

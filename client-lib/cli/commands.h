@@ -17,5 +17,6 @@ void addPeekCommand(CLI::App& app, Context& context);     // peek.cpp
 void addGroupsCommands(CLI::App& app, Context& context);  // groups.cpp
 void addStatsCommand(CLI::App& app, Context& context);    // stats.cpp
 void addBackupCommand(CLI::App& app, Context& context);   // backup.cpp
+void addAuthCommands(CLI::App& app, Context& context);    // auth.cpp
 
 }  // namespace sluice::cli

@@ -2,12 +2,47 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "net/host_port.h"
 #include "parse.h"
 
 namespace sluice::cli {
+namespace {
+
+// The secret in `path`: its text without trailing whitespace (so `echo SECRET > FILE` works).
+std::string readTokenFile(const std::string& path) {
+  std::error_code ignored;
+  if (std::filesystem::is_directory(path, ignored)) {
+    throw CliExit(kExitUsage,
+                  "error: --token-file \"" + path + "\": cannot read it: it is a directory");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw CliExit(kExitUsage,
+                  "error: --token-file \"" + path + "\": cannot read it: " + std::strerror(errno));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    throw CliExit(kExitUsage,
+                  "error: --token-file \"" + path + "\": cannot read it: " + std::strerror(errno));
+  }
+  std::string secret = trimTrailingSpace(text.str());
+  if (secret.empty()) {
+    throw CliExit(kExitUsage, "error: --token-file \"" + path +
+                                  "\" holds no secret (it is empty or only whitespace)");
+  }
+  return secret;
+}
+
+}  // namespace
 
 Options Context::clientOptions() const {
   Options result;
@@ -24,20 +59,32 @@ Options Context::clientOptions() const {
   result.tls.certFile = options.tlsCert;
   result.tls.keyFile = options.tlsKey;
   result.tls.serverName = options.tlsServerName;
+  if (!options.tokenFile.empty()) {
+    result.token = readTokenFile(options.tokenFile);
+  } else if (!options.token.empty()) {
+    result.token = options.token;
+  } else if (const char* fromEnv = std::getenv("SLUICE_TOKEN")) {
+    result.token = fromEnv;
+  }
   return result;
 }
 
-Client& Context::client() {
-  if (!client_) {
-    auto connected = Client::connect(options.broker, clientOptions());
-    if (!connected.ok()) {
-      // The library's message names the address. Unusable options (TLS files) are usage errors.
-      throw CliExit(
-          connected.error().code == ErrorCode::kInvalidArgument ? kExitUsage : kExitConnect,
-          "error: " + connected.error().toString());
-    }
-    client_.emplace(std::move(connected).value());
+Client Context::connect() const {
+  auto connected = Client::connect(options.broker, clientOptions());
+  if (!connected.ok()) {
+    // The library's message names the address. Unusable options (TLS files) are usage errors;
+    // a refused token is the broker's answer, as any other error.
+    ErrorCode code = connected.error().code;
+    int exitCode = code == ErrorCode::kInvalidArgument   ? kExitUsage
+                   : code == ErrorCode::kUnauthenticated ? kExitError
+                                                         : kExitConnect;
+    throw CliExit(exitCode, "error: " + connected.error().toString());
   }
+  return std::move(connected).value();
+}
+
+Client& Context::client() {
+  if (!client_) client_.emplace(connect());
   return *client_;
 }
 
@@ -132,6 +179,22 @@ CLI::Validator brokerAddressValidator() {
         return {};
       },
       std::string(), "HOST:PORT");
+}
+
+CLI::Validator allowRuleValidator() {
+  return validatorFrom("ACTIONS:PATTERN",
+                       [](const std::string& t) { return parseRule(t, /*allow=*/true); });
+}
+
+CLI::Validator denyRuleValidator() {
+  return validatorFrom("ACTIONS:PATTERN",
+                       [](const std::string& t) { return parseRule(t, /*allow=*/false); });
+}
+
+CLI::Validator nonEmptyValidator(const std::string& typeName) {
+  return CLI::Validator(
+      [](std::string& text) -> std::string { return text.empty() ? "it is empty" : ""; },
+      std::string(), typeName);
 }
 
 int64_t nowMs() {

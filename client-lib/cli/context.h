@@ -41,6 +41,10 @@ struct GlobalOptions {
   // TLS: on with --tls or any --tls-* option.
   bool tls = false;
   std::string tlsCa, tlsCert, tlsKey, tlsServerName;
+  // Authentication: --token-file (the secret is the file's text without trailing whitespace)
+  // or --token (the secret itself; not both), else $SLUICE_TOKEN; none of them: no token.
+  std::string tokenFile;
+  std::string token;
 };
 
 class Context {
@@ -49,7 +53,7 @@ class Context {
   // Set by the callback of the subcommand that was parsed; main runs it after parsing.
   std::function<int()> action;
 
-  // Connects on first use. Throws CliExit(kExitConnect) when the broker is unreachable.
+  // Connects on first use; see connect().
   Client& client();
   Admin& admin();
 
@@ -77,8 +81,13 @@ class Context {
   void print(const std::string& text) const;
   void note(const std::string& text) const;
 
-  // The library's options from the global ones (timeouts, TLS).
+  // The library's options from the global ones (timeouts, TLS, token). Throws
+  // CliExit(kExitUsage) when the token file cannot be read or holds no secret.
   Options clientOptions() const;
+  // A new connection with clientOptions(). Throws CliExit: kExitConnect when the broker is
+  // unreachable, kExitError when it refuses the token (unauthenticated), kExitUsage for
+  // unusable options (TLS or token files).
+  Client connect() const;
 
  private:
   std::optional<Client> client_;
@@ -94,6 +103,9 @@ CLI::Validator startPositionValidator();
 CLI::Validator headerValidator();
 CLI::Validator patternListValidator();  // PATTERN[,PATTERN...]
 CLI::Validator brokerAddressValidator();
+CLI::Validator allowRuleValidator();  // ACTIONS:PATTERN
+CLI::Validator denyRuleValidator();   // ACTIONS:PATTERN
+CLI::Validator nonEmptyValidator(const std::string& typeName);
 
 // Unix milliseconds now.
 int64_t nowMs();

@@ -211,4 +211,33 @@ std::string joinPatterns(const std::vector<std::string>& patterns) {
   return out;
 }
 
+std::string formatActions(const std::vector<Action>& actions) {
+  bool seen[4] = {false, false, false, false};
+  std::string out;
+  for (Action action : actions) {
+    auto index = static_cast<size_t>(action);
+    if (index < std::size(seen)) seen[index] = true;
+    out += (out.empty() ? "" : ",") + std::string(actionName(action));
+  }
+  if (seen[0] && seen[1] && seen[2] && seen[3]) return "all";
+  return out;
+}
+
+std::string formatRule(const Rule& rule) {
+  return std::string(rule.allow ? "allow " : "deny ") + formatActions(rule.actions) + ":" +
+         rule.pattern;
+}
+
+std::string formatRules(const std::vector<Rule>& rules) {
+  if (rules.empty()) return "none";
+  std::string out;
+  for (const auto& rule : rules)
+    out += (out.empty() ? "" : "; ") + formatRule(rule);
+  return out;
+}
+
+std::string formatExpiry(int64_t unixMs) {
+  return unixMs == 0 ? "never" : formatTimestamp(unixMs);
+}
+
 }  // namespace sluice::cli

@@ -63,4 +63,13 @@ std::string formatRoutedAck(const RoutedAcks& acks, size_t index);
 // Subject patterns as the CLI accepts them back: `orders.>,audit.*`; empty for none.
 std::string joinPatterns(const std::vector<std::string>& patterns);
 
+// Actions as the CLI accepts them back: `publish,consume`, or `all` for the four.
+std::string formatActions(const std::vector<Action>& actions);
+// A rule as its option: `allow publish,consume:orders.>`, `deny consume:orders.secret`.
+std::string formatRule(const Rule& rule);
+// Rules separated by `; `, or `none`.
+std::string formatRules(const std::vector<Rule>& rules);
+// An expiry time: `never` for 0, else RFC 3339.
+std::string formatExpiry(int64_t unixMs);
+
 }  // namespace sluice::cli

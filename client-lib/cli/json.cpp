@@ -148,6 +148,63 @@ Json routedAckToJson(const std::string& subject, const RoutedAcks& acks, size_t 
   return Json{{"subject", subject}, {"topics", topics}};
 }
 
+Json ruleToJson(const Rule& rule) {
+  Json actions = Json::array();
+  for (Action action : rule.actions)
+    actions.push_back(actionName(action));
+  return Json{{"allow", rule.allow}, {"actions", actions}, {"pattern", rule.pattern}};
+}
+
+namespace {
+
+Json rulesToJson(const std::vector<Rule>& rules) {
+  Json out = Json::array();
+  for (const auto& rule : rules)
+    out.push_back(ruleToJson(rule));
+  return out;
+}
+
+}  // namespace
+
+Json credentialToJson(const CredentialInfo& credential) {
+  return Json{
+      {"id", credential.id},
+      {"principal", credential.principal},
+      {"kind", credential.scoped ? "grant" : "token"},
+      {"issuer", credential.issuer == 0 ? Json(nullptr) : Json(credential.issuer)},
+      {"scope", rulesToJson(credential.scope)},
+      {"expires",
+       credential.expiresAtMs == 0 ? Json(nullptr) : Json(formatTimestamp(credential.expiresAtMs))},
+      {"created", formatTimestamp(credential.createdMs)},
+      {"note", nullIfEmpty(credential.note)},
+  };
+}
+
+Json principalToJson(const PrincipalInfo& principal) {
+  return Json{
+      {"name", principal.name},
+      {"rules", rulesToJson(principal.rules)},
+      {"credentials", principal.credentials},
+      {"created", formatTimestamp(principal.createdMs)},
+  };
+}
+
+Json identityToJson(const Identity& identity) {
+  return Json{
+      {"principal", nullIfEmpty(identity.principal)},
+      {"authenticated", identity.authenticated},
+      {"credential",
+       identity.credential.id == 0 ? Json(nullptr) : credentialToJson(identity.credential)},
+      {"rules", rulesToJson(identity.rules)},
+  };
+}
+
+Json secretToJson(const Secret& secret) {
+  Json out = credentialToJson(secret.credential);
+  out["secret"] = secret.secret;
+  return out;
+}
+
 std::string dumpLine(const Json& document) {
   return document.dump(-1, ' ', false, Json::error_handler_t::replace);
 }

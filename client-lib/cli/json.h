@@ -28,6 +28,19 @@ Json publishAckToJson(const PublishAck& ack);
 // the topics in the broker's order. Precondition: every topic has an ack at `index`.
 Json routedAckToJson(const std::string& subject, const RoutedAcks& acks, size_t index);
 
+// {"allow", "actions": [ACTION...], "pattern"}.
+Json ruleToJson(const Rule& rule);
+// id, principal, kind ("token" or "grant"), issuer (null for 0), scope [Rule...], expires
+// (null: never), created, note (null when empty).
+Json credentialToJson(const CredentialInfo& credential);
+// name, rules [Rule...], credentials, created.
+Json principalToJson(const PrincipalInfo& principal);
+// principal (null when the connection holds no credential for a broker with authentication
+// on), authenticated, credential (null when the connection holds none), rules.
+Json identityToJson(const Identity& identity);
+// The credential's fields with `secret` after them.
+Json secretToJson(const Secret& secret);
+
 // One line of compact JSON (no trailing newline). Invalid UTF-8 in strings is replaced with
 // U+FFFD instead of throwing; payloads and keys never reach here unless valid.
 std::string dumpLine(const Json& document);

@@ -29,9 +29,10 @@ int main(int argc, char** argv) {
       "  echo '{\"id\":1}' | sluice publish orders\n"
       "  sluice publish --subject orders.eu.created '{\"id\":2}'\n"
       "  sluice consume orders --group billing --count 10 --json\n"
+      "  sluice --token-file ~/.sluice-token auth whoami\n"
       "\n"
-      "Exit codes: 0 ok, 1 error reported by the broker, 2 usage error or not confirmed,\n"
-      "3 cannot connect.");
+      "Exit codes: 0 ok, 1 error reported by the broker (also a refused token), 2 usage error\n"
+      "or not confirmed, 3 cannot connect.");
   app.add_option("--broker", context.options.broker,
                  "Broker address; default $SLUICE_BROKER, then 127.0.0.1:7400")
       ->envname("SLUICE_BROKER")
@@ -60,6 +61,19 @@ int main(int argc, char** argv) {
                  "Name the broker's certificate must carry (default: the host of --broker)")
       ->envname("SLUICE_TLS_SERVER_NAME")
       ->type_name("NAME");
+  // $SLUICE_TOKEN is read when connecting, below both options (context.cpp).
+  CLI::Option* tokenFile =
+      app.add_option("--token-file", context.options.tokenFile,
+                     "Authenticate with the secret in FILE (trailing whitespace ignored); "
+                     "default $SLUICE_TOKEN, the secret itself")
+          ->check(sluice::cli::nonEmptyValidator("FILE"))
+          ->type_name("FILE");
+  app.add_option("--token", context.options.token,
+                 "Authenticate with SECRET; prefer --token-file or $SLUICE_TOKEN, as other users "
+                 "can see a command line")
+      ->check(sluice::cli::nonEmptyValidator("SECRET"))
+      ->excludes(tokenFile)
+      ->type_name("SECRET");
 
   sluice::cli::addTopicsCommands(app, context);
   sluice::cli::addRoutesCommands(app, context);
@@ -69,6 +83,7 @@ int main(int argc, char** argv) {
   sluice::cli::addGroupsCommands(app, context);
   sluice::cli::addStatsCommand(app, context);
   sluice::cli::addBackupCommand(app, context);
+  sluice::cli::addAuthCommands(app, context);
   sluice::cli::addBenchCommands(app, context);
 
   // A subcommand's help does not list its parents' options; name them in every footer.
@@ -77,7 +92,7 @@ int main(int argc, char** argv) {
       sub->footer(sub->get_footer() +
                   "\n\nGlobal options (anywhere on the line): --broker HOST:PORT, --json, "
                   "--timeout DUR, --tls, --tls-ca FILE, --tls-cert FILE, --tls-key FILE, "
-                  "--tls-server-name NAME.");
+                  "--tls-server-name NAME, --token-file FILE, --token SECRET.");
       addGlobalNote(sub);
     }
   };

@@ -287,6 +287,62 @@ std::vector<std::string> patternsOf(const std::vector<std::string>& lists) {
   return patterns;
 }
 
+Parsed<Rule> parseRule(std::string_view text, bool allow) {
+  using R = Parsed<Rule>;
+  auto bad = [&](const std::string& why) {
+    return R::failure("invalid rule " + quoted(text) + ": " + why +
+                      "; expected ACTIONS:PATTERN, ACTIONS a comma-separated list of publish, "
+                      "consume, manage, admin (or all), e.g. publish,consume:orders.>");
+  };
+  size_t colon = text.find(':');
+  if (colon == std::string_view::npos) return bad("no ':' between the actions and the pattern");
+  std::string_view actions = text.substr(0, colon);
+  Rule rule;
+  rule.allow = allow;
+  rule.pattern = std::string(text.substr(colon + 1));
+  if (actions.empty()) return bad("no action before ':'");
+  if (rule.pattern.empty()) return bad("no pattern after ':'");
+  auto add = [&rule](Action action) {
+    for (Action known : rule.actions) {
+      if (known == action) return;
+    }
+    rule.actions.push_back(action);
+  };
+  size_t start = 0;
+  for (size_t index = 1;; ++index) {
+    size_t comma = actions.find(',', start);
+    std::string_view name = actions.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    if (name.empty()) return bad("action " + std::to_string(index) + " is empty");
+    if (name == "all") {
+      for (Action action : {Action::kPublish, Action::kConsume, Action::kManage, Action::kAdmin})
+        add(action);
+    } else if (std::optional<Action> action = parseAction(name)) {
+      add(*action);
+    } else {
+      return bad("unknown action " + quoted(name));
+    }
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return R::success(std::move(rule));
+}
+
+std::vector<Rule> rulesOf(const std::vector<std::string>& allows,
+                          const std::vector<std::string>& denies) {
+  std::vector<Rule> rules;
+  for (const auto& text : allows)
+    rules.push_back(*parseRule(text, true).value);
+  for (const auto& text : denies)
+    rules.push_back(*parseRule(text, false).value);
+  return rules;
+}
+
+std::string trimTrailingSpace(std::string_view text) {
+  size_t end = text.find_last_not_of(" \t\r\n");
+  return std::string(end == std::string_view::npos ? std::string_view() : text.substr(0, end + 1));
+}
+
 bool isYes(std::string_view answer) {
   size_t begin = answer.find_first_not_of(" \t\r\n");
   if (begin == std::string_view::npos) return false;

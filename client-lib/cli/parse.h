@@ -1,7 +1,7 @@
 #pragma once
 
 // Parsing of the CLI's value syntaxes: DUR, SIZE, TIME, start positions, header pairs,
-// subject pattern lists.
+// subject pattern lists, access rules.
 // Pure functions with no I/O, unit-tested in tests/cli/parse_test.cpp.
 
 #include <chrono>
@@ -60,6 +60,22 @@ Parsed<std::vector<std::string>> parsePatternList(std::string_view text);
 // Every pattern of repeated PATTERN[,PATTERN...] values, in order. Each value must parse
 // (the option's validator already accepted it).
 std::vector<std::string> patternsOf(const std::vector<std::string>& lists);
+
+// ACTIONS:PATTERN, the rule of an `--allow` (allow true) or `--deny` option: ACTIONS is a
+// comma-separated list of publish, consume, manage and admin, or `all` for the four (named
+// twice is once); PATTERN a subject pattern, everything after the first `:`
+// (`publish,consume:orders.>`, `all:>`). Only the shape is checked here; the broker checks the
+// pattern's grammar and its answer says what is wrong.
+Parsed<Rule> parseRule(std::string_view text, bool allow);
+
+// The rules of repeated --allow and --deny values: the allow rules in order, then the deny
+// ones (order does not matter to the broker: a matching deny wins). Each value must parse (the
+// option's validator already accepted it).
+std::vector<Rule> rulesOf(const std::vector<std::string>& allows,
+                          const std::vector<std::string>& denies);
+
+// `text` without its trailing whitespace (spaces, tabs, CR, LF): the secret in a token file.
+std::string trimTrailingSpace(std::string_view text);
 
 // `y` / `yes` (any case, surrounding spaces ignored) is true; anything else is false.
 bool isYes(std::string_view answer);

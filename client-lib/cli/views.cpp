@@ -159,4 +159,72 @@ std::string statsView(const BrokerStats& stats) {
   });
 }
 
+std::string identityView(const Identity& identity) {
+  const CredentialInfo& credential = identity.credential;
+  if (!identity.authenticated && identity.principal.empty()) {
+    return renderFields({
+        {"Principal", "none"},
+        {"Authenticated",
+         "no: the broker has authentication on and this connection gave no credential "
+         "(--token-file FILE or $SLUICE_TOKEN)"},
+    });
+  }
+  std::vector<std::pair<std::string, std::string>> fields = {
+      {"Principal", identity.principal},
+      {"Authenticated",
+       identity.authenticated ? "yes" : "no (the broker has authentication off; all allowed)"},
+  };
+  if (credential.id != 0) {
+    std::string kind = credential.scoped ? "grant" : "token";
+    if (credential.issuer != 0) kind += ", minted from " + std::to_string(credential.issuer);
+    fields.push_back({"Credential", std::to_string(credential.id) + " (" + kind + ")"});
+    fields.push_back({"Expires", formatExpiry(credential.expiresAtMs)});
+    if (!credential.note.empty()) fields.push_back({"Note", credential.note});
+  } else if (identity.authenticated) {
+    fields.push_back({"Credential", "none (TLS client certificate)"});
+  }
+  fields.push_back({"Rules", formatRules(identity.rules)});
+  if (credential.scoped) fields.push_back({"Scope", formatRules(credential.scope)});
+  return renderFields(fields);
+}
+
+std::string principalsTable(const std::vector<PrincipalInfo>& principals) {
+  Table table({{"PRINCIPAL"}, {"CREDENTIALS", Align::kRight}, {"CREATED"}, {"RULES"}});
+  for (const auto& principal : principals) {
+    table.addRow({principal.name, std::to_string(principal.credentials),
+                  formatTimestamp(principal.createdMs), formatRules(principal.rules)});
+  }
+  return table.render();
+}
+
+std::string credentialsTable(const std::vector<CredentialInfo>& credentials) {
+  Table table({{"ID", Align::kRight},
+               {"PRINCIPAL"},
+               {"KIND"},
+               {"ISSUER", Align::kRight},
+               {"EXPIRES"},
+               {"CREATED"},
+               {"NOTE"},
+               {"SCOPE"}});
+  for (const auto& credential : credentials) {
+    table.addRow({std::to_string(credential.id), credential.principal,
+                  credential.scoped ? "grant" : "token",
+                  orDash(std::to_string(credential.issuer), credential.issuer == 0),
+                  formatExpiry(credential.expiresAtMs), formatTimestamp(credential.createdMs),
+                  orDash(credential.note, credential.note.empty()),
+                  credential.scoped ? formatRules(credential.scope) : "-"});
+  }
+  return table.render();
+}
+
+std::string credentialSummary(const CredentialInfo& credential) {
+  std::string out = std::string(credential.scoped ? "grant " : "token ") +
+                    std::to_string(credential.id) + " of principal \"" + credential.principal +
+                    "\"";
+  if (credential.issuer != 0) out += " (from credential " + std::to_string(credential.issuer) + ")";
+  if (credential.scoped) out += ", scope " + formatRules(credential.scope);
+  out += ", expires " + formatExpiry(credential.expiresAtMs);
+  return out;
+}
+
 }  // namespace sluice::cli

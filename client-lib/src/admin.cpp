@@ -1,4 +1,5 @@
-// Admin: each method is one call on the broker's Admin capability.
+// Admin: each method is one call on the broker's Admin capability, or on its Auth capability
+// (Broker.auth, pipelined, so still one round trip).
 
 #include <utility>
 
@@ -22,6 +23,28 @@ Result<T> call(const std::shared_ptr<detail::Connection>& connection, const char
                  "default-constructed or moved from)"};
   }
   return connection->call<T>(what, std::move(start));
+}
+
+// The Auth capability of the connection's Broker (the restricted one when it authenticated).
+// Pipelined: the call made on it goes out at once, with no round trip of its own.
+wire::Auth::Client authOf(IoState& io) {
+  return io.broker.authRequest().send().getAuth();
+}
+
+Result<PrincipalInfo> putPrincipal(const std::shared_ptr<detail::Connection>& connection,
+                                   const char* what, std::string_view name, std::vector<Rule> rules,
+                                   bool create) {
+  if (auto problem = detail::checkWireable(rules)) return *problem;
+  return call<PrincipalInfo>(
+      connection, what, [name = std::string(name), rules = std::move(rules), create](IoState& io) {
+        auto request = authOf(io).putPrincipalRequest();
+        request.setName(asText(name));
+        detail::toWire(rules, request.initRules(static_cast<unsigned>(rules.size())));
+        request.setCreate(create);
+        return request.send().then([](auto&& response) -> Result<PrincipalInfo> {
+          return fromWire(response.getResult());
+        });
+      });
 }
 
 }  // namespace
@@ -187,6 +210,95 @@ Result<BrokerStats> Admin::stats() {
     return io.admin.statsRequest().send().then(
         [](auto&& response) -> Result<BrokerStats> { return fromWire(response.getStats()); });
   });
+}
+
+Result<Identity> Admin::whoami() {
+  return call<Identity>(connection_, "whoami", [](IoState& io) {
+    return authOf(io).whoamiRequest().send().then(
+        [](capnp::Response<wire::Auth::WhoamiResults>&& response) -> Result<Identity> {
+          return fromWire(response);
+        });
+  });
+}
+
+Result<PrincipalInfo> Admin::createPrincipal(std::string_view name, std::vector<Rule> rules) {
+  return putPrincipal(connection_, "createPrincipal", name, std::move(rules), /*create=*/true);
+}
+
+Result<PrincipalInfo> Admin::setRules(std::string_view name, std::vector<Rule> rules) {
+  return putPrincipal(connection_, "setRules", name, std::move(rules), /*create=*/false);
+}
+
+Result<uint64_t> Admin::deletePrincipal(std::string_view name) {
+  return call<uint64_t>(connection_, "deletePrincipal", [name = std::string(name)](IoState& io) {
+    auto request = authOf(io).deletePrincipalRequest();
+    request.setName(asText(name));
+    return request.send().then(
+        [](auto&& response) -> Result<uint64_t> { return fromWire(response.getResult()); });
+  });
+}
+
+Result<std::vector<PrincipalInfo>> Admin::listPrincipals() {
+  return call<std::vector<PrincipalInfo>>(connection_, "listPrincipals", [](IoState& io) {
+    return authOf(io).listPrincipalsRequest().send().then(
+        [](auto&& response) -> Result<std::vector<PrincipalInfo>> {
+          return fromWire(response.getResult());
+        });
+  });
+}
+
+Result<Secret> Admin::createToken(std::string_view principal, std::string_view note,
+                                  std::chrono::milliseconds ttl) {
+  if (auto problem = detail::checkTtl("a token's ttl (0: no expiry)", ttl)) return *problem;
+  return call<Secret>(connection_, "createToken",
+                      [principal = std::string(principal), note = std::string(note),
+                       ttlMs = static_cast<uint64_t>(ttl.count())](IoState& io) {
+                        auto request = authOf(io).createTokenRequest();
+                        request.setPrincipal(asText(principal));
+                        request.setNote(asText(note));
+                        request.setTtlMs(ttlMs);
+                        return request.send().then([](auto&& response) -> Result<Secret> {
+                          return fromWire(response.getResult());
+                        });
+                      });
+}
+
+Result<Secret> Admin::mintGrant(std::vector<Rule> scope, std::chrono::milliseconds ttl,
+                                std::string_view note) {
+  if (auto problem = detail::checkWireable(scope)) return *problem;
+  // The range (1 s to 1 year, within the issuer's expiry) is the broker's to check.
+  if (auto problem = detail::checkTtl("a grant's ttl", ttl)) return *problem;
+  return call<Secret>(
+      connection_, "mintGrant",
+      [scope = std::move(scope), ttlMs = static_cast<uint64_t>(ttl.count()),
+       note = std::string(note)](IoState& io) {
+        auto request = authOf(io).mintGrantRequest();
+        detail::toWire(scope, request.initScope(static_cast<unsigned>(scope.size())));
+        request.setTtlMs(ttlMs);
+        request.setNote(asText(note));
+        return request.send().then(
+            [](auto&& response) -> Result<Secret> { return fromWire(response.getResult()); });
+      });
+}
+
+Result<uint64_t> Admin::revoke(uint64_t credentialId) {
+  return call<uint64_t>(connection_, "revoke", [credentialId](IoState& io) {
+    auto request = authOf(io).revokeRequest();
+    request.setId(credentialId);
+    return request.send().then(
+        [](auto&& response) -> Result<uint64_t> { return fromWire(response.getResult()); });
+  });
+}
+
+Result<std::vector<CredentialInfo>> Admin::listCredentials(std::string_view principal) {
+  return call<std::vector<CredentialInfo>>(
+      connection_, "listCredentials", [principal = std::string(principal)](IoState& io) {
+        auto request = authOf(io).listCredentialsRequest();
+        request.setPrincipal(asText(principal));
+        return request.send().then([](auto&& response) -> Result<std::vector<CredentialInfo>> {
+          return fromWire(response.getResult());
+        });
+      });
 }
 
 }  // namespace sluice

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <exception>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <utility>
 
@@ -64,6 +65,40 @@ std::vector<std::string> splitPem(const std::string& bundle) {
     at = end + kEnd.size();
   }
   return out;
+}
+
+// Where the handshake got to, for the message of one that fails or times out.
+enum class Stage { kConnecting, kBroker, kAuthenticating };
+
+// Thread: kj. The Broker capability everything on this connection goes through: the bootstrap
+// one, or, with a token, the restricted one that `authenticate` answers. Every connection is
+// set up through here, so none skips authentication. A refusal sets `refused` (the broker's
+// error: unauthenticated, its message never repeating the secret) and answers nothing.
+kj::Promise<kj::Maybe<wire::Broker::Client>> authenticate(wire::Broker::Client bootstrap,
+                                                          const std::string& token, Stage& stage,
+                                                          std::optional<Error>& refused) {
+  if (token.empty()) return kj::Maybe<wire::Broker::Client>(kj::mv(bootstrap));
+  stage = Stage::kAuthenticating;
+  auto request = bootstrap.authenticateRequest();
+  request.setSecret(asText(token));
+  return request.send().then(
+      [&stage, &refused](capnp::Response<wire::Broker::AuthenticateResults>&& answer)
+          -> kj::Maybe<wire::Broker::Client> {
+        stage = Stage::kBroker;
+        auto result = answer.getResult();
+        if (result.isError()) {
+          refused = fromWire(result.getError());
+          return nullptr;
+        }
+        return result.getBroker();
+      },
+      [&refused](kj::Exception&& e) -> kj::Maybe<wire::Broker::Client> {
+        if (e.getType() != kj::Exception::Type::UNIMPLEMENTED) kj::throwFatalException(kj::mv(e));
+        refused = Error{ErrorCode::kConnectFailed,
+                        "a token was given, but the broker does not support authentication (it "
+                        "predates it): connect without one"};
+        return nullptr;
+      });
 }
 
 }  // namespace
@@ -264,10 +299,12 @@ void Connection::run(std::string address, std::promise<Result<void>> ready) {
     KJ_DEFER(refuseWork());
     Session session;
     kj::Own<IoState> state;
-    bool reachedBroker = false;
+    Stage stage = Stage::kConnecting;
+    std::optional<Error> refused;  // The broker refused options_.token.
     const auto timeout = saturatedTimeout(options_.connectTimeout);
 
-    // Connect, then ask for the Admin capability: its answer proves a Sluice broker is there.
+    // Connect, authenticate when there is a token, then ask for the Admin capability: its
+    // answer proves a Sluice broker is there.
     auto handshake =
         io.provider->getNetwork()
             .parseAddress(address)
@@ -295,7 +332,7 @@ void Connection::run(std::string address, std::promise<Result<void>> ready) {
                       });
                 })
             .then([&](kj::Own<kj::AsyncIoStream> stream) {
-              reachedBroker = true;
+              stage = Stage::kBroker;
               session.stream = kj::mv(stream);
               session.messages = kj::heap<net::BufferedMessageStream>(*session.stream);
               session.network = kj::heap<capnp::TwoPartyVatNetwork>(
@@ -305,12 +342,21 @@ void Connection::run(std::string address, std::promise<Result<void>> ready) {
               capnp::MallocMessageBuilder vatIdMessage(8);
               auto vatId = vatIdMessage.initRoot<capnp::rpc::twoparty::VatId>();
               vatId.setSide(capnp::rpc::twoparty::Side::SERVER);
-              auto broker = session.rpc->bootstrap(vatId).castAs<wire::Broker>();
-              return broker.adminRequest().send().then(
-                  [&io, broker](capnp::Response<wire::Broker::AdminResults>&& answer) mutable
-                  -> kj::Maybe<kj::Own<IoState>> {
-                    return kj::heap<IoState>(io.provider->getTimer(), kj::mv(broker),
-                                             answer.getAdmin());
+              auto bootstrap = session.rpc->bootstrap(vatId).castAs<wire::Broker>();
+              return authenticate(kj::mv(bootstrap), options_.token, stage, refused)
+                  .then([&io](kj::Maybe<wire::Broker::Client> chosen)
+                            -> kj::Promise<kj::Maybe<kj::Own<IoState>>> {
+                    KJ_IF_MAYBE (found, chosen) {
+                      wire::Broker::Client broker = kj::mv(*found);
+                      return broker.adminRequest().send().then(
+                          [&io,
+                           broker](capnp::Response<wire::Broker::AdminResults>&& answer) mutable
+                          -> kj::Maybe<kj::Own<IoState>> {
+                            return kj::heap<IoState>(io.provider->getTimer(), kj::mv(broker),
+                                                     answer.getAdmin());
+                          });
+                    }
+                    return kj::Maybe<kj::Own<IoState>>(nullptr);  // Refused.
                   });
             })
             .exclusiveJoin(io.provider->getTimer()
@@ -321,15 +367,22 @@ void Connection::run(std::string address, std::promise<Result<void>> ready) {
     try {
       KJ_IF_MAYBE (established, handshake.wait(io.waitScope)) {
         state = kj::mv(*established);
-      } else {
-        failure =
-            "could not connect to " + address + " within " + std::to_string(timeout.count()) +
-            " ms" +
-            (reachedBroker ? " (the TCP connection opened, but the broker did not answer)" : "");
+      } else if (!refused) {
+        const char* why = "";
+        if (stage == Stage::kBroker) {
+          why = " (the TCP connection opened, but the broker did not answer)";
+        } else if (stage == Stage::kAuthenticating) {
+          why =
+              " (the broker did not answer the authentication; it slows down its answers "
+              "after failed attempts from this address)";
+        }
+        failure = "could not connect to " + address + " within " + std::to_string(timeout.count()) +
+                  " ms" + why;
       }
     } catch (const kj::Exception& e) {
-      failure = (reachedBroker ? "connected to " + address + ", but the broker did not answer: "
-                               : "could not connect to " + address + ": ") +
+      failure = (stage != Stage::kConnecting
+                     ? "connected to " + address + ", but the broker did not answer: "
+                     : "could not connect to " + address + ": ") +
                 e.getDescription().cStr();
     }
 
@@ -362,7 +415,7 @@ void Connection::run(std::string address, std::promise<Result<void>> ready) {
       state = nullptr;
     } else {
       announced = true;
-      ready.set_value(Error{ErrorCode::kConnectFailed, failure});
+      ready.set_value(refused ? *refused : Error{ErrorCode::kConnectFailed, failure});
     }
     session.rpc = nullptr;
     session.network = nullptr;

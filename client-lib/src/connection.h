@@ -45,8 +45,10 @@ std::optional<std::string> checkAddress(std::string_view hostPort);
 
 class Connection {
  public:
-  // Connects to `hostPort` and waits for the broker's first answer, within
-  // options.connectTimeout. Errors: kInvalidArgument (malformed address), kConnectFailed.
+  // Connects to `hostPort`, authenticates with options.token when it is set, and waits for the
+  // broker's first answer, all within options.connectTimeout. Errors: kInvalidArgument
+  // (malformed address, unusable TLS files), kConnectFailed, and the broker's refusal of the
+  // token (kUnauthenticated).
   static Result<std::shared_ptr<Connection>> open(std::string_view hostPort,
                                                   const Options& options);
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -11,12 +12,22 @@ namespace sluice::detail {
 
 // --- Errors ---------------------------------------------------------------------------------
 
+// The library's broker codes are the schema's values; these pin the ends of the range.
+static_assert(static_cast<uint16_t>(wire::ErrorCode::INVALID_ARGUMENT) ==
+              static_cast<uint16_t>(ErrorCode::kInvalidArgument));
+static_assert(static_cast<uint16_t>(wire::ErrorCode::NO_ROUTE) ==
+              static_cast<uint16_t>(ErrorCode::kNoRoute));
+static_assert(static_cast<uint16_t>(wire::ErrorCode::UNAUTHENTICATED) ==
+              static_cast<uint16_t>(ErrorCode::kUnauthenticated));
+static_assert(static_cast<uint16_t>(wire::ErrorCode::PERMISSION_DENIED) ==
+              static_cast<uint16_t>(ErrorCode::kPermissionDenied));
+
 Error fromWire(wire::Error::Reader error) {
   std::string message = toStd(error.getMessage());
   auto raw = static_cast<uint16_t>(error.getCode());
   // The library's broker codes have the schema's values (sluice/error.h).
   if (raw >= static_cast<uint16_t>(ErrorCode::kInvalidArgument) &&
-      raw <= static_cast<uint16_t>(ErrorCode::kNoRoute)) {
+      raw <= static_cast<uint16_t>(ErrorCode::kPermissionDenied)) {
     return {static_cast<ErrorCode>(raw), std::move(message)};
   }
   // `unspecified`, or a code added to the schema after this library was built.
@@ -27,6 +38,18 @@ Error fromException(const kj::Exception& exception) {
   std::string description(exception.getDescription().cStr());
   if (exception.getType() == kj::Exception::Type::DISCONNECTED) {
     return {ErrorCode::kDisconnected, "the connection to the broker was lost: " + description};
+  }
+  // A call whose answer has no error field (Broker.admin, Admin.stats, Auth.whoami) can refuse
+  // only by throwing: "unauthenticated: <message>" or "permissionDenied: <message>", which
+  // capnp hands over as "remote exception: <that>".
+  std::string_view text = description;
+  constexpr std::string_view kRemote = "remote exception: ";
+  if (text.substr(0, kRemote.size()) == kRemote) text.remove_prefix(kRemote.size());
+  for (ErrorCode code : {ErrorCode::kUnauthenticated, ErrorCode::kPermissionDenied}) {
+    std::string prefix = std::string(errorCodeName(code)) + ": ";
+    if (text.substr(0, prefix.size()) == prefix) {
+      return {code, std::string(text.substr(prefix.size()))};
+    }
   }
   return {ErrorCode::kInternal, std::move(description)};
 }
@@ -366,6 +389,133 @@ Result<RoutedAcks> fromWire(wire::RoutedPublishResult::Reader result, size_t exp
     routed.emplace_back(toStd(topic.getTopic()), std::move(out));
   }
   return routed;
+}
+
+// --- Authentication --------------------------------------------------------------------------
+
+// The public enum has the schema's values, so conversion is a cast.
+static_assert(static_cast<uint16_t>(wire::Action::PUBLISH) ==
+              static_cast<uint16_t>(Action::kPublish));
+static_assert(static_cast<uint16_t>(wire::Action::CONSUME) ==
+              static_cast<uint16_t>(Action::kConsume));
+static_assert(static_cast<uint16_t>(wire::Action::MANAGE) ==
+              static_cast<uint16_t>(Action::kManage));
+static_assert(static_cast<uint16_t>(wire::Action::ADMIN) == static_cast<uint16_t>(Action::kAdmin));
+
+std::vector<Action> fromWire(capnp::List<wire::Action>::Reader actions) {
+  std::vector<Action> out;
+  out.reserve(actions.size());
+  for (wire::Action action : actions) {
+    auto raw = static_cast<uint16_t>(action);
+    if (raw <= static_cast<uint16_t>(Action::kAdmin)) out.push_back(static_cast<Action>(raw));
+  }
+  return out;
+}
+
+Rule fromWire(wire::Rule::Reader rule) {
+  Rule out;
+  out.allow = rule.getAllow();
+  out.actions = fromWire(rule.getActions());
+  out.pattern = toStd(rule.getPattern());
+  return out;
+}
+
+std::vector<Rule> fromWire(capnp::List<wire::Rule>::Reader rules) {
+  std::vector<Rule> out;
+  out.reserve(rules.size());
+  for (auto rule : rules)
+    out.push_back(fromWire(rule));
+  return out;
+}
+
+std::optional<Error> checkWireable(const std::vector<Rule>& rules) {
+  for (size_t i = 0; i < rules.size(); ++i) {
+    for (Action action : rules[i].actions) {
+      auto raw = static_cast<int>(action);
+      if (raw < 0 || raw > static_cast<int>(Action::kAdmin)) {
+        return Error{ErrorCode::kInvalidArgument,
+                     "rule " + std::to_string(i + 1) +
+                         " has an action outside sluice::Action (publish, consume, manage, "
+                         "admin): value " +
+                         std::to_string(raw)};
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+void toWire(const std::vector<Rule>& rules, capnp::List<wire::Rule>::Builder out) {
+  for (unsigned i = 0; i < rules.size(); ++i) {
+    const Rule& rule = rules[i];
+    out[i].setAllow(rule.allow);
+    auto actions = out[i].initActions(static_cast<unsigned>(rule.actions.size()));
+    for (unsigned j = 0; j < rule.actions.size(); ++j)
+      actions.set(j, static_cast<wire::Action>(static_cast<uint16_t>(rule.actions[j])));
+    out[i].setPattern(asText(rule.pattern));
+  }
+}
+
+std::optional<Error> checkTtl(const char* what, std::chrono::milliseconds ttl) {
+  if (ttl.count() >= 0) return std::nullopt;
+  return Error{ErrorCode::kInvalidArgument, std::string(what) + " must not be negative, got " +
+                                                std::to_string(ttl.count()) + " ms"};
+}
+
+CredentialInfo fromWire(wire::CredentialInfo::Reader credential) {
+  CredentialInfo out;
+  out.id = credential.getId();
+  out.principal = toStd(credential.getPrincipal());
+  out.issuer = credential.getIssuer();
+  out.scoped = credential.getScoped();
+  out.scope = fromWire(credential.getScope());
+  out.expiresAtMs = credential.getExpiresAtMs();
+  out.createdMs = credential.getCreatedMs();
+  out.note = toStd(credential.getNote());
+  return out;
+}
+
+PrincipalInfo fromWire(wire::PrincipalInfo::Reader principal) {
+  PrincipalInfo out;
+  out.name = toStd(principal.getName());
+  out.rules = fromWire(principal.getRules());
+  out.createdMs = principal.getCreatedMs();
+  out.credentials = principal.getCredentials();
+  return out;
+}
+
+Identity fromWire(wire::Auth::WhoamiResults::Reader whoami) {
+  Identity out;
+  out.principal = toStd(whoami.getPrincipal());
+  out.credential = fromWire(whoami.getCredential());
+  out.rules = fromWire(whoami.getRules());
+  out.authenticated = whoami.getAuthenticated();
+  return out;
+}
+
+Result<PrincipalInfo> fromWire(wire::PrincipalResult::Reader result) {
+  if (result.isError()) return fromWire(result.getError());
+  return fromWire(result.getPrincipal());
+}
+
+Result<std::vector<PrincipalInfo>> fromWire(wire::PrincipalListResult::Reader result) {
+  if (result.isError()) return fromWire(result.getError());
+  std::vector<PrincipalInfo> out;
+  for (auto principal : result.getPrincipals())
+    out.push_back(fromWire(principal));
+  return out;
+}
+
+Result<Secret> fromWire(wire::SecretResult::Reader result) {
+  if (result.isError()) return fromWire(result.getError());
+  return Secret{fromWire(result.getCredential()), toStd(result.getSecret())};
+}
+
+Result<std::vector<CredentialInfo>> fromWire(wire::CredentialListResult::Reader result) {
+  if (result.isError()) return fromWire(result.getError());
+  std::vector<CredentialInfo> out;
+  for (auto credential : result.getCredentials())
+    out.push_back(fromWire(credential));
+  return out;
 }
 
 }  // namespace sluice::detail

@@ -7,6 +7,7 @@
 //
 // Thread: any. These are pure functions over capnp readers and builders.
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -26,7 +27,9 @@ namespace sluice::detail {
 
 // One-to-one by name; `unspecified` and codes newer than this library become kInternal.
 Error fromWire(wire::Error::Reader error);
-// DISCONNECTED -> kDisconnected, any other type -> kInternal with the description.
+// DISCONNECTED -> kDisconnected; a broker's refusal thrown as "unauthenticated: <message>" or
+// "permissionDenied: <message>" -> that code with the message; anything else -> kInternal
+// with the description.
 Error fromException(const kj::Exception& exception);
 
 // --- Bytes and text --------------------------------------------------------------------------
@@ -99,5 +102,28 @@ Result<GroupInfo> fromWire(wire::GroupResult::Reader result);
 Result<std::vector<GroupInfo>> fromWire(wire::GroupListResult::Reader result);
 Result<uint64_t> fromWire(wire::CountResult::Reader result);
 Result<std::vector<Message>> fromWire(wire::PeekResult::Reader result, const std::string& topic);
+
+// --- Authentication --------------------------------------------------------------------------
+
+// Actions newer than this library are left out (they cannot be named in the public enum).
+std::vector<Action> fromWire(capnp::List<wire::Action>::Reader actions);
+Rule fromWire(wire::Rule::Reader rule);
+std::vector<Rule> fromWire(capnp::List<wire::Rule>::Reader rules);
+// Error when a rule cannot be expressed on the wire (an Action outside the enum).
+std::optional<Error> checkWireable(const std::vector<Rule>& rules);
+// Precondition: checkWireable(rules) returned nothing. Fills `out`, which the caller
+// initialized with rules.size() elements.
+void toWire(const std::vector<Rule>& rules, capnp::List<wire::Rule>::Builder out);
+// Error when `ttl` is negative; `what` names it.
+std::optional<Error> checkTtl(const char* what, std::chrono::milliseconds ttl);
+
+CredentialInfo fromWire(wire::CredentialInfo::Reader credential);
+PrincipalInfo fromWire(wire::PrincipalInfo::Reader principal);
+Identity fromWire(wire::Auth::WhoamiResults::Reader whoami);
+
+Result<PrincipalInfo> fromWire(wire::PrincipalResult::Reader result);
+Result<std::vector<PrincipalInfo>> fromWire(wire::PrincipalListResult::Reader result);
+Result<Secret> fromWire(wire::SecretResult::Reader result);
+Result<std::vector<CredentialInfo>> fromWire(wire::CredentialListResult::Reader result);
 
 }  // namespace sluice::detail

@@ -704,7 +704,10 @@ kj::Promise<void> AdminService::stats(StatsContext context) {
   // Stats has no error in its answer: an identity without a valid credential gets an
   // exception naming the code (not logged: it is the client's mistake).
   Status valid = broker_.auth().checkValid(identity_, wallClockMs());
-  if (!valid.ok()) return KJ_EXCEPTION(FAILED, valid.toString().c_str());
+  if (!valid.ok()) {
+    return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
+                         kj::str(valid.toString().c_str()));
+  }
   return guarded("stats", [this, context]() mutable {
     auto out = context.getResults().initStats();
     toWire(broker_.stats(), out);

@@ -6,6 +6,12 @@
 // one internal I/O thread on which all network work runs; blocking calls hand their work to it
 // and wait. Handles (Producer, Consumer, Admin, Message) share the connection: it stays open
 // while the Client or any handle made from it lives, until Client::close().
+//
+// Authentication: against a broker with authentication on, connect with Options::token (or a
+// TLS client certificate). Then any call, besides the errors it lists, may fail with
+// kPermissionDenied (the principal's rules, or its grant's scope, do not allow the action on
+// that topic; nothing changed) or kUnauthenticated (the credential expired or was revoked
+// since connecting; a subscription is closed with it).
 
 #include <chrono>
 #include <cstdint>
@@ -45,6 +51,14 @@ struct Options {
   std::chrono::milliseconds callTimeout{
       30000};           // Default 30 s; blocking calls give up with kTimeout.
   TlsOptions tls = {};  // Default: plaintext.
+  // The secret of a token or grant (Admin::createToken, Admin::mintGrant), for a broker with
+  // authentication on. Default empty: no authentication, and such a broker then refuses every
+  // call but whoami (kUnauthenticated) unless a TLS client certificate (tls.certFile) names
+  // one of its principals. When set, connect() authenticates right after connecting and every
+  // later call runs with the credential's rights; a refused secret fails connect() with the
+  // broker's error (kUnauthenticated).
+  // (`= {}` keeps `Options{connectTimeout, callTimeout}` free of missing-initializer warnings.)
+  std::string token = {};
 };
 
 // How a Producer batches asynchronous publishes. Blocking publish() sends at once.
@@ -267,8 +281,10 @@ class Consumer {
   std::shared_ptr<detail::SubscriptionState> state_;
 };
 
-// Topic and group administration. Obtain from Client::admin(). Errors common to every call:
-// kDisconnected, kTimeout, kShuttingDown.
+// Topic, group and access administration. Obtain from Client::admin(). Errors common to every
+// call: kDisconnected, kTimeout, kShuttingDown; with authentication on, also kPermissionDenied
+// (the principal's rules do not allow it) and kUnauthenticated (the credential was revoked or
+// has expired).
 class Admin {
  public:
   // Errors: kInvalidArgument (bad name or setting), kTopicExists, kLimitExceeded, kStorageFull.
@@ -331,6 +347,60 @@ class Admin {
   // to the file on the I/O thread.
   Result<uint64_t> backup(const std::string& path);
 
+  // --- Authentication -------------------------------------------------------------------------
+  // With authentication on, each call below needs the connection's principal to have the
+  // `admin` action, except whoami(), mintGrant(), and listCredentials() and revoke() of the
+  // grants minted from the connection's own credential. Changes take effect at once, also on
+  // live connections. kUnauthenticated: the credential expired or was revoked since
+  // connecting; reconnect with a good one.
+
+  // Who this connection is: its principal, credential and rules. With authentication off, the
+  // principal is "anonymous", `authenticated` false, and every call is allowed; with it on and
+  // no credential given, the principal is empty and `authenticated` false.
+  // Errors: kUnauthenticated (the credential expired or was revoked).
+  Result<Identity> whoami();
+  // Creates a principal with `rules` (it has no right beyond them; none: no right at all).
+  // Errors: kInvalidArgument (a bad name, action or pattern; or the name is taken),
+  //         kPermissionDenied, kUnauthenticated, kStorageFull.
+  Result<PrincipalInfo> createPrincipal(std::string_view name, std::vector<Rule> rules);
+  // Replaces the rules of an existing principal. Its live connections get the new rights at
+  // once: a subscription whose topic loses `consume` is closed with kPermissionDenied.
+  // Errors: kInvalidArgument (also: no principal has that name), kPermissionDenied,
+  //         kUnauthenticated, kStorageFull.
+  Result<PrincipalInfo> setRules(std::string_view name, std::vector<Rule> rules);
+  // Deletes the principal and revokes every credential of it (live connections too); returns
+  // how many credentials were revoked. Errors: kInvalidArgument, kPermissionDenied,
+  // kUnauthenticated.
+  Result<uint64_t> deletePrincipal(std::string_view name);
+  // Errors: kPermissionDenied, kUnauthenticated.
+  Result<std::vector<PrincipalInfo>> listPrincipals();
+  // Makes a token with the principal's full rights, expiring after `ttl` (default 0: never).
+  // The secret in the answer is shown only this once.
+  // Errors: kInvalidArgument (no such principal, a negative ttl), kPermissionDenied,
+  //         kUnauthenticated, kStorageFull.
+  Result<Secret> createToken(std::string_view principal, std::string_view note = {},
+                             std::chrono::milliseconds ttl = {});
+  // Mints a grant from this connection's credential, for handing to someone else: rights at
+  // most this connection's, limited to `scope` (allow rules only, each within an allow rule
+  // of this connection for the same actions), expiring after `ttl` (1 s to 1 year, and never
+  // after this connection's credential). Needs no `admin` action. The secret in the answer is
+  // shown only this once.
+  // Errors: kInvalidArgument (an empty scope, a deny rule, a ttl out of range),
+  //         kPermissionDenied (the scope exceeds this connection's rights), kUnauthenticated,
+  //         kStorageFull.
+  Result<Secret> mintGrant(std::vector<Rule> scope, std::chrono::milliseconds ttl,
+                           std::string_view note = {});
+  // Revokes the credential and every grant minted from it (directly or not), at once, live
+  // connections too; returns how many credentials were revoked. Allowed to an admin, and to a
+  // connection whose credential the grant was minted from (directly or not).
+  // Errors: kInvalidArgument (no such credential), kPermissionDenied, kUnauthenticated.
+  Result<uint64_t> revoke(uint64_t credentialId);
+  // An admin: the credentials of `principal` (empty: of everyone). Anyone else: this
+  // connection's credential and the grants minted from it, directly or not. Secrets are never
+  // listed.
+  // Errors: kInvalidArgument, kPermissionDenied, kUnauthenticated.
+  Result<std::vector<CredentialInfo>> listCredentials(std::string_view principal = {});
+
  private:
   friend class Client;
   std::shared_ptr<detail::Connection> connection_;
@@ -339,8 +409,10 @@ class Admin {
 // A connection to one broker. Move-only handle.
 class Client {
  public:
-  // Connects to "host:port" (IPv4, [IPv6] or a name). Errors: kConnectFailed, kInvalidArgument
-  // (malformed address).
+  // Connects to "host:port" (IPv4, [IPv6] or a name), and authenticates with
+  // options.token when it is set. Errors: kConnectFailed, kInvalidArgument (malformed
+  // address, unusable TLS files), kUnauthenticated (the broker refused options.token: wrong,
+  // expired or revoked; the message is the broker's).
   static Result<Client> connect(std::string_view hostPort, Options options = {});
 
   Client(Client&&) noexcept;

@@ -7,11 +7,9 @@
 
 namespace sluice {
 
-// Every failure a client can see. The broker's codes mirror `ErrorCode` in schemas/rpc.capnp;
-// the last four arise in the client library itself.
-// The broker's codes (kInvalidArgument .. kNoRoute) have the values and names of
-// ErrorCode in the broker's schema (schemas/rpc.capnp), the one registry; the ones after them are
-// the library's own.
+// Every failure a client can see. The broker's codes (kInvalidArgument .. kPermissionDenied)
+// have the values and names of ErrorCode in the broker's schema (schemas/rpc.capnp), the one
+// registry; the four from kDisconnected on arise in the client library itself.
 enum class ErrorCode {
   kInvalidArgument = 1,  // Malformed request (bad name, bad field); resending it fails again.
   kTopicNotFound,        // No topic has that name.
@@ -27,6 +25,10 @@ enum class ErrorCode {
   kStaleDelivery,        // Ack/nack of an earlier delivery of a message delivered again since.
   kTransactionConflict,  // A transaction id already applied with other content; nothing changed.
   kNoRoute,              // No topic captures the subject published to; nothing was stored.
+  kUnauthenticated,      // Authentication is on and the connection holds no valid credential
+                         // (none given, wrong, expired or revoked). Reconnect with a good one.
+  kPermissionDenied,     // The principal's rules (or its grant's scope) do not allow the action
+                         // on the topic; the message names both. Nothing changed.
   kDisconnected = 100,   // The connection to the broker is gone (or was closed).
   kConnectFailed,        // Could not connect to the broker (bad address, refused, timed out).
   kTimeout,              // The call did not complete within its timeout (e.g. receive()).

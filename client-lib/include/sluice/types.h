@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sluice {
@@ -139,6 +140,97 @@ struct BrokerStats {
   double publishRate = 0;  // Messages per second over the last few seconds.
   double deliveryRate = 0;
   uint64_t commits = 0;
+};
+
+// --- Authentication (Admin::whoami and the principal, token and grant calls) -----------------
+
+// What a rule allows or denies on the topics its pattern matches.
+enum class Action {
+  kPublish,  // Producer::publish (the topic), publishSubject (the subject), transactions'
+             // publishes.
+  kConsume,  // Client::subscribe (creating the group if missing), Admin::peek.
+  kManage,   // Create, delete, purge and change the subjects of topics; create, reset and delete
+             // groups.
+  kAdmin,    // Principals, their rules and tokens, every credential; Admin::backup. Broker-wide:
+             // a rule with it has the pattern `>`.
+};
+
+// "publish", "consume", "manage" or "admin", as the schema and the CLI spell them; "unknown"
+// for a value cast from an integer outside the enum.
+inline const char* actionName(Action action) {
+  switch (action) {
+    case Action::kPublish:
+      return "publish";
+    case Action::kConsume:
+      return "consume";
+    case Action::kManage:
+      return "manage";
+    case Action::kAdmin:
+      return "admin";
+  }
+  return "unknown";
+}
+
+// The action spelled `name` exactly as actionName() spells it, or nothing.
+inline std::optional<Action> parseAction(std::string_view name) {
+  for (Action action : {Action::kPublish, Action::kConsume, Action::kManage, Action::kAdmin}) {
+    if (name == actionName(action)) return action;
+  }
+  return std::nullopt;
+}
+
+// One rule of a principal, or of a grant's scope. Describing and listing a topic (or its groups)
+// needs any of publish, consume or manage on it; stats and route need only a valid credential.
+struct Rule {
+  bool allow = true;  // false: deny. A deny matching an action on a topic wins over any allow.
+  std::vector<Action> actions;
+  // Topic names (and subjects) as subject patterns: `*` one token, `>` one or more trailing
+  // ones (`orders.>`; `>` alone: every topic).
+  std::string pattern;
+};
+
+// A credential: a token of a principal (the principal's full rights), or a grant minted from
+// another credential (at most its issuer's rights, and within `scope`). Its secret is shown once,
+// when it is made (Secret), and never again.
+struct CredentialInfo {
+  uint64_t id = 0;
+  std::string principal;
+  // The credential it was minted from; 0: made by an admin for the principal (or minted on a
+  // connection authenticated by a TLS client certificate).
+  uint64_t issuer = 0;
+  bool scoped = false;      // A grant: limited to `scope`.
+  std::vector<Rule> scope;  // With scoped: allow rules, each within the issuer's rights.
+  int64_t expiresAtMs = 0;  // Unix milliseconds; 0: never (a grant always expires).
+  int64_t createdMs = 0;    // Unix milliseconds.
+  std::string note;
+};
+
+struct PrincipalInfo {
+  std::string name;
+  std::vector<Rule> rules;
+  int64_t createdMs = 0;     // Unix milliseconds.
+  uint64_t credentials = 0;  // Its live tokens and grants.
+};
+
+// A credential just made, with its bearer secret (what Options::token takes). The broker keeps
+// only a hash: this is the one time the secret is shown.
+struct Secret {
+  CredentialInfo credential;
+  std::string secret;
+};
+
+// Who the connection is, as Admin::whoami answers.
+struct Identity {
+  // "anonymous" when the broker has authentication off; empty when it has it on and the
+  // connection holds no credential (every call but whoami is then refused).
+  std::string principal;
+  // The credential the connection authenticated with; id 0: none (authentication off, or a TLS
+  // client certificate naming the principal).
+  CredentialInfo credential;
+  std::vector<Rule> rules;  // The principal's; a grant also stays within credential.scope.
+  // false: authentication is off ("anonymous": every call is allowed), or the connection holds
+  // no credential (empty principal).
+  bool authenticated = false;
 };
 
 }  // namespace sluice
