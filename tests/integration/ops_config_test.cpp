@@ -63,7 +63,9 @@ TEST_CASE("sluiced --print-config shows the defaults as TOML and exits 0", "[int
                                                        {"tls_cert", "\"\""},
                                                        {"tls_key", "\"\""},
                                                        {"tls_client_ca", "\"\""},
-                                                       {"allow_anonymous", "false"}});
+                                                       {"allow_anonymous", "false"},
+                                                       {"auth", "false"},
+                                                       {"admin_token_file", "\"\""}});
 }
 
 TEST_CASE("configuration precedence: defaults < file < flags < SLUICE_* variables",
@@ -114,7 +116,7 @@ TEST_CASE("the sample deploy/sluice.toml is a valid configuration", "[integratio
   INFO(run.stderrText);
   REQUIRE(run.exitCode == 0);
   auto settings = settingsOf(run.stdoutText);
-  CHECK(settings.size() == 16);
+  CHECK(settings.size() == 18);
   CHECK(settings["max_storage"] == "\"20GiB\"");
 }
 

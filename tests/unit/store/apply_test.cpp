@@ -433,12 +433,12 @@ TEST_CASE("usedBytes grows with data and the publish limit keeps a reserve", "[s
 
 TEST_CASE("a store with a newer format version is refused with a message naming it", "[store]") {
   TestStore store;
-  store.putRaw(store.env().meta, std::string(keys::kFormatVersion), std::string("\0\0\0\10", 4));
+  store.putRaw(store.env().meta, std::string(keys::kFormatVersion), std::string("\0\0\0\11", 4));
   store.close();
   auto opened = Env::open(store.options());
   REQUIRE_FALSE(opened.ok());
   CHECK(opened.status().code() == Code::kStorageFailed);
-  CHECK_THAT(opened.status().message(), Contains("format version 8"));
+  CHECK_THAT(opened.status().message(), Contains("format version 9"));
   CHECK_THAT(opened.status().message(), Contains("newer"));
 }
 
