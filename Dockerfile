@@ -1,6 +1,7 @@
 # Sluice broker image: sluiced, the `sluice` CLI and the example programs.
 #   docker build -t sluice .
-#   docker run -p 127.0.0.1:7400:7400 -v sluice-data:/var/lib/sluice sluice
+#   docker run -p 127.0.0.1:7400:7400 -v sluice-data:/var/lib/sluice \
+#     -e SLUICE_ADMIN_TOKEN="$(openssl rand -hex 32)" sluice
 # The broker listens on 0.0.0.0 inside the container; publish the port to the host as needed.
 
 # ---- build stage: full toolchain, Release build, no tests ----
@@ -48,8 +49,10 @@ STOPSIGNAL SIGTERM
 # 127.0.0.1 reaches it; bash's /dev/tcp stands in for an HTTP client the image lacks.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
   CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/7401 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && read -r -t 4 status <&3 && [[ $status == *' 200 '* ]]"]
-# --allow-anonymous: 0.0.0.0 is not loopback, and clients present no credential yet (sluiced
-# logs a warning). Publish the port only where every client that can reach it may do anything,
-# or run with --listen-tls and --tls-client-ca instead.
+# --auth: 0.0.0.0 is not loopback, so clients authenticate and each call is checked against
+# their principal's rules (README "Security"). The first admin token comes from
+# SLUICE_ADMIN_TOKEN (32+ characters, e.g. `openssl rand -hex 32`) or the file named by
+# SLUICE_ADMIN_TOKEN_FILE (a Docker secret); on a store without principals the broker refuses to
+# start without one.
 CMD ["sluiced", "--data", "/var/lib/sluice", "--listen", "0.0.0.0:7400", "--admin", "0.0.0.0:7401", \
-     "--allow-anonymous"]
+     "--auth"]

@@ -6,6 +6,7 @@
 //
 // Usage: sluice-example-fanout [--broker HOST:PORT]
 //   --broker  default: $SLUICE_BROKER, else 127.0.0.1:7400
+//   SLUICE_TOKEN: the token or grant to authenticate with (a broker with --auth)
 
 #include <sluice/sluice.h>
 
@@ -60,7 +61,10 @@ int main(int argc, char** argv) {
   std::string broker;
   if (!parseArgs(argc, argv, broker)) return 2;
 
-  sluice::Result<sluice::Client> connected = sluice::Client::connect(broker);
+  // A broker with authentication on (sluiced --auth) needs a token or grant: SLUICE_TOKEN.
+  sluice::Options options;
+  if (const char* token = std::getenv("SLUICE_TOKEN")) options.token = token;
+  sluice::Result<sluice::Client> connected = sluice::Client::connect(broker, options);
   if (!connected) {
     std::fprintf(stderr, "fanout: cannot connect to %s: %s\n", broker.c_str(),
                  connected.error().toString().c_str());

@@ -5,6 +5,7 @@
 //
 // Usage: sluice-example-publisher [--broker HOST:PORT] [--count N]
 //   --broker  default: $SLUICE_BROKER, else 127.0.0.1:7400
+//   SLUICE_TOKEN: the token or grant to authenticate with (a broker with --auth)
 //   --count   messages to publish; default 100
 
 #include <sluice/sluice.h>
@@ -48,7 +49,10 @@ int main(int argc, char** argv) {
   Args args;
   if (!parseArgs(argc, argv, args)) return 2;
 
-  sluice::Result<sluice::Client> connected = sluice::Client::connect(args.broker);
+  // A broker with authentication on (sluiced --auth) needs a token or grant: SLUICE_TOKEN.
+  sluice::Options options;
+  if (const char* token = std::getenv("SLUICE_TOKEN")) options.token = token;
+  sluice::Result<sluice::Client> connected = sluice::Client::connect(args.broker, options);
   if (!connected) {
     std::fprintf(stderr, "publisher: cannot connect to %s: %s\n", args.broker.c_str(),
                  connected.error().toString().c_str());

@@ -5,6 +5,7 @@
 //
 // Usage: sluice-example-worker [--broker HOST:PORT] [--count N]
 //   --broker  default: $SLUICE_BROKER, else 127.0.0.1:7400
+//   SLUICE_TOKEN: the token or grant to authenticate with (a broker with --auth)
 //   --count   stop after N messages; default 0: run until stopped
 
 #include <sluice/sluice.h>
@@ -56,7 +57,10 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, onSignal);
   std::signal(SIGTERM, onSignal);
 
-  sluice::Result<sluice::Client> connected = sluice::Client::connect(args.broker);
+  // A broker with authentication on (sluiced --auth) needs a token or grant: SLUICE_TOKEN.
+  sluice::Options options;
+  if (const char* token = std::getenv("SLUICE_TOKEN")) options.token = token;
+  sluice::Result<sluice::Client> connected = sluice::Client::connect(args.broker, options);
   if (!connected) {
     std::fprintf(stderr, "worker: cannot connect to %s: %s\n", args.broker.c_str(),
                  connected.error().toString().c_str());
