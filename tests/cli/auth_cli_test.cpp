@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "cli_run.h"
 #include "json.h"
 #include "support/run_process.h"
 #include "support/sluiced_process.h"
@@ -15,8 +16,10 @@
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
 using sluice::cli::Json;
+using sluice::test::runCli;
 using sluice::test::RunResult;
 using sluice::test::SluicedProcess;
+using sluice::test::splitLines;
 using sluice::test::TempDir;
 
 namespace {
@@ -28,24 +31,6 @@ void writeFile(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;
   REQUIRE(out.good());
-}
-
-RunResult runCli(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
-  args.insert(args.begin(), SLUICE_CLI_BIN);
-  // Unset unless a test sets it: a token in the environment of the test run must not leak in.
-  env.emplace("SLUICE_TOKEN", "");
-  RunResult result = sluice::test::runProcess(args, "", env);
-  REQUIRE_FALSE(result.timedOut);
-  return result;
-}
-
-std::vector<std::string> lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line))
-    out.push_back(line);
-  return out;
 }
 
 // A broker with authentication on, its admin token in a file, and a way to run
@@ -178,7 +163,7 @@ TEST_CASE("with authentication on, the CLI authenticates from a file, the enviro
     RunResult result = broker.run({"stats"}, {"--token", "not-the-secret"});
     CHECK(result.exitCode == 1);
     CHECK_THAT(result.stderrText, StartsWith("error: unauthenticated: "));
-    CHECK(lines(result.stderrText).size() == 1);
+    CHECK(splitLines(result.stderrText).size() == 1);
     CHECK_THAT(result.stderrText, !Contains("not-the-secret"));
   }
   SECTION("the admin token from each source") {
@@ -221,8 +206,8 @@ TEST_CASE("principals, tokens, grants and revocation through the CLI", "[cli][au
   RunResult token = broker.asAdmin({"auth", "tokens", "create", "billing", "--note", "svc"});
   INFO(token.stderrText);
   REQUIRE(token.exitCode == 0);
-  REQUIRE(lines(token.stdoutText).size() == 1);
-  std::string secret = lines(token.stdoutText)[0];
+  REQUIRE(splitLines(token.stdoutText).size() == 1);
+  std::string secret = splitLines(token.stdoutText)[0];
   CHECK_FALSE(secret.empty());
   CHECK_THAT(token.stderrText, Contains("billing"));
   TempDir dir;

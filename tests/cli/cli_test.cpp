@@ -22,6 +22,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "cli_run.h"
 #include "encoding.h"
 #include "json.h"
 #include "support/run_process.h"
@@ -31,8 +32,10 @@
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
 using sluice::cli::Json;
+using sluice::test::runCli;
 using sluice::test::RunResult;
 using sluice::test::SluicedProcess;
+using sluice::test::splitLines;
 using sluice::test::TempDir;
 
 namespace {
@@ -69,22 +72,6 @@ std::string readFile(const std::string& path) {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
-}
-
-RunResult runCli(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
-  args.insert(args.begin(), SLUICE_CLI_BIN);
-  RunResult result = sluice::test::runProcess(args, "", env);
-  REQUIRE_FALSE(result.timedOut);
-  return result;
-}
-
-std::vector<std::string> splitLines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line))
-    lines.push_back(line);
-  return lines;
 }
 
 std::vector<Json> jsonLines(const std::string& text) {

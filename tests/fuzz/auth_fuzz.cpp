@@ -75,7 +75,7 @@ class World {
     return promise.wait(io_.waitScope);
   }
   void checkStore() {
-    wait(store_->commit({}));  // Every queued change committed.
+    check(wait(store_->commit({})).ok());  // Every queued change committed.
     check(env_->check().ok());
   }
 

@@ -218,6 +218,16 @@ TEST_CASE("with a client CA, only clients with a certificate it signed get in",
     stranger.tls.keyFile = pki.strangerClient.keyPath();
     refusedAtConnectOrFirstCall(stranger);
   }
+  SECTION("an expired client certificate from the right CA") {
+    CertOptions lapsed = clientCert("billing");
+    lapsed.validFromSeconds = -2 * 24 * 3600;
+    lapsed.validToSeconds = -24 * 3600;
+    TestCert expiredClient(pki.dir.path(), "expired-client", lapsed, &pki.clientCa);
+    Options expired = trusting(pki.ca.certPath());
+    expired.tls.certFile = expiredClient.certPath();
+    expired.tls.keyFile = expiredClient.keyPath();
+    refusedAtConnectOrFirstCall(expired);
+  }
   CHECK(describeTopic(broker.admin(), "mtls").messages == 0);
 }
 

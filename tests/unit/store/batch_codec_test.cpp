@@ -30,6 +30,20 @@ std::string encoded(uint64_t seq, const core::WriteBatch& batch,
 }
 
 // One op of every kind, with every field set to something other than its default.
+CredentialRecord credential() {
+  CredentialRecord c;
+  c.id = 9;
+  c.principal = "svc.billing";
+  c.issuer = 4;
+  c.scoped = true;
+  c.scope = {{true, 1, "orders.eu"}};
+  c.expiresAtMs = 7777;
+  c.createdMs = 66;
+  c.note = "eu feeder";
+  c.secretHash = std::string(31, 'h') + std::string(1, '\0');
+  return c;
+}
+
 core::WriteBatch everyOp() {
   TopicSettings settings;
   settings.maxAgeMs = 1;
@@ -71,7 +85,10 @@ core::WriteBatch everyOp() {
        core::PurgeTopicOp{7, "orders"}, core::DeleteTopicOp{7, "orders"},
        core::PutTxnOp{
            "tx-1", std::string("\x01\x00\x02", 3), 9000, {{{10, false}, {11, true}}, {{3, false}}}},
-       core::SetSubjectsOp{7, "orders", {"orders.*", ">"}}});
+       core::SetSubjectsOp{7, "orders", {"orders.*", ">"}},
+       core::PutPrincipalOp{{"svc.billing", {{true, 3, "orders.>"}, {false, 2, "orders.x"}}, 55}},
+       core::PutCredentialOp{credential()}, core::RevokeCredentialsOp{{9, 10}},
+       core::DeletePrincipalOp{"svc.billing"}});
 }
 
 TEST_CASE("every write op survives a round trip through the shipped form", "[store][codec]") {
@@ -124,6 +141,21 @@ TEST_CASE("every write op survives a round trip through the shipped form", "[sto
   CHECK(subjects.id == 7);
   CHECK(subjects.topic == "orders");
   CHECK(subjects.subjects == std::vector<std::string>{"orders.*", ">"});
+  const auto& principal = std::get<core::PutPrincipalOp>(ops[13]).principal;
+  CHECK(principal.name == "svc.billing");
+  REQUIRE(principal.rules.size() == 2);
+  CHECK_FALSE(principal.rules[1].allow);
+  CHECK(principal.rules[1].actions == 2);
+  CHECK(principal.rules[1].pattern == "orders.x");
+  CHECK(principal.createdMs == 55);
+  const auto& credential = std::get<core::PutCredentialOp>(ops[14]).credential;
+  CHECK(credential.secretHash == std::string(31, 'h') + std::string(1, '\0'));
+  CHECK(credential.scope[0].pattern == "orders.eu");
+  CHECK(credential.issuer == 4);
+  CHECK(credential.expiresAtMs == 7777);
+  CHECK(credential.note == "eu feeder");
+  CHECK(std::get<core::RevokeCredentialsOp>(ops[15]).ids == std::vector<uint64_t>{9, 10});
+  CHECK(std::get<core::DeletePrincipalOp>(ops[16]).name == "svc.billing");
 }
 
 TEST_CASE("a batch's commit time survives both forms and reads without its ops", "[store][codec]") {
