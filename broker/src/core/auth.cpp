@@ -25,24 +25,18 @@ Status denied(std::string message) {
   return Status(Code::kPermissionDenied, std::move(message));
 }
 
-// "publish to topic "x"" and the like.
-std::string actionOn(uint8_t action, std::string_view topic) {
-  std::string what;
-  switch (action) {
+// What a refused action was, for its message: "publish to" and the like.
+const char* verbOf(uint8_t actions) {
+  switch (actions) {
     case kActPublish:
-      what = "publish to";
-      break;
+      return "publish to";
     case kActConsume:
-      what = "consume from";
-      break;
+      return "consume from";
     case kActManage:
-      what = "manage";
-      break;
+      return "manage";
     default:
-      what = "describe";
-      break;
+      return "describe";
   }
-  return what + " topic " + quoted(topic);
 }
 
 std::vector<std::string_view> tokens(std::string_view pattern) {
@@ -319,11 +313,12 @@ Status Authority::checkAny(const Identity& who, uint8_t actions, std::string_vie
   if (!valid.ok()) return valid;
   if (validateSubject(topic)) return Status();  // The call refuses the name itself.
   if ((allowed(*principal, chain, topic) & actions) != 0) return Status();
-  std::string message =
-      "principal " + quoted(who.principal) + " may not " +
-      actionOn(
-          actions == kActPublish || actions == kActConsume || actions == kActManage ? actions : 0,
-          topic);
+  // Built in one buffer: the principal's name and the topic are valid (printable, no quotes),
+  // so they need no escaping.
+  std::string message;
+  message.reserve(96 + who.principal.size() + topic.size());
+  message.append("principal \"").append(who.principal).append("\" may not ");
+  message.append(verbOf(actions)).append(" topic \"").append(topic).append("\"");
   bool scoped = false;
   for (Credential* credential : chain)
     scoped = scoped || credential->scope != nullptr;
