@@ -252,6 +252,10 @@ TEST_CASE("revocation closes a live subscription and stops a publisher mid-strea
       CHECK_THAT(outcome(f.get()), IsError(ErrorCode::kUnauthenticated));
     CHECK(describeTopic(broker.admin(), "orders.eu").messages == 1);
     CHECK_THAT(outcome(broker.tryAs(secret)), IsError(ErrorCode::kUnauthenticated));
+    auto who = worker.admin().whoami();
+    REQUIRE(who.ok());
+    CHECK_FALSE(who.value().authenticated);
+    CHECK(who.value().principal.empty());
   }
   SECTION("deleting the principal does the same") {
     auto removed = broker.admin().deletePrincipal("worker");

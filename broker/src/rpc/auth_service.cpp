@@ -97,8 +97,8 @@ kj::Promise<void> AuthService::whoami(WhoamiContext context) {
   return guarded("whoami", [this, context]() mutable {
     auto results = context.getResults();
     auto answer = broker_.auth().whoami(identity_, wallClockMs());
-    results.setAuthenticated(broker_.auth().enabled() && identity_.authenticated());
     if (!answer.ok()) return;  // Revoked or expired: an empty answer, not authenticated.
+    results.setAuthenticated(broker_.auth().enabled() && identity_.authenticated());
     const core::WhoAmI& who = answer.value();
     results.setPrincipal(who.identity.principal);
     if (who.credential) toWire(*who.credential, results.initCredential());

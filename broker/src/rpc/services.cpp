@@ -466,7 +466,12 @@ kj::Promise<void> BrokerService::authenticate(AuthenticateContext context) {
     return held.then([this, context, peer]() mutable {
       core::Authority& authority = broker_.auth();
       int64_t now = wallClockMs();
-      auto identity = authority.authenticate(toString(context.getParams().getSecret()), now);
+      // Measured on the wire first: an oversized secret is refused without a copy.
+      auto secret = context.getParams().getSecret();
+      auto identity = secret.size() > core::kMaxSecretLength
+                          ? Result<core::Identity>(Status(Code::kUnauthenticated,
+                                                          "a token or grant of the wrong length"))
+                          : authority.authenticate(toString(secret), now);
       authority.recordOutcome(peer, identity.ok(), now);
       auto result = context.getResults().initResult();
       if (!identity.ok()) return setStatus(result, identity.status());
