@@ -414,14 +414,9 @@ std::vector<AuthRule> getRules(capnp::List<records::StoredRule>::Reader in) {
   rules.reserve(in.size());
   for (auto rule : in) {
     auto pattern = rule.getPattern();
-    rules.push_back(
-        {rule.getAllow(), rule.getActions(), std::string(pattern.begin(), pattern.size())});
+    rules.push_back({rule.getAllow(), rule.getActions(), asString(pattern)});
   }
   return rules;
-}
-
-std::string textOf(capnp::Text::Reader text) {
-  return std::string(text.begin(), text.size());
 }
 
 }  // namespace
@@ -433,7 +428,7 @@ void toRecord(const PrincipalRecord& principal, records::StoredPrincipal::Builde
 }
 
 PrincipalRecord fromRecord(records::StoredPrincipal::Reader in) {
-  return {textOf(in.getName()), getRules(in.getRules()), in.getCreatedMs()};
+  return {asString(in.getName()), getRules(in.getRules()), in.getCreatedMs()};
 }
 
 void toRecord(const CredentialRecord& credential, records::StoredCredential::Builder out) {
@@ -452,13 +447,13 @@ void toRecord(const CredentialRecord& credential, records::StoredCredential::Bui
 CredentialRecord fromRecord(records::StoredCredential::Reader in) {
   CredentialRecord credential;
   credential.id = in.getId();
-  credential.principal = textOf(in.getPrincipal());
+  credential.principal = asString(in.getPrincipal());
   credential.issuer = in.getIssuer();
   credential.scoped = in.getScoped();
   credential.scope = getRules(in.getScope());
   credential.expiresAtMs = in.getExpiresAtMs();
   credential.createdMs = in.getCreatedMs();
-  credential.note = textOf(in.getNote());
+  credential.note = asString(in.getNote());
   auto hash = in.getSecretHash();
   credential.secretHash.assign(reinterpret_cast<const char*>(hash.begin()), hash.size());
   return credential;
