@@ -33,19 +33,6 @@ std::string scaled(double value) {
   return buffer;
 }
 
-// (year, month, day) of a day count since 1970-01-01 (H. Hinnant's civil_from_days).
-void civilFromDays(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  d = doy - (153 * mp + 2) / 5 + 1;
-  m = mp < 10 ? mp + 3 : mp - 9;
-  y = static_cast<int64_t>(yoe) + era * 400 + (m <= 2 ? 1 : 0);
-}
-
 }  // namespace
 
 std::string formatBytes(uint64_t bytes) {
@@ -100,21 +87,6 @@ std::string formatDuration(int64_t ms) {
     if (++parts == 2) break;
   }
   return out;
-}
-
-std::string formatTimestamp(int64_t unixMs) {
-  int64_t days = unixMs >= 0 ? unixMs / 86400000 : -((-unixMs + 86399999) / 86400000);
-  int64_t msOfDay = unixMs - days * 86400000;
-  int64_t year = 0;
-  unsigned month = 0, day = 0;
-  civilFromDays(days, year, month, day);
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ",
-                static_cast<long long>(year), month, day, static_cast<long long>(msOfDay / 3600000),
-                static_cast<long long>(msOfDay / 60000 % 60),
-                static_cast<long long>(msOfDay / 1000 % 60),
-                static_cast<long long>(msOfDay % 1000));
-  return buffer;
 }
 
 std::string orDash(const std::string& formatted, bool isZero) {

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "encoding.h"  // formatTimestamp
 #include "sluice/client.h"
 
 namespace sluice::cli {
@@ -22,8 +23,6 @@ std::string formatRate(double perSecond, const std::string& unit = "msg/s");
 // A duration in its two largest units without zero parts: `450ms`, `1.5s`, `13s`, `2m13s`,
 // `1h`, `3h7m`, `7d`, `2d4h`. Negative durations print as `0s`.
 std::string formatDuration(int64_t ms);
-// RFC 3339 in UTC with milliseconds: `2024-05-01T10:00:00.123Z`.
-std::string formatTimestamp(int64_t unixMs);
 // A value, or `-` when it is zero (for optional limits and offsets of empty topics).
 std::string orDash(const std::string& formatted, bool isZero);
 
