@@ -9,7 +9,7 @@ FROM debian:12 AS build
 WORKDIR /src
 # Dependencies first, so this layer is cached until the script changes.
 COPY scripts/install-deps.sh scripts/install-deps.sh
-RUN bash scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+RUN bash scripts/install-deps.sh --build && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN cmake -S . -B /build \
       -DCMAKE_BUILD_TYPE=Release \
@@ -26,7 +26,7 @@ RUN cmake -S . -B /build \
 FROM debian:12
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libcapnp-0.9.2 liblmdb0 libspdlog1.10 libfmt9 libtomlplusplus3 \
+      libcapnp-0.9.2 liblmdb0 libspdlog1.10 libfmt9 libtomlplusplus3 libhttp-parser2.9 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --user-group --uid 10001 --home-dir /var/lib/sluice \
       --shell /usr/sbin/nologin sluice \
@@ -39,7 +39,8 @@ RUN ! ldd /usr/local/bin/sluiced /usr/local/bin/sluice /usr/local/bin/sluice-exa
 USER sluice
 WORKDIR /var/lib/sluice
 VOLUME /var/lib/sluice
-# 7400: Cap'n Proto RPC. 7401: admin HTTP (/metrics, /healthz, /readyz).
+# 7400: Cap'n Proto RPC. 7401: admin HTTP (/metrics, /healthz, /readyz, the HTTP API and the
+# console at /ui/).
 EXPOSE 7400 7401
 # SIGTERM drains in-flight work and closes the store cleanly; give it time before SIGKILL
 # (docker stop -t 30, or stop_grace_period in compose).

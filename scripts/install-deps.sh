@@ -4,7 +4,9 @@
 # Idempotent: when every package is already installed it does nothing (no apt-get update), so
 # the other scripts call it on every run. Runs apt-get as root, through sudo when not root.
 #
-# Usage: bash scripts/install-deps.sh [--print]   (--print: list the packages and exit)
+# Usage: bash scripts/install-deps.sh [--build] [--print]
+#   --build  only what building needs (not the test tools: browser, promtool, python, node)
+#   --print  list the packages and exit
 set -euo pipefail
 
 PACKAGES=(
@@ -20,9 +22,52 @@ PACKAGES=(
   clang libclang-rt-14-dev  # libFuzzer targets (tests/fuzz, scripts/fuzz.sh)
   jq                        # scripts/bench.sh reads sluice bench --json
   openssl                   # scripts/bench-tls.sh makes its certificates
+  libhttp-parser-dev        # the admin endpoint's HTTP request parsing
+)
+# Only the tests need these (`--build` leaves them out, e.g. for the Docker image).
+TEST_PACKAGES=(
+  python3                   # HTTP API tests and example (tests/http), ops checks (tests/ops)
+  nodejs                    # the Node HTTP example and the console's browser test
+  chromium                  # the console's browser test (tests/browser), headless
+  prometheus                # promtool checks the alert rules (tests/ops)
 )
 
-if [[ "${1:-}" == "--print" ]]; then
+# The browser test's one npm package, pinned in tests/browser/package-lock.json: playwright-core
+# drives Debian's chromium (no browser download).
+install_npm_packages() {
+  local dir="$1"
+  local want got
+  want="$(sed -n 's/.*"playwright-core": "\([0-9.]*\)".*/\1/p' "$dir/package.json" | head -n 1)"
+  got="$(sed -n 's/.*"version": "\([0-9.]*\)".*/\1/p' \
+    "$dir/node_modules/playwright-core/package.json" 2>/dev/null | head -n 1 || true)"
+  if [[ -n "$want" && "$want" == "$got" ]]; then
+    echo "install-deps: $dir: playwright-core $got already installed"
+    return 0
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "install-deps: npm is missing (Node.js without npm); install Debian's npm package" >&2
+    return 1
+  fi
+  echo "install-deps: $dir: npm ci"
+  (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts)
+}
+browser_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/browser"
+
+build_only=0
+print_only=0
+for arg in "$@"; do
+  case "$arg" in
+    --build) build_only=1 ;;
+    --print) print_only=1 ;;
+    *)
+      echo "install-deps: unknown argument $arg (use --build, --print)" >&2
+      exit 2
+      ;;
+  esac
+done
+if ((!build_only)); then PACKAGES+=("${TEST_PACKAGES[@]}"); fi
+
+if ((print_only)); then
   printf '%s\n' "${PACKAGES[@]}"
   exit 0
 fi
@@ -42,6 +87,7 @@ done
 
 if ((${#missing[@]} == 0)); then
   echo "install-deps: all ${#PACKAGES[@]} packages already installed"
+  if ((!build_only)) && [[ -f "$browser_dir/package.json" ]]; then install_npm_packages "$browser_dir"; fi
   exit 0
 fi
 
@@ -57,4 +103,10 @@ fi
 echo "install-deps: installing ${missing[*]}"
 "${as_root[@]}" apt-get update
 "${as_root[@]}" apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+# Node.js from Debian comes without npm; from NodeSource it brings its own (and Debian's npm
+# would conflict with it).
+if ! command -v npm >/dev/null 2>&1; then
+  "${as_root[@]}" apt-get install -y --no-install-recommends npm
+fi
+if ((!build_only)) && [[ -f "$browser_dir/package.json" ]]; then install_npm_packages "$browser_dir"; fi
 echo "install-deps: done"

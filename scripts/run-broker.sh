@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build_dir="${SLUICE_BUILD_DIR:-build}"
 jobs="${SLUICE_JOBS:-$(nproc)}"
 
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh --build
 
 # Warnings are not errors here: this script is for running the broker, scripts/test.sh lints.
 cmake -S . -B "$build_dir" \

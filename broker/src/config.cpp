@@ -154,7 +154,8 @@ const Key kKeys[] = {
      },
      [](const Config& c) { return Shown(std::string(c.listen)); }},
     {"admin", "--admin", "SLUICE_ADMIN", "HOST:PORT",
-     "Admin HTTP address HOST:PORT for /metrics, /healthz, /readyz; port 0 picks a free one",
+     "Admin HTTP address HOST:PORT for /metrics, /healthz, /readyz, the HTTP API (/api/v1) and "
+     "the web console (/ui/); port 0 picks a free one",
      kAddressAllowed,
      [](Config& c, std::string_view t) {
        if (!validHostPort(t)) return false;
@@ -291,6 +292,20 @@ const Key kKeys[] = {
      "true or false (also 1 or 0)",
      [](Config& c, std::string_view t) { return setBool(c.auth, t); },
      [](const Config& c) { return Shown(c.auth); }},
+    {"admin_hosts", "--admin-hosts", "SLUICE_ADMIN_HOSTS", "HOSTS",
+     "Further host names (comma-separated) under which browsers may reach the console and the "
+     "HTTP API; localhost, 127.0.0.1, [::1] and the admin address's host always may (others are "
+     "refused: DNS rebinding)",
+     "empty, or host names and addresses separated by commas, e.g. broker1.example,10.0.0.5",
+     [](Config& c, std::string_view t) {
+       if (t.find_first_not_of(
+               "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[],_") !=
+           std::string_view::npos)
+         return false;
+       c.adminHosts = std::string(t);
+       return true;
+     },
+     [](const Config& c) { return Shown(std::string(c.adminHosts)); }},
     {"admin_token_file", "--admin-token-file", "SLUICE_ADMIN_TOKEN_FILE", "FILE",
      "File whose first line is the first admin token (32 to 512 characters), registered at "
      "start-up for the principal \"admin\"; SLUICE_ADMIN_TOKEN may hold the token instead",
@@ -500,6 +515,9 @@ Status checkCombination(const Config& config) {
     };
     Status plain = open("listen", config.listen);
     if (!plain.ok()) return plain;
+    // The admin endpoint's HTTP API can do all of that too.
+    Status admin = open("admin", config.admin);
+    if (!admin.ok()) return admin;
     if (!config.listenTls.empty() && config.tlsClientCa.empty()) {
       Status tls = open("listen_tls", config.listenTls);
       if (!tls.ok()) return tls;

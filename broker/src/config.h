@@ -58,6 +58,9 @@ struct Config {
   // token of the principal "admin" at start-up unless it is one. SLUICE_ADMIN_TOKEN may hold
   // the token itself instead.
   std::string adminTokenFile;
+  // Host names (comma-separated) besides localhost, 127.0.0.1, [::1] and the admin address's
+  // host that browsers may send in Host to reach the console and HTTP API.
+  std::string adminHosts;
 };
 
 enum class Mode {

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cerrno>
@@ -13,11 +14,13 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
 #include <spdlog/spdlog.h>
 
+#include "admin/api.h"
 #include "admin/http_server.h"
 #include "admin/metrics_page.h"
 #include "config.h"
@@ -76,13 +79,17 @@ sluice::admin::MetricsSnapshot takeSnapshot(sluice::core::Broker& broker,
 
 // Thread: admin. Reads counters and the writer's sticky failure; anything more comes from the
 // KJ thread through the executor.
-sluice::admin::HttpResponse answerAdmin(const std::string& path, const kj::Executor& kjThread,
-                                        sluice::core::Broker& broker,
+sluice::admin::HttpResponse answerAdmin(const sluice::admin::HttpRequest& request,
+                                        const kj::Executor& kjThread, sluice::core::Broker& broker,
                                         const sluice::core::Metrics& metrics,
                                         const sluice::store::Writer& writer,
                                         const std::atomic<bool>& ready) {
   sluice::admin::HttpResponse response;
-  if (path == "/healthz") {
+  const std::string& path = request.path;
+  if (request.method != "GET" && request.method != "HEAD") {
+    response.status = 405;
+    response.body = "only GET and HEAD\n";
+  } else if (path == "/healthz") {
     if (auto failure = writer.failure()) {
       response.status = 503;
       response.body =
@@ -100,9 +107,31 @@ sluice::admin::HttpResponse answerAdmin(const std::string& path, const kj::Execu
     response.body = sluice::admin::renderMetrics(snapshot);
   } else {
     response.status = 404;
-    response.body = "not found; try /metrics, /healthz or /readyz\n";
+    response.body = "not found; try /ui/, /api/v1/overview, /metrics, /healthz or /readyz\n";
   }
   return response;
+}
+
+// Host header names the console and HTTP API answer to: loopback names, the admin address's
+// host, and admin_hosts.
+std::vector<std::string> allowedHosts(const Config& config) {
+  std::vector<std::string> hosts = {"localhost", "127.0.0.1", "[::1]"};
+  auto add = [&](std::string host) {
+    std::transform(host.begin(), host.end(), host.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (host.find(':') != std::string::npos && host[0] != '[') host = "[" + host + "]";
+    if (!host.empty()) hosts.push_back(host);
+  };
+  auto colon = config.admin.rfind(':');
+  add(config.admin.substr(0, colon));
+  size_t start = 0;
+  while (start < config.adminHosts.size()) {
+    size_t comma = config.adminHosts.find(',', start);
+    if (comma == std::string::npos) comma = config.adminHosts.size();
+    add(config.adminHosts.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return hosts;
 }
 
 // The operator's first admin token: SLUICE_ADMIN_TOKEN, or the first line of admin_token_file.
@@ -233,9 +262,21 @@ int serve(const Config& config) {
     sluice::admin::HttpOptions adminOptions;
     adminOptions.listen = config.admin;
     if (tlsFiles) adminOptions.tls = sluice::admin::HttpTls{tlsFiles->certPem, tlsFiles->keyPem};
-    sluice::admin::HttpServer adminServer(adminOptions, [&](const std::string& path) {
-      return answerAdmin(path, kjThread, broker, metrics, writer, ready);
-    });
+    sluice::admin::ApiOptions apiOptions;
+    apiOptions.version = SLUICE_VERSION;
+    apiOptions.allowedHosts = allowedHosts(config);
+    apiOptions.commitSeconds = [&writer] { return writer.commitSeconds().snapshot(); };
+    apiOptions.fsyncSeconds = [] { return sluice::store::fsyncSeconds().snapshot(); };
+    sluice::admin::HttpApi api(broker, io.provider->getTimer(), apiOptions);
+    api.start();
+    sluice::admin::HttpServer adminServer(
+        adminOptions, [&](sluice::admin::HttpRequest request, sluice::admin::HttpReply reply) {
+          if (sluice::admin::HttpApi::owns(request.path)) {
+            kjThread.executeSync([&]() { api.handle(std::move(request), std::move(reply)); });
+          } else {
+            reply(answerAdmin(request, kjThread, broker, metrics, writer, ready));
+          }
+        });
     auto adminPort = adminServer.start();
     if (!adminPort.ok()) {
       log->error("{}", adminPort.status().message());
@@ -269,11 +310,17 @@ int serve(const Config& config) {
     while (broker.callsAwaitingCommit() > 0 && timer.now() < deadline) {
       timer.afterDelay(2 * kj::MILLISECONDS).wait(io.waitScope);
     }
+    api.shutdown();
     broker.shutdown();
     // One more short turn so that answers and `closed` notices reach the sockets.
     timer.afterDelay(20 * kj::MILLISECONDS).wait(io.waitScope);
     server.disconnectAll();
-    adminServer.stop();  // Before the KJ loop it reads through goes away.
+    // Before the KJ loop it reads through goes away; the loop turns meanwhile, so that a request
+    // the admin thread is handing over still gets through.
+    adminServer.requestStop();
+    while (!adminServer.finished())
+      timer.afterDelay(1 * kj::MILLISECONDS).wait(io.waitScope);
+    adminServer.stop();
     writer.stop();
     if (auto failure = writer.failure()) {
       log->error("stopped after a failed commit: {}", *failure);

@@ -65,6 +65,7 @@ TEST_CASE("sluiced --print-config shows the defaults as TOML and exits 0", "[int
                                                        {"tls_client_ca", "\"\""},
                                                        {"allow_anonymous", "false"},
                                                        {"auth", "false"},
+                                                       {"admin_hosts", "\"\""},
                                                        {"admin_token_file", "\"\""}});
 }
 
@@ -85,7 +86,7 @@ TEST_CASE("configuration precedence: defaults < file < flags < SLUICE_* variable
                                "write_log_max_age = \"24h\"\n");
   auto run = sluiced({"--config", file, "--print-config", "--listen", "127.0.0.1:3333", "--admin",
                       "127.0.0.1:4444", "--auto-create-topics=false", "--max-storage", "20GiB"},
-                     {{"SLUICE_ADMIN", "0.0.0.0:5555"},
+                     {{"SLUICE_ADMIN", "127.0.0.1:5555"},
                       {"SLUICE_MAX_STORAGE", "536870912"},
                       {"SLUICE_DURABILITY", "async"},
                       {"SLUICE_LOG_LEVEL", ""}});
@@ -97,7 +98,7 @@ TEST_CASE("configuration precedence: defaults < file < flags < SLUICE_* variable
   CHECK(settings["log_format"] == "\"json\"");         // file
   CHECK(settings["listen"] == "\"127.0.0.1:3333\"");   // flag over file
   CHECK(settings["auto_create_topics"] == "false");    // flag over file
-  CHECK(settings["admin"] == "\"0.0.0.0:5555\"");      // variable over flag and file
+  CHECK(settings["admin"] == "\"127.0.0.1:5555\"");    // variable over flag and file
   CHECK(settings["max_storage"] == "\"512MiB\"");      // variable over flag and file
   CHECK(settings["durability"] == "\"async\"");        // variable over file
   CHECK(settings["write_log_window"] == "\"32MiB\"");  // file
@@ -116,7 +117,7 @@ TEST_CASE("the sample deploy/sluice.toml is a valid configuration", "[integratio
   INFO(run.stderrText);
   REQUIRE(run.exitCode == 0);
   auto settings = settingsOf(run.stdoutText);
-  CHECK(settings.size() == 18);
+  CHECK(settings.size() == 19);
   CHECK(settings["max_storage"] == "\"20GiB\"");
 }
 

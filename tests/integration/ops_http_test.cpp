@@ -24,6 +24,7 @@ namespace sluice::test {
 namespace {
 
 using Catch::Matchers::Contains;
+using Catch::Matchers::StartsWith;
 
 // One parsed exposition: samples keyed by `name{labels}` exactly as printed.
 struct Exposition {
@@ -296,12 +297,17 @@ TEST_CASE("the admin endpoint answers 404, 405, 400 and 413 and nothing else",
   Broker broker;
   int port = broker.process().adminPort();
   SECTION("unknown paths are 404") {
-    for (const char* path : {"/", "/metrics/", "/../etc/passwd", "/healthz/x", "/favicon.ico"}) {
+    for (const char* path : {"/metrics/", "/../etc/passwd", "/healthz/x", "/favicon.ico"}) {
       INFO(path);
       auto reply = httpGet(port, path);
       CHECK(reply.status == 404);
       CHECK_THAT(reply.body, Contains("/metrics"));
     }
+  }
+  SECTION("the root sends a browser to the console") {
+    auto reply = httpGet(port, "/");
+    CHECK(reply.status == 302);
+    CHECK(reply.headers["location"] == "/ui/");
   }
   SECTION("other methods are 405") {
     CHECK(httpRequest(port, "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n").status == 405);
@@ -315,7 +321,7 @@ TEST_CASE("the admin endpoint answers 404, 405, 400 and 413 and nothing else",
                       std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11) + "\r\n\r\n")
               .status == 400);
   }
-  SECTION("a request over 8 KiB is 413, and the client reads the answer") {
+  SECTION("headers over 8 KiB are 413, and the client reads the answer") {
     std::string huge = "GET /metrics HTTP/1.1\r\nX-Filler: " + std::string(9000, 'a');
     auto reply = httpRequest(port, huge);
     CHECK(reply.status == 413);
@@ -325,6 +331,47 @@ TEST_CASE("the admin endpoint answers 404, 405, 400 and 413 and nothing else",
   // The broker is unharmed.
   CHECK(httpGet(port, "/healthz").status == 200);
   CHECK(broker.admin().stats().ok());
+}
+
+TEST_CASE("request bodies: Content-Length, chunked, 100-continue, and 413 over 1 MiB",
+          "[integration][ops]") {
+  Broker broker;
+  int port = broker.process().adminPort();
+  auto post = [&](const std::string& headers, const std::string& body) {
+    return httpRequest(port,
+                       "POST /api/v1/topics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                       "Content-Type: application/json\r\n" +
+                           headers + "\r\n" + body);
+  };
+  std::string created = R"({"name": "bodies"})";
+  auto plain = post("Content-Length: " + std::to_string(created.size()) + "\r\n", created);
+  CHECK(plain.status == 201);
+  CHECK_THAT(plain.body, Contains(R"("name":"bodies")"));
+
+  // The same body in two chunks, after asking to continue: the 100 comes first.
+  std::string second = R"({"name": "chunked"})";
+  auto hex = [](size_t n) {
+    char digits[32];
+    std::snprintf(digits, sizeof digits, "%zx", n);
+    return std::string(digits);
+  };
+  auto chunked = post("Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n",
+                      "5\r\n" + second.substr(0, 5) + "\r\n" + hex(second.size() - 5) + "\r\n" +
+                          second.substr(5) + "\r\n0\r\n\r\n");
+  CHECK_THAT(chunked.raw, StartsWith("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 "));
+  CHECK(broker.admin().describeTopic("chunked").ok());
+
+  // Announced too large: refused before the body is read.
+  auto announced = post("Content-Length: 2000000\r\n", "{");
+  CHECK(announced.status == 413);
+  // Chunked past 1 MiB: refused once it gets there; nothing was created.
+  std::string big = R"({"name": "big", "settings": {}, "pad": ")" + std::string(1100000, 'x');
+  auto streamed = post("Transfer-Encoding: chunked\r\n", hex(big.size()) + "\r\n" + big + "\r\n");
+  CHECK(streamed.status == 413);
+  CHECK_FALSE(broker.admin().describeTopic("big").ok());
+  // Bad chunk framing is a 400.
+  CHECK(post("Transfer-Encoding: chunked\r\n", "zz\r\n{}\r\n0\r\n\r\n").status == 400);
+  CHECK(httpGet(port, "/healthz").status == 200);
 }
 
 TEST_CASE("the Dockerfile's HEALTHCHECK command passes only while /healthz answers 200",

@@ -6,7 +6,11 @@
 #include <spdlog/spdlog.h>
 #include <asio.hpp>
 #include <asio/ssl.hpp>
+#include <cctype>
+#include <set>
 #include <type_traits>
+
+#include <http_parser.h>
 
 #include "net/host_port.h"
 
@@ -17,32 +21,14 @@ std::shared_ptr<spdlog::logger> adminLog() {
   return namedLog("admin");
 }
 
-const char* reasonOf(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 400:
-      return "Bad Request";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 413:
-      return "Payload Too Large";
-    case 503:
-      return "Service Unavailable";
-    default:
-      return "Error";
-  }
-}
-
 std::string serialize(const HttpResponse& response, bool withBody) {
   std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " +
                     reasonOf(response.status) + "\r\nContent-Type: " + response.contentType +
                     "\r\nContent-Length: " + std::to_string(response.body.size()) +
-                    "\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n";
+                    "\r\nConnection: close\r\nCache-Control: no-store\r\n";
+  for (const auto& [name, value] : response.headers)
+    out += name + ": " + value + "\r\n";
+  out += "\r\n";
   if (withBody) out += response.body;
   return out;
 }
@@ -54,9 +40,71 @@ HttpResponse plain(int status, std::string body) {
   return response;
 }
 
+bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  }
+  return true;
+}
+
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
 }  // namespace
 
-struct HttpServer::Impl {
+const char* reasonOf(int status) {
+  switch (status) {
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 302:
+      return "Found";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Payload Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 422:
+      return "Unprocessable Content";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    case 507:
+      return "Insufficient Storage";
+    default:
+      return "Error";
+  }
+}
+
+const std::string* HttpRequest::header(std::string_view lowerName) const {
+  for (const auto& [name, value] : headers) {
+    if (name == lowerName) return &value;
+  }
+  return nullptr;
+}
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   HttpOptions options;
   HttpHandler handler;
   asio::io_context io{1};
@@ -64,6 +112,10 @@ struct HttpServer::Impl {
   std::unique_ptr<asio::ssl::context> tls;
   std::thread thread;
   std::atomic<size_t> open{0};
+  std::atomic<bool> finished{false};  // The thread has left io.run().
+  // Sessions whose request went to the handler and whose answer has not come: nothing else
+  // holds them meanwhile. Admin thread only.
+  std::set<std::shared_ptr<void>> waiting;
 
   // One request on a plain socket or, with TLS, an asio::ssl::stream over it.
   template <typename Stream>
@@ -71,15 +123,21 @@ struct HttpServer::Impl {
    public:
     template <typename... StreamArgs>
     Session(Impl& server, StreamArgs&&... args)
-        : server_(server), socket_(std::forward<StreamArgs>(args)...), timer_(server.io) {}
+        : server_(server), socket_(std::forward<StreamArgs>(args)...), timer_(server.io) {
+      http_parser_init(&parser_, HTTP_REQUEST);
+      parser_.data = this;
+    }
     ~Session() { --server_.open; }
 
     void start() {
-      // One deadline for the handshake (with TLS) and the request.
+      asio::error_code ignored;
+      auto endpoint = tcp().remote_endpoint(ignored);
+      if (!ignored) request_.peer = endpoint.address().to_string();
+      // One deadline for the handshake (with TLS) and the whole request.
       timer_.expires_after(server_.options.requestTimeout);
       timer_.async_wait([self = this->shared_from_this()](const asio::error_code& ec) {
         if (!ec && !self->secure()) return self->close();  // Still in the TLS handshake.
-        if (!ec) self->finish(plain(408, "request timeout\n"), true);
+        if (!ec) self->fail(408, "request timeout\n");
       });
       if constexpr (kTls) {
         socket_.async_handshake(asio::ssl::stream_base::server,
@@ -106,65 +164,181 @@ struct HttpServer::Impl {
     }
 
     void read() {
-      asio::async_read_until(
-          socket_, asio::dynamic_buffer(buffer_, server_.options.maxRequestBytes), "\r\n\r\n",
-          [self = this->shared_from_this()](const asio::error_code& ec, size_t) {
-            self->onRequest(ec);
-          });
+      socket_.async_read_some(asio::buffer(scratch_), [self = this->shared_from_this()](
+                                                          const asio::error_code& ec, size_t n) {
+        self->reading_ = false;
+        if (ec) return;  // Peer went away, or the timer closed the socket.
+        self->onBytes(n);
+      });
+      reading_ = true;
     }
 
-    void onRequest(const asio::error_code& ec) {
-      reading_ = false;
-      if (ec == asio::error::not_found) return finish(plain(413, "request too large\n"), true);
-      if (ec) return;  // Peer went away or the timer closed the socket.
-      std::string line = buffer_.substr(0, buffer_.find("\r\n"));
-      auto firstSpace = line.find(' ');
-      auto secondSpace = line.find(' ', firstSpace + 1);
-      if (firstSpace == std::string::npos || secondSpace == std::string::npos ||
-          line.compare(secondSpace + 1, 5, "HTTP/") != 0) {
-        return finish(plain(400, "malformed request line\n"), true);
+    void onBytes(size_t n) {
+      if (done_) return;
+      http_parser_execute(&parser_, &kSettings, scratch_, n);
+      if (done_) return;  // A callback answered (405, 413, ...).
+      if (parser_.http_errno != HPE_OK && parser_.http_errno != HPE_PAUSED) {
+        auto error = static_cast<http_errno>(parser_.http_errno);
+        return fail(400, std::string("malformed request: ") + http_errno_description(error) + "\n");
       }
-      std::string method = line.substr(0, firstSpace);
-      std::string target = line.substr(firstSpace + 1, secondSpace - firstSpace - 1);
-      bool head = method == "HEAD";
-      if (method != "GET" && !head) return finish(plain(405, "only GET and HEAD\n"), true);
-      if (target.empty() || target[0] != '/')
-        return finish(plain(400, "bad request target\n"), true);
-      std::string path = target.substr(0, target.find('?'));
-      HttpResponse response;
-      try {
-        response = server_.handler(path);
-      } catch (const std::exception& e) {
-        adminLog()->error("admin handler failed path={} err={}", path, e.what());
-        response = plain(500, "internal error\n");
-      }
-      finish(response, !head);
+      if (complete_) return dispatch();
+      read();
     }
+
+    // http_parser callbacks: `parser->data` is the session.
+    static Session& of(http_parser* parser) { return *static_cast<Session*>(parser->data); }
+    bool countHeaderBytes(size_t n) {
+      headerBytes_ += n;
+      if (headerBytes_ <= server_.options.maxHeaderBytes) return true;
+      fail(413, "request headers too large\n");
+      return false;
+    }
+    static int onUrl(http_parser* parser, const char* at, size_t n) {
+      auto& self = of(parser);
+      if (!self.countHeaderBytes(n)) return 1;
+      self.target_.append(at, n);
+      return 0;
+    }
+    static int onHeaderField(http_parser* parser, const char* at, size_t n) {
+      auto& self = of(parser);
+      if (!self.countHeaderBytes(n)) return 1;
+      auto& headers = self.request_.headers;
+      if (headers.empty() || self.inValue_) headers.emplace_back();
+      self.inValue_ = false;
+      for (size_t i = 0; i < n; ++i)
+        headers.back().first += static_cast<char>(std::tolower(static_cast<unsigned char>(at[i])));
+      return 0;
+    }
+    static int onHeaderValue(http_parser* parser, const char* at, size_t n) {
+      auto& self = of(parser);
+      if (!self.countHeaderBytes(n)) return 1;
+      self.inValue_ = true;
+      self.request_.headers.back().second.append(at, n);
+      return 0;
+    }
+    static int onHeadersComplete(http_parser* parser) {
+      auto& self = of(parser);
+      if (parser->http_major != 1) {
+        self.fail(400, "malformed request: HTTP/1.x only\n");
+        return -1;
+      }
+      auto method = static_cast<http_method>(parser->method);
+      if (method != HTTP_GET && method != HTTP_HEAD && method != HTTP_POST && method != HTTP_PUT &&
+          method != HTTP_DELETE) {
+        self.fail(405, "method not allowed\n");
+        return -1;
+      }
+      self.request_.method = http_method_str(method);
+      const std::string& target = self.target_;
+      if (target.empty() || target[0] != '/') {
+        self.fail(400, "bad request target\n");
+        return -1;
+      }
+      auto question = target.find('?');
+      self.request_.path = target.substr(0, question);
+      if (question != std::string::npos) self.request_.query = target.substr(question + 1);
+      if ((parser->flags & F_CONTENTLENGTH) &&
+          parser->content_length > self.server_.options.maxBodyBytes) {
+        self.fail(413, "request body too large\n");
+        return -1;
+      }
+      const std::string* expect = self.request_.header("expect");
+      if (expect && equalsIgnoreCase(*expect, "100-continue")) self.sendContinue();
+      return 0;
+    }
+    static int onBody(http_parser* parser, const char* at, size_t n) {
+      auto& self = of(parser);
+      if (self.request_.body.size() + n > self.server_.options.maxBodyBytes) {
+        self.fail(413, "request body too large\n");
+        return 1;
+      }
+      self.request_.body.append(at, n);
+      return 0;
+    }
+    static int onMessageComplete(http_parser* parser) {
+      of(parser).complete_ = true;
+      http_parser_pause(parser, 1);  // One request per connection: ignore what follows.
+      return 0;
+    }
+    static constexpr http_parser_settings kSettings = [] {
+      http_parser_settings settings{};
+      settings.on_url = onUrl;
+      settings.on_header_field = onHeaderField;
+      settings.on_header_value = onHeaderValue;
+      settings.on_headers_complete = onHeadersComplete;
+      settings.on_body = onBody;
+      settings.on_message_complete = onMessageComplete;
+      return settings;
+    }();
+
+    void sendContinue() {
+      asio::async_write(socket_, asio::buffer(kContinue.data(), kContinue.size()),
+                        [self = this->shared_from_this()](const asio::error_code&, size_t) {});
+      continuing_ = true;
+    }
+
+    // The request is whole: no more reads; the handler answers through `reply`, which finds this
+    // session again (if the server is still there) on the admin thread.
+    void dispatch() {
+      timer_.cancel();
+      head_ = request_.method == "HEAD";
+      auto self = this->shared_from_this();
+      server_.waiting.insert(self);
+      std::weak_ptr<Impl> server = server_.weak_from_this();
+      std::weak_ptr<Session> session = self;
+      HttpReply reply = [server, session](HttpResponse response) {
+        auto alive = server.lock();
+        if (!alive) return;
+        asio::post(alive->io, [session, response = std::move(response)]() mutable {
+          if (auto target = session.lock()) target->answer(std::move(response));
+        });
+      };
+      try {
+        server_.handler(std::move(request_), std::move(reply));
+      } catch (const std::exception& e) {
+        adminLog()->error("admin handler failed err={}", e.what());
+        answer(plain(500, "internal error\n"));
+      }
+    }
+
+    void answer(HttpResponse response) {
+      auto self = this->shared_from_this();
+      server_.waiting.erase(self);
+      finish(response, !head_);
+    }
+
+    void fail(int status, std::string text) { finish(plain(status, std::move(text)), true); }
 
     void finish(const HttpResponse& response, bool withBody) {
       if (done_) return;
       done_ = true;
       timer_.cancel();
       out_ = serialize(response, withBody);
-      asio::async_write(
-          socket_, asio::buffer(out_),
-          [self = this->shared_from_this()](const asio::error_code& ec, size_t) {
-            // After a timeout (408) the request read is still pending; a
-            // second read may not run beside it, and the client is idle anyway.
-            if (ec || self->reading_) return self->close();
-            if constexpr (kTls) {
-              // close_notify, then the client's; the linger timer bounds it.
-              self->timer_.expires_after(std::chrono::seconds(1));
-              self->timer_.async_wait([self](const asio::error_code& e) {
-                if (!e) self->close();
-              });
-              self->socket_.async_shutdown([self](const asio::error_code&) { self->close(); });
-            } else {
-              asio::error_code ignored;
-              self->socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-              self->lingerThenClose();
-            }
-          });
+      // After a 100 Continue the first write may still be going: the answer follows it.
+      auto write = [self = this->shared_from_this()] {
+        asio::async_write(
+            self->socket_, asio::buffer(self->out_), [self](const asio::error_code& ec, size_t) {
+              // A read still pending (an early answer) may not have a second beside it.
+              if (ec || self->reading_) return self->close();
+              if constexpr (kTls) {
+                // close_notify, then the client's; the linger timer bounds it.
+                self->timer_.expires_after(std::chrono::seconds(1));
+                self->timer_.async_wait([self](const asio::error_code& e) {
+                  if (!e) self->close();
+                });
+                self->socket_.async_shutdown([self](const asio::error_code&) { self->close(); });
+              } else {
+                asio::error_code ignored;
+                self->socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+                self->lingerThenClose();
+              }
+            });
+      };
+      if (continuing_) {
+        asio::post(server_.io, write);
+      } else {
+        write();
+      }
     }
 
     // Closing a socket with unread input (the rest of an oversized or malformed request)
@@ -197,10 +371,17 @@ struct HttpServer::Impl {
     Impl& server_;
     Stream socket_;
     asio::steady_timer timer_;
-    std::string buffer_;
+    http_parser parser_;
+    HttpRequest request_;
+    std::string target_;
+    size_t headerBytes_ = 0;
+    bool inValue_ = false;
+    bool complete_ = false;
     std::string out_;
     bool done_ = false;
-    bool reading_ = true;      // The request read is pending.
+    bool head_ = false;
+    bool reading_ = false;     // A read is pending.
+    bool continuing_ = false;  // A 100 Continue was sent.
     bool handshaken_ = false;  // With TLS: the handshake is done.
     char scratch_[4096];
     size_t discarded_ = 0;
@@ -229,7 +410,7 @@ struct HttpServer::Impl {
   }
 };
 
-HttpServer::HttpServer(HttpOptions options, HttpHandler handler) : impl_(std::make_unique<Impl>()) {
+HttpServer::HttpServer(HttpOptions options, HttpHandler handler) : impl_(std::make_shared<Impl>()) {
   impl_->options = std::move(options);
   impl_->handler = std::move(handler);
 }
@@ -279,8 +460,17 @@ Result<uint16_t> HttpServer::start() {
     } catch (const std::exception& e) {
       adminLog()->error("admin thread stopped: {}", e.what());
     }
+    impl_->finished = true;
   });
   return port;
+}
+
+void HttpServer::requestStop() {
+  if (impl_) impl_->io.stop();
+}
+
+bool HttpServer::finished() const {
+  return !impl_ || !impl_->thread.joinable() || impl_->finished.load();
 }
 
 void HttpServer::stop() {
