@@ -4,7 +4,7 @@
 # a sanitizer report, a leak or a hang; the reproducer is in <build>/fuzz-artifacts/<target>/.
 #
 # Usage: bash scripts/fuzz.sh [SECONDS] [TARGET...]   targets: record_codec write_batch names
-#                                                     cli_parse rpc subjects auth
+#                                                     cli_parse rpc subjects auth http
 #        bash scripts/fuzz.sh --seeds [TARGET...]           rewrite tests/fuzz/corpus/<target>
 #
 # CI (scripts/test.sh) runs it with a short bound: 20 s per target. Longer runs, as humans do them:
@@ -21,7 +21,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$(pwd)"
 build_dir="${SLUICE_FUZZ_BUILD_DIR:-build-fuzz}"
 jobs="${SLUICE_JOBS:-$(nproc)}"
-all_targets=(record_codec write_batch names cli_parse rpc subjects auth)
+all_targets=(record_codec write_batch names cli_parse rpc subjects auth http)
 
 write_seeds=0
 seconds=30
@@ -70,6 +70,7 @@ for target in "${targets[@]}"; do
   mkdir -p "$corpus" "$artifacts"
   max_len=4096
   [[ "$target" == rpc ]] && max_len=65536
+  [[ "$target" == http ]] && max_len=16384  # Past the server's 4 KiB reads.
   echo "fuzz: $target for ${seconds}s"
   if ! "$build_dir/tests/fuzz/fuzz_$target" \
       -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -max_len="$max_len" \

@@ -14,25 +14,19 @@
 // exactly when its scope is invalid or wider than the principal's rules (patternCovers, itself
 // checked against the matcher); and every 500 inputs the store passes Env::check().
 
-#include <stdlib.h>
-
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <filesystem>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <kj/async-io.h>
-#include <spdlog/spdlog.h>
 
 #include "common/clock.h"
 #include "core/auth.h"
 #include "core/broker.h"
 #include "fuzz_support.h"
-#include "store/store.h"
+#include "fuzz_world.h"
 
 namespace {
 
@@ -42,51 +36,32 @@ using fuzz::check;
 const std::string kAdminSecret = "fuzz-admin-secret-that-no-input-is-expected-to-guess-42";
 constexpr uint64_t kCheckEvery = 500;
 
+core::BrokerOptions brokerOptions() {
+  core::BrokerOptions options;
+  options.authentication = true;
+  return options;
+}
+
 class World {
  public:
-  World() : io_(kj::setupAsyncIo()) {
-    std::string base = std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp";
-    dir_ = base + "/sluice-fuzz-auth-XXXXXX";
-    if (mkdtemp(dir_.data()) == nullptr) std::abort();
-    store::EnvOptions options;
-    options.dir = dir_;
-    options.maxStorageBytes = 64ull << 20;
-    options.syncCommits = false;
-    auto env = store::Env::open(options);
-    if (!env.ok()) std::abort();
-    env_ = std::move(env).value();
-    writer_ = std::make_unique<store::Writer>(*env_);
-    store_ = std::make_unique<store::LmdbStore>(*env_, *writer_);
-    core::BrokerOptions brokerOptions;
-    brokerOptions.authentication = true;
-    broker_ =
-        std::make_unique<core::Broker>(*store_, io_.provider->getTimer(), metrics_, brokerOptions);
-    broker_->start();
+  World() : io_(kj::setupAsyncIo()), base_(io_, brokerOptions(), "sluice-fuzz-auth") {
     check(wait(auth().ensureAdminToken(kAdminSecret)).ok());
     auto admin = auth().authenticate(kAdminSecret, wallClockMs());
     check(admin.ok());
     admin_ = admin.value();
   }
 
-  core::Authority& auth() { return broker_->auth(); }
+  core::Authority& auth() { return base_.broker().auth(); }
   const core::Identity& admin() const { return admin_; }
   template <typename T>
   T wait(kj::Promise<T>&& promise) {
-    return promise.wait(io_.waitScope);
+    return base_.wait(kj::mv(promise));
   }
-  void checkStore() {
-    check(wait(store_->commit({})).ok());  // Every queued change committed.
-    check(env_->check().ok());
-  }
+  void checkStore() { base_.checkStore(); }  // Every queued change committed, then checked.
 
  private:
   kj::AsyncIoContext io_;
-  std::string dir_;
-  core::Metrics metrics_;
-  std::unique_ptr<store::Env> env_;
-  std::unique_ptr<store::Writer> writer_;
-  std::unique_ptr<store::LmdbStore> store_;
-  std::unique_ptr<core::Broker> broker_;
+  fuzz::BrokerWorld base_;
   core::Identity admin_;
 };
 
@@ -176,7 +151,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
                               {'a', "short\na8 >\nag a\ng8 >\nt a.b.c"},
                           });
   });
-  if (std::getenv("SLUICE_FUZZ_LOG") == nullptr) spdlog::set_level(spdlog::level::off);
+  fuzz::setLogLevelFromEnv();
   world = new World();  // Lives for the whole run.
   return 0;
 }

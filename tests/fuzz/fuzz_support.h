@@ -19,11 +19,16 @@ inline void check(bool condition) {
   if (!condition) std::abort();
 }
 
+// Writes DIR/<name> holding `bytes` (DIR made when missing).
+inline void writeFile(const std::string& dir, const std::string& name, std::string_view bytes) {
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/" + name, std::ios::binary) << bytes;
+}
+
 // Writes DIR/<name> holding the selector byte `kind` followed by `body`.
 inline void writeSeed(const std::string& dir, const std::string& name, char kind,
                       std::string_view body) {
-  std::filesystem::create_directories(dir);
-  std::ofstream(dir + "/" + name, std::ios::binary) << kind << body;
+  writeFile(dir, name, std::string(1, kind) + std::string(body));
 }
 
 // Writes DIR/seed0, seed1, ...: one per (selector byte, text).

@@ -13,14 +13,10 @@
 // SLUICE_FUZZ_WRITE_SEEDS=DIR: write the seed corpus to DIR and exit (scripts/fuzz.sh --seeds).
 // SLUICE_FUZZ_LOG=1 (or =debug): keep the broker's log (a warning per bad frame) on stderr.
 
-#include <stdlib.h>
-#include <unistd.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,11 +26,11 @@
 #include <capnp/serialize-async.h>
 #include <capnp/serialize.h>
 #include <kj/async-io.h>
-#include <spdlog/spdlog.h>
 
 #include "core/broker.h"
+#include "fuzz_support.h"
+#include "fuzz_world.h"
 #include "rpc/server.h"
-#include "store/store.h"
 
 namespace {
 
@@ -43,120 +39,47 @@ using namespace sluice;
 constexpr uint64_t kResetEvery = 20000;  // Inputs per broker; then a fresh store.
 constexpr uint64_t kCheckEvery = 500;
 
-std::string makeTempDir() {
-  std::string base = std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp";
-  std::string pattern = base + "/sluice-fuzz-XXXXXX";
-  if (mkdtemp(pattern.data()) == nullptr) {
-    std::perror("mkdtemp");
-    std::abort();
-  }
-  return pattern;
-}
-
 // A broker with its store, writer and RPC server, as sluiced wires them.
 class World {
  public:
-  explicit World(kj::AsyncIoContext& io) : io_(io), dir_(makeTempDir()) {
-    store::EnvOptions options;
-    options.dir = dir_;
-    options.maxStorageBytes = 64ull << 20;
-    options.syncCommits = false;  // Speed; durability is the crash test's subject, not this.
-    auto env = store::Env::open(options);
-    if (!env.ok()) {
-      std::fprintf(stderr, "cannot open store: %s\n", env.status().toString().c_str());
-      std::abort();
-    }
-    env_ = std::move(env).value();
-    writer_ = std::make_unique<store::Writer>(*env_);
-    store_ = std::make_unique<store::LmdbStore>(*env_, *writer_);
-    core::BrokerOptions brokerOptions;
-    brokerOptions.autoCreateTopics = true;  // Lets mutated publishes reach topic creation.
-    brokerOptions.version = "fuzz";
-    broker_ =
-        std::make_unique<core::Broker>(*store_, io.provider->getTimer(), metrics_, brokerOptions);
-    broker_->start();
+  explicit World(kj::AsyncIoContext& io) : base_(io, fuzz::autoCreatingOptions()) {
     rpc::ServerOptions serverOptions;
     serverOptions.timer = &io.provider->getTimer();
-    server_ = std::make_unique<rpc::RpcServer>(*broker_, metrics_, io.provider->getNetwork(),
-                                               serverOptions);
+    server_ = std::make_unique<rpc::RpcServer>(base_.broker(), base_.metrics(),
+                                               io.provider->getNetwork(), serverOptions);
     port_ = server_->listen("127.0.0.1:0").wait(io.waitScope);
   }
 
   ~World() {
     settle();
     server_->stopAccepting();
-    broker_->shutdown();
+    base_.broker().shutdown();
     server_->disconnectAll();
-    io_.provider->getTimer().afterDelay(5 * kj::MILLISECONDS).wait(io_.waitScope);
+    base_.turn(5 * kj::MILLISECONDS);
     server_.reset();
-    writer_->stop();
-    broker_.reset();
-    store_.reset();
-    writer_.reset();
-    checkStore();
-    env_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
+  }  // base_ stops the writer and checks the store.
 
   uint port() const { return port_; }
   rpc::RpcServer& server() { return *server_; }
 
-  // Turns the loop until the server has dropped every connection and no call waits on a
-  // commit, so that inputs do not bleed into each other (bounded: a stuck call is a finding
-  // only through -timeout).
+  // Until the server has dropped every connection and no call waits on a commit.
   void settle() {
-    auto& timer = io_.provider->getTimer();
-    for (int i = 0; i < 2000; ++i) {
-      if (server_->connectionCount() == 0 && broker_->callsAwaitingCommit() == 0) return;
-      timer.afterDelay(1 * kj::MILLISECONDS).wait(io_.waitScope);
-    }
+    base_.settle([this]() { return server_->connectionCount() == 0; });
   }
-
-  void checkStore() {
-    Status status = env_->check();
-    if (!status.ok()) {
-      std::fprintf(stderr, "store invariant broken: %s\n", status.message().c_str());
-      std::abort();
-    }
-  }
+  void checkStore() { base_.checkStore(); }
 
  private:
-  kj::AsyncIoContext& io_;
-  std::string dir_;
-  core::Metrics metrics_;
-  std::unique_ptr<store::Env> env_;
-  std::unique_ptr<store::Writer> writer_;
-  std::unique_ptr<store::LmdbStore> store_;
-  std::unique_ptr<core::Broker> broker_;
+  fuzz::BrokerWorld base_;
   std::unique_ptr<rpc::RpcServer> server_;
   uint port_ = 0;
 };
 
-kj::Promise<void> drain(kj::AsyncIoStream& stream, kj::Array<kj::byte>& buffer) {
-  return stream.tryRead(buffer.begin(), 1, buffer.size()).then([&](size_t n) -> kj::Promise<void> {
-    if (n == 0) return kj::READY_NOW;
-    return drain(stream, buffer);
-  });
-}
+using Inputs = fuzz::Inputs<World, kResetEvery>;
 
 // Sends `bytes` on a fresh connection, closes the sending side, reads until the broker closes.
 void runOne(kj::AsyncIoContext& io, World& world, const uint8_t* data, size_t size) {
-  auto address =
-      io.provider->getNetwork().parseAddress("127.0.0.1", world.port()).wait(io.waitScope);
-  auto stream = address->connect().wait(io.waitScope);
-  auto buffer = kj::heapArray<kj::byte>(65536);
-  auto sending = stream->write(data, size)
-                     .then([&]() { stream->shutdownWrite(); })
-                     .catch_([](kj::Exception&&) {})  // The broker may close first.
-                     .eagerlyEvaluate(nullptr);       // Shut down now, not when both are done.
-  auto receiving = drain(*stream, buffer).catch_([](kj::Exception&&) {});
-  auto both = kj::joinPromises(kj::arr(kj::mv(sending), kj::mv(receiving)))
-                  .then([]() { return true; })
-                  .exclusiveJoin(io.provider->getTimer().afterDelay(5 * kj::SECONDS).then([]() {
-                    return false;
-                  }));
-  if (!both.wait(io.waitScope)) {
+  fuzz::Exchange exchange(io, world.port(), kj::arrayPtr(data, size));
+  if (!exchange.wait(5 * kj::SECONDS)) {
     // The broker kept a connection open after its client's end of stream: report it.
     std::fprintf(stderr, "the broker did not close the connection within 5 s\n");
     std::abort();
@@ -244,7 +167,7 @@ void record(kj::AsyncIoContext& io, World& world, const std::string& dir, const 
     io.provider->getTimer().afterDelay(20 * kj::MILLISECONDS).wait(io.waitScope);
   }
   world.settle();
-  std::ofstream(dir + "/" + name, std::ios::binary) << sent;
+  fuzz::writeFile(dir, name, sent);
 }
 
 void publish(wire::Broker::Client& broker, kj::WaitScope& ws, const std::string& topic, int count,
@@ -409,41 +332,16 @@ void writeSeeds(kj::AsyncIoContext& io, const std::string& dir) {
   });
 }
 
-struct Fuzzer {
-  kj::AsyncIoContext io = kj::setupAsyncIo();
-  std::unique_ptr<World> world;
-  uint64_t inputs = 0;
-};
-
-Fuzzer& fuzzer() {
-  static Fuzzer* instance = new Fuzzer();  // Never destroyed: libFuzzer exits from anywhere.
-  return *instance;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  const char* log = getenv("SLUICE_FUZZ_LOG");
-  spdlog::set_level(log == nullptr                ? spdlog::level::off
-                    : std::string(log) == "debug" ? spdlog::level::debug
-                                                  : spdlog::level::info);
-  if (const char* dir = getenv("SLUICE_FUZZ_WRITE_SEEDS")) {
-    writeSeeds(fuzzer().io, dir);
-    std::printf("seeds written to %s\n", dir);
-    std::exit(0);
-  }
-  return 0;
+  return Inputs::initialize(writeSeeds);
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  Fuzzer& f = fuzzer();
-  if (!f.world || f.inputs % kResetEvery == 0) {
-    f.world.reset();
-    f.world = std::make_unique<World>(f.io);
-  }
-  ++f.inputs;
-  runOne(f.io, *f.world, data, size);
-  f.world->settle();
-  if (f.inputs % kCheckEvery == 0) f.world->checkStore();
+  World& world = Inputs::next();
+  runOne(Inputs::io(), world, data, size);
+  world.settle();
+  if (Inputs::every(kCheckEvery)) world.checkStore();
   return 0;
 }
