@@ -21,9 +21,6 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-constexpr char kSecurityPolicy[] =
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 constexpr uint32_t kMaxFetch = 1000;
 constexpr uint32_t kMaxFetchWaitMs = 30000;
 constexpr uint32_t kMaxBrowse = 1000;
@@ -269,13 +266,14 @@ Json topicJson(const core::TopicView& topic) {
   };
 }
 
-Json messageJson(const StoredMessageData& message) {
+// As `sluice --json` shows it: the subject is the topic's name when published to the topic.
+Json messageJson(const StoredMessageData& message, const std::string& topic) {
   const MessageData& data = message.data;
   Json out{
       {"offset", message.offset},
       {"timestamp", cli::formatTimestamp(message.timestampMs)},
       {"timestamp_ms", message.timestampMs},
-      {"subject", nullIfEmpty(data.subject)},
+      {"subject", data.subject.empty() ? topic : data.subject},
   };
   if (!data.key) {
     out["key"] = nullptr;
@@ -434,10 +432,6 @@ struct HttpApi::Call {
   void send(HttpResponse response) {
     if (answered) return;
     answered = true;
-    response.headers.emplace_back("Content-Security-Policy", kSecurityPolicy);
-    response.headers.emplace_back("X-Content-Type-Options", "nosniff");
-    response.headers.emplace_back("X-Frame-Options", "DENY");
-    response.headers.emplace_back("Referrer-Policy", "no-referrer");
     reply(std::move(response));
     api->open_.erase(id);  // Last: may free this call.
   }
@@ -662,6 +656,40 @@ void HttpApi::route(std::shared_ptr<Call> call) {
   if (parts.size() < 3 || parts[0] != "api" || parts[1] != "v1") {
     throw BadRequest{404, "notFound", "no route " + path + "; the API is under /api/v1"};
   }
+  const std::string& what = parts[2];
+  bool asksWho = parts.size() == 3 && what == "whoami";
+  // Who asks: anonymous when authentication is off; else the bearer credential, if any.
+  auto& authority = broker_.auth();
+  int64_t now = wallClockMs();
+  call->identity = authority.initial(std::nullopt);
+  const std::string* authorization = request.header("authorization");
+  if (authority.enabled() && authorization) {
+    if (authorization->rfind("Bearer ", 0) != 0)
+      throw BadRequest{401, "unauthenticated", "Authorization must be \"Bearer <token>\""};
+    std::string_view secret = std::string_view(*authorization).substr(7);
+    uint64_t penalty = authority.penaltyMs(request.peer, now);
+    auto identity = authority.authenticate(secret, now);
+    authority.recordOutcome(request.peer, identity.ok(), now);
+    if (!identity.ok()) {
+      // whoami answers "not authenticated"; everything else is refused.
+      Status refused = identity.status();
+      auto answer = [this, call, refused, asksWho]() {
+        if (asksWho) return whoami(*call);
+        call->fail(refused);
+      };
+      if (penalty == 0) return answer();
+      // A peer that keeps failing waits for its answers, as over RPC.
+      tasks_->add(timer_.afterDelay(penalty * kj::MILLISECONDS).then(kj::mv(answer)));
+      return;
+    }
+    call->identity = std::move(identity).value();
+  }
+
+  // With authentication on, nothing of a request without a credential is looked at.
+  if (authority.enabled() && !call->identity.authenticated() && !asksWho) {
+    throw BadRequest{401, "unauthenticated",
+                     "this broker needs a credential: send Authorization: Bearer <token>"};
+  }
   call->query = parseQuery(request.query);
   if (request.method == "POST" || request.method == "PUT") {
     const std::string* type = request.header("content-type");
@@ -678,36 +706,7 @@ void HttpApi::route(std::shared_ptr<Call> call) {
     }
   }
 
-  // Who asks: anonymous when authentication is off; else the bearer credential, if any.
-  auto& authority = broker_.auth();
-  int64_t now = wallClockMs();
-  call->identity = authority.initial(std::nullopt);
-  const std::string* authorization = request.header("authorization");
-  if (authority.enabled() && authorization) {
-    if (authorization->rfind("Bearer ", 0) != 0)
-      throw BadRequest{401, "unauthenticated", "Authorization must be \"Bearer <token>\""};
-    std::string_view secret = std::string_view(*authorization).substr(7);
-    uint64_t penalty = authority.penaltyMs(request.peer, now);
-    auto identity = authority.authenticate(secret, now);
-    authority.recordOutcome(request.peer, identity.ok(), now);
-    if (!identity.ok()) {
-      // whoami answers "not authenticated"; everything else is refused.
-      bool asksWho = parts.size() == 3 && parts[2] == "whoami";
-      Status refused = identity.status();
-      auto answer = [this, call, refused, asksWho]() {
-        if (asksWho) return whoami(*call);
-        call->fail(refused);
-      };
-      if (penalty == 0) return answer();
-      // A peer that keeps failing waits for its answers, as over RPC.
-      tasks_->add(timer_.afterDelay(penalty * kj::MILLISECONDS).then(kj::mv(answer)));
-      return;
-    }
-    call->identity = std::move(identity).value();
-  }
-
-  const std::string& what = parts[2];
-  if (parts.size() == 3 && what == "whoami") {
+  if (asksWho) {
     call->requireMethod({"GET"});
     return whoami(*call);
   }
@@ -986,7 +985,7 @@ void HttpApi::browse(Call& call, const std::string& name) {
   Json list = Json::array();
   Offset next = from;
   for (const auto& message : messages.value()) {
-    list.push_back(messageJson(message));
+    list.push_back(messageJson(message, name));
     next = message.offset + 1;
   }
   call.json(200, Json{{"messages", list}, {"next_offset", next}});
@@ -1130,8 +1129,9 @@ void HttpApi::fetch(std::shared_ptr<Call> call, const std::string& topic,
   consumer->fetching = true;
   consumer->lastUsedMs = now;
   uint64_t id = consumer->id;
-  tasks_->add(broker_.fetch(id, max, timeoutMs)
-                  .then([this, call, id](Result<std::vector<core::Delivery>> fetched) {
+  // Whatever is ready, up to max, as soon as there is any: a long poll.
+  tasks_->add(broker_.fetch(id, max, timeoutMs, 1)
+                  .then([this, call, id, topic](Result<std::vector<core::Delivery>> fetched) {
                     auto found = consumers_.find(id);
                     if (found != consumers_.end()) {
                       found->second->fetching = false;
@@ -1140,7 +1140,7 @@ void HttpApi::fetch(std::shared_ptr<Call> call, const std::string& topic,
                     if (!call->check(fetched.status())) return;
                     Json list = Json::array();
                     for (const auto& delivery : fetched.value()) {
-                      Json message = messageJson(delivery.message);
+                      Json message = messageJson(delivery.message, topic);
                       message["deliveries"] = delivery.deliveries;
                       message["delivery_id"] = delivery.deliveryId;
                       list.push_back(std::move(message));
@@ -1192,11 +1192,9 @@ void HttpApi::settle(std::shared_ptr<Call> call, const std::string& topic, const
   tasks_->add(settled.then([call](std::vector<core::OffsetFailure> failures) {
     Json out = Json::array();
     for (const auto& failure : failures) {
-      Json entry{{"offset", failure.offset},
-                 {"code", codeName(failure.status.code())},
-                 {"message", failure.status.message()}};
-      if (failure.deliveryId != 0) entry["delivery_id"] = failure.deliveryId;
-      out.push_back(std::move(entry));
+      out.push_back(Json{{"offset", failure.offset},
+                         {"code", codeName(failure.status.code())},
+                         {"message", failure.status.message()}});
     }
     call->json(200, Json{{"failures", out}});
   }));

@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include <http_parser.h>
+#include <nlohmann/json.hpp>
 
 #include "net/host_port.h"
 
@@ -21,11 +22,21 @@ std::shared_ptr<spdlog::logger> adminLog() {
   return namedLog("admin");
 }
 
+constexpr char kSecurityPolicy[] =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
 std::string serialize(const HttpResponse& response, bool withBody) {
   std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " +
                     reasonOf(response.status) + "\r\nContent-Type: " + response.contentType +
                     "\r\nContent-Length: " + std::to_string(response.body.size()) +
-                    "\r\nConnection: close\r\nCache-Control: no-store\r\n";
+                    "\r\nConnection: close\r\nCache-Control: no-store\r\n"
+                    // Every answer, the server's own refusals too: nothing here may be framed,
+                    // sniffed into another type, or run script from elsewhere.
+                    "Content-Security-Policy: " +
+                    kSecurityPolicy +
+                    "\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"
+                    "Referrer-Policy: no-referrer\r\n";
   for (const auto& [name, value] : response.headers)
     out += name + ": " + value + "\r\n";
   out += "\r\n";
@@ -33,10 +44,18 @@ std::string serialize(const HttpResponse& response, bool withBody) {
   return out;
 }
 
-HttpResponse plain(int status, std::string body) {
+// The server's own refusals, in the HTTP API's error shape (docs/http-api.md).
+HttpResponse refusal(int status, const std::string& message) {
+  const char* code = "invalidArgument";
+  if (status == 405) code = "methodNotAllowed";
+  if (status == 408) code = "requestTimeout";
+  if (status == 413) code = "payloadTooLarge";
+  if (status == 500) code = "internal";
   HttpResponse response;
   response.status = status;
-  response.body = std::move(body);
+  response.contentType = "application/json";
+  response.body = nlohmann::json{{"error", {{"code", code}, {"message", message}}}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
   return response;
 }
 
@@ -137,7 +156,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       timer_.expires_after(server_.options.requestTimeout);
       timer_.async_wait([self = this->shared_from_this()](const asio::error_code& ec) {
         if (!ec && !self->secure()) return self->close();  // Still in the TLS handshake.
-        if (!ec) self->fail(408, "request timeout\n");
+        if (!ec) self->fail(408, "request timeout");
       });
       if constexpr (kTls) {
         socket_.async_handshake(asio::ssl::stream_base::server,
@@ -167,6 +186,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       socket_.async_read_some(asio::buffer(scratch_), [self = this->shared_from_this()](
                                                           const asio::error_code& ec, size_t n) {
         self->reading_ = false;
+        // The client stopped sending mid-request (it may still read): say so now, not at
+        // the deadline.
+        if (ec == asio::error::eof && self->received_ > 0)
+          return self->fail(400, "the request ended early");
         if (ec) return;  // Peer went away, or the timer closed the socket.
         self->onBytes(n);
       });
@@ -175,11 +198,12 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
     void onBytes(size_t n) {
       if (done_) return;
+      received_ += n;
       http_parser_execute(&parser_, &kSettings, scratch_, n);
       if (done_) return;  // A callback answered (405, 413, ...).
       if (parser_.http_errno != HPE_OK && parser_.http_errno != HPE_PAUSED) {
         auto error = static_cast<http_errno>(parser_.http_errno);
-        return fail(400, std::string("malformed request: ") + http_errno_description(error) + "\n");
+        return fail(400, std::string("malformed request: ") + http_errno_description(error));
       }
       if (complete_) return dispatch();
       read();
@@ -190,7 +214,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     bool countHeaderBytes(size_t n) {
       headerBytes_ += n;
       if (headerBytes_ <= server_.options.maxHeaderBytes) return true;
-      fail(413, "request headers too large\n");
+      fail(413, "request headers too large");
       return false;
     }
     static int onUrl(http_parser* parser, const char* at, size_t n) {
@@ -219,19 +243,19 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     static int onHeadersComplete(http_parser* parser) {
       auto& self = of(parser);
       if (parser->http_major != 1) {
-        self.fail(400, "malformed request: HTTP/1.x only\n");
+        self.fail(400, "malformed request: HTTP/1.x only");
         return -1;
       }
       auto method = static_cast<http_method>(parser->method);
       if (method != HTTP_GET && method != HTTP_HEAD && method != HTTP_POST && method != HTTP_PUT &&
           method != HTTP_DELETE) {
-        self.fail(405, "method not allowed\n");
+        self.fail(405, "method not allowed");
         return -1;
       }
       self.request_.method = http_method_str(method);
       const std::string& target = self.target_;
       if (target.empty() || target[0] != '/') {
-        self.fail(400, "bad request target\n");
+        self.fail(400, "bad request target");
         return -1;
       }
       auto question = target.find('?');
@@ -239,7 +263,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       if (question != std::string::npos) self.request_.query = target.substr(question + 1);
       if ((parser->flags & F_CONTENTLENGTH) &&
           parser->content_length > self.server_.options.maxBodyBytes) {
-        self.fail(413, "request body too large\n");
+        self.fail(413, "request body too large");
         return -1;
       }
       const std::string* expect = self.request_.header("expect");
@@ -249,7 +273,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     static int onBody(http_parser* parser, const char* at, size_t n) {
       auto& self = of(parser);
       if (self.request_.body.size() + n > self.server_.options.maxBodyBytes) {
-        self.fail(413, "request body too large\n");
+        self.fail(413, "request body too large");
         return 1;
       }
       self.request_.body.append(at, n);
@@ -297,7 +321,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         server_.handler(std::move(request_), std::move(reply));
       } catch (const std::exception& e) {
         adminLog()->error("admin handler failed err={}", e.what());
-        answer(plain(500, "internal error\n"));
+        answer(refusal(500, "internal error"));
       }
     }
 
@@ -307,7 +331,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       finish(response, !head_);
     }
 
-    void fail(int status, std::string text) { finish(plain(status, std::move(text)), true); }
+    void fail(int status, const std::string& message) { finish(refusal(status, message), true); }
 
     void finish(const HttpResponse& response, bool withBody) {
       if (done_) return;
@@ -375,6 +399,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     HttpRequest request_;
     std::string target_;
     size_t headerBytes_ = 0;
+    size_t received_ = 0;
     bool inValue_ = false;
     bool complete_ = false;
     std::string out_;

@@ -5,7 +5,8 @@
 // libhttp-parser): GET, HEAD, POST, PUT and DELETE; headers up to 8 KiB and a body up to 1 MiB
 // (Content-Length or chunked), all of it within 10 s (TLS handshake included); one request per
 // connection; at most 256 connections at once; no file access. The handler answers when it
-// likes, from any thread. Thread: admin (its own).
+// likes, from any thread. Every answer carries a strict Content-Security-Policy, nosniff, no
+// framing, no referrer and no caching. Thread: admin (its own).
 
 #include <atomic>
 #include <chrono>

@@ -76,8 +76,8 @@ class Broker final : private kj::TaskSet::ErrorHandler {
     return delivery_.inProgress(consumerId, std::move(offsets), extendMs, std::move(deliveryIds));
   }
   kj::Promise<Result<std::vector<Delivery>>> fetch(uint64_t consumerId, uint32_t max,
-                                                   uint32_t timeoutMs) {
-    return delivery_.fetch(consumerId, max, timeoutMs);
+                                                   uint32_t timeoutMs, uint32_t enough = 0) {
+    return delivery_.fetch(consumerId, max, timeoutMs, enough);
   }
   kj::Promise<Result<TransactionOutcome>> transact(uint64_t consumerId,
                                                    TransactionRequest request) {

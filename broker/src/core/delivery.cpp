@@ -664,7 +664,8 @@ constexpr size_t kMaxSkippedPerPass = 16384;
 }  // namespace
 
 kj::Promise<Result<std::vector<Delivery>>> GroupDelivery::fetch(uint64_t consumerId, uint32_t max,
-                                                                uint32_t timeoutMs) {
+                                                                uint32_t timeoutMs,
+                                                                uint32_t enough) {
   using Answer = Result<std::vector<Delivery>>;
   if (ctx_.stopped) return Answer(shuttingDown());
   Consumer* consumer = consumerOf(consumerId);
@@ -702,7 +703,8 @@ kj::Promise<Result<std::vector<Delivery>>> GroupDelivery::fetch(uint64_t consume
   kj::TimePoint notBefore = kj::systemPreciseMonotonicClock().now() + timeoutMs * kj::MILLISECONDS;
   auto full = kj::newPromiseAndFulfiller<void>();
   uint64_t seq = ++consumer->fetches;
-  consumer->fetch = Consumer::Fetch{seq, max, 0, {}, {}, kj::mv(full.fulfiller)};
+  if (enough == 0 || enough > max) enough = max;
+  consumer->fetch = Consumer::Fetch{seq, max, enough, 0, {}, {}, kj::mv(full.fulfiller)};
   schedulePump(*consumer->group);
   // Takes the gathered messages out of the fetch; their ack timeout starts now.
   auto take = [this, consumerId, seq]() -> std::optional<Answer> {
@@ -1173,7 +1175,7 @@ void GroupDelivery::fill(Group& group, Consumer& consumer, std::vector<DueEntry>
   fetch.bytes += bytes;
   for (Delivery& delivery : out)
     fetch.got.push_back(std::move(delivery));
-  if (room(consumer) == 0) endFetch(consumer, std::nullopt);
+  if (room(consumer) == 0 || fetch.got.size() >= fetch.enough) endFetch(consumer, std::nullopt);
 }
 
 }  // namespace sluice::core

@@ -71,8 +71,10 @@ class GroupDelivery {
   // above maxFetchTimeoutMs, a consumer with prefetch, a fetch already waiting),
   // kLimitExceeded (held + max above maxPrefetch), kTopicNotFound (subscription ended),
   // kShuttingDown.
+  // `enough` (1..max; 0 means max) answers as soon as that many are gathered: 1 for a long
+  // poll that wants whatever is ready, up to max.
   kj::Promise<Result<std::vector<Delivery>>> fetch(uint64_t consumerId, uint32_t max,
-                                                   uint32_t timeoutMs);
+                                                   uint32_t timeoutMs, uint32_t enough = 0);
 
   // Atomic ack-and-publish (transaction.h): acknowledges held messages of the consumer and
   // publishes to one or more topics in one commit, all or nothing. With an id, a retry (same

@@ -221,6 +221,7 @@ class Consumer {
   struct Fetch {
     uint64_t seq = 0;  // Which fetch of the consumer.
     uint32_t want = 0;
+    uint32_t enough = 0;  // Answer once this many are gathered (1..want).
     uint64_t bytes = 0;
     std::vector<Delivery> got;
     std::optional<Status> ended;
