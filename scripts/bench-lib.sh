@@ -1,6 +1,6 @@
 # Helpers shared by the benchmark scripts that drive a Release sluiced through `sluice`.
 # Source after setting build_dir; defines sluiced, sluice, work (removed on exit), pid, addr,
-# tls_addr (with --listen-tls), ready_ms, and start, stop, cpu_ticks, with_cpu, rss, peak_while
+# tls_addr (with --listen-tls), admin_addr, ready_ms, and start, stop, cpu_ticks, with_cpu, rss, peak_while
 # and sl.
 sluiced="$build_dir/broker/src/sluiced"
 sluice="$build_dir/client-lib/cli/sluice"
@@ -11,7 +11,7 @@ ready_ms=0
 cleanup() { [[ -n "$pid" ]] && kill -TERM "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-start() {  # DATA_DIR [SLUICED_ARGS...] -> sets pid, addr, tls_addr and ready_ms (exec to ready)
+start() {  # DATA_DIR [SLUICED_ARGS...] -> sets pid, addr, tls_addr, admin_addr and ready_ms
   local data=$1 out="$work/stdout.$RANDOM" t0 t1
   shift
   t0=$(date +%s%N)
@@ -25,6 +25,7 @@ start() {  # DATA_DIR [SLUICED_ARGS...] -> sets pid, addr, tls_addr and ready_ms
   t1=$(date +%s%N)
   addr="127.0.0.1:$(sed -n 's/^ready rpc=\([0-9]*\).*/\1/p' "$out")"
   tls_addr="127.0.0.1:$(sed -n 's/^ready .*tls=\([0-9]*\).*/\1/p' "$out")"
+  admin_addr="127.0.0.1:$(sed -n 's/^ready .*admin=\([0-9]*\).*/\1/p' "$out")"
   ready_ms=$(((t1 - t0) / 1000000))
 }
 stop() { kill -TERM "$pid"; wait "$pid" || true; pid=""; }

@@ -30,6 +30,7 @@ TEST_PACKAGES=(
   nodejs                    # the Node HTTP example and the console's browser test
   chromium                  # the console's browser test (tests/browser), headless
   prometheus                # promtool checks the alert rules (tests/ops)
+  wrk                       # scripts/bench-http.sh
 )
 
 # The browser test's one npm package, pinned in tests/browser/package-lock.json: playwright-core
