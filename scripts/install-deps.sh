@@ -49,6 +49,13 @@ install_npm_packages() {
     echo "install-deps: npm is missing (Node.js without npm); install Debian's npm package" >&2
     return 1
   fi
+  local node_major
+  node_major="$(node --version 2>/dev/null | sed -n 's/^v\([0-9]*\).*/\1/p')"
+  if [[ -z "$node_major" || "$node_major" -lt 20 ]]; then
+    echo "install-deps: warning: Node.js $(node --version 2>/dev/null) is older than 20, which" \
+      "playwright-core needs: the browser test will fail until Node.js 20 is installed" \
+      "(e.g. from NodeSource)" >&2
+  fi
   echo "install-deps: $dir: npm ci"
   (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts)
 }
