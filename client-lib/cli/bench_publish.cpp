@@ -179,17 +179,22 @@ int runPublish(Context& context, const BenchArgs& args) {
   std::vector<std::unique_ptr<ProducerRun>> runs;
   Shared shared;
   std::vector<std::thread> threads;
+  // Every run exists before any thread starts: a thread holds its run by reference, and growing
+  // `runs` under a running thread would move the pointers it reads (a crash seen under ASan).
+  for (uint32_t i = 0; i < args.producers; ++i)
+    runs.push_back(std::make_unique<ProducerRun>());
   auto start = Clock::now();
   for (uint32_t i = 0; i < args.producers; ++i) {
-    runs.push_back(std::make_unique<ProducerRun>());
     uint64_t quota = 0;
     if (counted) quota = args.count / args.producers + (i < args.count % args.producers ? 1 : 0);
     if (counted && quota == 0) continue;
-    threads.emplace_back([&, i, quota] {
+    Client& client = clients[i];
+    ProducerRun& run = *runs[i];
+    threads.emplace_back([&, &client = client, &run = run, quota] {
       if (args.inFlight <= 1) {
-        runBlockingProducer(clients[i], args, prototype, quota, shared, *runs[i]);
+        runBlockingProducer(client, args, prototype, quota, shared, run);
       } else {
-        runAsyncProducer(clients[i], args, prototype, quota, shared, *runs[i]);
+        runAsyncProducer(client, args, prototype, quota, shared, run);
       }
     });
   }
