@@ -23,6 +23,7 @@
 #include "admin/api.h"
 #include "admin/http_server.h"
 #include "admin/metrics_page.h"
+#include "common/text.h"
 #include "config.h"
 #include "core/broker.h"
 #include "logging.h"
@@ -116,9 +117,8 @@ sluice::admin::HttpResponse answerAdmin(const sluice::admin::HttpRequest& reques
 // host, and admin_hosts.
 std::vector<std::string> allowedHosts(const Config& config) {
   std::vector<std::string> hosts = {"localhost", "127.0.0.1", "[::1]"};
-  auto add = [&](std::string host) {
-    std::transform(host.begin(), host.end(), host.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  auto add = [&](std::string_view name) {
+    std::string host = sluice::lowerAscii(name);
     if (host.find(':') != std::string::npos && host[0] != '[') host = "[" + host + "]";
     if (!host.empty()) hosts.push_back(host);
   };

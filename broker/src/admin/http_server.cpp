@@ -1,12 +1,12 @@
 #include "admin/http_server.h"
 
 #include "common/log.h"
+#include "common/text.h"
 
 #define ASIO_NO_DEPRECATED
 #include <spdlog/spdlog.h>
 #include <asio.hpp>
 #include <asio/ssl.hpp>
-#include <cctype>
 #include <set>
 #include <type_traits>
 
@@ -57,16 +57,6 @@ HttpResponse refusal(int status, const std::string& message) {
   response.body = nlohmann::json{{"error", {{"code", code}, {"message", message}}}}.dump(
       -1, ' ', false, nlohmann::json::error_handler_t::replace);
   return response;
-}
-
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  }
-  return true;
 }
 
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -230,7 +220,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       if (headers.empty() || self.inValue_) headers.emplace_back();
       self.inValue_ = false;
       for (size_t i = 0; i < n; ++i)
-        headers.back().first += static_cast<char>(std::tolower(static_cast<unsigned char>(at[i])));
+        headers.back().first += lowerAscii(at[i]);
       return 0;
     }
     static int onHeaderValue(http_parser* parser, const char* at, size_t n) {
