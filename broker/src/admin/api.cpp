@@ -1,7 +1,6 @@
 #include "admin/api.h"
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <optional>
 #include <set>
@@ -12,6 +11,7 @@
 #include "admin/ui_assets.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "core/names.h"
 #include "core/subjects.h"
 #include "encoding.h"  // The CLI's: base64, UTF-8, RFC 3339 times.
@@ -378,9 +378,7 @@ std::string hostOf(const std::string& header) {
   } else if (auto colon = host.rfind(':'); colon != std::string::npos) {
     host = host.substr(0, colon);
   }
-  std::transform(host.begin(), host.end(), host.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return host;
+  return lowerAscii(host);
 }
 
 std::vector<std::string> splitPath(const std::string& path) {
@@ -831,9 +829,7 @@ void HttpApi::listTopics(Call& call) {
 
   auto topics = broker_.listTopics();
   if (!call.check(topics.status())) return;
-  std::string needle = filter;
-  std::transform(needle.begin(), needle.end(), needle.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::string needle = lowerAscii(filter);
   struct Row {
     const core::TopicView* topic;
     uint64_t lag = 0, consumers = 0;
@@ -843,12 +839,7 @@ void HttpApi::listTopics(Call& call) {
   for (const auto& topic : topics.value()) {
     if (!authority.checkAny(call.identity, kDescribe, topic.name, now).ok()) continue;
     ++visible;
-    if (!needle.empty()) {
-      std::string name = topic.name;
-      std::transform(name.begin(), name.end(), name.begin(),
-                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-      if (name.find(needle) == std::string::npos) continue;
-    }
+    if (!needle.empty() && lowerAscii(topic.name).find(needle) == std::string::npos) continue;
     Row row{&topic};
     for (const auto& group : topic.groups) {
       row.lag = std::max(row.lag, group.lagMessages);
@@ -1067,6 +1058,25 @@ void HttpApi::group(std::shared_ptr<Call> call, const std::string& topic, const 
   throw BadRequest{404, "notFound", "no route " + call->request.path};
 }
 
+HttpApi::Consumer* HttpApi::consumerFor(Call& call, uint64_t id, const std::string& topic,
+                                        const std::string& group) {
+  auto found = consumers_.find(id);
+  if (found == consumers_.end() || found->second->topic != topic || found->second->group != group ||
+      found->second->principal != call.identity.principal ||
+      found->second->credential != call.identity.credential) {
+    throw BadRequest{404, "notFound",
+                     "no HTTP consumer " + std::to_string(id) + " of group \"" + group +
+                         "\" for this credential (closed after 60 s unused?)"};
+  }
+  if (auto why = found->second->sink.closedWith()) {
+    Status reason = *why;
+    dropConsumer(id);
+    call.fail(reason);
+    return nullptr;
+  }
+  return found->second.get();
+}
+
 void HttpApi::fetch(std::shared_ptr<Call> call, const std::string& topic,
                     const std::string& group) {
   const Json& body = call->body;
@@ -1083,23 +1093,10 @@ void HttpApi::fetch(std::shared_ptr<Call> call, const std::string& topic,
   if (!call->allowed(kActConsume, topic)) return;
   int64_t now = wallClockMs();
   Consumer* consumer = nullptr;
-  if (const Json* named = field(body, "consumer")) {
+  if (field(body, "consumer")) {
     uint64_t id = numberField(body, "consumer", 0, UINT64_MAX);
-    (void)named;
-    auto found = consumers_.find(id);
-    if (found == consumers_.end() || found->second->topic != topic ||
-        found->second->group != group || found->second->principal != call->identity.principal ||
-        found->second->credential != call->identity.credential) {
-      throw BadRequest{404, "notFound",
-                       "no HTTP consumer " + std::to_string(id) + " of group \"" + group +
-                           "\" for this credential (closed after 60 s unused?)"};
-    }
-    consumer = found->second.get();
-    if (auto why = consumer->sink.closedWith()) {
-      Status reason = *why;
-      dropConsumer(id);
-      return call->fail(reason);
-    }
+    consumer = consumerFor(*call, id, topic, group);
+    if (consumer == nullptr) return;
     if (consumer->fetching) {
       throw BadRequest{409, "groupBusy",
                        "HTTP consumer " + std::to_string(id) + " is already fetching"};
@@ -1173,20 +1170,9 @@ void HttpApi::settle(std::shared_ptr<Call> call, const std::string& topic, const
   }
   if (!anyId) deliveryIds.clear();
   if (!call->allowed(kActConsume, topic)) return;
-  auto found = consumers_.find(id);
-  if (found == consumers_.end() || found->second->topic != topic || found->second->group != group ||
-      found->second->principal != call->identity.principal ||
-      found->second->credential != call->identity.credential) {
-    throw BadRequest{404, "notFound",
-                     "no HTTP consumer " + std::to_string(id) + " of group \"" + group +
-                         "\" for this credential (closed after 60 s unused?)"};
-  }
-  if (auto why = found->second->sink.closedWith()) {
-    Status reason = *why;
-    dropConsumer(id);
-    return call->fail(reason);
-  }
-  found->second->lastUsedMs = wallClockMs();
+  Consumer* consumer = consumerFor(*call, id, topic, group);
+  if (consumer == nullptr) return;
+  consumer->lastUsedMs = wallClockMs();
   auto settled = ack ? broker_.ack(id, std::move(offsets), std::move(deliveryIds))
                      : broker_.nack(id, std::move(offsets), delayMs, std::move(deliveryIds));
   tasks_->add(settled.then([call](std::vector<core::OffsetFailure> failures) {

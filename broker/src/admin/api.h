@@ -74,6 +74,10 @@ class HttpApi final : private kj::TaskSet::ErrorHandler {
   void sample();
   void closeIdleConsumers(int64_t nowMs);
   void dropConsumer(uint64_t id);
+  // The HTTP consumer `id` of topic/group made by this call's credential; 404 otherwise. Null
+  // (and the call answered with the reason) when the broker closed it meanwhile.
+  Consumer* consumerFor(Call& call, uint64_t id, const std::string& topic,
+                        const std::string& group);
 
   void route(std::shared_ptr<Call> call);
   void serveUi(Call& call, const std::string& path);
