@@ -944,7 +944,7 @@ class NoAuthApiTest(ApiTestCase):
         got = self.fetch("stale.t", "g", max=1, timeout_ms=0, ack_timeout_ms=300)
         consumer = got["consumer"]
         old = got["messages"][0]
-        time.sleep(0.6)
+        time.sleep(0.6)  # past the 300 ms ack timeout: the message is due again, first in line
         again = self.fetch("stale.t", "g", consumer=consumer, max=1, timeout_ms=5000)
         self.assertEqual(len(again["messages"]), 1, again)
         new = again["messages"][0]
@@ -1406,7 +1406,11 @@ class LimitsTest(ApiTestCase):
             waiter = threading.Thread(target=lambda: results.setdefault("fetch", broker.post(
                 "/api/v1/topics/stop.t/groups/g/fetch", {"timeout_ms": 20_000})))
             waiter.start()
-            time.sleep(0.5)
+            # The fetch is waiting in the broker once its HTTP consumer shows in the group.
+            deadline = time.monotonic() + 10
+            while not broker.get("/api/v1/topics/stop.t/groups/g").json["consumers"]:
+                self.assertLess(time.monotonic(), deadline, "the fetch never reached the broker")
+                time.sleep(0.05)
             broker.proc.send_signal(signal.SIGTERM)
             waiter.join(15)
             self.assertEqual(broker.proc.wait(15), 0)
