@@ -10,7 +10,8 @@
 #   WORKLOADS=memory bash scripts/bench.sh   # 5M x 1 KiB backlog (~7 GB of disk), 4 consumers
 #
 # Environment: BUILD_DIR (build-perf), RUNS (3), DURATION (10s), JOBS (2), TMPDIR,
-# SKIP_BUILD=1 to use the binaries as they are, SLUICE_CLI (the `sluice` binary to drive them).
+# SKIP_BUILD=1 to use the binaries as they are, SLUICE_CLI (the `sluice` binary to drive them),
+# SKIP_DISK=1 to leave out the disk's fdatasync rates (fio) printed first.
 # Each JSON line also has broker_write_bytes_per_msg: write_bytes of the sluiced process
 # (/proc/PID/io, bytes it sent toward the device) across the run ÷ messages.
 set -euo pipefail
@@ -36,6 +37,30 @@ disk_dev=$(df --output=source "${TMPDIR:-/tmp}" | tail -1)
 echo "disk:    ${TMPDIR:-/tmp} on $disk_dev ($(df -h --output=size "${TMPDIR:-/tmp}" | tail -1 | tr -d ' '))," \
      "rotational=$(cat /sys/block/"$(basename "$disk_dev")"/queue/rotational 2>/dev/null || echo '?')"
 echo "build:   $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+changes'), $build_dir (Release)"
+
+# The disk's own limits in this sitting (fio): 4 KiB writes each followed by fdatasync, appended
+# to a growing file, and overwriting blocks already written. A durable publish can be no faster
+# than one of these per commit; the day's figures vary by 2x, so compare against these.
+disk_rates() {
+  if ! command -v fio >/dev/null; then
+    echo "disk:    fio is missing (bash scripts/install-deps.sh installs it); no fdatasync rates"
+    return
+  fi
+  local dir append overwrite
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/sluice-disk.XXXXXX")
+  append=$(fio --name=append --filename="$dir/append" --rw=write --bs=4k --size=256m \
+    --fdatasync=1 --runtime=5 --ioengine=sync --fallocate=none --output-format=json |
+    jq '.jobs[0].write.iops')
+  fio --name=fill --filename="$dir/overwrite" --rw=write --bs=1m --size=32m --end_fsync=1 \
+    --output-format=json >/dev/null
+  overwrite=$(fio --name=overwrite --filename="$dir/overwrite" --rw=write --bs=4k --size=32m \
+    --fdatasync=1 --runtime=5 --time_based --overwrite=1 --ioengine=sync --output-format=json |
+    jq '.jobs[0].write.iops')
+  rm -rf "$dir"
+  printf 'fsync:   4 KiB write + fdatasync: append %.0f/s, overwrite %.0f/s (fio, 5 s each)\n' \
+    "$append" "$overwrite"
+}
+if [[ "${SKIP_DISK:-0}" != 1 ]]; then disk_rates; fi
 echo
 
 broker_pid=""

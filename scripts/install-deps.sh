@@ -31,6 +31,7 @@ TEST_PACKAGES=(
   chromium                  # the console's browser test (tests/browser), headless
   prometheus                # promtool checks the alert rules (tests/ops)
   wrk                       # scripts/bench-http.sh
+  fio                       # scripts/bench.sh: the disk's own fdatasync rates
 )
 
 # The browser test's one npm package, pinned in tests/browser/package-lock.json: playwright-core
