@@ -2,89 +2,26 @@
 
 #include "encoding.h"
 #include "format.h"
+#include "view_json.h"
 
 namespace sluice::cli {
 
-namespace {
-
-Json nullIfEmpty(const std::string& text) {
-  return text.empty() ? Json(nullptr) : Json(text);
-}
-
-}  // namespace
-
 Json settingsToJson(const TopicSettings& settings) {
-  return Json{
-      {"max_age_ms", settings.maxAge.count()},
-      {"max_bytes", settings.maxBytes},
-      {"max_messages", settings.maxMessages},
-      {"max_message_size", settings.maxMessageSize},
-      {"work_queue", settings.workQueue},
-      {"max_deliveries", settings.maxDeliveries},
-      {"dead_letter_topic", nullIfEmpty(settings.deadLetterTopic)},
-      {"dedup_window_ms", settings.dedupWindow.count()},
-      {"default_ttl_ms", settings.defaultTtl.count()},
-      {"dead_letter_expired", settings.deadLetterExpired},
-      {"subjects", settings.subjects},
-  };
+  return settingsJsonOf(settings, static_cast<uint64_t>(settings.maxAge.count()),
+                        static_cast<uint64_t>(settings.dedupWindow.count()),
+                        static_cast<uint64_t>(settings.defaultTtl.count()));
 }
 
 Json consumerToJson(const ConsumerInfo& consumer) {
-  return Json{
-      {"id", consumer.id},
-      {"peer", consumer.peer},
-      {"prefetch", consumer.prefetch},
-      {"in_flight", consumer.inFlight},
-      {"connected", formatTimestamp(consumer.connectedMs)},
-  };
+  return consumerJsonOf(consumer);
 }
 
 Json groupToJson(const GroupInfo& group) {
-  Json consumers = Json::array();
-  for (const auto& consumer : group.consumers)
-    consumers.push_back(consumerToJson(consumer));
-  return Json{
-      {"topic", group.topic},
-      {"name", group.name},
-      {"position", group.position},
-      {"ack_floor", group.ackFloor},
-      {"pending", group.pending},
-      {"lag_messages", group.lagMessages},
-      {"lag_ms", group.lagMs},
-      {"delivered", group.delivered},
-      {"acked", group.acked},
-      {"nacked", group.nacked},
-      {"redelivered", group.redelivered},
-      {"dead_lettered", group.deadLettered},
-      {"expired", group.expired},
-      {"ordering", group.keyOrdered ? "key" : "none"},
-      {"key_blocked", group.keyBlocked},
-      {"scheduled", group.scheduled},
-      {"filter", group.filter},
-      {"consumers", consumers},
-      {"created", formatTimestamp(group.createdMs)},
-  };
+  return groupJsonOf(group);
 }
 
 Json topicToJson(const TopicInfo& topic) {
-  Json groups = Json::array();
-  for (const auto& group : topic.groups)
-    groups.push_back(groupToJson(group));
-  return Json{
-      {"name", topic.name},
-      {"settings", settingsToJson(topic.settings)},
-      {"messages", topic.messages},
-      {"bytes", topic.bytes},
-      {"first_offset", topic.firstOffset},
-      {"last_offset", topic.lastOffset},
-      {"published_total", topic.publishedTotal},
-      {"publish_rate", topic.publishRate},
-      {"expired", topic.expired},
-      {"scheduled", topic.scheduled},
-      {"key_blocked", topic.keyBlocked},
-      {"groups", groups},
-      {"created", formatTimestamp(topic.createdMs)},
-  };
+  return topicJsonOf(topic, settingsToJson(topic.settings));
 }
 
 Json statsToJson(const BrokerStats& stats) {
@@ -113,23 +50,7 @@ Json messageToJson(const Message& message) {
       {"timestamp_ms", message.timestampMs()},
       {"subject", nullIfEmpty(message.subject())},
   };
-  if (!message.key()) {
-    out["key"] = nullptr;
-  } else if (isValidUtf8(*message.key())) {
-    out["key"] = *message.key();
-  } else {
-    out["key"] = nullptr;
-    out["key_base64"] = base64Encode(*message.key());
-  }
-  Json headers = Json::object();
-  for (const auto& [name, value] : message.headers())
-    headers[name] = value;
-  out["headers"] = headers;
-  if (isValidUtf8(message.payload())) {
-    out["payload"] = message.payload();
-  } else {
-    out["payload_base64"] = base64Encode(message.payload());
-  }
+  addMessageBody(out, message.key(), message.headers(), message.payload());
   out["deliveries"] = message.deliveries();
   out["id"] = nullIfEmpty(message.id());
   if (message.deliverAtMs() != 0) out["deliver_at_ms"] = message.deliverAtMs();

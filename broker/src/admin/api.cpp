@@ -14,7 +14,8 @@
 #include "common/text.h"
 #include "core/names.h"
 #include "core/subjects.h"
-#include "encoding.h"  // The CLI's: base64, UTF-8, RFC 3339 times.
+#include "encoding.h"   // The CLI's: base64, UTF-8, RFC 3339 times.
+#include "view_json.h"  // The CLI's documents of topics, groups and messages.
 
 namespace sluice::admin {
 namespace {
@@ -191,79 +192,11 @@ core::StartAt parseStart(const Json* value) {
   invalid(R"(a start is "earliest", "latest", {"offset": N} or {"time": UNIX_MS})");
 }
 
-Json nullIfEmpty(const std::string& text) {
-  return text.empty() ? Json(nullptr) : Json(text);
-}
-
-Json settingsJson(const TopicSettings& settings) {
-  return Json{
-      {"max_age_ms", settings.maxAgeMs},
-      {"max_bytes", settings.maxBytes},
-      {"max_messages", settings.maxMessages},
-      {"max_message_size", settings.maxMessageSize},
-      {"work_queue", settings.workQueue},
-      {"max_deliveries", settings.maxDeliveries},
-      {"dead_letter_topic", nullIfEmpty(settings.deadLetterTopic)},
-      {"dedup_window_ms", settings.dedupWindowMs},
-      {"default_ttl_ms", settings.defaultTtlMs},
-      {"dead_letter_expired", settings.deadLetterExpired},
-      {"subjects", settings.subjects},
-  };
-}
-
-Json groupJson(const core::GroupView& group) {
-  Json consumers = Json::array();
-  for (const auto& consumer : group.consumers) {
-    consumers.push_back(Json{
-        {"id", consumer.id},
-        {"peer", consumer.peer},
-        {"prefetch", consumer.prefetch},
-        {"in_flight", consumer.inFlight},
-        {"connected", cli::formatTimestamp(consumer.connectedMs)},
-    });
-  }
-  return Json{
-      {"topic", group.topic},
-      {"name", group.name},
-      {"position", group.position},
-      {"ack_floor", group.ackFloor},
-      {"pending", group.pending},
-      {"lag_messages", group.lagMessages},
-      {"lag_ms", group.lagMs},
-      {"delivered", group.delivered},
-      {"acked", group.acked},
-      {"nacked", group.nacked},
-      {"redelivered", group.redelivered},
-      {"dead_lettered", group.deadLettered},
-      {"expired", group.expired},
-      {"ordering", group.keyOrdered ? "key" : "none"},
-      {"key_blocked", group.keyBlocked},
-      {"scheduled", group.scheduled},
-      {"filter", group.filter},
-      {"consumers", consumers},
-      {"created", cli::formatTimestamp(group.createdMs)},
-  };
-}
-
 Json topicJson(const core::TopicView& topic) {
-  Json groups = Json::array();
-  for (const auto& group : topic.groups)
-    groups.push_back(groupJson(group));
-  return Json{
-      {"name", topic.name},
-      {"settings", settingsJson(topic.settings)},
-      {"messages", topic.messages},
-      {"bytes", topic.bytes},
-      {"first_offset", topic.firstOffset},
-      {"last_offset", topic.lastOffset},
-      {"published_total", topic.publishedTotal},
-      {"publish_rate", topic.publishRate},
-      {"expired", topic.expired},
-      {"scheduled", topic.scheduled},
-      {"key_blocked", topic.keyBlocked},
-      {"groups", groups},
-      {"created", cli::formatTimestamp(topic.createdMs)},
-  };
+  const TopicSettings& settings = topic.settings;
+  return cli::topicJsonOf(topic,
+                          cli::settingsJsonOf(settings, settings.maxAgeMs, settings.dedupWindowMs,
+                                              settings.defaultTtlMs));
 }
 
 // As `sluice --json` shows it: the subject is the topic's name when published to the topic.
@@ -275,24 +208,8 @@ Json messageJson(const StoredMessageData& message, const std::string& topic) {
       {"timestamp_ms", message.timestampMs},
       {"subject", data.subject.empty() ? topic : data.subject},
   };
-  if (!data.key) {
-    out["key"] = nullptr;
-  } else if (cli::isValidUtf8(*data.key)) {
-    out["key"] = *data.key;
-  } else {
-    out["key"] = nullptr;
-    out["key_base64"] = cli::base64Encode(*data.key);
-  }
-  Json headers = Json::object();
-  for (const auto& [name, value] : data.headers)
-    headers[name] = value;
-  out["headers"] = headers;
-  if (cli::isValidUtf8(data.payload)) {
-    out["payload"] = data.payload;
-  } else {
-    out["payload_base64"] = cli::base64Encode(data.payload);
-  }
-  out["id"] = nullIfEmpty(data.id);
+  cli::addMessageBody(out, data.key, data.headers, data.payload);
+  out["id"] = cli::nullIfEmpty(data.id);
   if (data.deliverAtMs != 0) out["deliver_at_ms"] = data.deliverAtMs;
   if (int64_t expires = message.expiresAtMs(); expires != 0) out["expires_at_ms"] = expires;
   return out;
@@ -1013,7 +930,7 @@ void HttpApi::createGroup(std::shared_ptr<Call> call, const std::string& topic) 
   tasks_->add(broker_.createGroup(topic, *name, start, ordering == "key", std::move(filter))
                   .then([call](Result<core::GroupView> created) {
                     if (!call->check(created.status())) return;
-                    call->json(201, groupJson(created.value()));
+                    call->json(201, cli::groupJsonOf(created.value()));
                   }));
 }
 
@@ -1033,7 +950,7 @@ void HttpApi::group(std::shared_ptr<Call> call, const std::string& topic, const 
     if (!call->allowed(kDescribe, topic)) return;
     auto view = broker_.describeGroup(topic, group);
     if (!call->check(view.status())) return;
-    return call->json(200, groupJson(view.value()));
+    return call->json(200, cli::groupJsonOf(view.value()));
   }
   if (action == "reset") {
     call->requireMethod({"POST"});
@@ -1043,7 +960,7 @@ void HttpApi::group(std::shared_ptr<Call> call, const std::string& topic, const 
     if (!call->allowed(kActManage, topic)) return;
     tasks_->add(broker_.resetGroup(topic, group, at).then([call](Result<core::GroupView> reset) {
       if (!call->check(reset.status())) return;
-      call->json(200, groupJson(reset.value()));
+      call->json(200, cli::groupJsonOf(reset.value()));
     }));
     return;
   }
