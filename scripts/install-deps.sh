@@ -32,6 +32,7 @@ TEST_PACKAGES=(
   prometheus                # promtool checks the alert rules (tests/ops)
   wrk                       # scripts/bench-http.sh
   fio                       # scripts/bench.sh: the disk's own fdatasync rates
+  etcd-server               # the cluster tests (tests/cluster) run a real etcd cluster
 )
 
 # The browser test's one npm package, pinned in tests/browser/package-lock.json: playwright-core
