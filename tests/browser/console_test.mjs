@@ -376,10 +376,14 @@ async function fillBroker(broker) {
   return { fromTimeMs: boundary };
 }
 
+// The value a datetime-local input holds for `ms`, in the normalized form the browser keeps: the
+// seconds are left out when they are zero (HTML's "valid normalized local date and time string"),
+// so that filling it reads back the same.
 function localInput(ms) {
   const d = new Date(ms);
   const p = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  const minutes = `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+  return d.getSeconds() === 0 ? minutes : `${minutes}:${p(d.getSeconds())}`;
 }
 
 async function checkApiAnswers(broker) {
