@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fcntl.h>
@@ -34,24 +35,32 @@ int freeLoopbackPort() {
 
 EtcdCluster::EtcdCluster(int members) {
   members_.resize(static_cast<size_t>(members));
+  std::string log = dir_.path() + "/etcd.log";
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (start(attempt, log)) return;
+  }
+  throw std::runtime_error("etcd did not start in three attempts; see " + log);
+}
+
+bool EtcdCluster::start(int attempt, const std::string& log) {
   std::string initial;
-  for (int i = 0; i < members; ++i) {
+  for (size_t i = 0; i < members_.size(); ++i) {
     members_[i].clientPort = freeLoopbackPort();
     members_[i].peerPort = freeLoopbackPort();
     if (!initial.empty()) initial += ",";
     initial +=
         "m" + std::to_string(i) + "=http://127.0.0.1:" + std::to_string(members_[i].peerPort);
   }
-  std::string log = dir_.path() + "/etcd.log";
   int logFd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (logFd < 0) throw std::runtime_error("cannot open " + log);
-  for (int i = 0; i < members; ++i) {
+  std::string dataDir = dir_.path() + "/attempt" + std::to_string(attempt);
+  for (size_t i = 0; i < members_.size(); ++i) {
     std::string client = "http://127.0.0.1:" + std::to_string(members_[i].clientPort);
     std::string peer = "http://127.0.0.1:" + std::to_string(members_[i].peerPort);
     std::vector<std::string> argv = {
         "etcd",
         "--name=m" + std::to_string(i),
-        "--data-dir=" + dir_.path() + "/m" + std::to_string(i),
+        "--data-dir=" + dataDir + "/m" + std::to_string(i),
         "--listen-client-urls=" + client,
         "--advertise-client-urls=" + client,
         "--listen-peer-urls=" + peer,
@@ -72,22 +81,36 @@ EtcdCluster::EtcdCluster(int members) {
     }
   }
   ::close(logFd);
+  auto stopAll = [&] {
+    for (size_t i = 0; i < members_.size(); ++i)
+      kill(static_cast<int>(i));
+    return false;
+  };
   // Healthy: every member answers /health with "true" (it has a leader and can serve).
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  for (int i = 0; i < members; ++i) {
+  for (auto& member : members_) {
     for (;;) {
       try {
-        HttpReply reply = httpGet(members_[i].clientPort, "/health");
+        HttpReply reply = httpGet(member.clientPort, "/health");
         if (reply.status == 200 && reply.body.find("\"true\"") != std::string::npos) break;
       } catch (const std::exception&) {
         // Not listening yet.
       }
+      for (auto& any : members_) {
+        int status = 0;
+        if (any.pid > 0 && ::waitpid(any.pid, &status, WNOHANG) == any.pid) {
+          any.pid = -1;  // Exited: its ports were taken, most likely.
+          return stopAll();
+        }
+      }
       if (std::chrono::steady_clock::now() > deadline) {
+        stopAll();
         throw std::runtime_error("etcd did not become healthy in 30 s; see " + log);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
+  return true;
 }
 
 EtcdCluster::~EtcdCluster() {

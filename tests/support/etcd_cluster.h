@@ -35,6 +35,9 @@ class EtcdCluster {
     int peerPort = 0;
     pid_t pid = -1;
   };
+  // Starts every member on new free ports under dir_/attempt<N>; false (all stopped) if one of
+  // them exited, e.g. because another process took its port in the meantime.
+  bool start(int attempt, const std::string& log);
   TempDir dir_;
   std::vector<Member> members_;
 };
