@@ -185,7 +185,6 @@ TxnOp TxnOp::get(std::string key) {
 EtcdClient::EtcdClient(kj::Timer& timer, kj::Network& network, std::vector<std::string> endpoints,
                        kj::Duration requestTimeout)
     : timer_(timer),
-      network_(network),
       endpoints_(std::move(endpoints)),
       requestTimeout_(requestTimeout),
       http_(kj::newHttpClient(timer, headerTable_, network, nullptr)) {
@@ -209,30 +208,35 @@ std::string EtcdClient::prefixEnd(const std::string& prefix) {
   return std::string(1, '\0');
 }
 
+kj::Promise<kj::HttpClient::Response> EtcdClient::post(const std::string& endpoint,
+                                                       const std::string& path,
+                                                       const std::string& body) {
+  kj::HttpHeaders headers(headerTable_);
+  headers.set(kj::HttpHeaderId::CONTENT_TYPE, "application/json");
+  auto request =
+      http_->request(kj::HttpMethod::POST, "http://" + endpoint + path, headers, body.size());
+  auto owned = kj::heapString(body.data(), body.size());
+  auto sent = request.body->write(owned.begin(), owned.size()).attach(kj::mv(owned));
+  return sent.then([stream = kj::mv(request.body), response = kj::mv(request.response)]() mutable {
+    return kj::mv(response);
+  });
+}
+
 kj::Promise<std::string> EtcdClient::call(std::string path, std::string body) {
   return callFrom(std::move(path), std::move(body), 0);
 }
 
 kj::Promise<std::string> EtcdClient::callFrom(std::string path, std::string body, size_t attempt) {
   size_t endpoint = current_;
-  std::string url = "http://" + endpoints_[endpoint] + path;
-  kj::HttpHeaders headers(headerTable_);
-  headers.set(kj::HttpHeaderId::CONTENT_TYPE, "application/json");
-  auto request = http_->request(kj::HttpMethod::POST, url, headers, body.size());
-  auto owned = kj::heapString(body.data(), body.size());
-  auto sent = request.body->write(owned.begin(), owned.size()).attach(kj::mv(owned));
   auto answered =
-      sent.then([stream = kj::mv(request.body), response = kj::mv(request.response)]() mutable {
-            return kj::mv(response);
-          })
-          .then([](kj::HttpClient::Response&& response) {
-            uint status = response.statusCode;
-            return response.body->readAllText(kMaxAnswerBytes)
-                .attach(kj::mv(response.body))
-                .then([status](kj::String text) {
-                  return std::make_pair(status, std::string(text.cStr(), text.size()));
-                });
-          });
+      post(endpoints_[endpoint], path, body).then([](kj::HttpClient::Response&& response) {
+        uint status = response.statusCode;
+        return response.body->readAllText(kMaxAnswerBytes)
+            .attach(kj::mv(response.body))
+            .then([status](kj::String text) {
+              return std::make_pair(status, std::string(text.cStr(), text.size()));
+            });
+      });
   return timer_.timeoutAfter(requestTimeout_, kj::mv(answered))
       .then(
           [this, path, body, attempt,
@@ -406,19 +410,10 @@ kj::Promise<void> EtcdClient::watchPrefix(
   Json create = rangeRequest(prefix, true);
   if (fromRevision != 0) create["start_revision"] = std::to_string(fromRevision);
   std::string body = Json{{"create_request", create}}.dump();
-  std::string url = "http://" + endpoint() + "/v3/watch";
-  kj::HttpHeaders headers(headerTable_);
-  headers.set(kj::HttpHeaderId::CONTENT_TYPE, "application/json");
-  auto request = http_->request(kj::HttpMethod::POST, url, headers, body.size());
-  auto owned = kj::heapString(body.data(), body.size());
-  auto sent = request.body->write(owned.begin(), owned.size()).attach(kj::mv(owned));
   std::string where = endpoint();
   // A watch that cannot be opened moves the next request to another endpoint.
   size_t used = current_;
-  return sent
-      .then([stream = kj::mv(request.body), response = kj::mv(request.response)]() mutable {
-        return kj::mv(response);
-      })
+  return post(where, "/v3/watch", body)
       .then(
           [onEvent = std::move(onEvent), where](kj::HttpClient::Response&& response) mutable {
             if (response.statusCode != 200) {

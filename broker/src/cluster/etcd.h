@@ -115,17 +115,18 @@ class EtcdClient {
   // The endpoint requests go to now ("host:port").
   const std::string& endpoint() const { return endpoints_[current_]; }
 
-  // The gateway's request bodies, exposed for tests of the encoding.
+  // The range end that covers every key starting with `prefix` (etcd's "prefix end").
   static std::string prefixEnd(const std::string& prefix);
 
  private:
-  struct Answer;
+  // POSTs `body` (JSON) to one endpoint; its response once the request is sent.
+  kj::Promise<kj::HttpClient::Response> post(const std::string& endpoint, const std::string& path,
+                                             const std::string& body);
   // POSTs `body` (JSON) to `path` on the endpoints in turn; the parsed JSON answer as text.
   kj::Promise<std::string> call(std::string path, std::string body);
   kj::Promise<std::string> callFrom(std::string path, std::string body, size_t attempt);
 
   kj::Timer& timer_;
-  kj::Network& network_;
   std::vector<std::string> endpoints_;
   size_t current_ = 0;
   kj::Duration requestTimeout_;
