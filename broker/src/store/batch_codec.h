@@ -1,11 +1,11 @@
 #pragma once
 
 // The write log's batch encoding (WriteBatch in schemas/records.capnp). Two forms:
-// - shipped: every op complete, message bodies inline (what readLog returns, what a follower
-//   would apply);
+// - shipped: every op complete, message bodies inline (what readLog and shipLog return, what
+//   a follower applies);
 // - stored: an append's message bodies left out, because they are in the `messages` database
 //   (or, once removed, in `wlogSpill`); a single broker thus writes each payload once.
-// Internal to store/.
+// Internal to store/ (others go through ReadTxn::shipLog and decodeShipped).
 
 #include <capnp/common.h>
 #include <kj/array.h>

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "store/batch_codec.h"
 #include "store/codec.h"
 #include "store/keys.h"
 #include "store/lmdb_util.h"
@@ -125,6 +126,35 @@ std::vector<core::KeyedEntry> ReadTxn::keyedEntries(TopicId topic, const std::st
 
 uint64_t ReadTxn::lastSeq() const {
   return lastLoggedSeq(txn_, env_);
+}
+
+Result<std::vector<kj::Array<capnp::word>>> ReadTxn::shipLog(uint64_t from, size_t maxBytes) const {
+  constexpr size_t kChunk = 64;
+  std::vector<kj::Array<capnp::word>> out;
+  size_t bytes = 0;
+  while (bytes < maxBytes) {
+    auto batches = readLog(from, kChunk);
+    if (!batches.ok()) return batches.status();
+    for (const core::LoggedBatch& logged : batches.value()) {
+      auto encoded = codec::encodeBatch(logged.seq, logged.batch, codec::BatchForm::kShipped,
+                                        logged.loggedAtMs);
+      bytes += encoded.size() * sizeof(capnp::word);
+      out.push_back(kj::mv(encoded));
+      if (bytes >= maxBytes) break;
+    }
+    if (batches.value().size() < kChunk) break;
+    from += batches.value().size();
+  }
+  return out;
+}
+
+Result<core::LoggedBatch> decodeShipped(std::string_view bytes) {
+  std::vector<codec::StoredAppendRef> refs;
+  auto decoded = codec::decodeBatch(bytes, &refs);
+  if (!decoded.ok()) return decoded.status();
+  if (!refs.empty())
+    return Status(Code::kInvalidArgument, "a shipped batch left out message bodies");
+  return decoded;
 }
 
 Result<std::vector<core::LoggedBatch>> ReadTxn::readLog(uint64_t from, size_t max) const {

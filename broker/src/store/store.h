@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include <capnp/common.h>
+#include <kj/array.h>
 #include <kj/async.h>
 
 #include "common/histogram.h"
@@ -92,6 +94,9 @@ class Env {
   std::atomic<uint64_t> usedBytes_{0};
 };
 
+// Decodes one batch of shipLog's. Errors: kInvalidArgument naming what is wrong.
+Result<core::LoggedBatch> decodeShipped(std::string_view bytes);
+
 // A read-only snapshot of the store. Thread: the thread that created it.
 class ReadTxn final : public core::StoreSnapshot {
  public:
@@ -128,6 +133,10 @@ class ReadTxn final : public core::StoreSnapshot {
   // entry or body is missing or corrupt.
   Result<std::vector<core::LoggedBatch>> readLog(uint64_t from, size_t max) const;
   uint64_t lastSeq() const;
+  // Committed batches from `from` in the shipped form (message bodies inline: what a follower
+  // applies after decodeShipped), at least one when any is committed, and no more than about
+  // maxBytes. Errors as readLog.
+  Result<std::vector<kj::Array<capnp::word>>> shipLog(uint64_t from, size_t maxBytes) const;
 
   MDB_txn* raw() const { return txn_; }
 
@@ -167,6 +176,9 @@ class Writer {
   // Applies already-numbered batches (replaying a write log) and waits for their commit.
   // Each batch's sequence number must follow the store's last. Thread: any but the writer.
   Status replay(std::vector<core::LoggedBatch> batches);
+  // As replay(), without blocking: resolves on the calling thread's event loop once every
+  // batch is committed, with the first failure if any (a follower applying its leader's log).
+  kj::Promise<Status> replayAsync(std::vector<core::LoggedBatch> batches);
 
   // Stops taking batches off the queue until resume(): what is queued meanwhile is committed
   // together, in one transaction, once resumed. A batch being applied when pause() is called

@@ -130,6 +130,35 @@ Status Writer::replay(std::vector<core::LoggedBatch> batches) {
   return first;
 }
 
+kj::Promise<Status> Writer::replayAsync(std::vector<core::LoggedBatch> batches) {
+  if (batches.empty()) return Status();
+  // The last job answered answers for all. Jobs are answered on the writer thread, or on this
+  // one when refused, so the count is shared under a lock.
+  struct Answer {
+    std::mutex mu;
+    Status first;
+    size_t left = 0;
+    kj::Own<kj::CrossThreadPromiseFulfiller<Status>> fulfiller;
+  };
+  auto paf = kj::newPromiseAndCrossThreadFulfiller<Status>();
+  auto answer = std::make_shared<Answer>();
+  answer->left = batches.size();
+  answer->fulfiller = kj::mv(paf.fulfiller);
+  for (core::LoggedBatch& logged : batches) {
+    auto job = std::make_unique<Job>();
+    job->batch = std::move(logged.batch);
+    job->replaySeq = logged.seq;
+    job->loggedAtMs = logged.loggedAtMs;
+    job->done = [answer](Result<uint64_t> result) {
+      std::lock_guard<std::mutex> lock(answer->mu);
+      if (answer->first.ok() && !result.ok()) answer->first = result.status();
+      if (--answer->left == 0) answer->fulfiller->fulfill(Status(answer->first));
+    };
+    enqueue(std::move(job));
+  }
+  return kj::mv(paf.promise);
+}
+
 void Writer::enqueue(std::unique_ptr<Job> job) {
   Status refused;
   {
