@@ -17,6 +17,7 @@
 #include <toml++/toml.h>
 #include <CLI/CLI.hpp>
 
+#include "common/text.h"
 #include "net/host_port.h"
 #include "parse.h"
 
@@ -246,6 +247,67 @@ const Key kKeys[] = {
        return true;
      },
      [](const Config& c) { return Shown(showDuration(c.writeLogMaxAgeMs)); }},
+    {"replication_listen", "--replication-listen", "SLUICE_REPLICATION_LISTEN", "HOST:PORT",
+     "Serve this broker's write log to followers on HOST:PORT (a loopback address; port 0 picks "
+     "one) and acknowledge each write only once min_insync members hold it; empty: none",
+     "empty, or a loopback HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:7402",
+     [](Config& c, std::string_view t) {
+       if (!t.empty() && !validHostPort(t)) return false;
+       c.replicationListen = std::string(t);
+       return true;
+     },
+     [](const Config& c) { return Shown(std::string(c.replicationListen)); }},
+    {"follow", "--follow", "SLUICE_FOLLOW", "HOST:PORT",
+     "Be a follower: pull and apply the write log of the leader whose replication_listen is "
+     "HOST:PORT (no client listener meanwhile); empty: serve clients",
+     "empty, or HOST:PORT with a port from 1 to 65535",
+     [](Config& c, std::string_view t) {
+       if (!t.empty() && (!validHostPort(t) || t.substr(t.rfind(':') + 1) == "0")) return false;
+       c.follow = std::string(t);
+       return true;
+     },
+     [](const Config& c) { return Shown(std::string(c.follow)); }},
+    {"cluster_id", "--cluster-id", "SLUICE_CLUSTER_ID", "ID",
+     "The cluster's name: a leader serves only followers that name the same one",
+     "1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'",
+     [](Config& c, std::string_view t) {
+       if (!isIdText(t)) return false;
+       c.clusterId = std::string(t);
+       return true;
+     },
+     [](const Config& c) { return Shown(std::string(c.clusterId)); }},
+    {"broker_id", "--broker-id", "SLUICE_BROKER_ID", "ID",
+     "This broker's name in its cluster (a follower needs one); empty: none",
+     "empty, or 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'",
+     [](Config& c, std::string_view t) {
+       if (!t.empty() && !isIdText(t)) return false;
+       c.brokerId = std::string(t);
+       return true;
+     },
+     [](const Config& c) { return Shown(std::string(c.brokerId)); }},
+    {"min_insync", "--min-insync", "SLUICE_MIN_INSYNC", "N",
+     "With replication_listen: members (this broker included) that must hold a write before it "
+     "is acknowledged; with fewer in sync, writes wait",
+     "an integer from 1 to 16",
+     [](Config& c, std::string_view t) {
+       if (t.empty() || t.size() > 2 || t.find_first_not_of("0123456789") != t.npos) return false;
+       uint32_t n = static_cast<uint32_t>(std::stoul(std::string(t)));
+       if (n < 1 || n > 16) return false;
+       c.minInsync = n;
+       return true;
+     },
+     [](const Config& c) { return Shown(int64_t{c.minInsync}); }},
+    {"replica_timeout", "--replica-timeout", "SLUICE_REPLICA_TIMEOUT", "DUR",
+     "A follower not caught up for this long leaves the in-sync set (acknowledgements stop "
+     "waiting for it) until it catches up again",
+     "a duration from 100ms to 1h, e.g. 5s",
+     [](Config& c, std::string_view t) {
+       auto age = cli::parseDuration(t);
+       if (!age.ok() || age.value->count() < 100 || age.value->count() > 3600000) return false;
+       c.replicaTimeoutMs = static_cast<uint64_t>(age.value->count());
+       return true;
+     },
+     [](const Config& c) { return Shown(showDuration(c.replicaTimeoutMs)); }},
     {"listen_tls", "--listen-tls", "SLUICE_LISTEN_TLS", "HOST:PORT",
      "RPC over TLS on HOST:PORT (port 0 picks a free one), beside --listen; needs --tls-cert "
      "and --tls-key; empty: none",
@@ -435,7 +497,7 @@ Status applyToml(std::string_view text, const std::string& source, Config& confi
       if (!status.ok()) return status;
     } else if (auto b = node.as_boolean(); b && isBoolKey(*key)) {
       key->set(config, b->get() ? "true" : "false");
-    } else if (auto n = node.as_integer(); n && keyName == "max_connections") {
+    } else if (auto n = node.as_integer(); n && std::string_view(key->type) == "N") {
       Status status = setFromText(*key, std::to_string(n->get()), shown, from, config);
       if (!status.ok()) return status;
     } else if (auto i = node.as_integer(); i && keyName == "max_storage") {
@@ -488,6 +550,35 @@ Status checkCombination(const Config& config) {
                   "write_log_max_age = " + showDuration(config.writeLogMaxAgeMs) +
                       " needs write_log_window: at 0 the write log keeps nothing; set a window "
                       "such as 1GiB, or write_log_max_age = 0");
+  }
+  if (!config.replicationListen.empty() && !config.follow.empty()) {
+    return Status(Code::kInvalidArgument,
+                  "replication_listen = " + quote(config.replicationListen) +
+                      " and follow = " + quote(config.follow) +
+                      ": a broker either leads (serves its log) or follows, not both");
+  }
+  if (!config.follow.empty() && config.brokerId.empty()) {
+    return Status(Code::kInvalidArgument,
+                  "follow = " + quote(config.follow) +
+                      " needs broker_id: the leader tells its followers apart by their ids");
+  }
+  if ((!config.follow.empty() || !config.replicationListen.empty()) &&
+      config.durability != "sync") {
+    return Status(Code::kInvalidArgument,
+                  "durability = " + quote(config.durability) +
+                      " cannot be replicated: a leader ships only fsync'd batches and a follower "
+                      "counts only fsync'd ones; use durability = \"sync\"");
+  }
+  if (!config.replicationListen.empty()) {
+    // Followers are not authenticated yet: the replication port is for this machine alone.
+    std::string problem;
+    auto host = net::parseHostPort(config.replicationListen, &problem);
+    if (host && !isLoopbackHost(host->host)) {
+      return Status(Code::kInvalidArgument,
+                    "replication_listen = " + quote(config.replicationListen) +
+                        " is not a loopback address: followers are not authenticated yet, and "
+                        "anyone who reaches the port could read every message. Use 127.0.0.1");
+    }
   }
   if (!config.listenTls.empty() && (config.tlsCert.empty() || config.tlsKey.empty())) {
     return Status(Code::kInvalidArgument,

@@ -41,6 +41,16 @@ struct Config {
   uint64_t writeLogWindow = 0;
   // With a window: entries committed at least this long ago are dropped too. 0: no age bound.
   uint64_t writeLogMaxAgeMs = 0;
+  // Replication (see cluster/README.md). A leader serves its write log on replicationListen (a
+  // loopback HOST:PORT; empty: none) and acknowledges a write once minInsync members (itself
+  // included) hold it; a follower pulls from the leader at `follow` (empty: none) and serves no
+  // clients. A follower not caught up for replicaTimeoutMs leaves the in-sync set.
+  std::string replicationListen;
+  std::string follow;
+  std::string clusterId = "sluice";
+  std::string brokerId;
+  uint32_t minInsync = 2;
+  uint64_t replicaTimeoutMs = 5000;
   // RPC over TLS on this HOST:PORT, beside `listen`; empty: no TLS listener. Needs tlsCert and
   // tlsKey (PEM files, checked at start-up); with tlsClientCa (a PEM CA bundle), clients must
   // present a certificate one of those CAs signed.

@@ -67,7 +67,7 @@ void setUpLogging(const std::string& level, const std::string& format) {
     sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
     sink->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %n %v");
   }
-  for (const char* name : {"main", "core", "store", "rpc", "admin"}) {
+  for (const char* name : {"main", "core", "store", "rpc", "admin", "cluster"}) {
     spdlog::drop(name);
     spdlog::register_logger(std::make_shared<spdlog::logger>(name, sink));
   }

@@ -23,6 +23,7 @@
 #include "admin/api.h"
 #include "admin/http_server.h"
 #include "admin/metrics_page.h"
+#include "cluster/replication.h"
 #include "common/text.h"
 #include "config.h"
 #include "core/broker.h"
@@ -160,6 +161,36 @@ std::optional<std::string> adminToken(const Config& config) {
   return token;
 }
 
+// A follower: applies the leader's write log as it comes, serves no clients, until SIGTERM.
+int followLeader(const Config& config, sluice::store::Env& env, sluice::store::Writer& writer,
+                 kj::AsyncIoContext& io) {
+  auto log = spdlog::get("main");
+  sluice::cluster::FollowerOptions options;
+  options.leader = config.follow;
+  options.clusterId = config.clusterId;
+  options.brokerId = config.brokerId;
+  sluice::cluster::Follower follower(io.provider->getNetwork(), io.provider->getTimer(), env,
+                                     writer, options);
+  log->info("following leader={} cluster={} broker_id={} applied={}", config.follow,
+            config.clusterId, config.brokerId, follower.appliedSeq());
+  auto running = follower.run().eagerlyEvaluate([&log](kj::Exception&& e) {
+    log->error("following stopped: {}", e.getDescription().cStr());
+  });
+  std::printf("ready follower=%s\n", config.brokerId.c_str());
+  std::fflush(stdout);
+  auto& events = io.unixEventPort;
+  events.onSignal(SIGTERM).exclusiveJoin(events.onSignal(SIGINT)).wait(io.waitScope);
+  log->info("stopping: applied={}", follower.appliedSeq());
+  running = nullptr;
+  writer.stop();
+  if (auto failure = writer.failure()) {
+    log->error("stopped after a failed commit: {}", *failure);
+    return 1;
+  }
+  log->info("stopped");
+  return 0;
+}
+
 int serve(const Config& config) {
   auto log = spdlog::get("main");
   sluice::core::Metrics metrics;
@@ -186,6 +217,9 @@ int serve(const Config& config) {
       config.maxStorage != 0 ? config.maxStorage : defaultMaxStorage(config.data);
   envOptions.syncCommits = config.durability == "sync";
   envOptions.logWindowBytes = config.writeLogWindow;
+  bool replicated = !config.replicationListen.empty() || !config.follow.empty();
+  // A leader ships its log to followers, and a follower may lead later: both keep a window.
+  if (replicated && envOptions.logWindowBytes == 0) envOptions.logWindowBytes = 256ull << 20;
   envOptions.logMaxAgeMs = config.writeLogMaxAgeMs;
   if (config.allowAnonymous) {
     log->warn(
@@ -207,15 +241,32 @@ int serve(const Config& config) {
             env.value()->usedBytes());
 
   sluice::store::Writer writer(*env.value());
-  sluice::store::LmdbStore store(*env.value(), writer);
+  sluice::store::LmdbStore lmdbStore(*env.value(), writer);
   auto io = kj::setupAsyncIo();
+  if (!config.follow.empty()) return followLeader(config, *env.value(), writer, io);
+  // A leader: every commit is answered once the in-sync followers hold it.
+  kj::Own<sluice::cluster::ReplicationHub> hub;
+  kj::Own<sluice::cluster::ReplicatedStore> replicatedStore;
+  kj::Own<sluice::cluster::LogServer> logServer;
+  sluice::core::Store* store = &lmdbStore;
+  if (!config.replicationListen.empty()) {
+    sluice::cluster::LeaderOptions leaderOptions;
+    leaderOptions.clusterId = config.clusterId;
+    leaderOptions.minInsync = config.minInsync;
+    leaderOptions.replicaTimeout = config.replicaTimeoutMs * kj::MILLISECONDS;
+    hub = kj::heap<sluice::cluster::ReplicationHub>(*env.value(), io.provider->getTimer(),
+                                                    leaderOptions);
+    replicatedStore = kj::heap<sluice::cluster::ReplicatedStore>(lmdbStore, *hub);
+    logServer = kj::heap<sluice::cluster::LogServer>(*hub, io.provider->getNetwork());
+    store = replicatedStore.get();
+  }
   sluice::core::BrokerOptions brokerOptions;
   brokerOptions.autoCreateTopics = config.autoCreateTopics;
   brokerOptions.authentication = config.auth;
   brokerOptions.version = SLUICE_VERSION;
   int exitCode = 0;
   {
-    sluice::core::Broker broker(store, io.provider->getTimer(), metrics, brokerOptions);
+    sluice::core::Broker broker(*store, io.provider->getTimer(), metrics, brokerOptions);
     broker.start();
     if (config.auth) {
       Status registered;
@@ -244,8 +295,14 @@ int serve(const Config& config) {
     }
     uint port = 0;
     uint tlsPort = 0;
+    uint replicationPort = 0;
     std::string listening = config.listen;
     try {
+      if (logServer) {
+        listening = config.replicationListen;
+        replicationPort = logServer->listen(config.replicationListen).wait(io.waitScope);
+        listening = config.listen;
+      }
       port = server.listen(config.listen).wait(io.waitScope);
       if (tls) {
         listening = config.listenTls;
@@ -290,11 +347,17 @@ int serve(const Config& config) {
     if (tls) {
       log->info("listening tls={} tls_port={} client_certificates={}", config.listenTls, tlsPort,
                 tlsFiles->clientCaPem.empty() ? "not asked" : "required");
-      std::printf("ready rpc=%u tls=%u admin=%u\n", port, tlsPort,
+      std::printf("ready rpc=%u tls=%u admin=%u", port, tlsPort,
                   static_cast<unsigned>(adminPort.value()));
     } else {
-      std::printf("ready rpc=%u admin=%u\n", port, static_cast<unsigned>(adminPort.value()));
+      std::printf("ready rpc=%u admin=%u", port, static_cast<unsigned>(adminPort.value()));
     }
+    if (logServer) {
+      log->info("replicating replication={} replication_port={} cluster={} min_insync={}",
+                config.replicationListen, replicationPort, config.clusterId, config.minInsync);
+      std::printf(" replication=%u", replicationPort);
+    }
+    std::printf("\n");
     std::fflush(stdout);
 
     auto& events = io.unixEventPort;

@@ -59,6 +59,12 @@ TEST_CASE("sluiced --print-config shows the defaults as TOML and exits 0", "[int
                                                        {"max_connections", "10000"},
                                                        {"write_log_window", "\"0\""},
                                                        {"write_log_max_age", "\"0\""},
+                                                       {"replication_listen", "\"\""},
+                                                       {"follow", "\"\""},
+                                                       {"cluster_id", "\"sluice\""},
+                                                       {"broker_id", "\"\""},
+                                                       {"min_insync", "2"},
+                                                       {"replica_timeout", "\"5s\""},
                                                        {"listen_tls", "\"\""},
                                                        {"tls_cert", "\"\""},
                                                        {"tls_key", "\"\""},
@@ -117,7 +123,7 @@ TEST_CASE("the sample deploy/sluice.toml is a valid configuration", "[integratio
   INFO(run.stderrText);
   REQUIRE(run.exitCode == 0);
   auto settings = settingsOf(run.stdoutText);
-  CHECK(settings.size() == 19);
+  CHECK(settings.size() == 25);
   CHECK(settings["max_storage"] == "\"20GiB\"");
 }
 

@@ -158,7 +158,10 @@ std::unique_ptr<SluicedProcess> SluicedProcess::start(const std::string& dataDir
         process->rpcPort_ = portField(line, "rpc");
         process->adminPort_ = portField(line, "admin");
         process->tlsPort_ = portField(line, "tls");
-        if (process->rpcPort_ <= 0) problem = "malformed ready line: " + line;
+        process->replicationPort_ = portField(line, "replication");
+        // A follower serves no clients: "ready follower=<id>".
+        bool follower = line.rfind("ready follower=", 0) == 0;
+        if (process->rpcPort_ <= 0 && !follower) problem = "malformed ready line: " + line;
         break;
       }
       received.erase(0, newline + 1);  // Anything else on stdout is not ours to judge here.

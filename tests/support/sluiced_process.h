@@ -33,7 +33,8 @@ class SluicedProcess {
   // Starts `sluiced --data DIR --listen 127.0.0.1:0 --log-level warn <extraArgs>` (plus an
   // admin endpoint on port 0 when this sluiced has one, so no fixed port is ever used). An
   // option given in `extraArgs` replaces the default one of the same name. Waits up to 20 s
-  // for the line "ready rpc=<port>[ admin=<port>]" on the child's stdout. Its stderr goes to
+  // for the line "ready rpc=<port>[ admin=<port>]" (or a follower's "ready follower=<id>") on
+  // the child's stdout. Its stderr goes to
   // a file in a temp dir owned by this object. Throws std::runtime_error carrying the stderr
   // tail if the child exits or the wait times out first.
   static std::unique_ptr<SluicedProcess> start(const std::string& dataDir,
@@ -49,6 +50,9 @@ class SluicedProcess {
   int adminPort() const { return adminPort_; }
   // The TLS listener's port from the ready line; 0 when the broker has none.
   int tlsPort() const { return tlsPort_; }
+  // The replication port (a leader's replication_listen) from the ready line; 0: none. A
+  // follower's ready line ("ready follower=<id>") has no port at all.
+  int replicationPort() const { return replicationPort_; }
   // "127.0.0.1:<rpcPort>".
   std::string address() const;
   pid_t pid() const { return pid_; }
@@ -81,6 +85,7 @@ class SluicedProcess {
   int rpcPort_ = 0;
   int adminPort_ = 0;
   int tlsPort_ = 0;
+  int replicationPort_ = 0;
   int stdoutFd_ = -1;
   std::thread stdoutDrainer_;
   mutable std::mutex stdoutMu_;

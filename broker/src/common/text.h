@@ -1,7 +1,7 @@
 #pragma once
 
-// ASCII case folding for protocol text (HTTP header values, host names, topic filters): the
-// rules those formats give, independent of the process locale. Thread: any.
+// ASCII rules for protocol text, independent of the process locale: case folding (HTTP header
+// values, host names, topic filters) and the shape of cluster and broker ids. Thread: any.
 
 #include <string>
 #include <string_view>
@@ -23,6 +23,17 @@ inline bool equalsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
     if (lowerAscii(a[i]) != lowerAscii(b[i])) return false;
+  }
+  return true;
+}
+
+// A cluster or broker id: 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'.
+inline bool isIdText(std::string_view text) {
+  if (text.empty() || text.size() > 64) return false;
+  for (char c : text) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
   }
   return true;
 }

@@ -173,6 +173,51 @@ TEST_CASE("the write log's maximum age takes a duration and needs a window", "[d
   CHECK(parse({"--write-log-window", "1GiB", "--write-log-max-age", "-5s"}).exitCode == 2);
 }
 
+TEST_CASE("replication settings: a leader or a follower, with ids, on loopback, fsync'd",
+          "[daemon]") {
+  auto leader = parse({"--replication-listen", "127.0.0.1:0", "--min-insync", "3",
+                       "--replica-timeout", "750ms", "--cluster-id", "eu-1.orders"});
+  REQUIRE(leader.invocation);
+  CHECK(leader.invocation->config.minInsync == 3);
+  CHECK(leader.invocation->config.replicaTimeoutMs == 750);
+  CHECK(leader.invocation->config.clusterId == "eu-1.orders");
+  Config back;
+  REQUIRE(applyToml(toToml(leader.invocation->config), "printed", back).ok());
+  CHECK(back.minInsync == 3);
+  CHECK(back.replicationListen == "127.0.0.1:0");
+  auto follower = parse({}, {{"SLUICE_FOLLOW", "127.0.0.1:7402"}, {"SLUICE_BROKER_ID", "b2"}});
+  REQUIRE(follower.invocation);
+  CHECK(follower.invocation->config.follow == "127.0.0.1:7402");
+
+  auto refusal = [](Config config) { return checkCombination(config).message(); };
+  Config both;
+  both.replicationListen = "127.0.0.1:7402";
+  both.follow = "127.0.0.1:7403";
+  both.brokerId = "b1";
+  CHECK_THAT(refusal(both), Contains("either leads"));
+  Config anonymous;
+  anonymous.follow = "127.0.0.1:7402";
+  CHECK_THAT(refusal(anonymous), Contains("follow = \"127.0.0.1:7402\" needs broker_id"));
+  Config async;
+  async.replicationListen = "127.0.0.1:7402";
+  async.durability = "async";
+  CHECK_THAT(refusal(async), Contains("cannot be replicated"));
+  Config open;
+  open.replicationListen = "0.0.0.0:7402";
+  CHECK_THAT(refusal(open), Contains("not a loopback address"));
+
+  CHECK(parse({"--min-insync", "0"}).exitCode == 2);
+  CHECK(parse({"--min-insync", "17"}).exitCode == 2);
+  CHECK(parse({"--replica-timeout", "10ms"}).exitCode == 2);
+  CHECK(parse({"--cluster-id", "has space"}).exitCode == 2);
+  std::string longId(65, 'b');
+  CHECK(parse({"--broker-id", longId.c_str()}).exitCode == 2);
+  CHECK(parse({"--follow", "127.0.0.1:0", "--broker-id", "b1"}).exitCode == 2);
+  Config fromFile;
+  CHECK(applyToml("min_insync = 2\nreplica_timeout = \"2s\"\n", "f.toml", fromFile).ok());
+  CHECK(fromFile.replicaTimeoutMs == 2000);
+}
+
 TEST_CASE("a TLS listener takes its files from every layer and needs a certificate and key",
           "[daemon]") {
   auto flags = parse({"--listen-tls", "0.0.0.0:7443", "--tls-cert", "/etc/sluice/tls.crt",
