@@ -200,6 +200,11 @@ struct WriteOp {
     deletePrincipal @38 :Text;
     putCredential @39 :StoredCredential;
     revokeCredentials @40 :List(UInt64);
+    beginEpoch :group {
+      epoch @41 :UInt64;        # The replication epoch its leader was elected for (> 0).
+      leader @42 :Text;         # That leader's broker id.
+      cluster @43 :Text;        # The cluster's id.
+    }
   }
 }
 

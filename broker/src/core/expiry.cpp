@@ -42,6 +42,9 @@ void Expiry::tick(int64_t now) {
   }
   if (now - lastDedupExpiryMs_ >= kDedupExpiryEveryMs) {
     lastDedupExpiryMs_ = now;
+    // Only when an id is due: an idle broker commits (and replicates) nothing.
+    auto first = ctx_.store.snapshot()->firstIdExpiryMs();
+    if (!first || *first > now) return;
     WriteBatch batch;
     batch.ops.push_back(ExpireDedupOp{now});
     ctx_.store.commitDetached(std::move(batch), "dedup expiry");

@@ -146,6 +146,8 @@ class StoreSnapshot {
                                            int64_t fromMs) const = 0;
   // The lowest pending offset of the group.
   virtual std::optional<Offset> firstPending(TopicId topic, std::string_view group) const = 0;
+  // The earliest expiry of any remembered message id or transaction id; none when none is.
+  virtual std::optional<int64_t> firstIdExpiryMs() const = 0;
 };
 
 // An online, consistent copy of the whole store streamed through a pipe (see Store::backup).

@@ -121,12 +121,19 @@ struct PutCredentialOp {
 struct RevokeCredentialsOp {
   std::vector<uint64_t> ids;
 };
+// The first batch a newly elected leader commits: every store that holds it knows which epoch
+// (and leader) wrote the batches after it (cluster/README.md, divergence).
+struct BeginEpochOp {
+  uint64_t epoch = 0;
+  std::string leader;
+  std::string cluster;
+};
 
 using WriteOp =
     std::variant<CreateTopicOp, DeleteTopicOp, PurgeTopicOp, AppendOp, TrimOp, PutGroupOp,
                  DeleteGroupOp, ClearPendingOp, PutPendingOp, RemovePendingOp, ExpireDedupOp,
                  PutTxnOp, SetSubjectsOp, PutPrincipalOp, DeletePrincipalOp, PutCredentialOp,
-                 RevokeCredentialsOp>;
+                 RevokeCredentialsOp, BeginEpochOp>;
 
 // The ops of one broker action, applied in order and committed together.
 struct WriteBatch {

@@ -45,6 +45,7 @@ class Applier {
   void operator()(const core::DeletePrincipalOp& op);
   void operator()(const core::PutCredentialOp& op);
   void operator()(const core::RevokeCredentialsOp& op);
+  void operator()(const core::BeginEpochOp& op);
 
  private:
   TopicRecord requireTopic(TopicId id, const std::string& name, const char* op);
@@ -496,6 +497,14 @@ void Applier::operator()(const core::PutCredentialOp& op) {
 void Applier::operator()(const core::RevokeCredentialsOp& op) {
   for (uint64_t id : op.ids)
     deleteKey(txn_, env_.auth, keys::credential(id));
+}
+
+void Applier::operator()(const core::BeginEpochOp& op) {
+  std::string value;
+  keys::appendU64(value, op.epoch);
+  value += op.leader;
+  putValue(txn_, env_.meta, keys::kLeaderEpoch, value);
+  putValue(txn_, env_.meta, keys::kClusterId, op.cluster);
 }
 
 }  // namespace

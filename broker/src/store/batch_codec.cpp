@@ -7,6 +7,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "common/text.h"
 #include "core/auth.h"
 #include "core/names.h"
 #include "core/subjects.h"
@@ -170,6 +171,12 @@ struct Encoder {
     auto ids = out.initRevokeCredentials(static_cast<unsigned>(op.ids.size()));
     for (unsigned i = 0; i < op.ids.size(); ++i)
       ids.set(i, op.ids[i]);
+  }
+  void operator()(const core::BeginEpochOp& op) {
+    auto o = out.initBeginEpoch();
+    o.setEpoch(op.epoch);
+    o.setLeader(text(op.leader));
+    o.setCluster(text(op.cluster));
   }
 };
 
@@ -353,6 +360,15 @@ core::WriteOp decodeOp(WriteOp::Reader in, size_t i, bool* storedAppend, uint32_
       core::RevokeCredentialsOp op;
       for (uint64_t id : in.getRevokeCredentials())
         op.ids.push_back(id);
+      return op;
+    }
+    case WriteOp::BEGIN_EPOCH: {
+      auto o = in.getBeginEpoch();
+      core::BeginEpochOp op{o.getEpoch(), str(o.getLeader()), str(o.getCluster())};
+      if (op.epoch == 0 || !isIdText(op.leader) || !isIdText(op.cluster)) {
+        throw Bad{"op " + std::to_string(i + 1) +
+                  ": an epoch without a number, a leader id or a cluster id"};
+      }
       return op;
     }
   }

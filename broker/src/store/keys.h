@@ -17,6 +17,8 @@ constexpr std::string_view kFormatVersion = "format_version";         // u32 BE
 constexpr std::string_view kNextTopicId = "next_topic_id";            // u32 BE
 constexpr std::string_view kLastSeq = "last_seq";                     // u64 BE
 constexpr std::string_view kNextCredentialId = "next_credential_id";  // u64 BE
+constexpr std::string_view kLeaderEpoch = "leader_epoch";  // u64 BE epoch, then the leader's id
+constexpr std::string_view kClusterId = "cluster_id";      // The cluster the store belongs to
 // 1: no due index, no pending counts. 2: both, with held entries in the due index at 0.
 // 3: held entries in `held`, the due index for waiting entries only. 4: `txns` and
 // `txnExpiry` (nothing else changed). 5: time-to-live fields, key-ordered groups, scheduled

@@ -128,6 +128,17 @@ uint64_t ReadTxn::lastSeq() const {
   return lastLoggedSeq(txn_, env_);
 }
 
+ReadTxn::EpochMark ReadTxn::leaderEpoch() const {
+  EpochMark mark;
+  std::string_view stored;
+  if (getValue(txn_, env_.meta, keys::kLeaderEpoch, &stored) && stored.size() >= 8) {
+    mark.epoch = keys::readU64(stored.data());
+    mark.leader = std::string(stored.substr(8));
+  }
+  if (getValue(txn_, env_.meta, keys::kClusterId, &stored)) mark.cluster = std::string(stored);
+  return mark;
+}
+
 Result<std::vector<kj::Array<capnp::word>>> ReadTxn::shipLog(uint64_t from, size_t maxBytes) const {
   constexpr size_t kChunk = 64;
   std::vector<kj::Array<capnp::word>> out;
@@ -327,6 +338,23 @@ std::optional<Offset> ReadTxn::firstPending(TopicId topic, std::string_view grou
     if (!cursor.seek(prefix) || !startsWith(cursor.key(), prefix)) continue;
     auto key = keys::parsePending(cursor.key());
     if (key && (!first || key->offset < *first)) first = key->offset;
+  }
+  return first;
+}
+
+std::optional<int64_t> ReadTxn::firstIdExpiryMs() const {
+  std::optional<int64_t> first;
+  auto consider = [&first](uint64_t expiresMs) {
+    int64_t ms = static_cast<int64_t>(expiresMs);
+    if (!first || ms < *first) first = ms;
+  };
+  Cursor dedup(txn_, env_.dedupExpiry);
+  if (dedup.first()) {
+    if (auto key = keys::parseDedupExpiry(dedup.key())) consider(key->expiresMs);
+  }
+  Cursor txns(txn_, env_.txnExpiry);
+  if (txns.first()) {
+    if (auto key = keys::parseTxnExpiry(txns.key())) consider(key->expiresMs);
   }
   return first;
 }

@@ -125,6 +125,7 @@ class ReadTxn final : public core::StoreSnapshot {
   std::optional<int64_t> nextDueMs(TopicId topic, std::string_view group,
                                    int64_t fromMs) const override;
   std::optional<Offset> firstPending(TopicId topic, std::string_view group) const override;
+  std::optional<int64_t> firstIdExpiryMs() const override;
 
   // Everything the broker loads at start-up.
   core::StoredState load() const;
@@ -133,6 +134,13 @@ class ReadTxn final : public core::StoreSnapshot {
   // entry or body is missing or corrupt.
   Result<std::vector<core::LoggedBatch>> readLog(uint64_t from, size_t max) const;
   uint64_t lastSeq() const;
+  // The epoch of the last BeginEpochOp applied (0 and no leader: none) and its leader.
+  struct EpochMark {
+    uint64_t epoch = 0;
+    std::string leader;
+    std::string cluster;  // Empty: the store never was in a cluster.
+  };
+  EpochMark leaderEpoch() const;
   // Committed batches from `from` in the shipped form (message bodies inline: what a follower
   // applies after decodeShipped), at least one when any is committed, and no more than about
   // maxBytes. Errors as readLog.
