@@ -19,6 +19,8 @@ enum ReplicationError {
                        # the leader never wrote: it diverged).
   notLeader @4;        # This broker does not lead the shard (any more).
   storageFailed @5;    # The leader could not read its log.
+  notMember @6;        # The follower is not a live member of the cluster (no broker key of
+                       # its own in the control plane); nothing changed.
 }
 
 struct ShippedBatches {

@@ -267,6 +267,23 @@ const Key kKeys[] = {
        return true;
      },
      [](const Config& c) { return Shown(std::string(c.follow)); }},
+    {"etcd", "--etcd", "SLUICE_ETCD", "ENDPOINTS",
+     "etcd client endpoints HOST:PORT[,HOST:PORT...]: join a cluster whose leader etcd decides "
+     "(needs broker_id, and fixed ports in listen and replication_listen); empty: no cluster",
+     "empty, or HOST:PORT addresses separated by commas",
+     [](Config& c, std::string_view t) {
+       size_t start = 0;
+       while (start < t.size()) {
+         size_t comma = t.find(',', start);
+         if (comma == std::string_view::npos) comma = t.size();
+         if (!validHostPort(t.substr(start, comma - start))) return false;
+         start = comma + 1;
+       }
+       if (!t.empty() && t.back() == ',') return false;
+       c.etcd = std::string(t);
+       return true;
+     },
+     [](const Config& c) { return Shown(std::string(c.etcd)); }},
     {"cluster_id", "--cluster-id", "SLUICE_CLUSTER_ID", "ID",
      "The cluster's name: a leader serves only followers that name the same one",
      "1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'",
@@ -550,6 +567,28 @@ Status checkCombination(const Config& config) {
                   "write_log_max_age = " + showDuration(config.writeLogMaxAgeMs) +
                       " needs write_log_window: at 0 the write log keeps nothing; set a window "
                       "such as 1GiB, or write_log_max_age = 0");
+  }
+  if (!config.etcd.empty()) {
+    auto fixedPort = [](const std::string& address) {
+      return !address.empty() && address.substr(address.rfind(':') + 1) != "0";
+    };
+    if (config.brokerId.empty()) {
+      return Status(Code::kInvalidArgument, "etcd = " + quote(config.etcd) +
+                                                " needs broker_id: this broker's name in the "
+                                                "cluster");
+    }
+    if (!config.follow.empty()) {
+      return Status(Code::kInvalidArgument, "etcd = " + quote(config.etcd) +
+                                                " and follow = " + quote(config.follow) +
+                                                ": in a cluster, etcd decides whom to follow");
+    }
+    if (!fixedPort(config.replicationListen) || !fixedPort(config.listen)) {
+      return Status(Code::kInvalidArgument,
+                    "etcd = " + quote(config.etcd) +
+                        " needs fixed ports in listen and replication_listen (got " +
+                        quote(config.listen) + " and " + quote(config.replicationListen) +
+                        "): the other brokers and the clients find a new leader there");
+    }
   }
   if (!config.replicationListen.empty() && !config.follow.empty()) {
     return Status(Code::kInvalidArgument,

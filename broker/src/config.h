@@ -47,6 +47,10 @@ struct Config {
   // clients. A follower not caught up for replicaTimeoutMs leaves the in-sync set.
   std::string replicationListen;
   std::string follow;
+  // etcd client endpoints (host:port, comma-separated): the cluster's control plane. Given, the
+  // broker joins cluster clusterId as brokerId, and etcd decides whether it leads (serving
+  // clients on `listen`, followers on replicationListen) or follows the leader.
+  std::string etcd;
   std::string clusterId = "sluice";
   std::string brokerId;
   uint32_t minInsync = 2;

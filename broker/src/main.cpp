@@ -12,6 +12,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,7 +26,9 @@
 #include "admin/api.h"
 #include "admin/http_server.h"
 #include "admin/metrics_page.h"
+#include "cluster/member.h"
 #include "cluster/replication.h"
+#include "cluster/snapshot.h"
 #include "common/text.h"
 #include "config.h"
 #include "core/broker.h"
@@ -191,87 +196,38 @@ int followLeader(const Config& config, sluice::store::Env& env, sluice::store::W
   return 0;
 }
 
-int serve(const Config& config) {
-  auto log = spdlog::get("main");
-  sluice::core::Metrics metrics;
-  std::optional<std::string> firstAdminToken;
-  if (config.auth) {
-    firstAdminToken = adminToken(config);
-    if (!firstAdminToken) return 2;
-  }
-  // Checked before anything else: a bad certificate stops the broker here, not at every
-  // handshake.
-  std::optional<sluice::rpc::TlsFiles> tlsFiles;
-  if (!config.listenTls.empty()) {
-    auto loaded = sluice::rpc::loadTlsFiles(config.tlsCert, config.tlsKey, config.tlsClientCa);
-    if (!loaded.ok()) {
-      std::fprintf(stderr, "sluiced: %s\n", loaded.status().message().c_str());
-      return 2;
-    }
-    tlsFiles = std::move(loaded.value());
-    metrics.tlsCertificateExpiry.store(tlsFiles->notAfterUnix, std::memory_order_relaxed);
-  }
-  sluice::store::EnvOptions envOptions;
-  envOptions.dir = config.data;
-  envOptions.maxStorageBytes =
-      config.maxStorage != 0 ? config.maxStorage : defaultMaxStorage(config.data);
-  envOptions.syncCommits = config.durability == "sync";
-  envOptions.logWindowBytes = config.writeLogWindow;
-  bool replicated = !config.replicationListen.empty() || !config.follow.empty();
-  // A leader ships its log to followers, and a follower may lead later: both keep a window.
-  if (replicated && envOptions.logWindowBytes == 0) envOptions.logWindowBytes = 256ull << 20;
-  envOptions.logMaxAgeMs = config.writeLogMaxAgeMs;
-  if (config.allowAnonymous) {
-    log->warn(
-        "allow_anonymous: clients need no credential on listen={}{}; anyone who reaches it can "
-        "read, publish and delete every topic",
-        config.listen, config.listenTls.empty() ? "" : " and listen_tls=" + config.listenTls);
-  }
-  if (!envOptions.syncCommits) {
-    log->warn(
-        "durability=async: publishes are acknowledged before they are on disk; a crash "
-        "can lose the last ~100 ms of acknowledged messages");
-  }
-  auto env = sluice::store::Env::open(envOptions);
-  if (!env.ok()) {
-    log->error("cannot open store dir={} err={}", config.data, env.status().toString());
-    return 1;
-  }
-  log->info("store opened dir={} max_storage={} used={}", config.data, envOptions.maxStorageBytes,
-            env.value()->usedBytes());
+// What every way of serving shares, made once at start-up.
+struct Runtime {
+  const Config& config;
+  kj::AsyncIoContext& io;
+  sluice::core::Metrics& metrics;
+  const std::optional<sluice::rpc::TlsFiles>& tlsFiles;
+  const std::optional<std::string>& firstAdminToken;
+};
 
-  sluice::store::Writer writer(*env.value());
-  sluice::store::LmdbStore lmdbStore(*env.value(), writer);
-  auto io = kj::setupAsyncIo();
-  if (!config.follow.empty()) return followLeader(config, *env.value(), writer, io);
-  // A leader: every commit is answered once the in-sync followers hold it.
-  kj::Own<sluice::cluster::ReplicationHub> hub;
-  kj::Own<sluice::cluster::ReplicatedStore> replicatedStore;
-  kj::Own<sluice::cluster::LogServer> logServer;
-  sluice::core::Store* store = &lmdbStore;
-  if (!config.replicationListen.empty()) {
-    sluice::cluster::LeaderOptions leaderOptions;
-    leaderOptions.clusterId = config.clusterId;
-    leaderOptions.minInsync = config.minInsync;
-    leaderOptions.replicaTimeout = config.replicaTimeoutMs * kj::MILLISECONDS;
-    hub = kj::heap<sluice::cluster::ReplicationHub>(*env.value(), io.provider->getTimer(),
-                                                    leaderOptions);
-    replicatedStore = kj::heap<sluice::cluster::ReplicatedStore>(lmdbStore, *hub);
-    logServer = kj::heap<sluice::cluster::LogServer>(*hub, io.provider->getNetwork());
-    store = replicatedStore.get();
-  }
+// Serves clients from `store` until `until` resolves, then shuts down in order and stops the
+// writer. With a log server, it listens on replication_listen first. announce: print the ready
+// line (a standalone broker or a static leader; a cluster member printed its own). Returns the
+// exit code.
+int serveClients(Runtime& rt, sluice::store::Writer& writer, sluice::core::Store& store,
+                 sluice::cluster::LogServer* logServer, kj::Promise<void> until, bool announce) {
+  auto log = spdlog::get("main");
+  const Config& config = rt.config;
+  auto& io = rt.io;
+  auto& metrics = rt.metrics;
+  const auto& tlsFiles = rt.tlsFiles;
   sluice::core::BrokerOptions brokerOptions;
   brokerOptions.autoCreateTopics = config.autoCreateTopics;
   brokerOptions.authentication = config.auth;
   brokerOptions.version = SLUICE_VERSION;
   int exitCode = 0;
   {
-    sluice::core::Broker broker(*store, io.provider->getTimer(), metrics, brokerOptions);
+    sluice::core::Broker broker(store, io.provider->getTimer(), metrics, brokerOptions);
     broker.start();
     if (config.auth) {
       Status registered;
-      if (!firstAdminToken->empty())
-        registered = broker.auth().ensureAdminToken(*firstAdminToken).wait(io.waitScope);
+      if (!rt.firstAdminToken->empty())
+        registered = broker.auth().ensureAdminToken(*rt.firstAdminToken).wait(io.waitScope);
       if (registered.ok() && broker.auth().principals() == 0) {
         registered = Status(sluice::Code::kInvalidArgument,
                             "auth is on and the store has no principal yet: give the first admin "
@@ -347,23 +303,22 @@ int serve(const Config& config) {
     if (tls) {
       log->info("listening tls={} tls_port={} client_certificates={}", config.listenTls, tlsPort,
                 tlsFiles->clientCaPem.empty() ? "not asked" : "required");
-      std::printf("ready rpc=%u tls=%u admin=%u", port, tlsPort,
-                  static_cast<unsigned>(adminPort.value()));
-    } else {
-      std::printf("ready rpc=%u admin=%u", port, static_cast<unsigned>(adminPort.value()));
     }
     if (logServer) {
       log->info("replicating replication={} replication_port={} cluster={} min_insync={}",
                 config.replicationListen, replicationPort, config.clusterId, config.minInsync);
-      std::printf(" replication=%u", replicationPort);
     }
-    std::printf("\n");
-    std::fflush(stdout);
+    if (announce) {
+      std::printf("ready rpc=%u", port);
+      if (tls) std::printf(" tls=%u", tlsPort);
+      std::printf(" admin=%u", static_cast<unsigned>(adminPort.value()));
+      if (logServer) std::printf(" replication=%u", replicationPort);
+      std::printf("\n");
+      std::fflush(stdout);
+    }
 
-    auto& events = io.unixEventPort;
-    events.onSignal(SIGTERM).exclusiveJoin(events.onSignal(SIGINT)).wait(io.waitScope);
+    until.wait(io.waitScope);
     log->info("stopping: no new connections; finishing in-flight commits");
-
     // Shutdown order: stop accepting, let calls waiting on commits get their answers, end
     // subscriptions, close connections, stop the writer (it commits what is queued), then LMDB.
     ready = false;
@@ -390,6 +345,317 @@ int serve(const Config& config) {
       exitCode = 1;
     }
   }
+  return exitCode;
+}
+
+// A cluster member (cluster/README.md): etcd decides whether this broker leads or follows; each
+// role runs until the cluster's state says otherwise, with the store reopened in between.
+int serveCluster(Runtime& rt, const sluice::store::EnvOptions& envOptions) {
+  namespace cluster = sluice::cluster;
+  auto log = spdlog::get("cluster");
+  const Config& config = rt.config;
+  auto& io = rt.io;
+  auto& timer = io.provider->getTimer();
+  auto& network = io.provider->getNetwork();
+  cluster::MemberOptions memberOptions;
+  for (size_t start = 0; start < config.etcd.size();) {
+    size_t comma = config.etcd.find(',', start);
+    if (comma == std::string::npos) comma = config.etcd.size();
+    memberOptions.etcd.push_back(config.etcd.substr(start, comma - start));
+    start = comma + 1;
+  }
+  memberOptions.clusterId = config.clusterId;
+  memberOptions.brokerId = config.brokerId;
+  memberOptions.rpcAddress = config.listen;
+  memberOptions.replicationAddress = config.replicationListen;
+  cluster::ClusterMember member(timer, network, memberOptions);
+  try {
+    member.join().wait(io.waitScope);
+  } catch (const kj::Exception& e) {
+    log->error("cannot join cluster {} through etcd {}: {}", config.clusterId, config.etcd,
+               e.getDescription().cStr());
+    return 1;
+  }
+  auto& events = io.unixEventPort;
+  auto signal =
+      events.onSignal(SIGTERM).exclusiveJoin(events.onSignal(SIGINT)).then([](siginfo_t) {}).fork();
+  bool stopping = false;
+  auto noteStop =
+      signal.addBranch().then([&stopping]() { stopping = true; }).eagerlyEvaluate(nullptr);
+  std::printf("ready broker=%s cluster=%s\n", config.brokerId.c_str(), config.clusterId.c_str());
+  std::fflush(stdout);
+
+  int exitCode = 0;
+  std::string waitingWhy;
+  while (!stopping && exitCode == 0) {
+    auto env = sluice::store::Env::open(envOptions);
+    if (!env.ok()) {
+      log->error("cannot open store dir={} err={}", config.data, env.status().toString());
+      exitCode = 1;
+      break;
+    }
+    uint64_t lastSeq = 0;
+    sluice::store::ReadTxn::EpochMark mark;
+    {
+      sluice::store::ReadTxn read(*env.value());
+      lastSeq = read.lastSeq();
+      mark = read.leaderEpoch();
+    }
+    cluster::ShardState shard;
+    std::map<std::string, cluster::BrokerInfo> alive;
+    try {
+      shard = member.shard().wait(io.waitScope);
+      alive = member.brokers().wait(io.waitScope);
+    } catch (const kj::Exception& e) {
+      log->warn("cannot read the cluster's state: {}", e.getDescription().cStr());
+      member.changed(500 * kj::MILLISECONDS).exclusiveJoin(signal.addBranch()).wait(io.waitScope);
+      continue;
+    }
+    // A store of another cluster, or one with data of its own that never was in a cluster,
+    // is not replaced by a snapshot: the operator decides.
+    if (!mark.cluster.empty() && mark.cluster != config.clusterId) {
+      log->error("the store in {} belongs to cluster {}, not {}; refusing to join", config.data,
+                 mark.cluster, config.clusterId);
+      exitCode = 2;
+      break;
+    }
+    cluster::Role role = cluster::decideRole(shard, alive, config.brokerId, lastSeq);
+    if (role.kind == cluster::Role::Kind::kFollow && mark.cluster.empty() && lastSeq > 0) {
+      log->error(
+          "the store in {} holds {} batches of a broker that was never in a cluster; a follower "
+          "starts from an empty store (only the first broker of a new cluster may bring its "
+          "data). Refusing to join",
+          config.data, lastSeq);
+      exitCode = 2;
+      break;
+    }
+    if (role.kind == cluster::Role::Kind::kWait) {
+      if (role.why != waitingWhy) log->warn("waiting: {}", role.why);
+      waitingWhy = role.why;
+      member.changed().exclusiveJoin(signal.addBranch()).wait(io.waitScope);
+      continue;
+    }
+    waitingWhy.clear();
+
+    if (role.kind == cluster::Role::Kind::kFollow) {
+      std::string snapshotWhy;
+      if (cluster::diverged(shard, mark.epoch, lastSeq)) {
+        snapshotWhy = "this store holds batches the cluster's history does not (its epoch " +
+                      std::to_string(mark.epoch) + ", last " + std::to_string(lastSeq) + ")";
+      } else {
+        log->info("following leader={} epoch={} from={}", role.leader.id, shard.epoch, lastSeq + 1);
+        sluice::store::Writer writer(*env.value());
+        cluster::FollowerOptions options;
+        options.leader = role.leader.replication;
+        options.clusterId = config.clusterId;
+        options.brokerId = config.brokerId;
+        options.epoch = shard.epoch;
+        cluster::Follower follower(network, timer, *env.value(), writer, options);
+        auto needsSnapshot = follower.needsSnapshot().fork();
+        auto running = follower.run().eagerlyEvaluate(nullptr);
+        // Until the leader or its epoch changes (or it is gone), or the leader says this store
+        // must catch up from a snapshot.
+        std::function<kj::Promise<void>()> leaderChanged = [&]() -> kj::Promise<void> {
+          return member.changed().then([&]() {
+            return member.shard().then(
+                [&](cluster::ShardState now) -> kj::Promise<void> {
+                  if (now.leader != shard.leader || now.epoch != shard.epoch) return kj::READY_NOW;
+                  return member.brokers().then(
+                      [&](std::map<std::string, cluster::BrokerInfo> brokers) -> kj::Promise<void> {
+                        if (brokers.count(shard.leader) == 0) return kj::READY_NOW;
+                        return leaderChanged();
+                      });
+                },
+                [&](kj::Exception&&) { return leaderChanged(); });
+          });
+        };
+        leaderChanged()
+            .exclusiveJoin(signal.addBranch())
+            .exclusiveJoin(needsSnapshot.addBranch().then(
+                [&snapshotWhy](std::string why) { snapshotWhy = std::move(why); }))
+            .wait(io.waitScope);
+        running = nullptr;
+        writer.stop();
+        log->info("stopped following leader={} applied={}", role.leader.id, follower.appliedSeq());
+        if (writer.failure()) exitCode = 1;
+      }
+      if (!snapshotWhy.empty() && !stopping) {
+        log->warn("catching up from a snapshot of leader {}: {}", role.leader.id, snapshotWhy);
+        std::string part = config.data + "/snapshot.mdb.part";
+        env.value().reset();  // The store is closed while it is replaced.
+        try {
+          uint64_t bytes =
+              cluster::fetchSnapshot(network, role.leader.rpc, part).wait(io.waitScope);
+          cluster::installSnapshot(part, config.data);
+          log->info("installed a snapshot of leader {} bytes={}", role.leader.id, bytes);
+        } catch (const kj::Exception& e) {
+          log->warn("snapshot failed: {}", e.getDescription().cStr());
+          std::remove(part.c_str());
+          timer.afterDelay(1 * kj::SECONDS).exclusiveJoin(signal.addBranch()).wait(io.waitScope);
+        }
+      }
+      continue;
+    }
+
+    // Lead: take the shard record by compare-and-swap, then begin the epoch in the log.
+    int64_t revision = 0;
+    try {
+      revision = member.swapShard(shard, role.next).wait(io.waitScope);
+    } catch (const kj::Exception& e) {
+      log->warn("cannot take the lead: {}", e.getDescription().cStr());
+      continue;
+    }
+    if (revision == 0) continue;  // Someone else changed the record first: decide again.
+    auto current = std::make_shared<cluster::ShardState>(role.next);
+    current->modRevision = revision;
+    log->info("leading epoch={} from={} in_sync={}", current->epoch, lastSeq + 1,
+              current->inSync.size());
+    sluice::store::Writer writer(*env.value());
+    sluice::store::LmdbStore lmdbStore(*env.value(), writer);
+    sluice::core::WriteBatch begin;
+    begin.ops.push_back(
+        sluice::core::BeginEpochOp{current->epoch, config.brokerId, config.clusterId});
+    auto begun = writer.commit(std::move(begin)).wait(io.waitScope);
+    if (!begun.ok()) {
+      log->error("cannot begin epoch {}: {}", current->epoch, begun.status().toString());
+      writer.stop();
+      exitCode = 1;
+      break;
+    }
+    cluster::LeaderOptions leaderOptions;
+    leaderOptions.clusterId = config.clusterId;
+    leaderOptions.epoch = current->epoch;
+    leaderOptions.minInsync = config.minInsync;
+    leaderOptions.replicaTimeout = config.replicaTimeoutMs * kj::MILLISECONDS;
+    leaderOptions.leaderId = config.brokerId;
+    leaderOptions.initialInSync = current->inSync;
+    leaderOptions.mayAcknowledge = [&member]() { return member.leaseValid(); };
+    leaderOptions.isMember = [&alive](const std::string& id) { return alive.count(id) > 0; };
+    leaderOptions.persistInSync = [&member, current](std::vector<std::string> inSync) {
+      cluster::ShardState next = *current;
+      next.inSync = std::move(inSync);
+      return member.swapShard(*current, next).then([current, next](int64_t written) mutable {
+        if (written == 0) return false;
+        next.modRevision = written;
+        *current = next;
+        return true;
+      });
+    };
+    cluster::ReplicationHub hub(*env.value(), timer, leaderOptions);
+    cluster::ReplicatedStore store(lmdbStore, hub);
+    cluster::LogServer logServer(hub, network);
+    // Until stopped, deposed (the record changed hands), or the lease may have expired.
+    std::function<kj::Promise<void>()> stillLeading = [&]() -> kj::Promise<void> {
+      return member.changed(200 * kj::MILLISECONDS).then([&]() -> kj::Promise<void> {
+        if (!member.leaseValid()) {
+          log->warn("the lease may have expired: stepping down");
+          return kj::READY_NOW;
+        }
+        return member.brokers()
+            .then([&](std::map<std::string, cluster::BrokerInfo> now) { alive = std::move(now); },
+                  [](kj::Exception&&) {})
+            .then([&]() { return member.shard(); })
+            .then(
+                [&](cluster::ShardState now) -> kj::Promise<void> {
+                  if (now.leader != config.brokerId || now.epoch != current->epoch) {
+                    log->warn("deposed: leader={} epoch={}", now.leader, now.epoch);
+                    return kj::READY_NOW;
+                  }
+                  return stillLeading();
+                },
+                [&](kj::Exception&&) { return stillLeading(); });
+      });
+    };
+    int code = serveClients(
+        rt, writer, store, &logServer,
+        stillLeading().exclusiveJoin(hub.deposed()).exclusiveJoin(signal.addBranch()), false);
+    log->info("stopped leading epoch={}", current->epoch);
+    if (code != 0) exitCode = code;
+  }
+  member.leave().wait(io.waitScope);
+  return exitCode;
+}
+
+int serve(const Config& config) {
+  auto log = spdlog::get("main");
+  sluice::core::Metrics metrics;
+  std::optional<std::string> firstAdminToken;
+  if (config.auth) {
+    firstAdminToken = adminToken(config);
+    if (!firstAdminToken) return 2;
+  }
+  // Checked before anything else: a bad certificate stops the broker here, not at every
+  // handshake.
+  std::optional<sluice::rpc::TlsFiles> tlsFiles;
+  if (!config.listenTls.empty()) {
+    auto loaded = sluice::rpc::loadTlsFiles(config.tlsCert, config.tlsKey, config.tlsClientCa);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "sluiced: %s\n", loaded.status().message().c_str());
+      return 2;
+    }
+    tlsFiles = std::move(loaded.value());
+    metrics.tlsCertificateExpiry.store(tlsFiles->notAfterUnix, std::memory_order_relaxed);
+  }
+  sluice::store::EnvOptions envOptions;
+  envOptions.dir = config.data;
+  envOptions.maxStorageBytes =
+      config.maxStorage != 0 ? config.maxStorage : defaultMaxStorage(config.data);
+  envOptions.syncCommits = config.durability == "sync";
+  envOptions.logWindowBytes = config.writeLogWindow;
+  bool replicated =
+      !config.replicationListen.empty() || !config.follow.empty() || !config.etcd.empty();
+  // A leader ships its log to followers, and a follower may lead later: both keep a window.
+  if (replicated && envOptions.logWindowBytes == 0) envOptions.logWindowBytes = 256ull << 20;
+  envOptions.logMaxAgeMs = config.writeLogMaxAgeMs;
+  if (config.allowAnonymous) {
+    log->warn(
+        "allow_anonymous: clients need no credential on listen={}{}; anyone who reaches it can "
+        "read, publish and delete every topic",
+        config.listen, config.listenTls.empty() ? "" : " and listen_tls=" + config.listenTls);
+  }
+  if (!envOptions.syncCommits) {
+    log->warn(
+        "durability=async: publishes are acknowledged before they are on disk; a crash "
+        "can lose the last ~100 ms of acknowledged messages");
+  }
+  auto io = kj::setupAsyncIo();
+  Runtime rt{config, io, metrics, tlsFiles, firstAdminToken};
+  if (!config.etcd.empty()) {
+    int code = serveCluster(rt, envOptions);
+    log->info("stopped");
+    return code;
+  }
+  auto env = sluice::store::Env::open(envOptions);
+  if (!env.ok()) {
+    log->error("cannot open store dir={} err={}", config.data, env.status().toString());
+    return 1;
+  }
+  log->info("store opened dir={} max_storage={} used={}", config.data, envOptions.maxStorageBytes,
+            env.value()->usedBytes());
+
+  sluice::store::Writer writer(*env.value());
+  sluice::store::LmdbStore lmdbStore(*env.value(), writer);
+  if (!config.follow.empty()) return followLeader(config, *env.value(), writer, io);
+  // A leader: every commit is answered once the in-sync followers hold it.
+  kj::Own<sluice::cluster::ReplicationHub> hub;
+  kj::Own<sluice::cluster::ReplicatedStore> replicatedStore;
+  kj::Own<sluice::cluster::LogServer> logServer;
+  sluice::core::Store* store = &lmdbStore;
+  if (!config.replicationListen.empty()) {
+    sluice::cluster::LeaderOptions leaderOptions;
+    leaderOptions.clusterId = config.clusterId;
+    leaderOptions.minInsync = config.minInsync;
+    leaderOptions.replicaTimeout = config.replicaTimeoutMs * kj::MILLISECONDS;
+    hub = kj::heap<sluice::cluster::ReplicationHub>(*env.value(), io.provider->getTimer(),
+                                                    leaderOptions);
+    replicatedStore = kj::heap<sluice::cluster::ReplicatedStore>(lmdbStore, *hub);
+    logServer = kj::heap<sluice::cluster::LogServer>(*hub, io.provider->getNetwork());
+    store = replicatedStore.get();
+  }
+  auto& events = io.unixEventPort;
+  int exitCode = serveClients(
+      rt, writer, *store, logServer.get(),
+      events.onSignal(SIGTERM).exclusiveJoin(events.onSignal(SIGINT)).then([](siginfo_t) {}), true);
   log->info("stopped");
   return exitCode;
 }

@@ -61,6 +61,7 @@ TEST_CASE("sluiced --print-config shows the defaults as TOML and exits 0", "[int
                                                        {"write_log_max_age", "\"0\""},
                                                        {"replication_listen", "\"\""},
                                                        {"follow", "\"\""},
+                                                       {"etcd", "\"\""},
                                                        {"cluster_id", "\"sluice\""},
                                                        {"broker_id", "\"\""},
                                                        {"min_insync", "2"},
@@ -123,7 +124,7 @@ TEST_CASE("the sample deploy/sluice.toml is a valid configuration", "[integratio
   INFO(run.stderrText);
   REQUIRE(run.exitCode == 0);
   auto settings = settingsOf(run.stdoutText);
-  CHECK(settings.size() == 25);
+  CHECK(settings.size() == 26);
   CHECK(settings["max_storage"] == "\"20GiB\"");
 }
 

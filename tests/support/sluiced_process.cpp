@@ -159,9 +159,11 @@ std::unique_ptr<SluicedProcess> SluicedProcess::start(const std::string& dataDir
         process->adminPort_ = portField(line, "admin");
         process->tlsPort_ = portField(line, "tls");
         process->replicationPort_ = portField(line, "replication");
-        // A follower serves no clients: "ready follower=<id>".
-        bool follower = line.rfind("ready follower=", 0) == 0;
-        if (process->rpcPort_ <= 0 && !follower) problem = "malformed ready line: " + line;
+        // A follower serves no clients ("ready follower=<id>"), and a cluster member does so
+        // only while it leads ("ready broker=<id> cluster=<id>").
+        bool noClients =
+            line.rfind("ready follower=", 0) == 0 || line.rfind("ready broker=", 0) == 0;
+        if (process->rpcPort_ <= 0 && !noClients) problem = "malformed ready line: " + line;
         break;
       }
       received.erase(0, newline + 1);  // Anything else on stdout is not ours to judge here.

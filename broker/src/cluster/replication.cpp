@@ -40,10 +40,27 @@ ReplicationHub::ReplicationHub(store::Env& env, kj::Timer& timer, LeaderOptions 
       options_(std::move(options)),
       lastCommitted_(store::ReadTxn(env).lastSeq()),
       nextCommit_(nullptr),
-      lagTask_(nullptr) {
+      lagTask_(nullptr),
+      deposed_(nullptr) {
   auto paf = kj::newPromiseAndFulfiller<void>();
   newCommit_ = kj::mv(paf.fulfiller);
   nextCommit_ = paf.promise.fork();
+  auto deposed = kj::newPromiseAndFulfiller<void>();
+  deposedFulfiller_ = kj::mv(deposed.fulfiller);
+  deposed_ = deposed.promise.fork();
+  // The followers the control plane holds in sync are waited for from the start: each is
+  // counted until it pulls or times out.
+  kj::TimePoint now = timer_.now();
+  if (!options_.leaderId.empty()) persisted_.push_back(options_.leaderId);
+  for (const std::string& id : options_.initialInSync) {
+    if (id == options_.leaderId) continue;
+    Follower& follower = followers_[id];
+    follower.inSync = true;
+    follower.caughtUp = now;
+    follower.lastPull = now;
+    follower.shippedUpTo = lastCommitted_;
+    persisted_.push_back(id);
+  }
   lagTask_ = watchLag().eagerlyEvaluate([](kj::Exception&& e) {
     log()->error("replication: the in-sync watch stopped: {}", e.getDescription().cStr());
   });
@@ -62,6 +79,7 @@ void ReplicationHub::committed(uint64_t seq) {
 }
 
 bool ReplicationHub::replicatedUpTo(uint64_t seq) const {
+  if (options_.mayAcknowledge && !options_.mayAcknowledge()) return false;
   size_t members = 1;
   for (const auto& [id, follower] : followers_) {
     if (!follower.inSync) continue;
@@ -100,20 +118,65 @@ kj::Promise<void> ReplicationHub::watchLag() {
   kj::Duration tick = std::max(options_.replicaTimeout / 4, 10 * kj::MILLISECONDS);
   return timer_.afterDelay(tick).then([this]() {
     kj::TimePoint now = timer_.now();
-    bool changed = false;
     for (auto& [id, follower] : followers_) {
-      if (follower.inSync && now - follower.caughtUp > options_.replicaTimeout) {
-        follower.inSync = false;
-        changed = true;
+      if (follower.inSync && !follower.leaving &&
+          now - follower.caughtUp > options_.replicaTimeout) {
         log()->warn(
             "replication: follower {} leaves the in-sync set: not caught up for {} ms (holds up "
-            "to {}, last committed {}); {} in-sync member(s) left",
-            id, toMs(now - follower.caughtUp), follower.acked, lastCommitted_, inSyncCount());
+            "to {}, last committed {})",
+            id, toMs(now - follower.caughtUp), follower.acked, lastCommitted_);
+        if (options_.persistInSync) {
+          follower.leaving = true;  // Waited for until the control plane has dropped it.
+        } else {
+          follower.inSync = false;
+        }
       }
     }
-    if (changed) settle();
+    persist();
+    settle();  // Also when the lease became valid again.
     return watchLag();
   });
+}
+
+std::vector<std::string> ReplicationHub::desiredInSync() const {
+  std::vector<std::string> out = {options_.leaderId};
+  for (const auto& [id, follower] : followers_)
+    if (follower.inSync && !follower.leaving) out.push_back(id);
+  return out;
+}
+
+void ReplicationHub::persist() {
+  if (!options_.persistInSync || persisting_) return;
+  std::vector<std::string> desired = desiredInSync();
+  if (desired == persisted_) return;
+  persisting_ = true;
+  persistTask_ =
+      options_.persistInSync(desired)
+          .then(
+              [this, desired](bool written) {
+                persisting_ = false;
+                if (!written) {
+                  log()->warn("replication: the shard record changed: another broker leads");
+                  if (deposedFulfiller_->isWaiting()) deposedFulfiller_->fulfill();
+                  return;
+                }
+                persisted_ = desired;
+                for (auto& [id, follower] : followers_) {
+                  bool kept = std::find(desired.begin(), desired.end(), id) != desired.end();
+                  if (follower.leaving && !kept) {
+                    follower.inSync = false;
+                    follower.leaving = false;
+                  }
+                }
+                log()->info("replication: in-sync set is now {} member(s)", desired.size());
+                settle();
+              },
+              [this](kj::Exception&& e) {
+                persisting_ = false;  // Tried again at the next tick.
+                log()->warn("replication: cannot write the in-sync set: {}",
+                            e.getDescription().cStr());
+              })
+          .eagerlyEvaluate(nullptr);
 }
 
 Result<ReplicationHub::PullAnswer> ReplicationHub::read(uint64_t from, size_t maxBytes) const {
@@ -147,12 +210,14 @@ kj::Promise<Result<ReplicationHub::PullAnswer>> ReplicationHub::pull(const std::
   follower.lastPull = now;
   if (follower.acked >= follower.shippedUpTo) {
     follower.caughtUp = now;
+    follower.leaving = false;
     if (!follower.inSync) {
       follower.inSync = true;
       log()->info("replication: follower {} joins the in-sync set at {}; {} in-sync member(s)", id,
                   follower.acked, inSyncCount());
     }
   }
+  persist();
   settle();
   auto answer = [this, id, from, maxBytes]() -> Result<PullAnswer> {
     auto read = this->read(from, maxBytes);
@@ -202,6 +267,10 @@ class LogSourceService final : public wire::LogSource::Server {
       return refuse(
           wire::ReplicationError::WRONG_CLUSTER,
           "this broker belongs to cluster " + options.clusterId + ", not " + cluster.substr(0, 64));
+    }
+    if (options.isMember && !options.isMember(follower)) {
+      return refuse(wire::ReplicationError::NOT_MEMBER,
+                    "broker " + follower + " is not a live member of cluster " + options.clusterId);
     }
     if (epoch != options.epoch) {
       return refuse(wire::ReplicationError::STALE_EPOCH, "epoch " + std::to_string(epoch) +
@@ -322,6 +391,12 @@ Follower::Follower(kj::Network& network, kj::Timer& timer, store::Env& env, stor
 
 Follower::~Follower() = default;
 
+kj::Promise<std::string> Follower::needsSnapshot() {
+  auto paf = kj::newPromiseAndFulfiller<std::string>();
+  needsSnapshot_ = kj::mv(paf.fulfiller);
+  return kj::mv(paf.promise);
+}
+
 kj::Promise<void> Follower::run() {
   return session()
       .then([]() {},
@@ -366,6 +441,10 @@ kj::Promise<void> Follower::pullLoop(Connection& connection) {
         auto result = response.getResult();
         if (result.isError()) {
           auto error = result.getError();
+          if (error.getCode() == wire::ReplicationError::OUTSIDE_WINDOW && needsSnapshot_) {
+            needsSnapshot_->fulfill(std::string(error.getMessage()));
+            needsSnapshot_ = nullptr;
+          }
           KJ_FAIL_REQUIRE("the leader refused the pull", error.getMessage().cStr());
         }
         auto shipped = result.getBatches();

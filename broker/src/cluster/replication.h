@@ -9,6 +9,7 @@
 // when the leader goes away. Thread: kj (the event loop each was made on).
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -36,6 +37,19 @@ struct LeaderOptions {
   // A follower not caught up for this long (silent, or falling behind) leaves the in-sync set;
   // one that catches up joins it again.
   kj::Duration replicaTimeout = 5 * kj::SECONDS;
+  // With a control plane (cluster/member.h). leaderId and initialInSync: this broker and the
+  // followers the record holds in sync (each is waited for until it pulls or times out).
+  // persistInSync writes a new in-sync set (this broker first) by compare-and-swap and answers
+  // whether it was written (false: this broker no longer leads); a follower leaves the set
+  // here only after it left it there. mayAcknowledge is false while the lease may have
+  // expired. Null: the set is kept here only, and acknowledgements are always allowed.
+  std::string leaderId;
+  std::vector<std::string> initialInSync;
+  std::function<kj::Promise<bool>(std::vector<std::string>)> persistInSync;
+  std::function<bool()> mayAcknowledge;
+  // False for a follower id that is not a live member of the cluster (its pulls are refused,
+  // so it never counts as in sync). Null: any id.
+  std::function<bool(const std::string&)> isMember;
 };
 
 struct FollowerView {
@@ -71,6 +85,8 @@ class ReplicationHub {
 
   std::vector<FollowerView> followers() const;
   size_t inSyncCount() const;  // The leader included.
+  // Resolves when persistInSync answers false: another broker leads now.
+  kj::Promise<void> deposed() { return deposed_.addBranch(); }
 
  private:
   struct Follower {
@@ -80,6 +96,7 @@ class ReplicationHub {
     // The last pull at which it held all it had been shipped.
     kj::TimePoint caughtUp = kj::origin<kj::TimePoint>();
     bool inSync = false;
+    bool leaving = false;  // Timed out; still waited for until the record drops it.
   };
   struct Waiter {
     uint64_t seq = 0;
@@ -88,6 +105,8 @@ class ReplicationHub {
   void settle();  // Answers the waiters whose batches are replicated now.
   bool replicatedUpTo(uint64_t seq) const;
   kj::Promise<void> watchLag();
+  void persist();  // Writes the in-sync set to the control plane when it changed.
+  std::vector<std::string> desiredInSync() const;
   Result<PullAnswer> read(uint64_t from, size_t maxBytes) const;
 
   store::Env& env_;
@@ -99,6 +118,11 @@ class ReplicationHub {
   kj::Own<kj::PromiseFulfiller<void>> newCommit_;
   kj::ForkedPromise<void> nextCommit_;
   kj::Promise<void> lagTask_;
+  std::vector<std::string> persisted_;  // The set the control plane holds.
+  bool persisting_ = false;
+  kj::Own<kj::PromiseFulfiller<void>> deposedFulfiller_;
+  kj::ForkedPromise<void> deposed_;
+  kj::Promise<void> persistTask_ = nullptr;
 };
 
 // Serves the hub's LogSource (schemas/cluster.capnp) to followers on a replication address.
@@ -162,6 +186,9 @@ class Follower {
   // Pulls and applies until dropped; reconnects after every failure.
   kj::Promise<void> run();
   uint64_t appliedSeq() const { return applied_; }
+  // Resolves with the leader's message once it refused a pull as outside its window: this
+  // store must catch up from a snapshot (or it diverged). Call once.
+  kj::Promise<std::string> needsSnapshot();
 
  private:
   struct Connection;
@@ -175,6 +202,7 @@ class Follower {
   uint64_t applied_ = 0;
   kj::Duration retry_;
   std::string lastProblem_;
+  kj::Own<kj::PromiseFulfiller<std::string>> needsSnapshot_;
 };
 
 }  // namespace sluice::cluster

@@ -213,6 +213,25 @@ TEST_CASE("replication settings: a leader or a follower, with ids, on loopback, 
   std::string longId(65, 'b');
   CHECK(parse({"--broker-id", longId.c_str()}).exitCode == 2);
   CHECK(parse({"--follow", "127.0.0.1:0", "--broker-id", "b1"}).exitCode == 2);
+  // A cluster member: etcd decides its role, so it needs an id and fixed ports.
+  auto member = parse({"--etcd", "127.0.0.1:2379,127.0.0.1:2381", "--broker-id", "b1", "--listen",
+                       "127.0.0.1:7400", "--replication-listen", "127.0.0.1:7402"});
+  REQUIRE(member.invocation);
+  CHECK(member.invocation->config.etcd == "127.0.0.1:2379,127.0.0.1:2381");
+  Config noId;
+  noId.etcd = "127.0.0.1:2379";
+  noId.replicationListen = "127.0.0.1:7402";
+  CHECK_THAT(refusal(noId), Contains("needs broker_id"));
+  Config anyPort = noId;
+  anyPort.brokerId = "b1";
+  anyPort.listen = "127.0.0.1:0";
+  CHECK_THAT(refusal(anyPort), Contains("needs fixed ports"));
+  Config told = anyPort;
+  told.listen = "127.0.0.1:7400";
+  told.follow = "127.0.0.1:7502";
+  CHECK_THAT(refusal(told), Contains("etcd decides whom to follow"));
+  CHECK(parse({"--etcd", "127.0.0.1:2379,"}).exitCode == 2);
+  CHECK(parse({"--etcd", "nohost"}).exitCode == 2);
   Config fromFile;
   CHECK(applyToml("min_insync = 2\nreplica_timeout = \"2s\"\n", "f.toml", fromFile).ok());
   CHECK(fromFile.replicaTimeoutMs == 2000);

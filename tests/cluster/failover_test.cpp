@@ -1,0 +1,478 @@
+// A cluster of three brokers on a real three-member etcd cluster, all on loopback and free
+// ports: the leader is killed with SIGKILL again and again while a producer (with message ids)
+// and a consumer group keep working through whichever broker leads. No acknowledged publish is
+// lost, no acknowledged message is delivered to its group again, and once every broker has
+// caught up, the three stores are equal and pass --check.
+//
+// SLUICE_FAILOVER_CYCLES sets the number of kills (default 20); the time from each kill to the
+// next acknowledged publish is printed.
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <kj/async-io.h>
+#include <sluice/sluice.h>
+#include <catch2/catch.hpp>
+
+#include "cluster/member.h"
+#include "support/etcd_cluster.h"
+#include "support/http_get.h"
+#include "support/run_process.h"
+#include "support/sluiced_process.h"
+#include "support/temp_dir.h"
+
+namespace sluice::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+struct Node {
+  std::string id;
+  int rpcPort = 0;
+  int replicationPort = 0;
+  std::unique_ptr<TempDir> dir;
+  std::unique_ptr<SluicedProcess> process;
+  std::string pastLogs;  // Of its earlier runs.
+  std::string address() const { return "127.0.0.1:" + std::to_string(rpcPort); }
+};
+
+class Cluster {
+ public:
+  // brokers: how many to start now (of `total`).
+  explicit Cluster(int total, int brokers = -1) {
+    for (const std::string& endpoint : etcd_.endpoints())
+      endpoints_ += (endpoints_.empty() ? "" : ",") + endpoint;
+    for (int i = 0; i < total; ++i) {
+      Node node;
+      node.id = "b" + std::to_string(i + 1);
+      node.rpcPort = freeLoopbackPort();
+      node.replicationPort = freeLoopbackPort();
+      node.dir = std::make_unique<TempDir>();
+      nodes_.push_back(std::move(node));
+    }
+    for (int i = 0; i < (brokers < 0 ? total : brokers); ++i)
+      start(i);
+  }
+
+  EtcdCluster& etcd() { return etcd_; }
+  Node& node(int i) { return nodes_[i]; }
+  int size() const { return static_cast<int>(nodes_.size()); }
+
+  // How many times a broker's log said it installed a snapshot (its runs so far).
+  int snapshotsInstalled() {
+    int count = 0;
+    for (Node& node : nodes_) {
+      std::string text = node.pastLogs + (node.process ? node.process->stderrText() : "");
+      for (size_t at = text.find("installed a snapshot"); at != std::string::npos;
+           at = text.find("installed a snapshot", at + 1))
+        ++count;
+    }
+    return count;
+  }
+
+  void start(int i, std::vector<std::string> extra = {}) {
+    Node& node = nodes_[i];
+    if (node.process) node.pastLogs += node.process->stderrText();
+    std::vector<std::string> args = {"--etcd",
+                                     endpoints_,
+                                     "--broker-id",
+                                     node.id,
+                                     "--listen",
+                                     "127.0.0.1:" + std::to_string(node.rpcPort),
+                                     "--replication-listen",
+                                     "127.0.0.1:" + std::to_string(node.replicationPort),
+                                     "--replica-timeout",
+                                     "1s",
+                                     "--log-level",
+                                     "info"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    node.process = SluicedProcess::start(node.dir->path(), args);
+  }
+
+  // The broker that leads, by the shard record in etcd (its lease alive); -1 if none.
+  int leader() {
+    auto io = kj::setupAsyncIo();
+    cluster::MemberOptions options;
+    options.etcd = etcd_.endpoints();
+    options.clusterId = "sluice";
+    options.brokerId = "test-reader";
+    cluster::ClusterMember reader(io.provider->getTimer(), io.provider->getNetwork(), options);
+    try {
+      auto shard = reader.shard().wait(io.waitScope);
+      auto alive = reader.brokers().wait(io.waitScope);
+      if (alive.count(shard.leader) == 0) return -1;
+      for (int i = 0; i < size(); ++i)
+        if (nodes_[i].id == shard.leader) return i;
+    } catch (const kj::Exception&) {
+    }
+    return -1;
+  }
+
+  size_t inSyncCount() {
+    auto io = kj::setupAsyncIo();
+    cluster::MemberOptions options;
+    options.etcd = etcd_.endpoints();
+    options.clusterId = "sluice";
+    options.brokerId = "test-reader";
+    cluster::ClusterMember reader(io.provider->getTimer(), io.provider->getNetwork(), options);
+    try {
+      return reader.shard().wait(io.waitScope).inSync.size();
+    } catch (const kj::Exception&) {
+      return 0;
+    }
+  }
+
+  // A client of whichever broker serves clients now (followers do not listen).
+  std::optional<Client> connectAny() {
+    Options options;
+    options.connectTimeout = 500ms;
+    options.callTimeout = 3s;
+    for (const Node& node : nodes_) {
+      auto client = Client::connect(node.address(), options);
+      if (client.ok()) return std::move(client).value();
+    }
+    return std::nullopt;
+  }
+
+ private:
+  EtcdCluster etcd_{3};
+  std::string endpoints_;
+  std::vector<Node> nodes_;
+};
+
+bool retryable(ErrorCode code) {
+  return code == ErrorCode::kDisconnected || code == ErrorCode::kConnectFailed ||
+         code == ErrorCode::kTimeout || code == ErrorCode::kShuttingDown;
+}
+
+RunResult sluiced(std::vector<std::string> args) {
+  args.insert(args.begin(), sluicedPath());
+  return runProcess(std::move(args), "", {}, std::chrono::seconds(60));
+}
+
+// Waits until all brokers are in the in-sync set, publishes a barrier through the leader (so
+// each holds everything before it), kills them all and CHECKs that their stores pass --check
+// and are equal.
+void checkEqualStores(Cluster& cluster) {
+  REQUIRE(eventually([&] { return cluster.inSyncCount() == static_cast<size_t>(cluster.size()); },
+                     60s));
+  REQUIRE(eventually(
+      [&] {
+        auto client = cluster.connectAny();
+        return client && client->producer().publish("orders", "barrier").ok();
+      },
+      30s));
+  for (int i = 0; i < cluster.size(); ++i)
+    cluster.node(i).process->kill(SIGKILL);
+  std::string first;
+  for (int i = 0; i < cluster.size(); ++i) {
+    RunResult check = sluiced({"--check", "--data", cluster.node(i).dir->path()});
+    INFO(cluster.node(i).id << ": " << check.stderrText);
+    CHECK(check.exitCode == 0);
+    RunResult dump = sluiced({"--dump", "--data", cluster.node(i).dir->path()});
+    REQUIRE(dump.exitCode == 0);
+    if (i == 0) {
+      first = dump.stdoutText;
+      CHECK(first.size() > 100);
+    } else {
+      CHECK(dump.stdoutText == first);
+    }
+  }
+}
+
+// The commits a broker made since it started (sluice_commits_total on its /metrics); its admin
+// port is the last one its log names. -1 when it cannot be read.
+int64_t commitsOf(const SluicedProcess& process) {
+  std::string log = process.stderrText();
+  auto at = log.rfind("admin_port=");
+  if (at == std::string::npos) return -1;
+  int port = std::atoi(log.c_str() + at + 11);
+  HttpReply reply = httpGet(port, "/metrics");
+  auto line = reply.body.find("\nsluice_commits_total ");
+  if (reply.status != 200 || line == std::string::npos) return -1;
+  return std::atoll(reply.body.c_str() + line + 22);
+}
+
+std::vector<Message> peekAll(Client& client) {
+  std::vector<Message> out;
+  for (uint64_t from = 1;;) {
+    auto page = client.admin().peek("orders", from, 1000);
+    REQUIRE(page.ok());
+    if (page.value().empty()) return out;
+    from = page.value().back().offset() + 1;
+    for (Message& message : page.value())
+      out.push_back(std::move(message));
+  }
+}
+
+int cycles() {
+  const char* text = std::getenv("SLUICE_FAILOVER_CYCLES");
+  return text != nullptr ? std::max(1, std::atoi(text)) : 20;
+}
+
+TEST_CASE(
+    "kill -9 of the leader, again and again: no acknowledged publish lost, no "
+    "acknowledged message redelivered, equal stores",
+    "[cluster][failover]") {
+  Cluster cluster(3);
+  REQUIRE(eventually([&] { return cluster.leader() >= 0; }, 30s));
+  {
+    auto client = cluster.connectAny();
+    REQUIRE(client);
+    TopicSettings settings;
+    settings.dedupWindow = std::chrono::hours(1);
+    REQUIRE(client->admin().createTopic("orders", settings).ok());
+  }
+
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::map<std::string, uint64_t> acked;  // Message id -> offset.
+  std::atomic<uint64_t> ackCount{0};
+  std::string producerProblem;
+  std::thread producer([&] {
+    std::optional<Client> client;
+    for (uint64_t i = 0; !stop; ++i) {
+      OutgoingMessage message;
+      message.id = "m" + std::to_string(i);
+      message.payload = message.id;
+      while (!stop) {
+        if (!client) client = cluster.connectAny();
+        if (!client) {
+          std::this_thread::sleep_for(20ms);  // Back-off: no broker leads yet.
+          continue;
+        }
+        auto ack = client->producer().publish("orders", message);
+        if (ack.ok()) {
+          std::lock_guard<std::mutex> lock(mu);
+          acked[message.id] = ack.value().offset;
+          ++ackCount;
+          break;
+        }
+        if (!retryable(ack.error().code)) {
+          std::lock_guard<std::mutex> lock(mu);
+          producerProblem = ack.error().toString();
+          stop = true;
+          return;
+        }
+        client.reset();  // Retry the same id through whichever broker leads now.
+      }
+    }
+  });
+
+  std::set<uint64_t> settled;  // Offsets acknowledged to the group.
+  std::vector<uint64_t> redelivered;
+  std::string consumerProblem;
+  std::thread consumer([&] {
+    std::optional<Client> client;
+    std::optional<Consumer> subscription;
+    while (!stop) {
+      if (!subscription) {
+        client = cluster.connectAny();
+        if (!client) {
+          std::this_thread::sleep_for(20ms);  // Back-off: no broker leads yet.
+          continue;
+        }
+        SubscribeOptions options;
+        options.prefetch = 16;
+        auto subscribed = client->subscribe("orders", "audit", options);
+        if (!subscribed.ok()) {
+          client.reset();
+          continue;
+        }
+        subscription = std::move(subscribed).value();
+      }
+      auto message = subscription->receive(200ms);
+      if (!message.ok()) {
+        if (message.error().code == ErrorCode::kTimeout) continue;
+        subscription.reset();
+        client.reset();
+        continue;
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      if (settled.count(message.value().offset()) > 0)
+        redelivered.push_back(message.value().offset());
+      auto done = message.value().ack();
+      if (done.ok()) {
+        settled.insert(message.value().offset());
+      } else if (!retryable(done.error().code) && done.error().code != ErrorCode::kStaleDelivery &&
+                 done.error().code != ErrorCode::kNotPending) {
+        consumerProblem = done.error().toString();
+      }
+    }
+  });
+
+  std::vector<double> failoverSeconds;
+  int kills = cycles();
+  for (int cycle = 0; cycle < kills && !stop; ++cycle) {
+    uint64_t before = ackCount;
+    REQUIRE(eventually([&] { return ackCount >= before + 20; }, 30s));
+    int leader = cluster.leader();
+    REQUIRE(leader >= 0);
+    uint64_t atKill = ackCount;
+    cluster.node(leader).process->kill(SIGKILL);
+    auto killed = Clock::now();
+    // The producer has one publish in flight: the second ack after the kill was sent after it.
+    REQUIRE(eventually([&] { return ackCount >= atKill + 2; }, 30s));
+    failoverSeconds.push_back(std::chrono::duration<double>(Clock::now() - killed).count());
+    REQUIRE(eventually([&] {
+      int now = cluster.leader();
+      return now >= 0 && now != leader;
+    }));
+    cluster.start(leader);  // Rejoins as a follower (from a snapshot if its tail diverged).
+  }
+  stop = true;
+  producer.join();
+  consumer.join();
+  CHECK(producerProblem.empty());
+  CHECK(consumerProblem.empty());
+  CHECK(redelivered.empty());
+
+  std::sort(failoverSeconds.begin(), failoverSeconds.end());
+  std::cout << "failover (kill -9 of the leader to the next acknowledged publish) over "
+            << failoverSeconds.size() << " kills: p50 "
+            << failoverSeconds[failoverSeconds.size() / 2] << " s, max " << failoverSeconds.back()
+            << " s; " << acked.size() << " publishes acknowledged; " << cluster.snapshotsInstalled()
+            << " catch-ups from a snapshot\n";
+
+  // Every acknowledged publish is there once, at the offset it was acknowledged with.
+  auto client = cluster.connectAny();
+  REQUIRE(client);
+  std::map<std::string, uint64_t> stored;
+  std::map<std::string, int> copies;
+  for (const Message& message : peekAll(*client)) {
+    stored[message.id()] = message.offset();
+    ++copies[message.id()];
+  }
+  size_t lost = 0;
+  for (const auto& [id, offset] : acked) {
+    auto found = stored.find(id);
+    if (found == stored.end() || found->second != offset) ++lost;
+  }
+  CHECK(lost == 0);
+  for (const auto& [id, count] : copies)
+    CHECK(count == 1);
+  client->close();
+  checkEqualStores(cluster);
+}
+
+TEST_CASE("a dead leader's unacknowledged tail is dropped: it rejoins from a snapshot",
+          "[cluster][failover]") {
+  Cluster cluster(3);
+  REQUIRE(eventually([&] { return cluster.leader() >= 0; }, 30s));
+  REQUIRE(eventually([&] { return cluster.inSyncCount() == 3; }, 30s));
+  int old = cluster.leader();
+  auto client = cluster.connectAny();
+  REQUIRE(client);
+  REQUIRE(client->admin().createTopic("orders").ok());
+  for (int i = 1; i <= 5; ++i)
+    REQUIRE(client->producer().publish("orders", "acked-" + std::to_string(i)).ok());
+
+  // Both followers die; the leader commits a sixth message that no follower will ever hold,
+  // so it is never acknowledged; then the leader dies too, before it could drop the
+  // followers from the in-sync set (--replica-timeout 1s).
+  std::vector<int> followers;
+  for (int i = 0; i < cluster.size(); ++i)
+    if (i != old) followers.push_back(i);
+  for (int i : followers)
+    cluster.node(i).process->kill(SIGKILL);
+  // An idle broker commits nothing on its own (no ids to expire here), so the next commit is
+  // the publish's.
+  int64_t commits = commitsOf(*cluster.node(old).process);
+  REQUIRE(commits > 0);
+  OutgoingMessage neverAcked;
+  neverAcked.payload = "never-acked";
+  auto unacknowledged = client->producer().publishAsync("orders", neverAcked);
+  REQUIRE(eventually([&] { return commitsOf(*cluster.node(old).process) == commits + 1; }));
+  // Not acknowledged, and not visible: a peek shows only what the in-sync set holds.
+  auto sixth = client->admin().peek("orders", 6, 1);
+  REQUIRE(sixth.ok());
+  CHECK(sixth.value().empty());
+  cluster.node(old).process->kill(SIGKILL);
+  CHECK_FALSE(unacknowledged.get().ok());
+
+  // A follower takes over; the sixth offset is written anew.
+  for (int i : followers)
+    cluster.start(i);
+  REQUIRE(eventually(
+      [&] {
+        int now = cluster.leader();
+        return now >= 0 && now != old;
+      },
+      30s));
+  auto after = cluster.connectAny();
+  REQUIRE(after);
+  auto again = after->producer().publish("orders", "after-failover");
+  REQUIRE(again.ok());
+  CHECK(again.value().offset == 6);
+
+  // The old leader's store holds a batch the new epoch never wrote: a snapshot replaces it.
+  cluster.start(old);
+  REQUIRE(eventually(
+      [&] {
+        return cluster.node(old).process->stderrText().find("installed a snapshot") !=
+               std::string::npos;
+      },
+      30s));
+  std::vector<std::string> payloads;
+  for (const Message& message : peekAll(*after))
+    payloads.push_back(message.payload());
+  CHECK(payloads == std::vector<std::string>{"acked-1", "acked-2", "acked-3", "acked-4", "acked-5",
+                                             "after-failover"});
+  after->close();
+  checkEqualStores(cluster);
+}
+
+TEST_CASE("a store of another cluster, or a standalone store with data, is refused", "[cluster]") {
+  Cluster cluster(3, 1);  // b1 leads; b2 and b3 are not started yet.
+  REQUIRE(eventually([&] { return cluster.leader() == 0; }, 30s));
+
+  // b2's store was a member of cluster "other" (on the same etcd).
+  cluster.start(1, {"--cluster-id", "other"});
+  REQUIRE(eventually([&] {
+    return cluster.node(1).process->stderrText().find("leading epoch=1") != std::string::npos;
+  }));
+  REQUIRE(cluster.node(1).process->stop() == 0);
+  cluster.start(1);
+  REQUIRE(eventually([&] { return !cluster.node(1).process->running(); }));
+  CHECK(WEXITSTATUS(cluster.node(1).process->kill(SIGKILL)) == 2);
+  CHECK_THAT(cluster.node(1).process->stderrText(),
+             Catch::Matchers::Contains("belongs to cluster other, not sluice"));
+
+  // b3's store was a standalone broker's, with a topic of its own.
+  {
+    auto standalone = SluicedProcess::start(cluster.node(2).dir->path());
+    Client client = connectTo(*standalone);
+    REQUIRE(client.admin().createTopic("mine").ok());
+    REQUIRE(standalone->stop() == 0);
+  }
+  cluster.start(2);
+  REQUIRE(eventually([&] { return !cluster.node(2).process->running(); }));
+  CHECK(WEXITSTATUS(cluster.node(2).process->kill(SIGKILL)) == 2);
+  CHECK_THAT(cluster.node(2).process->stderrText(),
+             Catch::Matchers::Contains("was never in a cluster"));
+  // Neither store was touched: the standalone one still has its topic alone.
+  auto standalone = SluicedProcess::start(cluster.node(2).dir->path());
+  Client client = connectTo(*standalone);
+  auto topics = client.admin().listTopics();
+  REQUIRE(topics.ok());
+  REQUIRE(topics.value().size() == 1);
+  CHECK(topics.value()[0].name == "mine");
+}
+
+}  // namespace
+}  // namespace sluice::test
