@@ -30,6 +30,9 @@ enum ErrorCode {
                         # (none given, wrong, expired or revoked). Authenticate again.
   permissionDenied @16; # The principal's rules (or its grant's scope) do not allow the action
                         # on the topic; the message names both. Nothing changed.
+  notEnoughReplicas @17; # A replicated broker has fewer members in sync than min_insync, so it
+                         # accepts no write; nothing changed. Reads and deliveries go on. Retry
+                         # once a replica has caught up.
 }
 
 struct Error {

@@ -21,13 +21,15 @@ static_assert(static_cast<uint16_t>(wire::ErrorCode::UNAUTHENTICATED) ==
               static_cast<uint16_t>(ErrorCode::kUnauthenticated));
 static_assert(static_cast<uint16_t>(wire::ErrorCode::PERMISSION_DENIED) ==
               static_cast<uint16_t>(ErrorCode::kPermissionDenied));
+static_assert(static_cast<uint16_t>(wire::ErrorCode::NOT_ENOUGH_REPLICAS) ==
+              static_cast<uint16_t>(ErrorCode::kNotEnoughReplicas));
 
 Error fromWire(wire::Error::Reader error) {
   std::string message = toStd(error.getMessage());
   auto raw = static_cast<uint16_t>(error.getCode());
   // The library's broker codes have the schema's values (sluice/error.h).
   if (raw >= static_cast<uint16_t>(ErrorCode::kInvalidArgument) &&
-      raw <= static_cast<uint16_t>(ErrorCode::kPermissionDenied)) {
+      raw <= static_cast<uint16_t>(ErrorCode::kNotEnoughReplicas)) {
     return {static_cast<ErrorCode>(raw), std::move(message)};
   }
   // `unspecified`, or a code added to the schema after this library was built.

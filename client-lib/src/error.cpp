@@ -22,7 +22,7 @@ const char* errorCodeName(ErrorCode code) {
   // The broker's codes: named by the schema.
   auto enumerants = capnp::Schema::from<wire::ErrorCode>().getEnumerants();
   auto index = static_cast<unsigned>(code);
-  if (index == 0 || index > static_cast<unsigned>(ErrorCode::kPermissionDenied) ||
+  if (index == 0 || index > static_cast<unsigned>(ErrorCode::kNotEnoughReplicas) ||
       index >= enumerants.size()) {
     return "unknown";  // A value cast from an integer outside the enum.
   }

@@ -157,7 +157,8 @@ class Cluster {
 
 bool retryable(ErrorCode code) {
   return code == ErrorCode::kDisconnected || code == ErrorCode::kConnectFailed ||
-         code == ErrorCode::kTimeout || code == ErrorCode::kShuttingDown;
+         code == ErrorCode::kTimeout || code == ErrorCode::kShuttingDown ||
+         code == ErrorCode::kNotEnoughReplicas;
 }
 
 RunResult sluiced(std::vector<std::string> args) {
@@ -231,6 +232,7 @@ TEST_CASE(
     "[cluster][failover]") {
   Cluster cluster(3);
   REQUIRE(eventually([&] { return cluster.leader() >= 0; }, 30s));
+  REQUIRE(eventually([&] { return cluster.inSyncCount() == 3; }, 30s));
   {
     auto client = cluster.connectAny();
     REQUIRE(client);

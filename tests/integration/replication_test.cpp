@@ -85,6 +85,10 @@ TEST_CASE("every acknowledged write is on every in-sync follower, and the stores
   TempDir f1Dir, f2Dir;
   auto f1 = startFollower(f1Dir.path(), leader, "f1");
   auto f2 = startFollower(f2Dir.path(), leader, "f2");
+  // Until both followers are in sync, min_insync 3 refuses writes.
+  REQUIRE(eventually([&] {
+    return leader.process().stderrText().find("3 in-sync member(s)") != std::string::npos;
+  }));
 
   driveEveryKindOfWrite(leader);
   awaitNoConsumers(leader.admin());
@@ -107,12 +111,17 @@ TEST_CASE("every acknowledged write is on every in-sync follower, and the stores
              Catch::Matchers::Contains("follower f1 joins the in-sync set"));
 }
 
-TEST_CASE("a dead follower leaves the in-sync set, and writes wait below min_insync",
+TEST_CASE("a dead follower leaves the in-sync set; below min_insync writes are refused",
           "[integration][replication]") {
   Broker leader(leaderArgs(2, "500ms"));
+  // Alone, the leader is below min_insync 2: a write is refused and changes nothing.
+  CHECK_THAT(outcome(leader.admin().createTopic("orders")), IsError(ErrorCode::kNotEnoughReplicas));
   TempDir f1Dir, f2Dir;
   auto f1 = startFollower(f1Dir.path(), leader, "f1");
   auto f2 = startFollower(f2Dir.path(), leader, "f2");
+  REQUIRE(eventually([&] {
+    return leader.process().stderrText().find("3 in-sync member(s)") != std::string::npos;
+  }));
   createTopic(leader.admin(), "orders");
   publishPayloads(leader.producer(), "orders", 10);
 
@@ -124,16 +133,24 @@ TEST_CASE("a dead follower leaves the in-sync set, and writes wait below min_ins
            std::string::npos;
   }));
 
-  // Both gone: the leader alone is below min_insync 2, so a publish is committed on the leader
-  // but not acknowledged ...
+  // A publish made while f2 still counts as in sync is committed and waits for it; once f2
+  // leaves the set, the leader alone is below min_insync 2, so it waits for a follower to return.
   f2->kill(SIGKILL);
+  auto waiting = leader.producer().publishAsync("orders", textMessage("waits"));
   REQUIRE(eventually([&] {
     return leader.process().stderrText().find("follower f2 leaves the in-sync set") !=
            std::string::npos;
   }));
-  auto waiting = leader.producer().publishAsync("orders", textMessage("waits"));
-  CHECK(waiting.wait_for(std::chrono::milliseconds(800)) == std::future_status::timeout);
-  // ... until a follower comes back, catches up from where it stopped, and joins again.
+  CHECK(waiting.wait_for(std::chrono::milliseconds(300)) == std::future_status::timeout);
+  // Below min_insync, a new write is refused at once and changes nothing; reads go on.
+  // (On a connection of its own: the producer above keeps one topic's publishes in order.)
+  Client other = leader.connect();
+  auto refused = other.producer().publish("orders", textMessage("refused"));
+  CHECK_THAT(outcome(refused), IsError(ErrorCode::kNotEnoughReplicas));
+  // The waiting publish holds offset 21; the refused one took none.
+  CHECK(describeTopic(other.admin(), "orders").lastOffset == 21);
+  // A follower comes back, catches up from where it stopped, joins again: the waiting publish
+  // is acknowledged.
   f2 = startFollower(f2Dir.path(), leader, "f2");
   REQUIRE(waiting.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
   auto ack = waiting.get();

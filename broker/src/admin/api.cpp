@@ -45,6 +45,7 @@ int statusOf(Code code) {
       return 507;
     case Code::kStorageFailed:
     case Code::kShuttingDown:
+    case Code::kNotEnoughReplicas:
       return 503;
     case Code::kTopicExists:
     case Code::kNotPending:

@@ -96,6 +96,24 @@ size_t ReplicationHub::inSyncCount() const {
   return members;
 }
 
+Status ReplicationHub::admits() const {
+  if (options_.mayAcknowledge && !options_.mayAcknowledge()) {
+    return Status(Code::kNotEnoughReplicas,
+                  "this broker cannot confirm its leadership with the control plane; no write is "
+                  "accepted until it can (or another broker leads)");
+  }
+  size_t members = inSyncCount();
+  if (members < options_.minInsync) {
+    return Status(Code::kNotEnoughReplicas,
+                  std::to_string(members) +
+                      " of the shard's members are in sync, fewer than "
+                      "min_insync " +
+                      std::to_string(options_.minInsync) +
+                      "; no write is accepted until a replica catches up");
+  }
+  return Status();
+}
+
 kj::Promise<void> ReplicationHub::replicated(uint64_t seq) {
   if (waiters_.empty() && replicatedUpTo(seq)) return kj::READY_NOW;
   auto paf = kj::newPromiseAndFulfiller<void>();
@@ -119,6 +137,7 @@ kj::Promise<void> ReplicationHub::watchLag() {
   return timer_.afterDelay(tick).then([this]() {
     kj::TimePoint now = timer_.now();
     for (auto& [id, follower] : followers_) {
+      if (follower.waiting) follower.caughtUp = now;
       if (follower.inSync && !follower.leaving &&
           now - follower.caughtUp > options_.replicaTimeout) {
         log()->warn(
@@ -220,12 +239,21 @@ kj::Promise<Result<ReplicationHub::PullAnswer>> ReplicationHub::pull(const std::
   persist();
   settle();
   auto answer = [this, id, from, maxBytes]() -> Result<PullAnswer> {
+    Follower& follower = followers_[id];
+    if (follower.waiting) follower.caughtUp = timer_.now();
+    follower.waiting = false;
     auto read = this->read(from, maxBytes);
-    if (read.ok()) followers_[id].shippedUpTo = read.value().lastSeq;
+    if (read.ok()) follower.shippedUpTo = read.value().lastSeq;
     return read;
   };
   if (from <= lastCommitted_) return answer();
-  return nextCommit_.addBranch().exclusiveJoin(timer_.afterDelay(wait)).then(kj::mv(answer));
+  // Caught up: it waits at the log's end, and counts as caught up until it is answered. (A
+  // dropped connection cancels this wait, and with it that claim.)
+  follower.waiting = true;
+  return nextCommit_.addBranch()
+      .exclusiveJoin(timer_.afterDelay(wait))
+      .then(kj::mv(answer))
+      .attach(kj::defer([this, id]() { followers_[id].waiting = false; }));
 }
 
 std::vector<FollowerView> ReplicationHub::followers() const {
@@ -343,6 +371,10 @@ ReplicatedStore::ReplicatedStore(core::Store& inner, ReplicationHub& hub)
 }
 
 ReplicatedStore::~ReplicatedStore() noexcept {}  // NOLINT(modernize-use-equals-default)
+
+Status ReplicatedStore::admitWrite() const {
+  return hub_.admits();
+}
 
 kj::Promise<Result<uint64_t>> ReplicatedStore::commit(core::WriteBatch batch) {
   return inner_.commit(std::move(batch))

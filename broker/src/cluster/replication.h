@@ -85,6 +85,9 @@ class ReplicationHub {
 
   std::vector<FollowerView> followers() const;
   size_t inSyncCount() const;  // The leader included.
+  // kNotEnoughReplicas while fewer than minInsync members are in sync or acknowledgements are
+  // not allowed (the lease); ok otherwise.
+  Status admits() const;
   // Resolves when persistInSync answers false: another broker leads now.
   kj::Promise<void> deposed() { return deposed_.addBranch(); }
 
@@ -97,6 +100,7 @@ class ReplicationHub {
     kj::TimePoint caughtUp = kj::origin<kj::TimePoint>();
     bool inSync = false;
     bool leaving = false;  // Timed out; still waited for until the record drops it.
+    bool waiting = false;  // A pull of it waits at the log's end: it is caught up meanwhile.
   };
   struct Waiter {
     uint64_t seq = 0;
@@ -156,6 +160,7 @@ class ReplicatedStore final : public core::Store {
     return inner_.estimateAppendBytes(messages);
   }
   std::optional<std::string> failure() const override { return inner_.failure(); }
+  Status admitWrite() const override;
   core::StoreStats stats() const override { return inner_.stats(); }
   Result<std::unique_ptr<core::BackupCopy>> backup() override { return inner_.backup(); }
 

@@ -29,6 +29,7 @@ enum class Code : uint16_t {
   kNoRoute = 14,
   kUnauthenticated = 15,
   kPermissionDenied = 16,
+  kNotEnoughReplicas = 17,
 };
 
 // The schema's lowerCamel name ("topicNotFound"); "ok" for kOk.

@@ -129,6 +129,11 @@ Result<Group*> Context::requireGroup(std::string_view topicName, std::string_vie
   return group;
 }
 
+Status Context::writeRefusal() const {
+  if (stopped) return shuttingDown();
+  return store.admitWrite();
+}
+
 kj::Promise<Result<uint64_t>> Context::commit(WriteBatch batch) {
   ++awaitingCommit;
   return store.commit(std::move(batch)).attach(kj::defer([this]() { --awaitingCommit; }));

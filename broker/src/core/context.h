@@ -129,6 +129,8 @@ class Context {
   // Result<Group*> for a topic and group named by a client.
   Result<Group*> requireGroup(std::string_view topic, std::string_view group);
 
+  // Why a client's write must not start now (stopping, or the store's admission); ok if it may.
+  Status writeRefusal() const;
   // Commits `batch`, counting the call in awaitingCommit until it is answered.
   kj::Promise<Result<uint64_t>> commit(WriteBatch batch);
   // Adds the topic to the live state (as created by `op`, or loaded).

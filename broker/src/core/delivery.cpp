@@ -55,7 +55,9 @@ Status subscriptionGone() {
 }
 
 // What an ack, nack or inProgress call may fail with as a whole.
-std::optional<Status> checkSettling(const Consumer* consumer, size_t offsets, size_t ids) {
+std::optional<Status> checkSettling(const Context& ctx, const Consumer* consumer, size_t offsets,
+                                    size_t ids) {
+  if (Status refused = ctx.writeRefusal(); !refused.ok()) return refused;
   if (consumer == nullptr || consumer->group == nullptr) return subscriptionGone();
   if (ids != 0 && ids != offsets) return deliveryIdsMismatch(offsets, ids);
   return std::nullopt;
@@ -339,7 +341,7 @@ kj::Promise<std::vector<OffsetFailure>> GroupDelivery::ack(uint64_t consumerId,
                                                            std::vector<uint64_t> deliveryIds) {
   std::vector<Named> named = pair(offsets, deliveryIds);
   Consumer* consumer = consumerOf(consumerId);
-  if (auto refused = checkSettling(consumer, offsets.size(), deliveryIds.size()))
+  if (auto refused = checkSettling(ctx_, consumer, offsets.size(), deliveryIds.size()))
     return failAll(named, *refused);
   Group& group = *consumer->group;
   std::vector<OffsetFailure> failures;
@@ -375,7 +377,7 @@ kj::Promise<std::vector<OffsetFailure>> GroupDelivery::nack(uint64_t consumerId,
                                                             std::vector<uint64_t> deliveryIds) {
   std::vector<Named> named = pair(offsets, deliveryIds);
   Consumer* consumer = consumerOf(consumerId);
-  if (auto refused = checkSettling(consumer, offsets.size(), deliveryIds.size()))
+  if (auto refused = checkSettling(ctx_, consumer, offsets.size(), deliveryIds.size()))
     return failAll(named, *refused);
   if (delayMs > ctx_.limits().maxNackDelayMs) {
     return failAll(
@@ -434,7 +436,7 @@ kj::Promise<std::vector<Result<TransactionOutcome>>> GroupDelivery::transactMany
   using Answer = Result<TransactionOutcome>;
   using Answers = std::vector<Answer>;
   const size_t count = requests.size();
-  if (ctx_.stopped) return Answers(count, Answer(shuttingDown()));
+  if (Status refused = ctx_.writeRefusal(); !refused.ok()) return Answers(count, Answer(refused));
   Consumer* consumer = consumerOf(consumerId);
   if (consumer == nullptr || consumer->group == nullptr)
     return Answers(count, Answer(subscriptionGone()));
@@ -628,7 +630,7 @@ std::vector<OffsetFailure> GroupDelivery::inProgress(uint64_t consumerId,
                                                      std::vector<uint64_t> deliveryIds) {
   std::vector<Named> named = pair(offsets, deliveryIds);
   Consumer* consumer = consumerOf(consumerId);
-  if (auto refused = checkSettling(consumer, offsets.size(), deliveryIds.size()))
+  if (auto refused = checkSettling(ctx_, consumer, offsets.size(), deliveryIds.size()))
     return failAll(named, *refused);
   if (extendMs > ctx_.limits().maxAckTimeoutMs) {
     return failAll(

@@ -191,6 +191,9 @@ class Store {
   virtual uint64_t estimateAppendBytes(const std::vector<MessageData>& messages) const = 0;
   // Non-empty once a commit has failed. Thread: any.
   virtual std::optional<std::string> failure() const = 0;
+  // Whether a write may be started now: a replicated store below its min_insync answers
+  // kNotEnoughReplicas (checked before core builds a batch, so nothing changes).
+  virtual Status admitWrite() const { return Status(); }
   virtual StoreStats stats() const = 0;
   // Starts an online, consistent, compacted copy of the whole store. Errors: kStorageFailed.
   virtual Result<std::unique_ptr<BackupCopy>> backup() = 0;

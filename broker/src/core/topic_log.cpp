@@ -115,7 +115,7 @@ Status TopicLog::validateBatch(std::string_view topic, const std::vector<Message
 
 Status TopicLog::admit(std::string_view topicName, const std::vector<MessageData>& messages,
                        Topic* topic, uint64_t estimate) const {
-  if (ctx_.stopped) return shuttingDown();
+  if (Status refused = ctx_.writeRefusal(); !refused.ok()) return refused;
   if (auto problem = validateTopicName(topicName)) return Status(Code::kInvalidArgument, *problem);
   Status count = checkBatchCount(messages.size());
   if (!count.ok()) return count;
@@ -362,7 +362,7 @@ Result<std::vector<std::string>> TopicLog::route(std::string_view subject) {
 kj::Promise<Result<std::vector<RoutedAcks>>> TopicLog::publishSubject(
     std::string subject, std::vector<MessageData> messages) {
   using Routed = std::vector<RoutedAcks>;
-  if (ctx_.stopped) return ready<Routed>(shuttingDown());
+  if (Status refused = ctx_.writeRefusal(); !refused.ok()) return ready<Routed>(refused);
   if (auto problem = validateSubject(subject)) {
     return ready<Routed>(Status(Code::kInvalidArgument, *problem));
   }
@@ -434,7 +434,7 @@ Status TopicLog::patternRoom(size_t removing, size_t adding) const {
 
 kj::Promise<Result<Done>> TopicLog::changeSubjects(std::string name, std::vector<std::string> add,
                                                    std::vector<std::string> remove) {
-  if (ctx_.stopped) return ready<Done>(shuttingDown());
+  if (Status refused = ctx_.writeRefusal(); !refused.ok()) return ready<Done>(refused);
   auto found = ctx_.requireTopic(name);
   if (!found.ok()) return ready<Done>(found.status());
   Topic& topic = *found.value();
@@ -487,7 +487,7 @@ kj::Promise<Result<Done>> TopicLog::changeSubjects(std::string name, std::vector
 }
 
 kj::Promise<Result<Done>> TopicLog::createTopic(std::string name, RequestedSettings requested) {
-  if (ctx_.stopped) return ready<Done>(shuttingDown());
+  if (Status refused = ctx_.writeRefusal(); !refused.ok()) return ready<Done>(refused);
   if (auto problem = validateTopicName(name)) {
     return ready<Done>(Status(Code::kInvalidArgument, *problem));
   }
@@ -514,6 +514,7 @@ kj::Promise<Result<Done>> TopicLog::createTopic(std::string name, RequestedSetti
 }
 
 kj::Promise<Result<uint64_t>> TopicLog::deleteTopic(std::string name) {
+  if (Status refused = ctx_.writeRefusal(); !refused.ok()) return ready<uint64_t>(refused);
   auto found = ctx_.requireTopic(name);
   if (!found.ok()) return ready<uint64_t>(found.status());
   Topic& topic = *found.value();
@@ -535,6 +536,7 @@ kj::Promise<Result<uint64_t>> TopicLog::deleteTopic(std::string name) {
 }
 
 kj::Promise<Result<uint64_t>> TopicLog::purgeTopic(std::string name) {
+  if (Status refused = ctx_.writeRefusal(); !refused.ok()) return ready<uint64_t>(refused);
   auto found = ctx_.requireTopic(name);
   if (!found.ok()) return ready<uint64_t>(found.status());
   Topic& topic = *found.value();

@@ -7,7 +7,7 @@
 
 namespace sluice {
 
-// Every failure a client can see. The broker's codes (kInvalidArgument .. kPermissionDenied)
+// Every failure a client can see. The broker's codes (kInvalidArgument .. kNotEnoughReplicas)
 // have the values and names of ErrorCode in the broker's schema (schemas/rpc.capnp), the one
 // registry; the four from kDisconnected on arise in the client library itself.
 enum class ErrorCode {
@@ -29,6 +29,8 @@ enum class ErrorCode {
                          // (none given, wrong, expired or revoked). Reconnect with a good one.
   kPermissionDenied,     // The principal's rules (or its grant's scope) do not allow the action
                          // on the topic; the message names both. Nothing changed.
+  kNotEnoughReplicas,    // A replicated broker has fewer members in sync than it needs for a
+                         // write; nothing changed. Retry once a replica has caught up.
   kDisconnected = 100,   // The connection to the broker is gone (or was closed).
   kConnectFailed,        // Could not connect to the broker (bad address, refused, timed out).
   kTimeout,              // The call did not complete within its timeout (e.g. receive()).
