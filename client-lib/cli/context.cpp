@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -172,13 +173,20 @@ CLI::Validator patternListValidator() {
 CLI::Validator brokerAddressValidator() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
-        std::string problem;
-        auto address = net::parseHostPort(text, &problem);
-        if (!address) return "invalid broker address: " + problem;
-        if (address->port == 0) return "invalid broker address \"" + text + "\": port 0";
+        // One address, or a cluster's brokers separated by commas.
+        size_t start = 0;
+        while (start <= text.size()) {
+          size_t comma = std::min(text.find(',', start), text.size());
+          std::string one = text.substr(start, comma - start);
+          start = comma + 1;
+          std::string problem;
+          auto address = net::parseHostPort(one, &problem);
+          if (!address) return "invalid broker address: " + problem;
+          if (address->port == 0) return "invalid broker address \"" + one + "\": port 0";
+        }
         return {};
       },
-      std::string(), "HOST:PORT");
+      std::string(), "HOST:PORT[,HOST:PORT...]");
 }
 
 CLI::Validator allowRuleValidator() {

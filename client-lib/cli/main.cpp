@@ -34,10 +34,11 @@ int main(int argc, char** argv) {
       "Exit codes: 0 ok, 1 error reported by the broker (also a refused token), 2 usage error\n"
       "or not confirmed, 3 cannot connect.");
   app.add_option("--broker", context.options.broker,
-                 "Broker address; default $SLUICE_BROKER, then 127.0.0.1:7400")
+                 "Broker address, or a cluster's brokers separated by commas (the one that "
+                 "leads answers); default $SLUICE_BROKER, then 127.0.0.1:7400")
       ->envname("SLUICE_BROKER")
       ->check(sluice::cli::brokerAddressValidator())
-      ->type_name("HOST:PORT");
+      ->type_name("HOST:PORT[,...]");
   app.add_flag("--json", context.options.json, "Print JSON (documented in the CLI README)");
   app.add_option("--timeout", context.options.timeout,
                  "Connect and per-call timeout, e.g. 10s (default: connect 5s, call 30s)")

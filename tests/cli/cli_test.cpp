@@ -325,6 +325,25 @@ TEST_CASE("SLUICE_BROKER selects the broker when --broker is absent", "[cli]") {
   CHECK(Json::parse(result.stdoutText).contains("version"));
 }
 
+TEST_CASE("a list of brokers: the first that accepts answers; none: connectFailed names all",
+          "[cli]") {
+  Broker broker;
+  ClosedPort follower, other;
+  // Followers of a cluster serve no clients: the leader is the one that accepts.
+  RunResult result =
+      runCli({"--broker", follower.address() + "," + broker.process->address(), "stats", "--json"});
+  INFO(result.stderrText);
+  CHECK(result.exitCode == 0);
+  CHECK(Json::parse(result.stdoutText).contains("version"));
+
+  RunResult none = runCli({"--broker", follower.address() + "," + other.address(), "stats"});
+  CHECK(none.exitCode == 3);
+  CHECK_THAT(none.stderrText, StartsWith("error: connectFailed: no broker of "));
+  CHECK_THAT(none.stderrText, Contains(other.address()));
+  RunResult bad = runCli({"--broker", broker.process->address() + ",nohost", "stats"});
+  CHECK(bad.exitCode == 2);
+}
+
 TEST_CASE("topics create, list and describe in both output modes", "[cli]") {
   Broker broker;
   Json created = broker.okJson({"topics", "create", "orders.dead", "--work-queue"});

@@ -137,16 +137,18 @@ class Cluster {
     }
   }
 
-  // A client of whichever broker serves clients now (followers do not listen).
+  // A client of whichever broker serves clients now: the library tries the list in order, and
+  // followers do not listen.
   std::optional<Client> connectAny() {
     Options options;
     options.connectTimeout = 500ms;
     options.callTimeout = 3s;
-    for (const Node& node : nodes_) {
-      auto client = Client::connect(node.address(), options);
-      if (client.ok()) return std::move(client).value();
-    }
-    return std::nullopt;
+    std::string seeds;
+    for (const Node& node : nodes_)
+      seeds += (seeds.empty() ? "" : ",") + node.address();
+    auto client = Client::connect(seeds, options);
+    if (!client.ok()) return std::nullopt;
+    return std::move(client).value();
   }
 
  private:

@@ -413,6 +413,9 @@ class Client {
   // options.token when it is set. Errors: kConnectFailed, kInvalidArgument (malformed
   // address, unusable TLS files), kUnauthenticated (the broker refused options.token: wrong,
   // expired or revoked; the message is the broker's).
+  // "host:port,host:port,...": the brokers of a cluster, tried in order; the connection is to
+  // the first that accepts, which is the leader (followers serve no clients). After a
+  // failover, connect again with the same list. kConnectFailed names every refusal.
   static Result<Client> connect(std::string_view hostPort, Options options = {});
 
   Client(Client&&) noexcept;
