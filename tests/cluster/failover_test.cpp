@@ -441,6 +441,40 @@ TEST_CASE("a dead leader's unacknowledged tail is dropped: it rejoins from a sna
   checkEqualStores(cluster);
 }
 
+TEST_CASE("kill -9 of one etcd member changes nothing; of a follower, writes go on without it",
+          "[cluster][failover]") {
+  Cluster cluster(3);
+  REQUIRE(eventually([&] { return cluster.inSyncCount() == 3; }, 30s));
+  int leader = cluster.leader();
+  REQUIRE(leader >= 0);
+  auto client = cluster.connectAny();
+  REQUIRE(client);
+  REQUIRE(client->admin().createTopic("orders").ok());
+  Producer producer = client->producer();
+  REQUIRE(producer.publish("orders", "one").ok());
+
+  // etcd keeps its quorum with two of three members: same leader, same epoch, writes go on.
+  cluster.etcd().kill(0);
+  for (int i = 0; i < 20; ++i)
+    REQUIRE(producer.publish("orders", "etcd-" + std::to_string(i)).ok());
+  CHECK(cluster.leader() == leader);
+
+  // A follower dies: acknowledgements wait for it at most --replica-timeout (1 s here), then
+  // go on with the other; the record drops it from the in-sync set.
+  int follower = (leader + 1) % cluster.size();
+  cluster.node(follower).process->kill(SIGKILL);
+  for (int i = 0; i < 20; ++i)
+    REQUIRE(producer.publish("orders", "follower-" + std::to_string(i)).ok());
+  REQUIRE(eventually([&] { return cluster.inSyncCount() == 2; }));
+  CHECK(cluster.leader() == leader);
+
+  // Back, it catches up from its own position and joins again.
+  cluster.start(follower);
+  REQUIRE(eventually([&] { return cluster.inSyncCount() == 3; }, 30s));
+  client->close();
+  checkEqualStores(cluster);
+}
+
 TEST_CASE("a store of another cluster, or a standalone store with data, is refused", "[cluster]") {
   Cluster cluster(3, 1);  // b1 leads; b2 and b3 are not started yet.
   REQUIRE(eventually([&] { return cluster.leader() == 0; }, 30s));
