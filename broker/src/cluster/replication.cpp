@@ -57,7 +57,6 @@ ReplicationHub::ReplicationHub(store::Env& env, kj::Timer& timer, LeaderOptions 
     Follower& follower = followers_[id];
     follower.inSync = true;
     follower.caughtUp = now;
-    follower.lastPull = now;
     follower.shippedUpTo = lastCommitted_;
     persisted_.push_back(id);
   }
@@ -226,7 +225,6 @@ kj::Promise<Result<ReplicationHub::PullAnswer>> ReplicationHub::pull(const std::
   Follower& follower = it->second;
   if (fresh) log()->info("replication: follower {} pulls from {}", id, from);
   follower.acked = from - 1;
-  follower.lastPull = now;
   if (follower.acked >= follower.shippedUpTo) {
     follower.caughtUp = now;
     follower.leaving = false;
@@ -254,14 +252,6 @@ kj::Promise<Result<ReplicationHub::PullAnswer>> ReplicationHub::pull(const std::
       .exclusiveJoin(timer_.afterDelay(wait))
       .then(kj::mv(answer))
       .attach(kj::defer([this, id]() { followers_[id].waiting = false; }));
-}
-
-std::vector<FollowerView> ReplicationHub::followers() const {
-  std::vector<FollowerView> out;
-  kj::TimePoint now = timer_.now();
-  for (const auto& [id, follower] : followers_)
-    out.push_back(FollowerView{id, follower.acked, follower.inSync, toMs(now - follower.lastPull)});
-  return out;
 }
 
 // ---- LogServer ----

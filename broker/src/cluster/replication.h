@@ -52,13 +52,6 @@ struct LeaderOptions {
   std::function<bool(const std::string&)> isMember;
 };
 
-struct FollowerView {
-  std::string id;
-  uint64_t acked = 0;  // Every batch up to here is committed and fsync'd on the follower.
-  bool inSync = false;
-  int64_t silentMs = 0;  // Since its last pull.
-};
-
 class ReplicationHub {
  public:
   ReplicationHub(store::Env& env, kj::Timer& timer, LeaderOptions options);
@@ -83,7 +76,6 @@ class ReplicationHub {
   kj::Promise<Result<PullAnswer>> pull(const std::string& follower, uint64_t from,
                                        kj::Duration wait, size_t maxBytes);
 
-  std::vector<FollowerView> followers() const;
   size_t inSyncCount() const;  // The leader included.
   // kNotEnoughReplicas while fewer than minInsync members are in sync or acknowledgements are
   // not allowed (the lease); ok otherwise.
@@ -95,7 +87,6 @@ class ReplicationHub {
   struct Follower {
     uint64_t acked = 0;
     uint64_t shippedUpTo = 0;  // lastCommitted when it was last answered.
-    kj::TimePoint lastPull = kj::origin<kj::TimePoint>();
     // The last pull at which it held all it had been shipped.
     kj::TimePoint caughtUp = kj::origin<kj::TimePoint>();
     bool inSync = false;
