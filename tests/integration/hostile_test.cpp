@@ -914,10 +914,11 @@ TEST_CASE("a thousand connections opening and closing repeatedly leak neither fd
   WARN("connection churn (10 x 1,000): fds "
        << baseFds << " -> peak " << peakFds << " -> " << openFds(pid) << "; RssAnon " << baseRss
        << " KiB -> " << midRss << " KiB -> " << rss << " KiB");
-  // A leak of even 1 KiB per connection would show as 5 MiB between the two halves.
+  // A leak of even 1 KiB per connection would show as 5 MiB in each half (5,000 connections).
+  // The allocator may grow its arenas by a few MiB once, in either half; a leak grows both.
   if (kMemoryBoundsMeaningful) {
     CHECK(rss <= baseRss + 8 * 1024);
-    CHECK(rss <= midRss + 4 * 1024);
+    CHECK((midRss <= baseRss + 4 * 1024 || rss <= midRss + 4 * 1024));
   }
   CHECK(broker.producer().publish("nothing", "x").error().code == ErrorCode::kTopicNotFound);
 }
