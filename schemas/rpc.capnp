@@ -145,6 +145,10 @@ struct TopicInfo {
   expired @10 :UInt64;          # Since the broker started: removed for their time to live.
   scheduled @11 :UInt64;        # Sum over its groups (GroupInfo.scheduled).
   keyBlocked @12 :UInt64;       # Sum over its groups (GroupInfo.keyBlocked).
+  leader @13 :Text;             # In a cluster: the broker leading the topic's shard. Empty:
+                                # a standalone broker.
+  replicas @14 :List(Text);     # In a cluster: the brokers replicating it, the leader first.
+  inSync @15 :List(Text);       # Those of them a write waits for (the leader included).
 }
 
 struct Delivery {
@@ -178,6 +182,33 @@ struct BrokerStats {
   publishRate @11 :Float64;
   deliveryRate @12 :Float64;
   commits @13 :UInt64;
+}
+
+struct ReplicaInfo {
+  id @0 :Text;
+  rpcAddress @1 :Text;          # Where clients reach it when it leads; empty when not known.
+  replicationAddress @2 :Text;
+  alive @3 :Bool;               # It holds a live membership (static roles: it keeps caught up).
+  inSync @4 :Bool;              # A write is acknowledged only once it holds it.
+  ackedSeq @5 :UInt64;          # The last write-log batch it holds (the leader: its last commit).
+  caughtUpAgoMs @6 :Int64;      # Since it last held all it had been sent; -1: never.
+}
+
+struct ClusterStatus {
+  clusterId @0 :Text;           # Empty: a standalone broker (every other field is empty too).
+  leader @1 :Text;              # The broker that answered: only the leader serves clients.
+  epoch @2 :UInt64;
+  minInsync @3 :UInt32;
+  lastSeq @4 :UInt64;           # The leader's last committed batch; lag = lastSeq - ackedSeq.
+  inSync @5 :List(Text);
+  brokers @6 :List(ReplicaInfo);  # The leader first.
+}
+
+struct ClusterStatusResult {
+  union {
+    status @0 :ClusterStatus;
+    error @1 :Error;
+  }
 }
 
 struct OffsetError {
@@ -354,6 +385,9 @@ interface Admin {
   # stored stay where they are.
   route @14 (subject :Text) -> (result :RouteResult);
   # The topics a publish to `subject` would be stored in.
+  clusterStatus @15 () -> (result :ClusterStatusResult);
+  # The leader's view of its cluster: members, the in-sync set and each replica's position.
+  # Needs only a valid credential, like stats.
 }
 
 enum Action {
@@ -364,7 +398,8 @@ enum Action {
                 # its rules' pattern is `>`.
 }
 # Describing and listing a topic or its groups needs any of publish, consume or manage on it;
-# listTopics answers those topics only. Stats and route need only a valid credential.
+# listTopics answers those topics only. Stats, route and clusterStatus need only a valid
+# credential.
 
 struct Rule {
   allow @0 :Bool;               # false: deny. A deny matching an action on a topic wins.

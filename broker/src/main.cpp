@@ -207,10 +207,11 @@ struct Runtime {
 
 // Serves clients from `store` until `until` resolves, then shuts down in order and stops the
 // writer. With a log server, it listens on replication_listen first. announce: print the ready
-// line (a standalone broker or a static leader; a cluster member printed its own). Returns the
-// exit code.
+// line (a standalone broker or a static leader; a cluster member printed its own). cluster: a
+// leader's replication state (null: standalone). Returns the exit code.
 int serveClients(Runtime& rt, sluice::store::Writer& writer, sluice::core::Store& store,
-                 sluice::cluster::LogServer* logServer, kj::Promise<void> until, bool announce) {
+                 sluice::cluster::LogServer* logServer, kj::Promise<void> until, bool announce,
+                 std::function<sluice::core::ClusterView()> cluster = nullptr) {
   auto log = spdlog::get("main");
   const Config& config = rt.config;
   auto& io = rt.io;
@@ -220,6 +221,7 @@ int serveClients(Runtime& rt, sluice::store::Writer& writer, sluice::core::Store
   brokerOptions.autoCreateTopics = config.autoCreateTopics;
   brokerOptions.authentication = config.auth;
   brokerOptions.version = SLUICE_VERSION;
+  brokerOptions.cluster = std::move(cluster);
   int exitCode = 0;
   {
     sluice::core::Broker broker(store, io.provider->getTimer(), metrics, brokerOptions);
@@ -568,7 +570,8 @@ int serveCluster(Runtime& rt, const sluice::store::EnvOptions& envOptions) {
     };
     int code = serveClients(
         rt, writer, store, &logServer,
-        stillLeading().exclusiveJoin(hub.deposed()).exclusiveJoin(signal.addBranch()), false);
+        stillLeading().exclusiveJoin(hub.deposed()).exclusiveJoin(signal.addBranch()), false,
+        [&hub, &alive, current]() { return cluster::describeCluster(hub, *current, &alive); });
     log->info("stopped leading epoch={}", current->epoch);
     if (code != 0) exitCode = code;
   }
@@ -652,10 +655,24 @@ int serve(const Config& config) {
     logServer = kj::heap<sluice::cluster::LogServer>(*hub, io.provider->getNetwork());
     store = replicatedStore.get();
   }
+  std::function<sluice::core::ClusterView()> cluster;
+  if (hub) {
+    // Static roles: no record; the followers in sync are the hub's.
+    cluster = [&hub, &config]() {
+      sluice::cluster::ShardState shard;
+      shard.leader = config.brokerId.empty() ? "leader" : config.brokerId;
+      shard.inSync.push_back(shard.leader);
+      for (const auto& follower : hub->followers()) {
+        if (follower.inSync) shard.inSync.push_back(follower.id);
+      }
+      return sluice::cluster::describeCluster(*hub, shard, nullptr);
+    };
+  }
   auto& events = io.unixEventPort;
   int exitCode = serveClients(
       rt, writer, *store, logServer.get(),
-      events.onSignal(SIGTERM).exclusiveJoin(events.onSignal(SIGINT)).then([](siginfo_t) {}), true);
+      events.onSignal(SIGTERM).exclusiveJoin(events.onSignal(SIGINT)).then([](siginfo_t) {}), true,
+      std::move(cluster));
   log->info("stopped");
   return exitCode;
 }

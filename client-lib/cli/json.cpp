@@ -24,6 +24,10 @@ Json topicToJson(const TopicInfo& topic) {
   return topicJsonOf(topic, settingsToJson(topic.settings));
 }
 
+Json clusterToJson(const ClusterStatus& cluster) {
+  return clusterJsonOf(cluster);
+}
+
 Json statsToJson(const BrokerStats& stats) {
   return Json{
       {"version", stats.version},

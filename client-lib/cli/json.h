@@ -20,6 +20,9 @@ Json consumerToJson(const ConsumerInfo& consumer);
 Json groupToJson(const GroupInfo& group);
 Json topicToJson(const TopicInfo& topic);
 Json statsToJson(const BrokerStats& stats);
+// cluster (null: standalone), leader, epoch, min_insync, last_seq, in_sync, brokers [{id, rpc,
+// replication, role, alive, in_sync, acked_seq, lag, caught_up_ago_ms}].
+Json clusterToJson(const ClusterStatus& cluster);
 // offset, timestamp, timestamp_ms, subject, key (or key_base64), headers, payload (or
 // payload_base64), deliveries, id.
 Json messageToJson(const Message& message);

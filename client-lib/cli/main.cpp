@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
   sluice::cli::addStatsCommand(app, context);
   sluice::cli::addBackupCommand(app, context);
   sluice::cli::addAuthCommands(app, context);
+  sluice::cli::addClusterCommands(app, context);
   sluice::cli::addBenchCommands(app, context);
 
   // A subcommand's help does not list its parents' options; name them in every footer.

@@ -99,6 +99,38 @@ Json topicJsonOf(const Topic& topic, Json settings) {
       {"key_blocked", topic.keyBlocked},
       {"groups", groups},
       {"created", formatTimestamp(topic.createdMs)},
+      {"leader", nullIfEmpty(topic.leader)},
+      {"replicas", topic.replicas},
+      {"in_sync", topic.inSync},
+  };
+}
+
+// A cluster's replication state; "cluster" is null for a standalone broker. A broker's lag is
+// in write-log batches behind the leader's last commit.
+template <class Cluster>
+Json clusterJsonOf(const Cluster& cluster) {
+  Json brokers = Json::array();
+  for (const auto& broker : cluster.brokers) {
+    brokers.push_back(Json{
+        {"id", broker.id},
+        {"rpc", nullIfEmpty(broker.rpcAddress)},
+        {"replication", nullIfEmpty(broker.replicationAddress)},
+        {"role", broker.id == cluster.leader ? "leader" : "follower"},
+        {"alive", broker.alive},
+        {"in_sync", broker.inSync},
+        {"acked_seq", broker.ackedSeq},
+        {"lag", cluster.lastSeq > broker.ackedSeq ? cluster.lastSeq - broker.ackedSeq : 0},
+        {"caught_up_ago_ms", broker.caughtUpAgoMs < 0 ? Json(nullptr) : Json(broker.caughtUpAgoMs)},
+    });
+  }
+  return Json{
+      {"cluster", nullIfEmpty(cluster.clusterId)},
+      {"leader", nullIfEmpty(cluster.leader)},
+      {"epoch", cluster.epoch},
+      {"min_insync", cluster.minInsync},
+      {"last_seq", cluster.lastSeq},
+      {"in_sync", cluster.inSync},
+      {"brokers", brokers},
   };
 }
 

@@ -20,6 +20,13 @@ std::string subjects(const TopicInfo& topic) {
   return orDash(joinPatterns(topic.settings.subjects), topic.settings.subjects.empty());
 }
 
+std::string joinList(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items)
+    out += (out.empty() ? "" : ", ") + item;
+  return orDash(out, out.empty());
+}
+
 std::string filter(const GroupInfo& group) {
   return orDash(joinPatterns(group.filter), group.filter.empty());
 }
@@ -71,6 +78,11 @@ std::string topicView(const TopicInfo& topic) {
       {"Subjects",
        s.subjects.empty() ? topic.name + " (its own name only)" : joinPatterns(s.subjects)},
   });
+  if (!topic.leader.empty()) {
+    out += renderFields({{"Leader", topic.leader},
+                         {"Replicas", joinList(topic.replicas)},
+                         {"In sync", joinList(topic.inSync)}});
+  }
   out += "\n";
   out += topic.groups.empty() ? "No consumer groups.\n" : groupsTable(topic.groups);
   return out;
@@ -157,6 +169,43 @@ std::string statsView(const BrokerStats& stats) {
       {"Delivered", std::to_string(stats.deliveredTotal) + " since broker start"},
       {"Commits", std::to_string(stats.commits) + " since broker start"},
   });
+}
+
+std::string clusterView(const ClusterStatus& cluster) {
+  if (cluster.clusterId.empty()) {
+    return "Standalone broker: not in a cluster, nothing is replicated.\n";
+  }
+  std::string out = renderFields({
+      {"Cluster", cluster.clusterId},
+      {"Leader",
+       cluster.leader + (cluster.epoch > 0 ? " (epoch " + std::to_string(cluster.epoch) + ")"
+                                           : " (static roles)")},
+      {"In sync",
+       joinList(cluster.inSync) + " (min_insync " + std::to_string(cluster.minInsync) + ")"},
+      {"Last batch", std::to_string(cluster.lastSeq)},
+  });
+  Table table({{"BROKER"},
+               {"ROLE"},
+               {"ALIVE"},
+               {"IN SYNC"},
+               {"ACKED", Align::kRight},
+               {"LAG", Align::kRight},
+               {"CAUGHT UP", Align::kRight},
+               {"RPC"},
+               {"REPLICATION"}});
+  for (const auto& broker : cluster.brokers) {
+    uint64_t lag = cluster.lastSeq > broker.ackedSeq ? cluster.lastSeq - broker.ackedSeq : 0;
+    std::string caughtUp = broker.caughtUpAgoMs < 0 ? "never"
+                           : broker.caughtUpAgoMs == 0
+                               ? "now"
+                               : formatDuration(broker.caughtUpAgoMs) + " ago";
+    table.addRow({broker.id, broker.id == cluster.leader ? "leader" : "follower",
+                  broker.alive ? "yes" : "no", broker.inSync ? "yes" : "no",
+                  std::to_string(broker.ackedSeq), std::to_string(lag), caughtUp,
+                  orDash(broker.rpcAddress, broker.rpcAddress.empty()),
+                  orDash(broker.replicationAddress, broker.replicationAddress.empty())});
+  }
+  return out + "\n" + table.render();
 }
 
 std::string identityView(const Identity& identity) {

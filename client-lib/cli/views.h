@@ -19,6 +19,8 @@ std::string groupsTable(const std::vector<GroupInfo>& groups);
 std::string groupView(const GroupInfo& group);
 std::string consumersTable(const std::vector<ConsumerInfo>& consumers);
 std::string statsView(const BrokerStats& stats);
+// The cluster's fields, then one row per broker; a one-line answer for a standalone broker.
+std::string clusterView(const ClusterStatus& cluster);
 // Principal, whether authentication is on, the credential and its expiry, rules, scope.
 std::string identityView(const Identity& identity);
 std::string principalsTable(const std::vector<PrincipalInfo>& principals);

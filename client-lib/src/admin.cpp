@@ -212,6 +212,13 @@ Result<BrokerStats> Admin::stats() {
   });
 }
 
+Result<ClusterStatus> Admin::clusterStatus() {
+  return call<ClusterStatus>(connection_, "clusterStatus", [](IoState& io) {
+    return io.admin.clusterStatusRequest().send().then(
+        [](auto&& response) -> Result<ClusterStatus> { return fromWire(response.getResult()); });
+  });
+}
+
 Result<Identity> Admin::whoami() {
   return call<Identity>(connection_, "whoami", [](IoState& io) {
     return authOf(io).whoamiRequest().send().then(

@@ -314,6 +314,9 @@ TopicInfo fromWire(wire::TopicInfo::Reader topic) {
   out.expired = topic.getExpired();
   out.scheduled = topic.getScheduled();
   out.keyBlocked = topic.getKeyBlocked();
+  out.leader = toStd(topic.getLeader());
+  out.replicas = fromWire(topic.getReplicas());
+  out.inSync = fromWire(topic.getInSync());
   return out;
 }
 
@@ -333,6 +336,30 @@ BrokerStats fromWire(wire::BrokerStats::Reader stats) {
   out.publishRate = stats.getPublishRate();
   out.deliveryRate = stats.getDeliveryRate();
   out.commits = stats.getCommits();
+  return out;
+}
+
+Result<ClusterStatus> fromWire(wire::ClusterStatusResult::Reader result) {
+  if (result.isError()) return fromWire(result.getError());
+  auto status = result.getStatus();
+  ClusterStatus out;
+  out.clusterId = toStd(status.getClusterId());
+  out.leader = toStd(status.getLeader());
+  out.epoch = status.getEpoch();
+  out.minInsync = status.getMinInsync();
+  out.lastSeq = status.getLastSeq();
+  out.inSync = fromWire(status.getInSync());
+  for (auto broker : status.getBrokers()) {
+    ReplicaInfo info;
+    info.id = toStd(broker.getId());
+    info.rpcAddress = toStd(broker.getRpcAddress());
+    info.replicationAddress = toStd(broker.getReplicationAddress());
+    info.alive = broker.getAlive();
+    info.inSync = broker.getInSync();
+    info.ackedSeq = broker.getAckedSeq();
+    info.caughtUpAgoMs = broker.getCaughtUpAgoMs();
+    out.brokers.push_back(std::move(info));
+  }
   return out;
 }
 

@@ -95,6 +95,7 @@ ConsumerInfo fromWire(wire::ConsumerInfo::Reader consumer);
 GroupInfo fromWire(wire::GroupInfo::Reader group);
 TopicInfo fromWire(wire::TopicInfo::Reader topic);
 BrokerStats fromWire(wire::BrokerStats::Reader stats);
+Result<ClusterStatus> fromWire(wire::ClusterStatusResult::Reader result);
 
 Result<TopicInfo> fromWire(wire::TopicResult::Reader result);
 Result<std::vector<TopicInfo>> fromWire(wire::TopicListResult::Reader result);

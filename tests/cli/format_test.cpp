@@ -195,3 +195,41 @@ TEST_CASE("stats show storage against its limit", "[cli][format]") {
   CHECK_THAT(view, Contains("Uptime:         2m13s\n"));
   CHECK_THAT(view, Contains("Storage:        512 MiB of 2 GiB (25%)\n"));
 }
+
+TEST_CASE("cluster status shows each broker's role, sync and lag", "[cli][format]") {
+  sluice::ClusterStatus standalone;
+  CHECK(clusterView(standalone) == "Standalone broker: not in a cluster, nothing is replicated.\n");
+
+  sluice::ClusterStatus cluster;
+  cluster.clusterId = "prod";
+  cluster.leader = "b2";
+  cluster.epoch = 4;
+  cluster.minInsync = 2;
+  cluster.lastSeq = 120;
+  cluster.inSync = {"b2", "b1"};
+  sluice::ReplicaInfo leader{"b2", "10.0.0.2:7400", "10.0.0.2:7402", true, true, 120, 0};
+  sluice::ReplicaInfo behind{"b1", "10.0.0.1:7400", "10.0.0.1:7402", true, true, 117, 1500};
+  sluice::ReplicaInfo gone{"b3", "", "", false, false, 90, -1};
+  cluster.brokers = {leader, behind, gone};
+  std::string view = clusterView(cluster);
+  CHECK_THAT(view, Contains("Cluster:     prod\n"));
+  CHECK_THAT(view, Contains("Leader:      b2 (epoch 4)\n"));
+  CHECK_THAT(view, Contains("In sync:     b2, b1 (min_insync 2)\n"));
+  CHECK_THAT(view,
+             Contains("b2      leader    yes    yes        120    0        now  10.0.0.2:7400"));
+  CHECK_THAT(view, Contains("b1      follower  yes    yes        117    3   1.5s ago"));
+  CHECK_THAT(view, Contains("b3      follower  no     no          90   30      never  -"));
+}
+
+TEST_CASE("a replicated topic shows its leader and replicas", "[cli][format]") {
+  sluice::TopicInfo topic;
+  topic.name = "orders";
+  CHECK_THAT(topicView(topic), !Contains("Leader:"));
+  topic.leader = "b2";
+  topic.replicas = {"b2", "b1", "b3"};
+  topic.inSync = {"b2", "b1"};
+  std::string view = topicView(topic);
+  CHECK_THAT(view, Contains("Leader:"));
+  CHECK_THAT(view, Contains("b2, b1, b3\n"));
+  CHECK_THAT(view, Contains("In sync:"));
+}

@@ -123,3 +123,34 @@ TEST_CASE("invalid UTF-8 in a string does not throw when dumped", "[cli][json]")
   Json doc{{"peer", "bad\xff"}};
   CHECK(dumpLine(doc) == "{\"peer\":\"bad\xef\xbf\xbd\"}");
 }
+
+TEST_CASE("cluster status JSON has the documented fields", "[cli][json]") {
+  sluice::ClusterStatus standalone;
+  Json alone = clusterToJson(standalone);
+  CHECK(alone["cluster"].is_null());
+  CHECK(alone["brokers"].empty());
+
+  sluice::ClusterStatus cluster;
+  cluster.clusterId = "prod";
+  cluster.leader = "b1";
+  cluster.epoch = 2;
+  cluster.lastSeq = 50;
+  cluster.inSync = {"b1"};
+  cluster.brokers = {{"b1", "127.0.0.1:7400", "127.0.0.1:7402", true, true, 50, 0},
+                     {"b2", "", "", false, false, 40, -1}};
+  Json doc = clusterToJson(cluster);
+  CHECK(doc["cluster"] == "prod");
+  CHECK(doc["leader"] == "b1");
+  CHECK(doc["epoch"] == 2);
+  CHECK(doc["in_sync"] == Json::array({"b1"}));
+  CHECK(doc["brokers"][0]["role"] == "leader");
+  CHECK(doc["brokers"][0]["rpc"] == "127.0.0.1:7400");
+  CHECK(doc["brokers"][1]["role"] == "follower");
+  CHECK(doc["brokers"][1]["rpc"].is_null());
+  CHECK(doc["brokers"][1]["lag"] == 10);
+  CHECK(doc["brokers"][1]["caught_up_ago_ms"].is_null());
+  for (const char* key : {"min_insync", "last_seq"}) {
+    INFO(key);
+    CHECK(doc.contains(key));
+  }
+}

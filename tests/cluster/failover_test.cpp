@@ -136,16 +136,21 @@ class Cluster {
     return state ? state->first.inSync.size() : 0;
   }
 
+  // Every broker's client address, comma-separated.
+  std::string seeds() const {
+    std::string out;
+    for (const Node& node : nodes_)
+      out += (out.empty() ? "" : ",") + node.address();
+    return out;
+  }
+
   // A client of whichever broker serves clients now: the library tries the list in order, and
   // followers do not listen.
   std::optional<Client> connectAny() {
     Options options;
     options.connectTimeout = 500ms;
     options.callTimeout = 3s;
-    std::string seeds;
-    for (const Node& node : nodes_)
-      seeds += (seeds.empty() ? "" : ",") + node.address();
-    auto client = Client::connect(seeds, options);
+    auto client = Client::connect(seeds(), options);
     if (!client.ok()) return std::nullopt;
     return std::move(client).value();
   }
@@ -485,6 +490,45 @@ TEST_CASE("kill -9 of one etcd member changes nothing; of a follower, writes go 
     REQUIRE(producer.publish("orders", "follower-" + std::to_string(i)).ok());
   REQUIRE(eventually([&] { return cluster.inSyncCount() == 2; }));
   CHECK(cluster.leader() == leader);
+
+  // What an operator sees: `sluice cluster status` and `topics describe` through the same list
+  // of brokers (only the leader answers).
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {sluiceCliPath(), "--json", "--broker", cluster.seeds()});
+    RunResult run = runProcess(std::move(args), "", {}, std::chrono::seconds(30));
+    INFO(run.stderrText);
+    REQUIRE(run.exitCode == 0);
+    return nlohmann::json::parse(run.stdoutText);
+  };
+  // The dead broker's membership ends with its lease (2 s), which can be after it left the
+  // in-sync set.
+  nlohmann::json status;
+  REQUIRE(eventually([&] {
+    status = cli({"cluster", "status"});
+    for (const auto& broker : status["brokers"])
+      if (broker["id"] == cluster.node(follower).id) return broker["alive"] == false;
+    return false;
+  }));
+  auto state = cluster.readState();
+  REQUIRE(state);
+  CHECK(status["cluster"] == "sluice");
+  CHECK(status["leader"] == cluster.node(leader).id);
+  CHECK(status["epoch"] == state->first.epoch);
+  CHECK(status["in_sync"] == state->first.inSync);
+  REQUIRE(status["brokers"].size() == 3);
+  CHECK(status["brokers"][0]["id"] == cluster.node(leader).id);
+  CHECK(status["brokers"][0]["rpc"] == cluster.node(leader).address());
+  for (const auto& broker : status["brokers"]) {
+    INFO(broker.dump());
+    bool dead = broker["id"] == cluster.node(follower).id;
+    CHECK(broker["alive"] == !dead);
+    CHECK(broker["in_sync"] == !dead);
+    if (dead) CHECK(broker["lag"].get<uint64_t>() > 0);
+  }
+  nlohmann::json topic = cli({"topics", "describe", "orders"});
+  CHECK(topic["leader"] == cluster.node(leader).id);
+  CHECK(topic["replicas"].size() == 3);
+  CHECK(topic["in_sync"] == state->first.inSync);
 
   // Back, it catches up from its own position and joins again.
   cluster.start(follower);

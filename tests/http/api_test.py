@@ -73,7 +73,8 @@ TOPIC_ROW_FIELDS = {
 }
 TOPIC_FIELDS = {
     "name", "settings", "messages", "bytes", "first_offset", "last_offset", "published_total",
-    "publish_rate", "expired", "scheduled", "key_blocked", "groups", "created",
+    "publish_rate", "expired", "scheduled", "key_blocked", "groups", "created", "leader",
+    "replicas", "in_sync",
 }
 SETTINGS_FIELDS = {
     "max_age_ms", "max_bytes", "max_messages", "max_message_size", "work_queue",
@@ -400,6 +401,18 @@ class NoAuthApiTest(ApiTestCase):
         self.assertIs(who["can"]["admin"], True)
         self.assertIs(who["can"]["manage"], True)
         self.assertIsInstance(who["rules"], list)
+
+    def test_cluster_of_a_standalone_broker(self):
+        answer = self.assertOk(self.get("/api/v1/cluster"))
+        self.assertEqual(set(answer), {"cluster"})
+        cluster = answer["cluster"]
+        self.assertIsNone(cluster["cluster"])
+        self.assertEqual(cluster["brokers"], [])
+        self.assertEqual(cluster, self.broker.cli_json("cluster", "status"))
+        self.create_topic("cl.t")
+        topic = self.assertOk(self.get("/api/v1/topics/cl.t"))
+        self.assertIsNone(topic["leader"])
+        self.assertEqual(topic["replicas"], [])
 
     def test_overview(self):
         self.create_topic("ov.t")

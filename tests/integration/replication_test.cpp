@@ -172,6 +172,80 @@ TEST_CASE("a dead follower leaves the in-sync set; below min_insync writes are r
   CHECK(dumpOf(f2Dir.path()) == leaderDump);
 }
 
+TEST_CASE("the leader reports its cluster: members, the in-sync set and each replica's lag",
+          "[integration][replication]") {
+  auto args = leaderArgs(2, "500ms");
+  args.insert(args.end(), {"--broker-id", "lead"});
+  Broker leader(args);
+  TempDir f1Dir, f2Dir;
+  auto f1 = startFollower(f1Dir.path(), leader, "f1");
+  auto f2 = startFollower(f2Dir.path(), leader, "f2");
+  REQUIRE(eventually([&] {
+    return leader.process().stderrText().find("3 in-sync member(s)") != std::string::npos;
+  }));
+  createTopic(leader.admin(), "orders");
+  publishPayloads(leader.producer(), "orders", 10);
+
+  auto statusOf = [&] {
+    auto status = leader.admin().clusterStatus();
+    REQUIRE(status.ok());
+    return status.value();
+  };
+  auto find = [](const ClusterStatus& status, const std::string& id) {
+    for (const ReplicaInfo& broker : status.brokers)
+      if (broker.id == id) return broker;
+    FAIL("no broker " << id << " in the cluster status");
+    return ReplicaInfo{};
+  };
+  // Each follower reports what it holds with its next pull.
+  REQUIRE(eventually([&] {
+    ClusterStatus status = statusOf();
+    return status.brokers.size() == 3 && find(status, "f1").ackedSeq == status.lastSeq &&
+           find(status, "f2").ackedSeq == status.lastSeq;
+  }));
+  ClusterStatus status = statusOf();
+  CHECK(status.clusterId == "sluice");
+  CHECK(status.leader == "lead");
+  CHECK(status.minInsync == 2);
+  CHECK(status.inSync == std::vector<std::string>{"lead", "f1", "f2"});
+  CHECK(status.brokers[0].id == "lead");
+  CHECK(status.brokers[0].ackedSeq == status.lastSeq);
+  CHECK(status.lastSeq >= 2);  // The topic, then the publishes (one commit or more).
+  for (const ReplicaInfo& broker : status.brokers) {
+    INFO(broker.id);
+    CHECK(broker.alive);
+    CHECK(broker.inSync);
+  }
+  TopicInfo topic = describeTopic(leader.admin(), "orders");
+  CHECK(topic.leader == "lead");
+  CHECK(topic.replicas == std::vector<std::string>{"lead", "f1", "f2"});
+
+  // A dead follower leaves the set, and its lag grows with every write after.
+  f1->kill(SIGKILL);
+  REQUIRE(eventually([&] {
+    return leader.process().stderrText().find("follower f1 leaves the in-sync set") !=
+           std::string::npos;
+  }));
+  publishPayloads(leader.producer(), "orders", 3);
+  status = statusOf();
+  CHECK(status.inSync == std::vector<std::string>{"lead", "f2"});
+  ReplicaInfo dead = find(status, "f1");
+  CHECK_FALSE(dead.inSync);
+  CHECK_FALSE(dead.alive);
+  CHECK(dead.ackedSeq < status.lastSeq);
+  CHECK(dead.caughtUpAgoMs >= 500);
+  CHECK(describeTopic(leader.admin(), "orders").inSync == std::vector<std::string>{"lead", "f2"});
+
+  // A standalone broker is no cluster.
+  Broker standalone;
+  auto alone = standalone.admin().clusterStatus();
+  REQUIRE(alone.ok());
+  CHECK(alone.value().clusterId.empty());
+  CHECK(alone.value().brokers.empty());
+  createTopic(standalone.admin(), "orders");
+  CHECK(describeTopic(standalone.admin(), "orders").leader.empty());
+}
+
 // A raw client of the leader's LogSource.
 struct RawPuller {
   kj::AsyncIoContext io = kj::setupAsyncIo();

@@ -630,6 +630,11 @@ void HttpApi::route(std::shared_ptr<Call> call) {
     call->requireMethod({"GET"});
     return overview(*call);
   }
+  if (parts.size() == 3 && what == "cluster") {
+    call->requireMethod({"GET"});
+    if (!call->check(broker_.auth().checkValid(call->identity, wallClockMs()))) return;
+    return call->json(200, Json{{"cluster", cli::clusterJsonOf(broker_.cluster())}});
+  }
   if (what == "topics") {
     if (parts.size() == 3) {
       call->requireMethod({"GET", "POST"});

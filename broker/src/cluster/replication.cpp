@@ -95,6 +95,24 @@ size_t ReplicationHub::inSyncCount() const {
   return members;
 }
 
+std::vector<core::ReplicaView> ReplicationHub::followers() const {
+  kj::TimePoint now = timer_.now();
+  std::vector<core::ReplicaView> out;
+  for (const auto& [id, follower] : followers_) {
+    core::ReplicaView view;
+    view.id = id;
+    view.inSync = follower.inSync;
+    view.ackedSeq = follower.acked;
+    if (follower.waiting) {
+      view.caughtUpAgoMs = 0;
+    } else if (follower.caughtUp != kj::origin<kj::TimePoint>()) {
+      view.caughtUpAgoMs = (now - follower.caughtUp) / kj::MILLISECONDS;
+    }
+    out.push_back(std::move(view));
+  }
+  return out;
+}
+
 Status ReplicationHub::admits() const {
   if (options_.mayAcknowledge && !options_.mayAcknowledge()) {
     return Status(Code::kNotEnoughReplicas,

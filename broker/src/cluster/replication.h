@@ -20,6 +20,7 @@
 #include <kj/async.h>
 #include <kj/time.h>
 
+#include "core/cluster_view.h"
 #include "core/storage.h"
 #include "store/store.h"
 
@@ -77,6 +78,9 @@ class ReplicationHub {
                                        kj::Duration wait, size_t maxBytes);
 
   size_t inSyncCount() const;  // The leader included.
+  // The followers that have pulled or are expected, by id: their position and whether they
+  // are in sync (addresses and liveness are the control plane's, not filled in here).
+  std::vector<core::ReplicaView> followers() const;
   // kNotEnoughReplicas while fewer than minInsync members are in sync or acknowledgements are
   // not allowed (the lease); ok otherwise.
   Status admits() const;

@@ -118,6 +118,7 @@ class Broker final : private kj::TaskSet::ErrorHandler {
     return views_.peek(topic, from, count);
   }
   StatsView stats() { return views_.stats(); }
+  ClusterView cluster() const { return views_.cluster(); }
   // Starts an online, consistent, compacted copy of the whole store; the caller drains it.
   // Errors: kStorageFailed.
   Result<std::unique_ptr<BackupCopy>> startBackup();

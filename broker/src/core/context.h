@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "common/records.h"
 #include "common/status.h"
+#include "core/cluster_view.h"
 #include "core/model.h"
 #include "core/storage.h"
 #include "core/subjects.h"
@@ -50,6 +51,8 @@ struct BrokerOptions {
   bool authentication = false;  // Connections authenticate and are checked (core/auth.h).
   Limits limits;
   std::string version;
+  // A cluster's leader: its replication state (core/views.h). Null: a standalone broker.
+  std::function<ClusterView()> cluster;
 };
 
 // Counters read by other threads (admin endpoint); relaxed atomics.

@@ -133,7 +133,20 @@ std::vector<TopicView> Views::listTopics() {
 Result<TopicView> Views::describeTopic(std::string_view name) {
   auto topic = ctx_.requireTopic(name);
   if (!topic.ok()) return topic.status();
-  return viewOf(*topic.value(), *ctx_.store.snapshot(), wallClockMs());
+  TopicView view = viewOf(*topic.value(), *ctx_.store.snapshot(), wallClockMs());
+  // One shard holds every topic: each is led and replicated as the cluster is.
+  if (ctx_.options.cluster) {
+    ClusterView cluster = ctx_.options.cluster();
+    view.leader = cluster.leader;
+    for (const ReplicaView& broker : cluster.brokers)
+      view.replicas.push_back(broker.id);
+    view.inSync = cluster.inSync;
+  }
+  return view;
+}
+
+ClusterView Views::cluster() const {
+  return ctx_.options.cluster ? ctx_.options.cluster() : ClusterView{};
 }
 
 Result<std::vector<GroupView>> Views::listGroups(std::string_view topicName) {

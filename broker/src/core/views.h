@@ -53,6 +53,10 @@ struct TopicView {
   double publishRate = 0;
   uint64_t expired = 0;
   uint64_t scheduled = 0, keyBlocked = 0;  // Over its groups.
+  // In a cluster: the broker that leads the topic's shard, the brokers replicating it (the
+  // leader first) and those in sync. Empty for a standalone broker.
+  std::string leader;
+  std::vector<std::string> replicas, inSync;
 };
 
 struct StatsView {
@@ -69,6 +73,7 @@ class Views {
   std::vector<TopicView> listTopics();
   // Errors: kInvalidArgument, kTopicNotFound.
   Result<TopicView> describeTopic(std::string_view name);
+  ClusterView cluster() const;
   Result<std::vector<GroupView>> listGroups(std::string_view topic);
   // Errors: kInvalidArgument, kTopicNotFound, kGroupNotFound.
   Result<GroupView> describeGroup(std::string_view topic, std::string_view group);

@@ -705,6 +705,15 @@ kj::Promise<void> AdminService::route(RouteContext context) {
   });
 }
 
+kj::Promise<void> AdminService::clusterStatus(ClusterStatusContext context) {
+  return guarded("clusterStatus", [this, context]() mutable {
+    auto result = context.getResults().initResult();
+    Status valid = broker_.auth().checkValid(identity_, wallClockMs());
+    if (!valid.ok()) return setStatus(result, valid);
+    toWire(broker_.cluster(), result.initStatus());
+  });
+}
+
 kj::Promise<void> AdminService::stats(StatsContext context) {
   // Stats has no error in its answer: an identity without a valid credential gets an
   // exception naming the code (not logged: it is the client's mistake).

@@ -90,6 +90,7 @@ class AdminService final : public wire::Admin::Server {
   kj::Promise<void> backup(BackupContext context) override;
   kj::Promise<void> changeSubjects(ChangeSubjectsContext context) override;
   kj::Promise<void> route(RouteContext context) override;
+  kj::Promise<void> clusterStatus(ClusterStatusContext context) override;
 
  private:
   // ok, or the refusal (auth.h) of `actions` on `topic` (any of them).

@@ -126,6 +126,29 @@ void toWire(const core::TopicView& in, wire::TopicInfo::Builder out) {
   auto groups = out.initGroups(static_cast<unsigned>(in.groups.size()));
   for (unsigned i = 0; i < in.groups.size(); ++i)
     toWire(in.groups[i], groups[i]);
+  out.setLeader(in.leader);
+  toWire(in.replicas, out.initReplicas(static_cast<unsigned>(in.replicas.size())));
+  toWire(in.inSync, out.initInSync(static_cast<unsigned>(in.inSync.size())));
+}
+
+void toWire(const core::ClusterView& in, wire::ClusterStatus::Builder out) {
+  out.setClusterId(in.clusterId);
+  out.setLeader(in.leader);
+  out.setEpoch(in.epoch);
+  out.setMinInsync(in.minInsync);
+  out.setLastSeq(in.lastSeq);
+  toWire(in.inSync, out.initInSync(static_cast<unsigned>(in.inSync.size())));
+  auto brokers = out.initBrokers(static_cast<unsigned>(in.brokers.size()));
+  for (unsigned i = 0; i < in.brokers.size(); ++i) {
+    const core::ReplicaView& b = in.brokers[i];
+    brokers[i].setId(b.id);
+    brokers[i].setRpcAddress(b.rpcAddress);
+    brokers[i].setReplicationAddress(b.replicationAddress);
+    brokers[i].setAlive(b.alive);
+    brokers[i].setInSync(b.inSync);
+    brokers[i].setAckedSeq(b.ackedSeq);
+    brokers[i].setCaughtUpAgoMs(b.caughtUpAgoMs);
+  }
 }
 
 void toWire(const core::StatsView& in, wire::BrokerStats::Builder out) {

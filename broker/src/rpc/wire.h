@@ -35,6 +35,7 @@ MessageData fromWire(wire::PublishMessage::Reader message);
 void toWire(const TopicSettings& settings, wire::TopicSettings::Builder out);
 void toWire(const core::GroupView& view, wire::GroupInfo::Builder out);
 void toWire(const core::TopicView& view, wire::TopicInfo::Builder out);
+void toWire(const core::ClusterView& view, wire::ClusterStatus::Builder out);
 void toWire(const core::StatsView& view, wire::BrokerStats::Builder out);
 // A message of `topic` (its subject when it has none of its own).
 void toWire(const StoredMessageData& message, uint32_t deliveries, std::string_view topic,

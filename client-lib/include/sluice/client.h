@@ -325,6 +325,9 @@ class Admin {
   // Errors: kTopicNotFound, kInvalidArgument.
   Result<std::vector<Message>> peek(std::string_view topic, uint64_t fromOffset, uint32_t count);
   Result<BrokerStats> stats();
+  // The cluster this broker leads: members, the in-sync set and each replica's position. From a
+  // standalone broker, a status with an empty clusterId.
+  Result<ClusterStatus> clusterStatus();
 
   // Takes an online, consistent, compacted copy of the broker's whole store (every topic,
   // message, group position and pending delivery as of the call) and writes it to `path` on

@@ -118,6 +118,11 @@ struct TopicInfo {
   uint64_t expired = 0;         // Since the broker started: removed for their time to live.
   uint64_t scheduled = 0;       // Over its groups: delayed messages not yet delivered.
   uint64_t keyBlocked = 0;      // Over its groups: messages held back behind their key.
+  // In a cluster: the broker leading the topic's shard, the brokers replicating it (the leader
+  // first) and those a write waits for. Empty from a standalone broker.
+  std::string leader;
+  std::vector<std::string> replicas;
+  std::vector<std::string> inSync;
 };
 
 // The answer to a routed publish: per capturing topic (by name), one ack per message.
@@ -140,6 +145,28 @@ struct BrokerStats {
   double publishRate = 0;  // Messages per second over the last few seconds.
   double deliveryRate = 0;
   uint64_t commits = 0;
+};
+
+// One broker of a cluster, as the leader sees it (Admin::clusterStatus).
+struct ReplicaInfo {
+  std::string id;
+  std::string rpcAddress;          // Where clients reach it when it leads; empty: not known.
+  std::string replicationAddress;  // Where its followers pull from when it leads.
+  bool alive = false;              // It holds a live membership.
+  bool inSync = false;             // A write is acknowledged only once it holds it.
+  uint64_t ackedSeq = 0;           // The last write-log batch it holds.
+  int64_t caughtUpAgoMs = -1;      // Since it last held all it had been sent; -1: never.
+};
+
+// A cluster's replication state, from its leader. clusterId is empty for a standalone broker.
+struct ClusterStatus {
+  std::string clusterId;
+  std::string leader;  // The broker that answered.
+  uint64_t epoch = 0;
+  uint32_t minInsync = 0;
+  uint64_t lastSeq = 0;  // The leader's last committed batch: a replica lags lastSeq - ackedSeq.
+  std::vector<std::string> inSync;
+  std::vector<ReplicaInfo> brokers;  // The leader first.
 };
 
 // --- Authentication (Admin::whoami and the principal, token and grant calls) -----------------
