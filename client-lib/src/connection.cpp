@@ -106,7 +106,7 @@ kj::Promise<kj::Maybe<wire::Broker::Client>> authenticate(wire::Broker::Client b
 struct Connection::Tls {
   kj::Array<kj::TlsCertificate> trusted;  // Empty: the system's trusted CAs.
   kj::Maybe<kj::TlsKeypair> keypair;
-  std::string serverName;
+  std::string serverName;  // Empty: each address's host.
 };
 
 Connection::Connection(Options options) : options_(options) {}
@@ -123,10 +123,15 @@ std::optional<std::string> checkAddress(std::string_view hostPort) {
   return std::nullopt;
 }
 
-Result<std::shared_ptr<Connection>> Connection::open(std::string_view hostPort,
+Result<std::shared_ptr<Connection>> Connection::open(std::string_view hostPorts,
                                                      const Options& options) {
-  if (auto problem = checkAddress(hostPort)) {
-    return Error{ErrorCode::kInvalidArgument, *problem};
+  std::vector<std::string> addresses;
+  for (size_t start = 0; start <= hostPorts.size();) {
+    size_t comma = std::min(hostPorts.find(',', start), hostPorts.size());
+    std::string_view one = hostPorts.substr(start, comma - start);
+    if (auto problem = checkAddress(one)) return Error{ErrorCode::kInvalidArgument, *problem};
+    addresses.emplace_back(one);
+    start = comma + 1;
   }
   std::shared_ptr<Connection> handle(new Connection(options), &Connection::release);
   const TlsOptions& tls = options.tls;
@@ -169,9 +174,7 @@ Result<std::shared_ptr<Connection>> Connection::open(std::string_view hostPort,
       return Error{ErrorCode::kInvalidArgument,
                    std::string("cannot use the TLS files: ") + e.getDescription().cStr()};
     }
-    std::string unused;  // The address was checked above.
-    auto address = net::parseHostPort(hostPort, &unused);
-    material->serverName = !tls.serverName.empty() ? tls.serverName : address->host;
+    material->serverName = tls.serverName;
     handle->tls_ = std::move(material);
   }
   std::promise<Result<void>> ready;
@@ -179,7 +182,7 @@ Result<std::shared_ptr<Connection>> Connection::open(std::string_view hostPort,
   {
     std::lock_guard<std::mutex> lock(handle->joinMu_);
     handle->thread_ =
-        std::thread(&Connection::run, handle.get(), std::string(hostPort), std::move(ready));
+        std::thread(&Connection::run, handle.get(), std::move(addresses), std::move(ready));
   }
   // The I/O thread enforces connectTimeout with its own timer, so this wait is bounded.
   Result<void> connected = outcome.get();
@@ -232,6 +235,10 @@ void Connection::requestStop() {
     rung_ = true;
     doorbell_->fulfill();
   }
+  if (stopper_ != nullptr) {
+    stopper_->fulfill();
+    stopper_ = nullptr;
+  }
 }
 
 void Connection::close() {
@@ -245,6 +252,10 @@ kj::Promise<void> Connection::armDoorbellLocked() {
   auto paf = kj::newPromiseAndCrossThreadFulfiller<void>();
   doorbell_ = paf.fulfiller.get();
   rung_ = false;
+  if (!queue_.empty()) {  // Queued while no session served them (reconnecting).
+    rung_ = true;
+    paf.fulfiller->fulfill();
+  }
   // The previous fulfiller has fired (we are running because it did) and nobody else points
   // to it any more, so it can go.
   doorbellOwner_ = kj::mv(paf.fulfiller);
@@ -284,154 +295,233 @@ void Connection::refuseWork() {
     std::lock_guard<std::mutex> lock(mu_);
     stopRequested_ = true;
     doorbell_ = nullptr;
+    stopper_ = nullptr;
     orphans.swap(queue_);
   }
+  stopperOwner_ = nullptr;
   doorbellOwner_ = nullptr;
   orphans.clear();  // Their Completions answer kDisconnected.
 }
 
-void Connection::run(std::string address, std::promise<Result<void>> ready) {
+void Connection::run(std::vector<std::string> addresses, std::promise<Result<void>> ready) {
   ioThreadId_ = std::this_thread::get_id();
   bool announced = false;
   try {
     kj::AsyncIoContext io = kj::setupAsyncIo();
     // Whatever happens below, KJ objects must go before the event loop they belong to.
     KJ_DEFER(refuseWork());
+    kj::ForkedPromise<void> stopped = nullptr;
+    {
+      auto paf = kj::newPromiseAndCrossThreadFulfiller<void>();
+      std::lock_guard<std::mutex> lock(mu_);
+      stopper_ = paf.fulfiller.get();
+      stopperOwner_ = kj::mv(paf.fulfiller);
+      stopped = paf.promise.fork();
+    }
     Session session;
-    kj::Own<IoState> state;
-    Stage stage = Stage::kConnecting;
+    auto endSession = [&session] {
+      session.rpc = nullptr;
+      session.network = nullptr;
+      session.messages = nullptr;
+      session.stream = nullptr;
+      session.tls = nullptr;
+    };
     std::optional<Error> refused;  // The broker refused options_.token.
     const auto timeout = saturatedTimeout(options_.connectTimeout);
 
-    // Connect, authenticate when there is a token, then ask for the Admin capability: its
-    // answer proves a Sluice broker is there.
-    auto handshake =
-        io.provider->getNetwork()
-            .parseAddress(address)
-            .then([](kj::Own<kj::NetworkAddress> resolved) {
-              auto connecting = resolved->connect();
-              return connecting.attach(kj::mv(resolved));
-            })
-            .then(
-                [&](kj::Own<kj::AsyncIoStream> stream) -> kj::Promise<kj::Own<kj::AsyncIoStream>> {
-                  if (!tls_) return kj::mv(stream);
-                  kj::TlsContext::Options tlsOptions;
-                  tlsOptions.minVersion = kj::TlsVersion::TLS_1_2;
-                  if (tls_->trusted.size() > 0) {
-                    tlsOptions.useSystemTrustStore = false;
-                    tlsOptions.trustedCertificates = tls_->trusted;
-                  }
-                  KJ_IF_MAYBE (keypair, tls_->keypair) {
-                    tlsOptions.defaultKeypair = *keypair;
-                  }
-                  session.tls = kj::heap<kj::TlsContext>(kj::mv(tlsOptions));
-                  return session.tls->wrapClient(kj::mv(stream), tls_->serverName)
-                      .catch_([](kj::Exception&& e) -> kj::Promise<kj::Own<kj::AsyncIoStream>> {
-                        return kj::Exception(e.getType(), __FILE__, __LINE__,
-                                             kj::str("TLS handshake failed: ", e.getDescription()));
-                      });
-                })
-            .then([&](kj::Own<kj::AsyncIoStream> stream) {
-              stage = Stage::kBroker;
-              session.stream = kj::mv(stream);
-              session.messages = kj::heap<net::BufferedMessageStream>(*session.stream);
-              session.network = kj::heap<capnp::TwoPartyVatNetwork>(
-                  *session.messages, capnp::rpc::twoparty::Side::CLIENT, receiveOptions());
-              session.rpc = kj::heap<capnp::RpcSystem<capnp::rpc::twoparty::VatId>>(
-                  capnp::makeRpcClient(*session.network));
-              capnp::MallocMessageBuilder vatIdMessage(8);
-              auto vatId = vatIdMessage.initRoot<capnp::rpc::twoparty::VatId>();
-              vatId.setSide(capnp::rpc::twoparty::Side::SERVER);
-              auto bootstrap = session.rpc->bootstrap(vatId).castAs<wire::Broker>();
-              return authenticate(kj::mv(bootstrap), options_.token, stage, refused)
-                  .then([&io](kj::Maybe<wire::Broker::Client> chosen)
-                            -> kj::Promise<kj::Maybe<kj::Own<IoState>>> {
-                    KJ_IF_MAYBE (found, chosen) {
-                      wire::Broker::Client broker = kj::mv(*found);
-                      return broker.adminRequest().send().then(
-                          [&io,
-                           broker](capnp::Response<wire::Broker::AdminResults>&& answer) mutable
-                          -> kj::Maybe<kj::Own<IoState>> {
-                            return kj::heap<IoState>(io.provider->getTimer(), kj::mv(broker),
-                                                     answer.getAdmin());
-                          });
-                    }
-                    return kj::Maybe<kj::Own<IoState>>(nullptr);  // Refused.
-                  });
-            })
-            .exclusiveJoin(io.provider->getTimer()
-                               .afterDelay(timeout.count() * kj::MILLISECONDS)
-                               .then([]() -> kj::Maybe<kj::Own<IoState>> { return nullptr; }));
-
-    std::string failure;
-    try {
-      KJ_IF_MAYBE (established, handshake.wait(io.waitScope)) {
-        state = kj::mv(*established);
-      } else if (!refused) {
-        const char* why = "";
-        if (stage == Stage::kBroker) {
-          why = " (the TCP connection opened, but the broker did not answer)";
-        } else if (stage == Stage::kAuthenticating) {
-          why =
-              " (the broker did not answer the authentication; it slows down its answers "
-              "after failed attempts from this address)";
+    // Connects to one broker, authenticates when there is a token, then asks for the Admin
+    // capability: its answer proves a Sluice broker is there. Null with `failure` (or
+    // `refused`) set when it did not work out.
+    auto attempt = [&](const std::string& address, std::string& failure) -> kj::Own<IoState> {
+      endSession();
+      Stage stage = Stage::kConnecting;
+      auto handshake =
+          io.provider->getNetwork()
+              .parseAddress(address)
+              .then([](kj::Own<kj::NetworkAddress> resolved) {
+                auto connecting = resolved->connect();
+                return connecting.attach(kj::mv(resolved));
+              })
+              .then([&](kj::Own<kj::AsyncIoStream> stream)
+                        -> kj::Promise<kj::Own<kj::AsyncIoStream>> {
+                if (!tls_) return kj::mv(stream);
+                kj::TlsContext::Options tlsOptions;
+                tlsOptions.minVersion = kj::TlsVersion::TLS_1_2;
+                if (tls_->trusted.size() > 0) {
+                  tlsOptions.useSystemTrustStore = false;
+                  tlsOptions.trustedCertificates = tls_->trusted;
+                }
+                KJ_IF_MAYBE (keypair, tls_->keypair) {
+                  tlsOptions.defaultKeypair = *keypair;
+                }
+                std::string serverName = tls_->serverName;
+                if (serverName.empty()) {
+                  std::string unused;  // open() checked the address.
+                  serverName = net::parseHostPort(address, &unused)->host;
+                }
+                session.tls = kj::heap<kj::TlsContext>(kj::mv(tlsOptions));
+                return session.tls->wrapClient(kj::mv(stream), serverName)
+                    .catch_([](kj::Exception&& e) -> kj::Promise<kj::Own<kj::AsyncIoStream>> {
+                      return kj::Exception(e.getType(), __FILE__, __LINE__,
+                                           kj::str("TLS handshake failed: ", e.getDescription()));
+                    });
+              })
+              .then([&](kj::Own<kj::AsyncIoStream> stream) {
+                stage = Stage::kBroker;
+                session.stream = kj::mv(stream);
+                session.messages = kj::heap<net::BufferedMessageStream>(*session.stream);
+                session.network = kj::heap<capnp::TwoPartyVatNetwork>(
+                    *session.messages, capnp::rpc::twoparty::Side::CLIENT, receiveOptions());
+                session.rpc = kj::heap<capnp::RpcSystem<capnp::rpc::twoparty::VatId>>(
+                    capnp::makeRpcClient(*session.network));
+                capnp::MallocMessageBuilder vatIdMessage(8);
+                auto vatId = vatIdMessage.initRoot<capnp::rpc::twoparty::VatId>();
+                vatId.setSide(capnp::rpc::twoparty::Side::SERVER);
+                auto bootstrap = session.rpc->bootstrap(vatId).castAs<wire::Broker>();
+                return authenticate(kj::mv(bootstrap), options_.token, stage, refused)
+                    .then([&io](kj::Maybe<wire::Broker::Client> chosen)
+                              -> kj::Promise<kj::Maybe<kj::Own<IoState>>> {
+                      KJ_IF_MAYBE (found, chosen) {
+                        wire::Broker::Client broker = kj::mv(*found);
+                        return broker.adminRequest().send().then(
+                            [&io,
+                             broker](capnp::Response<wire::Broker::AdminResults>&& answer) mutable
+                            -> kj::Maybe<kj::Own<IoState>> {
+                              return kj::heap<IoState>(io.provider->getTimer(), kj::mv(broker),
+                                                       answer.getAdmin());
+                            });
+                      }
+                      return kj::Maybe<kj::Own<IoState>>(nullptr);  // Refused.
+                    });
+              })
+              .exclusiveJoin(io.provider->getTimer()
+                                 .afterDelay(timeout.count() * kj::MILLISECONDS)
+                                 .then([]() -> kj::Maybe<kj::Own<IoState>> { return nullptr; }))
+              .exclusiveJoin(stopped.addBranch().then(
+                  []() -> kj::Maybe<kj::Own<IoState>> { return nullptr; }));
+      try {
+        KJ_IF_MAYBE (established, handshake.wait(io.waitScope)) {
+          return kj::mv(*established);
         }
-        failure = "could not connect to " + address + " within " + std::to_string(timeout.count()) +
-                  " ms" + why;
+        if (!refused) {
+          const char* why = "";
+          if (stage == Stage::kBroker) {
+            why = " (the TCP connection opened, but the broker did not answer)";
+          } else if (stage == Stage::kAuthenticating) {
+            why =
+                " (the broker did not answer the authentication; it slows down its answers "
+                "after failed attempts from this address)";
+          }
+          failure = "could not connect to " + address + " within " +
+                    std::to_string(timeout.count()) + " ms" + why;
+        }
+      } catch (const kj::Exception& e) {
+        failure = (stage != Stage::kConnecting
+                       ? "connected to " + address + ", but the broker did not answer: "
+                       : "could not connect to " + address + ": ") +
+                  e.getDescription().cStr();
       }
-    } catch (const kj::Exception& e) {
-      failure = (stage != Stage::kConnecting
-                     ? "connected to " + address + ", but the broker did not answer: "
-                     : "could not connect to " + address + ": ") +
-                e.getDescription().cStr();
+      endSession();
+      return kj::Own<IoState>();
+    };
+    auto stopRequested = [this] {
+      std::lock_guard<std::mutex> lock(mu_);
+      return stopRequested_;
+    };
+
+    // The first broker of the list that accepts.
+    kj::Own<IoState> state;
+    std::string failures;
+    std::string connectedTo;
+    for (const std::string& address : addresses) {
+      std::string failure;
+      state = attempt(address, failure);
+      if (state) {
+        connectedTo = address;
+        break;
+      }
+      if (refused) break;
+      failures += (failures.empty() ? "" : "; ") + failure;
+    }
+    if (!state) {
+      announced = true;
+      if (refused) {
+        ready.set_value(*refused);
+      } else if (addresses.size() > 1) {
+        std::string list;
+        for (const std::string& address : addresses)
+          list += (list.empty() ? "" : ",") + address;
+        ready.set_value(Error{ErrorCode::kConnectFailed,
+                              "no broker of " + list + " accepted the connection: " + failures});
+      } else {
+        ready.set_value(Error{ErrorCode::kConnectFailed, failures});
+      }
     }
 
-    if (state) {
+    // Serves until closed or disconnected; with several brokers, a lost connection is made
+    // again to whichever accepts (a cluster's new leader) for up to options_.reconnectFor.
+    while (state) {
       kj::Promise<void> doorbell = nullptr;
       {
         std::lock_guard<std::mutex> lock(mu_);
         doorbell = armDoorbellLocked();
       }
       alive_.store(true, std::memory_order_release);
-      announced = true;
-      ready.set_value(Result<void>());
-
-      auto stopped = serve(*state, kj::mv(doorbell)).exclusiveJoin(session.network->onDisconnect());
+      if (!announced) {
+        announced = true;
+        ready.set_value(Result<void>());
+      }
+      auto serving = serve(*state, kj::mv(doorbell)).exclusiveJoin(session.network->onDisconnect());
       try {
-        stopped.wait(io.waitScope);
+        serving.wait(io.waitScope);
       } catch (const kj::Exception&) {
         // The disconnect promise may carry a reason; either way the connection is over.
       }
-      bool closedByUs;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        closedByUs = stopRequested_;
-      }
-      refuseWork();
+      bool closedByUs = stopRequested();
+      bool reconnect = !closedByUs && addresses.size() > 1 && options_.reconnectFor.count() > 0;
+      if (!reconnect) refuseWork();
+      // Calls in flight answer kDisconnected: whether the broker acted on them is unknown.
       state->shutdown(closedByUs
                           ? disconnectedError()
                           : Error{ErrorCode::kDisconnected,
-                                  "the connection to the broker at " + address + " was lost"});
+                                  "the connection to the broker at " + connectedTo + " was lost"});
       state = nullptr;
-    } else {
-      announced = true;
-      ready.set_value(refused ? *refused : Error{ErrorCode::kConnectFailed, failure});
+      endSession();
+      if (!reconnect) break;
+      alive_.store(false, std::memory_order_release);
+      // Calls made meanwhile stay queued and go to the new connection.
+      auto& timer = io.provider->getTimer();
+      auto deadline =
+          timer.now() + saturatedTimeout(options_.reconnectFor).count() * kj::MILLISECONDS;
+      auto pause = 50 * kj::MILLISECONDS;
+      size_t next = 0;
+      while (!state && !stopRequested() && timer.now() < deadline) {
+        std::string failure;
+        const std::string& address = addresses[next];
+        next = (next + 1) % addresses.size();
+        state = attempt(address, failure);
+        if (state) {
+          connectedTo = address;
+        } else if (refused) {
+          break;
+        } else if (next == 0) {  // Each broker tried once: wait a little before the next round.
+          timer.afterDelay(pause).exclusiveJoin(stopped.addBranch()).wait(io.waitScope);
+          pause = std::min(pause * 2, 250 * kj::MILLISECONDS);
+        }
+      }
     }
-    session.rpc = nullptr;
-    session.network = nullptr;
-    session.stream = nullptr;
   } catch (const std::exception& e) {
     // KJ throws kj::ExceptionImpl, which is also a std::exception. Only setup failures should
     // land here (no file descriptors, no memory); the loop handles its own errors.
     if (!announced) {
       announced = true;
       ready.set_value(
-          Error{ErrorCode::kConnectFailed, "could not connect to " + address + ": " + e.what()});
+          Error{ErrorCode::kConnectFailed, std::string("could not connect: ") + e.what()});
     }
   } catch (...) {
   }
   if (!announced) {
-    ready.set_value(Error{ErrorCode::kConnectFailed, "could not connect to " + address});
+    ready.set_value(Error{ErrorCode::kConnectFailed, "could not connect"});
   }
 
   bool deleteSelf;

@@ -45,11 +45,12 @@ std::optional<std::string> checkAddress(std::string_view hostPort);
 
 class Connection {
  public:
-  // Connects to `hostPort`, authenticates with options.token when it is set, and waits for the
-  // broker's first answer, all within options.connectTimeout. Errors: kInvalidArgument
-  // (malformed address, unusable TLS files), kConnectFailed, and the broker's refusal of the
-  // token (kUnauthenticated).
-  static Result<std::shared_ptr<Connection>> open(std::string_view hostPort,
+  // Connects to `hostPorts` (one "host:port", or several separated by commas: the first that
+  // accepts), authenticates with options.token when it is set, and waits for the broker's
+  // first answer, each within options.connectTimeout. With several, a connection lost later is
+  // made again (Options::reconnectFor). Errors: kInvalidArgument (malformed address, unusable
+  // TLS files), kConnectFailed, and the broker's refusal of the token (kUnauthenticated).
+  static Result<std::shared_ptr<Connection>> open(std::string_view hostPorts,
                                                   const Options& options);
 
   Connection(const Connection&) = delete;
@@ -80,7 +81,7 @@ class Connection {
   // Closes the connection: queued and outstanding work completes with kDisconnected, later
   // work is refused. Idempotent. Waits for the I/O thread unless called on it.
   void close();
-  // True between a successful open() and the connection's end.
+  // True between a successful open() and the connection's end, except while it reconnects.
   bool connected() const { return alive_.load(std::memory_order_acquire); }
   const Options& options() const { return options_; }
   // A fresh id for a producer or subscription; unique within this connection.
@@ -95,7 +96,7 @@ class Connection {
 
   // Thread: kj (the I/O thread's entry point). Connects, announces the outcome through
   // `ready`, serves commands until stopped or disconnected, then tears down.
-  void run(std::string address, std::promise<Result<void>> ready);
+  void run(std::vector<std::string> addresses, std::promise<Result<void>> ready);
   // Thread: kj. Runs every queued command each time the doorbell rings, until stopped.
   kj::Promise<void> serve(IoState& state, kj::Promise<void> doorbell);
   // Thread: kj; mu_ held. A fresh doorbell for post() to ring.
@@ -121,9 +122,12 @@ class Connection {
   bool rung_ = false;
   bool stopRequested_ = false;  // No more commands are accepted.
   bool deleteOnExit_ = false;   // The last handle was dropped on the I/O thread.
+  // Fulfilled by requestStop(): ends a connection attempt or a pause between them.
+  const kj::CrossThreadPromiseFulfiller<void>* stopper_ = nullptr;
 
   // Thread: kj. Owns the fulfiller doorbell_ points to.
   kj::Own<kj::CrossThreadPromiseFulfiller<void>> doorbellOwner_;
+  kj::Own<kj::CrossThreadPromiseFulfiller<void>> stopperOwner_;
 
   std::mutex joinMu_;  // Serializes join/detach of thread_.
   std::thread thread_;

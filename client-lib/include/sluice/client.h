@@ -59,6 +59,13 @@ struct Options {
   // broker's error (kUnauthenticated).
   // (`= {}` keeps `Options{connectTimeout, callTimeout}` free of missing-initializer warnings.)
   std::string token = {};
+  // With several brokers (Client::connect("a:7400,b:7400,c:7400"), a cluster), a connection
+  // lost later is made again to whichever of them accepts (after a failover: the new leader),
+  // round after round for up to this long; 0: never. Calls in flight when it was lost answer
+  // kDisconnected (a publish with a message id may be retried without a duplicate); calls made
+  // meanwhile wait for the new connection (within callTimeout); consumers end with
+  // kDisconnected and subscribe again on the same Client. With one broker: never. Default 30 s.
+  std::chrono::milliseconds reconnectFor{30000};
 };
 
 // How a Producer batches asynchronous publishes. Blocking publish() sends at once.
@@ -417,8 +424,9 @@ class Client {
   // address, unusable TLS files), kUnauthenticated (the broker refused options.token: wrong,
   // expired or revoked; the message is the broker's).
   // "host:port,host:port,...": the brokers of a cluster, tried in order; the connection is to
-  // the first that accepts, which is the leader (followers serve no clients). After a
-  // failover, connect again with the same list. kConnectFailed names every refusal.
+  // the first that accepts, which is the leader (followers serve no clients). When it is lost
+  // (a failover), it is made again to whichever accepts (Options::reconnectFor): the Client,
+  // its Producers and Admins go on. kConnectFailed names every refusal.
   static Result<Client> connect(std::string_view hostPort, Options options = {});
 
   Client(Client&&) noexcept;

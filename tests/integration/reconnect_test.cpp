@@ -1,0 +1,79 @@
+// A client given several brokers (a cluster's list) makes its connection again by itself when
+// it is lost; a client of one broker does not. Two standalone brokers stand in for a cluster's
+// members here, so which one answers is plain to see; tests/cluster has the real failovers.
+
+#include <signal.h>
+
+#include <chrono>
+#include <string>
+
+#include "integration/broker_fixture.h"
+
+namespace sluice::test {
+namespace {
+
+std::string addressOf(Broker& broker) {
+  return "127.0.0.1:" + std::to_string(broker.process().rpcPort());
+}
+
+TEST_CASE("a client of a broker list reconnects to the next broker by itself",
+          "[integration][client]") {
+  Broker first, second;
+  auto client = Client::connect(addressOf(first) + "," + addressOf(second));
+  REQUIRE(client.ok());
+  Admin admin = client.value().admin();
+  Producer producer = client.value().producer();
+  createTopic(admin, "before");
+  CHECK(first.admin().describeTopic("before").ok());
+
+  first.process().kill(SIGKILL);
+  // A call made while the loss is noticed may fail (kDisconnected: it was in flight); later
+  // calls go to the second broker through the same Client, Admin and Producer.
+  REQUIRE(eventually([&] { return admin.createTopic("after").ok(); }));
+  CHECK(client.value().connected());
+  CHECK(second.admin().describeTopic("after").ok());
+  auto ack = producer.publish("after", "one");
+  REQUIRE(ack.ok());
+  CHECK(ack.value().offset == 1);
+  CHECK(describeTopic(second.admin(), "after").messages == 1);
+}
+
+TEST_CASE("a client gives up reconnecting after reconnectFor, and closes at once meanwhile",
+          "[integration][client]") {
+  Broker first, second;
+  const std::string list = addressOf(first) + "," + addressOf(second);
+  Options options;
+  options.reconnectFor = std::chrono::milliseconds(500);
+  auto brief = Client::connect(list, options);
+  REQUIRE(brief.ok());
+  options.reconnectFor = std::chrono::hours(1);
+  auto patient = Client::connect(list, options);
+  REQUIRE(patient.ok());
+
+  first.process().kill(SIGKILL);
+  second.process().kill(SIGKILL);
+  // Nobody accepts: past reconnectFor the connection ends and calls answer kDisconnected.
+  REQUIRE(eventually([&] {
+    auto stats = brief.value().admin().stats();
+    return !stats.ok() && stats.error().code == ErrorCode::kDisconnected &&
+           !brief.value().connected();
+  }));
+  // Still trying (for an hour), the other closes when asked, well before its call timeout.
+  CHECK_FALSE(patient.value().connected());
+  auto started = std::chrono::steady_clock::now();
+  patient.value().close();
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));
+  CHECK(patient.value().admin().stats().error().code == ErrorCode::kDisconnected);
+}
+
+TEST_CASE("a client of one broker does not reconnect", "[integration][client]") {
+  Broker only;
+  auto client = Client::connect(addressOf(only));
+  REQUIRE(client.ok());
+  only.process().kill(SIGKILL);
+  REQUIRE(eventually([&] { return !client.value().connected(); }));
+  CHECK(client.value().admin().stats().error().code == ErrorCode::kDisconnected);
+}
+
+}  // namespace
+}  // namespace sluice::test
