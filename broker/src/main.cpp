@@ -389,6 +389,7 @@ int serveCluster(Runtime& rt, const sluice::store::EnvOptions& envOptions) {
 
   int exitCode = 0;
   std::string waitingWhy;
+  bool awaitingLease = false;
   while (!stopping && exitCode == 0) {
     auto env = sluice::store::Env::open(envOptions);
     if (!env.ok()) {
@@ -499,6 +500,16 @@ int serveCluster(Runtime& rt, const sluice::store::EnvOptions& envOptions) {
       continue;
     }
 
+    // Lead, but only with a lease etcd has confirmed lately: after etcd was unreachable, the
+    // record may be writable again before this broker's next renewal is answered, and a leader
+    // without a valid lease would step down at once.
+    if (!member.leaseValid()) {
+      if (!awaitingLease) log->info("waiting for a lease renewal before leading");
+      awaitingLease = true;
+      member.changed(200 * kj::MILLISECONDS).exclusiveJoin(signal.addBranch()).wait(io.waitScope);
+      continue;
+    }
+    awaitingLease = false;
     // Lead: take the shard record by compare-and-swap, then begin the epoch in the log.
     int64_t revision = 0;
     try {

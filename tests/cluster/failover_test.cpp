@@ -538,6 +538,65 @@ TEST_CASE("kill -9 of one etcd member changes nothing; of a follower, writes go 
   checkEqualStores(cluster);
 }
 
+TEST_CASE(
+    "with two of three etcd members down nothing is acknowledged; with one back, service "
+    "resumes by itself",
+    "[cluster][failover]") {
+  Cluster cluster(3);
+  REQUIRE(eventually([&] { return cluster.inSyncCount() == 3; }, 30s));
+  int leader = cluster.leader();
+  REQUIRE(leader >= 0);
+  auto client = cluster.connectAny();
+  REQUIRE(client);
+  REQUIRE(client->admin().createTopic("orders").ok());
+  Producer producer = client->producer();
+  std::vector<uint64_t> acked;
+  for (int i = 0; i < 10; ++i) {
+    auto ack = producer.publish("orders", "before-" + std::to_string(i));
+    REQUIRE(ack.ok());
+    acked.push_back(ack.value().offset);
+  }
+
+  // etcd without its quorum cannot renew the leader's lease: the leader stops acknowledging
+  // within the lease's margin and steps down. No broker can take the lead meanwhile.
+  cluster.etcd().kill(0);
+  cluster.etcd().kill(1);
+  SluicedProcess& old = *cluster.node(leader).process;
+  REQUIRE(
+      eventually([&] { return old.stderrText().find("stepping down") != std::string::npos; }, 15s));
+  OutgoingMessage refused;
+  refused.id = "during";
+  refused.payload = "during";
+  CHECK_FALSE(producer.publish("orders", refused).ok());
+  CHECK_FALSE(cluster.connectAny());  // Nobody serves clients.
+  for (int i = 0; i < cluster.size(); ++i) {
+    INFO(cluster.node(i).id);
+    CHECK(cluster.node(i).process->running());  // They wait for etcd; none exits.
+  }
+
+  // One member back: etcd has its quorum again, the record still names the leader, and it
+  // leads again in a new epoch. The same Client reconnects, and the retried publish is
+  // stored once.
+  cluster.etcd().restart(0);
+  REQUIRE(eventually([&] { return producer.publish("orders", refused).ok(); }, 60s));
+  auto state = cluster.readState();
+  REQUIRE(state);
+  CHECK(state->first.leader == cluster.node(leader).id);
+  CHECK(state->first.epoch >= 2);
+  std::vector<Message> stored = peekAll(*client);
+  std::vector<uint64_t> offsets;
+  int during = 0;
+  for (const Message& message : stored) {
+    offsets.push_back(message.offset());
+    during += message.id() == "during" ? 1 : 0;
+  }
+  for (uint64_t offset : acked)
+    CHECK(std::find(offsets.begin(), offsets.end(), offset) != offsets.end());
+  CHECK(during == 1);
+  client->close();
+  checkEqualStores(cluster);
+}
+
 TEST_CASE("a store of another cluster, or a standalone store with data, is refused", "[cluster]") {
   Cluster cluster(3, 1);  // b1 leads; b2 and b3 are not started yet.
   REQUIRE(eventually([&] { return cluster.leader() == 0; }, 30s));

@@ -35,11 +35,29 @@ int freeLoopbackPort() {
 
 EtcdCluster::EtcdCluster(int members) {
   members_.resize(static_cast<size_t>(members));
-  std::string log = dir_.path() + "/etcd.log";
+  log_ = dir_.path() + "/etcd.log";
   for (int attempt = 0; attempt < 3; ++attempt) {
-    if (start(attempt, log)) return;
+    if (start(attempt, log_)) return;
   }
-  throw std::runtime_error("etcd did not start in three attempts; see " + log);
+  throw std::runtime_error("etcd did not start in three attempts; see " + log_);
+}
+
+void EtcdCluster::spawn(Member& member, int logFd) {
+  try {
+    member.pid = detail::spawn(member.argv, detail::currentEnvironment(), {-1, logFd, logFd});
+  } catch (const std::exception& e) {
+    ::close(logFd);
+    throw std::runtime_error(std::string("cannot start etcd (Debian's etcd-server): ") + e.what());
+  }
+}
+
+void EtcdCluster::restart(int member) {
+  Member& m = members_[static_cast<size_t>(member)];
+  if (m.pid > 0) return;
+  int logFd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (logFd < 0) throw std::runtime_error("cannot open " + log_);
+  spawn(m, logFd);  // Its data dir holds the cluster it belongs to; --initial-* are ignored.
+  ::close(logFd);
 }
 
 bool EtcdCluster::start(int attempt, const std::string& log) {
@@ -57,7 +75,7 @@ bool EtcdCluster::start(int attempt, const std::string& log) {
   for (size_t i = 0; i < members_.size(); ++i) {
     std::string client = "http://127.0.0.1:" + std::to_string(members_[i].clientPort);
     std::string peer = "http://127.0.0.1:" + std::to_string(members_[i].peerPort);
-    std::vector<std::string> argv = {
+    members_[i].argv = {
         "etcd",
         "--name=m" + std::to_string(i),
         "--data-dir=" + dataDir + "/m" + std::to_string(i),
@@ -72,13 +90,7 @@ bool EtcdCluster::start(int attempt, const std::string& log) {
         "--election-timeout=500",
         "--log-level=warn",
     };
-    try {
-      members_[i].pid = detail::spawn(argv, detail::currentEnvironment(), {-1, logFd, logFd});
-    } catch (const std::exception& e) {
-      ::close(logFd);
-      throw std::runtime_error(std::string("cannot start etcd (Debian's etcd-server): ") +
-                               e.what());
-    }
+    spawn(members_[i], logFd);
   }
   ::close(logFd);
   auto stopAll = [&] {

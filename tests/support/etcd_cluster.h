@@ -27,6 +27,8 @@ class EtcdCluster {
   int clientPort(int member) const { return members_[member].clientPort; }
   // kill -9 of one member; waits for it to be gone.
   void kill(int member);
+  // Starts a killed member again on its ports and data; does not wait for it to serve.
+  void restart(int member);
   bool running(int member) const { return members_[member].pid > 0; }
 
  private:
@@ -34,11 +36,14 @@ class EtcdCluster {
     int clientPort = 0;
     int peerPort = 0;
     pid_t pid = -1;
+    std::vector<std::string> argv;
   };
   // Starts every member on new free ports under dir_/attempt<N>; false (all stopped) if one of
   // them exited, e.g. because another process took its port in the meantime.
   bool start(int attempt, const std::string& log);
+  void spawn(Member& member, int logFd);
   TempDir dir_;
+  std::string log_;
   std::vector<Member> members_;
 };
 

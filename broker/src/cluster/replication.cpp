@@ -137,7 +137,7 @@ kj::Promise<void> ReplicationHub::replicated(uint64_t seq) {
   auto at = std::upper_bound(waiters_.begin(), waiters_.end(), seq,
                              [](uint64_t s, const Waiter& w) { return s < w.seq; });
   waiters_.insert(at, Waiter{seq, kj::mv(paf.fulfiller)});
-  return kj::mv(paf.promise);
+  return handedOut_.wrap(kj::mv(paf.promise));
 }
 
 void ReplicationHub::settle() {
@@ -266,10 +266,10 @@ kj::Promise<Result<ReplicationHub::PullAnswer>> ReplicationHub::pull(const std::
   // Caught up: it waits at the log's end, and counts as caught up until it is answered. (A
   // dropped connection cancels this wait, and with it that claim.)
   follower.waiting = true;
-  return nextCommit_.addBranch()
-      .exclusiveJoin(timer_.afterDelay(wait))
-      .then(kj::mv(answer))
-      .attach(kj::defer([this, id]() { followers_[id].waiting = false; }));
+  return handedOut_.wrap(nextCommit_.addBranch()
+                             .exclusiveJoin(timer_.afterDelay(wait))
+                             .then(kj::mv(answer))
+                             .attach(kj::defer([this, id]() { followers_[id].waiting = false; })));
 }
 
 // ---- LogServer ----
@@ -319,7 +319,8 @@ class LogSourceService final : public wire::LogSource::Server {
                     "waitMs " + std::to_string(waitMs) + " is above 5000");
     }
     return hub_.pull(follower, from, waitMs * kj::MILLISECONDS, maxBytes)
-        .then([this, context, follower](Result<ReplicationHub::PullAnswer> answer) mutable {
+        .then([epoch = options.epoch, context,
+               follower](Result<ReplicationHub::PullAnswer> answer) mutable {
           auto result = context.getResults().initResult();
           if (!answer.ok()) {
             auto error = result.initError();
@@ -332,7 +333,7 @@ class LogSourceService final : public wire::LogSource::Server {
             return;
           }
           auto shipped = result.initBatches();
-          shipped.setEpoch(hub_.options().epoch);
+          shipped.setEpoch(epoch);
           shipped.setLastSeq(answer.value().lastSeq);
           auto& batches = answer.value().batches;
           auto list = shipped.initBatches(static_cast<unsigned>(batches.size()));
@@ -385,18 +386,20 @@ Status ReplicatedStore::admitWrite() const {
 }
 
 kj::Promise<Result<uint64_t>> ReplicatedStore::commit(core::WriteBatch batch) {
-  return inner_.commit(std::move(batch))
-      .then([this](Result<uint64_t> committed) -> kj::Promise<Result<uint64_t>> {
-        if (!committed.ok()) return committed;
-        uint64_t seq = committed.value();
-        // An empty batch only waits for the commits queued before it: their replication too.
-        if (seq == 0) {
-          seq = hub_.lastCommitted();
-        } else {
-          hub_.committed(seq);
-        }
-        return hub_.replicated(seq).then([committed]() { return committed; });
-      });
+  return handedOut_.wrap(
+      inner_.commit(std::move(batch))
+          .then([this](Result<uint64_t> committed) -> kj::Promise<Result<uint64_t>> {
+            if (!committed.ok()) return committed;
+            uint64_t seq = committed.value();
+            // An empty batch only waits for the commits queued before it:
+            // their replication too.
+            if (seq == 0) {
+              seq = hub_.lastCommitted();
+            } else {
+              hub_.committed(seq);
+            }
+            return hub_.replicated(seq).then([committed]() { return committed; });
+          }));
 }
 
 void ReplicatedStore::commitDetached(core::WriteBatch batch, const char* what) {

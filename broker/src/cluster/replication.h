@@ -122,6 +122,10 @@ class ReplicationHub {
   kj::Own<kj::PromiseFulfiller<void>> deposedFulfiller_;
   kj::ForkedPromise<void> deposed_;
   kj::Promise<void> persistTask_ = nullptr;
+  // Last, so destroyed first: the pulls and replication waits handed out (held by RPC
+  // connections, which may outlive the hub by a turn of the loop) are cancelled while the
+  // hub is whole, and never touch it afterwards.
+  kj::Canceler handedOut_;
 };
 
 // Serves the hub's LogSource (schemas/cluster.capnp) to followers on a replication address.
@@ -165,6 +169,7 @@ class ReplicatedStore final : public core::Store {
   ReplicationHub& hub_;
   kj::Own<kj::TaskSet> detached_;
   kj::Own<kj::TaskSet::ErrorHandler> errors_;
+  kj::Canceler handedOut_;  // Last: commits handed out never reach this store once it is gone.
 };
 
 struct FollowerOptions {
