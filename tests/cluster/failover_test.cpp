@@ -249,6 +249,13 @@ int cycles() {
   return text != nullptr ? std::max(1, std::atoi(text)) : 20;
 }
 
+// SLUICE_FAILOVER_SOAK=<minutes>: kill leaders for that long instead of a number of cycles.
+std::optional<std::chrono::minutes> soak() {
+  const char* text = std::getenv("SLUICE_FAILOVER_SOAK");
+  if (text == nullptr || std::atoi(text) <= 0) return std::nullopt;
+  return std::chrono::minutes(std::atoi(text));
+}
+
 TEST_CASE(
     "kill -9 of the leader, again and again: no acknowledged publish lost, no "
     "acknowledged message redelivered, equal stores",
@@ -344,7 +351,8 @@ TEST_CASE(
 
   std::vector<double> failoverSeconds;
   int kills = cycles();
-  for (int cycle = 0; cycle < kills && !stop; ++cycle) {
+  auto soakUntil = soak() ? std::optional(Clock::now() + *soak()) : std::nullopt;
+  for (int cycle = 0; (soakUntil ? Clock::now() < *soakUntil : cycle < kills) && !stop; ++cycle) {
     uint64_t before = ackCount;
     REQUIRE(eventually([&] { return ackCount >= before + 20; }, 30s));
     int leader = cluster.leader();
@@ -535,6 +543,60 @@ TEST_CASE("kill -9 of one etcd member changes nothing; of a follower, writes go 
   cluster.start(follower);
   REQUIRE(eventually([&] { return cluster.inSyncCount() == 3; }, 30s));
   client->close();
+  checkEqualStores(cluster);
+}
+
+TEST_CASE(
+    "a leader cut off past its lease (frozen by SIGSTOP) acknowledges nothing when it wakes, "
+    "and rejoins without divergence",
+    "[cluster][failover]") {
+  // SIGSTOP cuts the leader off from etcd, its followers and its clients at once, as a network
+  // partition would, while its sockets stay open: what it does on waking is what an isolated
+  // leader does when the partition heals.
+  Cluster cluster(3);
+  REQUIRE(eventually([&] { return cluster.inSyncCount() == 3; }, 30s));
+  int old = cluster.leader();
+  REQUIRE(old >= 0);
+  // A client of the old leader alone (no list, so it never moves to another broker).
+  Options options;
+  options.callTimeout = 30s;
+  auto stale = Client::connect(cluster.node(old).address(), options);
+  REQUIRE(stale.ok());
+  REQUIRE(stale.value().admin().createTopic("orders").ok());
+  Producer staleProducer = stale.value().producer();
+  REQUIRE(staleProducer.publish("orders", "before").ok());
+
+  pid_t frozen = cluster.node(old).process->pid();
+  REQUIRE(::kill(frozen, SIGSTOP) == 0);  // Not SluicedProcess::kill: that waits for an exit.
+  REQUIRE(eventually(
+      [&] {
+        int now = cluster.leader();
+        return now >= 0 && now != old;
+      },
+      30s));
+  auto current = cluster.connectAny();
+  REQUIRE(current);
+  REQUIRE(eventually([&] { return current->producer().publish("orders", "new-leader").ok(); }));
+  // Sent to the frozen leader: it waits in its socket until it wakes.
+  OutgoingMessage late;
+  late.id = "late";
+  late.payload = "late";
+  auto lateAck = staleProducer.publishAsync("orders", late);
+
+  REQUIRE(::kill(frozen, SIGCONT) == 0);
+  // Its lease is long gone: the write is refused or the connection dropped, never acknowledged.
+  REQUIRE(lateAck.wait_for(20s) == std::future_status::ready);
+  auto answer = lateAck.get();
+  CHECK_FALSE(answer.ok());
+  // It rejoins as a follower of the new leader (from a snapshot if it wrote anything after).
+  REQUIRE(eventually([&] { return cluster.inSyncCount() == 3; }, 60s));
+  std::vector<Message> stored = peekAll(*current);
+  std::vector<std::string> payloads;
+  for (const Message& message : stored)
+    payloads.push_back(message.payload());
+  CHECK(payloads == std::vector<std::string>{"before", "new-leader"});
+  current->close();
+  stale.value().close();
   checkEqualStores(cluster);
 }
 
