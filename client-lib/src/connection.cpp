@@ -17,6 +17,7 @@
 
 #include "net/host_port.h"
 #include "net/message_stream.h"
+#include "subscription_state.h"
 
 namespace sluice::detail {
 namespace {
@@ -460,7 +461,25 @@ void Connection::run(std::vector<std::string> addresses, std::promise<Result<voi
 
     // Serves until closed or disconnected; with several brokers, a lost connection is made
     // again to whichever accepts (a cluster's new leader) for up to options_.reconnectFor.
+    std::map<uint64_t, Reattach> kept;  // Subscriptions to make again on the new connection.
     while (state) {
+      for (auto& [id, again] : kept) {
+        auto subscriber = again.state.lock();
+        if (!subscriber || subscriber->closed()) continue;
+        IoState& io = *state;
+        // Registered at once: if this connection is lost too before the answer, it is kept
+        // for the next one (or ended).
+        io.reattach[id] = again;
+        state->tasks->add(
+            again.attach(io).then([&io, id = id, weak = again.state](Result<uint64_t> subscribed) {
+              if (subscribed.ok()) return;
+              io.reattach.erase(id);
+              if (auto subscriber = weak.lock()) {
+                subscriber->end(subscribed.error(), /*dropQueued=*/true);
+              }
+            }));
+      }
+      kept.clear();
       kj::Promise<void> doorbell = nullptr;
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -481,10 +500,11 @@ void Connection::run(std::vector<std::string> addresses, std::promise<Result<voi
       bool reconnect = !closedByUs && addresses.size() > 1 && options_.reconnectFor.count() > 0;
       if (!reconnect) refuseWork();
       // Calls in flight answer kDisconnected: whether the broker acted on them is unknown.
-      state->shutdown(closedByUs
-                          ? disconnectedError()
-                          : Error{ErrorCode::kDisconnected,
-                                  "the connection to the broker at " + connectedTo + " was lost"});
+      Error lost = closedByUs ? disconnectedError()
+                              : Error{ErrorCode::kDisconnected, "the connection to the broker at " +
+                                                                    connectedTo + " was lost"};
+      state->shutdown(lost, reconnect);
+      if (reconnect) kept = std::move(state->reattach);
       state = nullptr;
       endSession();
       if (!reconnect) break;
@@ -507,6 +527,12 @@ void Connection::run(std::vector<std::string> addresses, std::promise<Result<voi
         } else if (next == 0) {  // Each broker tried once: wait a little before the next round.
           timer.afterDelay(pause).exclusiveJoin(stopped.addBranch()).wait(io.waitScope);
           pause = std::min(pause * 2, 250 * kj::MILLISECONDS);
+        }
+      }
+      if (!state) {  // Given up: the consumers kept for the new connection end too.
+        refuseWork();
+        for (auto& [id, again] : kept) {
+          if (auto subscriber = again.state.lock()) subscriber->end(lost, /*dropQueued=*/true);
         }
       }
     }

@@ -57,10 +57,12 @@ Result<std::shared_ptr<detail::SubscriptionState>> subscribe(
   auto state = std::make_shared<detail::SubscriptionState>(connection, id, std::string(topic),
                                                            callbackMode, options.prefetch == 0);
   std::weak_ptr<detail::SubscriptionState> weak = state;
-  auto consumerId = connection->call<uint64_t>(
-      "subscribe", [weak, id, topic = std::string(topic), group = std::string(group),
-                    start = options.start, prefetch = options.prefetch, ackTimeoutMs,
-                    keyOrdered = options.keyOrdered, filter = options.filter](detail::IoState& io) {
+  // Subscribes on a connection; made again on each new one when the Client reconnects. (The
+  // group exists by then, so `start` only matters the first time.)
+  std::function<kj::Promise<Result<uint64_t>>(detail::IoState&)> attach =
+      [weak, id, topic = std::string(topic), group = std::string(group), start = options.start,
+       prefetch = options.prefetch, ackTimeoutMs, keyOrdered = options.keyOrdered,
+       filter = options.filter](detail::IoState& io) {
         auto request = io.broker.subscribeRequest();
         request.setTopic(detail::asText(topic));
         request.setGroup(detail::asText(group));
@@ -76,14 +78,23 @@ Result<std::shared_ptr<detail::SubscriptionState>> subscribe(
               auto result = response.getResult();
               if (result.isError()) return detail::fromWire(result.getError());
               auto state = weak.lock();
-              if (!state || state->abandoned()) {
-                // The caller gave up waiting; dropping the capability ends the subscription.
+              if (!state || state->abandoned() || state->closed()) {
+                // The caller gave up waiting, or closed the consumer meanwhile: dropping the
+                // capability ends the subscription.
                 return Error{ErrorCode::kTimeout, "subscribe answered after its caller gave up"};
               }
               io.subscriptions.emplace(
                   id, kj::heap<detail::SubscriptionIo>(io, id, result.getSubscription(), weak));
+              state->setConsumerId(result.getConsumerId());
               return result.getConsumerId();
             });
+      };
+  auto consumerId =
+      connection->call<uint64_t>("subscribe", [attach, weak, id](detail::IoState& io) {
+        return attach(io).then([&io, attach, weak, id](Result<uint64_t> subscribed) {
+          if (subscribed.ok()) io.reattach[id] = detail::Reattach{attach, weak};
+          return subscribed;
+        });
       });
   if (!consumerId.ok()) {
     if (consumerId.error().code == ErrorCode::kTimeout) state->abandon();
@@ -93,7 +104,6 @@ Result<std::shared_ptr<detail::SubscriptionState>> subscribe(
     state->close();
     return consumerId.error();
   }
-  state->setConsumerId(consumerId.value());
   auto handle = std::make_shared<ConsumerHandle>(state);
   if (callbackMode) {
     try {

@@ -4,6 +4,7 @@
 
 #include "producer_io.h"
 #include "subscription_io.h"
+#include "subscription_state.h"
 
 namespace sluice::detail {
 
@@ -15,11 +16,22 @@ IoState::IoState(kj::Timer& timer, wire::Broker::Client broker, wire::Admin::Cli
 
 IoState::~IoState() = default;
 
-void IoState::shutdown(const Error& reason) {
+void IoState::shutdown(const Error& reason, bool keepSubscribed) {
   shuttingDown = true;
   // Consumers first, so that receive() returns kDisconnected without waiting for the rest.
   for (auto& [id, subscription] : subscriptions) {
-    subscription->end(reason, /*dropQueued=*/true);
+    if (keepSubscribed && reattach.count(id) > 0) {
+      subscription->lostConnection();
+    } else {
+      subscription->end(reason, /*dropQueued=*/true);
+    }
+  }
+  // Subscribing again, not answered yet.
+  if (!keepSubscribed) {
+    for (auto& [id, again] : reattach) {
+      if (subscriptions.count(id) > 0) continue;
+      if (auto subscriber = again.state.lock()) subscriber->end(reason, /*dropQueued=*/true);
+    }
   }
   subscriptions.clear();
   // Cancelling the tasks destroys the Completions they hold: in-flight calls answer

@@ -7,6 +7,9 @@
 // Thread: kj. Created after the connection is established, destroyed before the event loop.
 
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
 #include <unordered_map>
 
 #include <kj/async.h>
@@ -20,6 +23,16 @@ namespace sluice::detail {
 
 class ProducerIo;
 class SubscriptionIo;
+class SubscriptionState;
+struct IoState;
+
+// How a subscription is made again on a new connection (a Client given several brokers
+// reconnects): `attach` sends the subscribe and, once answered, registers its SubscriptionIo;
+// its result is the consumer id, or the broker's refusal, which ends `state`.
+struct Reattach {
+  std::function<kj::Promise<Result<uint64_t>>(IoState&)> attach;
+  std::weak_ptr<SubscriptionState> state;
+};
 
 struct IoState {
   IoState(kj::Timer& timer, wire::Broker::Client broker, wire::Admin::Client admin);
@@ -41,7 +54,9 @@ struct IoState {
 
   // Ends every subscription with `reason` (a kDisconnected error) and completes every
   // outstanding call and queued publish with kDisconnected. Called once, before destruction.
-  void shutdown(const Error& reason);
+  // keepSubscribed: the connection is being made again; subscriptions in `reattach` are not
+  // ended but lose what was delivered to them (the broker delivers it again).
+  void shutdown(const Error& reason, bool keepSubscribed = false);
 
   kj::Timer& timer;
   wire::Broker::Client broker;
@@ -60,6 +75,8 @@ struct IoState {
   // Keyed by the ids from Connection::newId().
   std::unordered_map<uint64_t, kj::Own<SubscriptionIo>> subscriptions;
   std::unordered_map<uint64_t, kj::Own<ProducerIo>> producers;
+  // The subscriptions to make again after a reconnect, by id; erased with the subscription.
+  std::map<uint64_t, Reattach> reattach;
 };
 
 }  // namespace sluice::detail

@@ -316,4 +316,8 @@ void SubscriptionIo::end(const Error& error, bool dropQueued) {
   if (auto state = state_.lock()) state->end(error, dropQueued);
 }
 
+void SubscriptionIo::lostConnection() {
+  if (auto state = state_.lock()) state->dropInbox();
+}
+
 }  // namespace sluice::detail

@@ -80,6 +80,8 @@ class SubscriptionIo {
                                                   std::vector<Named> offsets);
   // Ends the consumer's inbox with `error`; see SubscriptionState::end.
   void end(const Error& error, bool dropQueued);
+  // The connection is lost and will be made again: drops what was delivered, stays open.
+  void lostConnection();
 
  private:
   // A delivery and whoever waits for its settlement.

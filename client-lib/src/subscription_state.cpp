@@ -160,7 +160,10 @@ void SubscriptionState::close() {
   if (first) {
     // Releasing the capability on the broker ends the subscription there; the broker then
     // redelivers everything unacknowledged (including `dropped`) to the group's others.
-    connection_->post([id = id_](IoState& io) { io.subscriptions.erase(id); });
+    connection_->post([id = id_](IoState& io) {
+      io.subscriptions.erase(id);
+      io.reattach.erase(id);
+    });
   }
   if (worker.joinable()) {
     // The handler may call close() itself, and the I/O thread must never wait on user code.
@@ -199,9 +202,23 @@ void SubscriptionState::runWorker(std::function<void(Message)> handler) {
   }
 }
 
+bool SubscriptionState::closed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return closed_;
+}
+
+void SubscriptionState::dropInbox() {
+  std::deque<Message> dropped;
+  std::lock_guard<std::mutex> lock(mu_);
+  dropped.swap(inbox_);
+}
+
 void SubscriptionState::abandon() {
   abandoned_.store(true, std::memory_order_release);
-  connection_->post([id = id_](IoState& io) { io.subscriptions.erase(id); });
+  connection_->post([id = id_](IoState& io) {
+    io.subscriptions.erase(id);
+    io.reattach.erase(id);
+  });
 }
 
 std::future<Result<void>> SubscriptionState::settle(uint64_t offset, uint64_t deliveryId,

@@ -59,6 +59,10 @@ class SubscriptionState {
   // Ends the subscription: drops the inbox, stops the handler thread, tells the I/O thread to
   // release the broker's Subscription. Idempotent; callable from the handler itself.
   void close();
+  bool closed() const;
+  // Drops the messages delivered and not yet received: their connection was lost, and their
+  // acks could no longer reach the broker, which delivers them again.
+  void dropInbox();
   // Callback mode: starts the thread that feeds `handler`. `self` is this object.
   void startWorker(std::shared_ptr<SubscriptionState> self, std::function<void(Message)> handler);
   // The subscribe call gave up (timeout) before the broker answered: whatever the answer, the

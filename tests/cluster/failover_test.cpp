@@ -278,7 +278,8 @@ TEST_CASE(
   std::string producerProblem;
   // The producer and the consumer each connect once, with the list of brokers: their Client
   // reconnects to each new leader by itself. A publish that failed (in flight at a kill) is
-  // retried with the same id; the consumer subscribes again on the same Client.
+  // retried with the same id; the consumer is subscribed again by its Client (if
+  // that is refused, it subscribes again itself).
   std::thread producer([&] {
     std::optional<Client> client;
     while (!client && !stop)

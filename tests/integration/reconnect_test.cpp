@@ -38,6 +38,39 @@ TEST_CASE("a client of a broker list reconnects to the next broker by itself",
   CHECK(describeTopic(second.admin(), "after").messages == 1);
 }
 
+TEST_CASE("a consumer of a broker list goes on receiving after its broker goes",
+          "[integration][client]") {
+  Broker first, second;
+  createTopic(first.admin(), "jobs");
+  createTopic(second.admin(), "jobs");
+  auto client = Client::connect(addressOf(first) + "," + addressOf(second));
+  REQUIRE(client.ok());
+  Consumer consumer = subscribe(client.value(), "jobs", "workers");
+  REQUIRE(first.producer().publish("jobs", "one").ok());
+  auto one = consumer.receive(10s);
+  REQUIRE(one.ok());
+  CHECK(one.value().payload() == "one");
+  REQUIRE(one.value().ack().ok());
+
+  first.process().kill(SIGKILL);
+  // The client subscribes again on the second broker by itself (the group is made there with
+  // the subscription's settings); the same Consumer receives what is published there.
+  REQUIRE(eventually([&] {
+    auto groups = second.admin().listGroups("jobs");
+    return groups.ok() && groups.value().size() == 1 && groups.value()[0].consumers.size() == 1;
+  }));
+  REQUIRE(second.producer().publish("jobs", "two").ok());
+  auto two = consumer.receive(10s);
+  REQUIRE(two.ok());
+  CHECK(two.value().payload() == "two");
+  CHECK(two.value().ack().ok());
+  consumer.close();
+  REQUIRE(eventually([&] {
+    auto group = second.admin().describeGroup("jobs", "workers");
+    return group.ok() && group.value().consumers.empty();
+  }));
+}
+
 TEST_CASE("a client gives up reconnecting after reconnectFor, and closes at once meanwhile",
           "[integration][client]") {
   Broker first, second;
@@ -46,6 +79,9 @@ TEST_CASE("a client gives up reconnecting after reconnectFor, and closes at once
   options.reconnectFor = std::chrono::milliseconds(500);
   auto brief = Client::connect(list, options);
   REQUIRE(brief.ok());
+  createTopic(first.admin(), "jobs");
+  createTopic(second.admin(), "jobs");  // It may subscribe there before the second dies too.
+  Consumer kept = subscribe(brief.value(), "jobs", "workers");
   options.reconnectFor = std::chrono::hours(1);
   auto patient = Client::connect(list, options);
   REQUIRE(patient.ok());
@@ -58,6 +94,8 @@ TEST_CASE("a client gives up reconnecting after reconnectFor, and closes at once
     return !stats.ok() && stats.error().code == ErrorCode::kDisconnected &&
            !brief.value().connected();
   }));
+  // Its consumer, kept open while it tried, ends too.
+  CHECK(kept.receive(5s).error().code == ErrorCode::kDisconnected);
   // Still trying (for an hour), the other closes when asked, well before its call timeout.
   CHECK_FALSE(patient.value().connected());
   auto started = std::chrono::steady_clock::now();

@@ -63,8 +63,12 @@ struct Options {
   // lost later is made again to whichever of them accepts (after a failover: the new leader),
   // round after round for up to this long; 0: never. Calls in flight when it was lost answer
   // kDisconnected (a publish with a message id may be retried without a duplicate); calls made
-  // meanwhile wait for the new connection (within callTimeout); consumers end with
-  // kDisconnected and subscribe again on the same Client. With one broker: never. Default 30 s.
+  // meanwhile wait for the new connection (within callTimeout). A Consumer is subscribed again
+  // on the new connection and goes on: the messages it had been sent and had not yet received
+  // are dropped (the broker delivers them again), and an ack of a message received before
+  // answers kDisconnected, kStaleDelivery or kNotPending (it is delivered again). If the new
+  // subscribe is refused, or reconnecting gives up, the Consumer ends with that error. With
+  // one broker: never. Default 30 s.
   std::chrono::milliseconds reconnectFor{30000};
 };
 
