@@ -311,6 +311,7 @@ TEST_CASE(
   std::set<uint64_t> settled;  // Offsets acknowledged to the group.
   std::vector<uint64_t> redelivered;
   std::string consumerProblem;
+  std::atomic<int> subscribes{0};  // By the test: the Client subscribes again by itself.
   std::thread consumer([&] {
     std::optional<Client> client;
     while (!client && !stop)
@@ -330,6 +331,7 @@ TEST_CASE(
           continue;
         }
         subscription = std::move(subscribed).value();
+        ++subscribes;
       }
       auto message = subscription->receive(200ms);
       if (!message.ok()) {
@@ -382,7 +384,8 @@ TEST_CASE(
             << failoverSeconds.size() << " kills: p50 "
             << failoverSeconds[failoverSeconds.size() / 2] << " s, max " << failoverSeconds.back()
             << " s; " << acked.size() << " publishes acknowledged; " << cluster.snapshotsInstalled()
-            << " catch-ups from a snapshot\n";
+            << " catch-ups from a snapshot; the consumer subscribed " << subscribes
+            << " time(s) and acknowledged " << settled.size() << "\n";
 
   // Every acknowledged publish is there once, at the offset it was acknowledged with.
   auto client = cluster.connectAny();
