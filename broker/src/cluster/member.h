@@ -17,7 +17,6 @@
 #include <kj/time.h>
 
 #include "cluster/etcd.h"
-#include "core/cluster_view.h"
 
 namespace sluice::cluster {
 
@@ -70,14 +69,6 @@ Role decideRole(const ShardState& shard, const std::map<std::string, BrokerInfo>
 // BeginEpochOp; 0: none), holds batches the shard's history does not: the first epoch after
 // storeEpoch began at or before lastSeq.
 bool diverged(const ShardState& shard, uint64_t storeEpoch, uint64_t lastSeq);
-
-class ReplicationHub;
-
-// The cluster as its leader sees it, for `sluice cluster status` and `topics describe`: the
-// shard record, the live members (alive; null for static roles, where a follower counts as
-// alive while it keeps caught up) and the hub's view of each follower.
-core::ClusterView describeCluster(const ReplicationHub& hub, const ShardState& shard,
-                                  const std::map<std::string, BrokerInfo>* alive);
 
 class ClusterMember {
  public:

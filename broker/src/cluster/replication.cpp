@@ -272,6 +272,61 @@ kj::Promise<Result<ReplicationHub::PullAnswer>> ReplicationHub::pull(const std::
                              .attach(kj::defer([this, id]() { followers_[id].waiting = false; })));
 }
 
+core::ClusterView describeCluster(const ReplicationHub& hub, const ShardState& shard,
+                                  const std::map<std::string, BrokerInfo>* alive) {
+  const LeaderOptions& options = hub.options();
+  core::ClusterView view;
+  view.clusterId = options.clusterId;
+  view.leader = shard.leader;
+  view.epoch = shard.epoch;
+  view.minInsync = options.minInsync;
+  view.lastSeq = hub.lastCommitted();
+  view.inSync = shard.inSync;
+  auto addresses = [&](core::ReplicaView& broker) {
+    if (!alive) return;
+    auto found = alive->find(broker.id);
+    broker.alive = found != alive->end();
+    if (broker.alive) {
+      broker.rpcAddress = found->second.rpc;
+      broker.replicationAddress = found->second.replication;
+    }
+  };
+  core::ReplicaView self;
+  self.id = shard.leader;
+  self.alive = true;
+  self.inSync = true;
+  self.ackedSeq = view.lastSeq;
+  self.caughtUpAgoMs = 0;
+  addresses(self);
+  view.brokers.push_back(std::move(self));
+  std::vector<core::ReplicaView> followers = hub.followers();
+  const int64_t timeoutMs = options.replicaTimeout / kj::MILLISECONDS;
+  for (core::ReplicaView& follower : followers) {
+    if (follower.id == shard.leader) continue;
+    if (alive) {
+      addresses(follower);
+    } else {
+      follower.alive = follower.caughtUpAgoMs >= 0 && follower.caughtUpAgoMs < timeoutMs;
+    }
+    view.brokers.push_back(std::move(follower));
+  }
+  // Live members that have not pulled from this leader yet.
+  if (alive) {
+    for (const auto& [id, info] : *alive) {
+      bool listed = std::any_of(view.brokers.begin(), view.brokers.end(),
+                                [&](const core::ReplicaView& b) { return b.id == id; });
+      if (listed) continue;
+      core::ReplicaView member;
+      member.id = id;
+      addresses(member);
+      view.brokers.push_back(std::move(member));
+    }
+    std::sort(view.brokers.begin() + 1, view.brokers.end(),
+              [](const core::ReplicaView& a, const core::ReplicaView& b) { return a.id < b.id; });
+  }
+  return view;
+}
+
 // ---- LogServer ----
 
 namespace {

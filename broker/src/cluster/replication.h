@@ -20,6 +20,7 @@
 #include <kj/async.h>
 #include <kj/time.h>
 
+#include "cluster/member.h"
 #include "core/cluster_view.h"
 #include "core/storage.h"
 #include "store/store.h"
@@ -127,6 +128,14 @@ class ReplicationHub {
   // hub is whole, and never touch it afterwards.
   kj::Canceler handedOut_;
 };
+
+// The cluster as its leader sees it, for `sluice cluster status` and `topics describe`: the
+// shard record, the live members (alive; null for static roles, where a follower counts as
+// alive while it keeps caught up) and the hub's view of each follower. (Here, not in member.h:
+// a program that uses only the membership, like the cluster tests beside the client library,
+// must not link the broker's core, whose sluice::TopicSettings the client's shares a name with.)
+core::ClusterView describeCluster(const ReplicationHub& hub, const ShardState& shard,
+                                  const std::map<std::string, BrokerInfo>* alive);
 
 // Serves the hub's LogSource (schemas/cluster.capnp) to followers on a replication address.
 class LogServer {
