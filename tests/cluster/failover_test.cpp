@@ -144,15 +144,20 @@ class Cluster {
     return out;
   }
 
-  // A client of whichever broker serves clients now: the library tries the list in order, and
-  // followers do not listen.
-  std::optional<Client> connectAny() {
+  // A client of whichever broker serves clients: the library tries the list in order, and
+  // followers do not listen. A new leader writes the record before it opens its client port,
+  // so this tries again until one accepts or `within` has passed (0: one round only).
+  std::optional<Client> connectAny(std::chrono::milliseconds within = 30s) {
     Options options;
     options.connectTimeout = 500ms;
     options.callTimeout = 3s;
-    auto client = Client::connect(seeds(), options);
-    if (!client.ok()) return std::nullopt;
-    return std::move(client).value();
+    auto deadline = Clock::now() + within;
+    for (;;) {
+      auto client = Client::connect(seeds(), options);
+      if (client.ok()) return std::move(client).value();
+      if (Clock::now() >= deadline) return std::nullopt;
+      std::this_thread::sleep_for(50ms);  // Back-off between rounds, not synchronisation.
+    }
   }
 
  private:
@@ -634,7 +639,7 @@ TEST_CASE(
   refused.id = "during";
   refused.payload = "during";
   CHECK_FALSE(producer.publish("orders", refused).ok());
-  CHECK_FALSE(cluster.connectAny());  // Nobody serves clients.
+  CHECK_FALSE(cluster.connectAny(0ms));  // Nobody serves clients.
   for (int i = 0; i < cluster.size(); ++i) {
     INFO(cluster.node(i).id);
     CHECK(cluster.node(i).process->running());  // They wait for etcd; none exits.
