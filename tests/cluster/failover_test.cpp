@@ -131,6 +131,14 @@ class Cluster {
     return -1;
   }
 
+  // Once every broker is in the record's in-sync set: the index of the one that leads.
+  int leaderOfAllInSync() {
+    REQUIRE(eventually([&] { return inSyncCount() == nodes_.size(); }, 30s));
+    int index = leader();
+    REQUIRE(index >= 0);
+    return index;
+  }
+
   size_t inSyncCount() {
     auto state = readState();
     return state ? state->first.inSync.size() : 0;
@@ -417,8 +425,7 @@ TEST_CASE("a dead leader's unacknowledged tail is dropped: it rejoins from a sna
           "[cluster][failover]") {
   Cluster cluster(3);
   REQUIRE(eventually([&] { return cluster.leader() >= 0; }, 30s));
-  REQUIRE(eventually([&] { return cluster.inSyncCount() == 3; }, 30s));
-  int old = cluster.leader();
+  int old = cluster.leaderOfAllInSync();
   auto client = cluster.connectAny();
   REQUIRE(client);
   REQUIRE(client->admin().createTopic("orders").ok());
@@ -483,9 +490,7 @@ TEST_CASE("a dead leader's unacknowledged tail is dropped: it rejoins from a sna
 TEST_CASE("kill -9 of one etcd member changes nothing; of a follower, writes go on without it",
           "[cluster][failover]") {
   Cluster cluster(3);
-  REQUIRE(eventually([&] { return cluster.inSyncCount() == 3; }, 30s));
-  int leader = cluster.leader();
-  REQUIRE(leader >= 0);
+  int leader = cluster.leaderOfAllInSync();
   auto client = cluster.connectAny();
   REQUIRE(client);
   REQUIRE(client->admin().createTopic("orders").ok());
@@ -563,9 +568,7 @@ TEST_CASE(
   // partition would, while its sockets stay open: what it does on waking is what an isolated
   // leader does when the partition heals.
   Cluster cluster(3);
-  REQUIRE(eventually([&] { return cluster.inSyncCount() == 3; }, 30s));
-  int old = cluster.leader();
-  REQUIRE(old >= 0);
+  int old = cluster.leaderOfAllInSync();
   // A client of the old leader alone (no list, so it never moves to another broker).
   Options options;
   options.callTimeout = 30s;
@@ -614,9 +617,7 @@ TEST_CASE(
     "resumes by itself",
     "[cluster][failover]") {
   Cluster cluster(3);
-  REQUIRE(eventually([&] { return cluster.inSyncCount() == 3; }, 30s));
-  int leader = cluster.leader();
-  REQUIRE(leader >= 0);
+  int leader = cluster.leaderOfAllInSync();
   auto client = cluster.connectAny();
   REQUIRE(client);
   REQUIRE(client->admin().createTopic("orders").ok());
