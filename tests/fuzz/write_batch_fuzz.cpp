@@ -59,7 +59,7 @@ void roundTrip(std::string_view bytes, BatchForm form) {
 
 core::WriteBatch sample() {
   core::WriteBatch batch;
-  TopicSettings settings;
+  TopicConfig settings;
   settings.workQueue = true;
   settings.maxDeliveries = 3;
   settings.deadLetterTopic = "orders.dead";

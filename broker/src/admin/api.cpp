@@ -194,7 +194,7 @@ core::StartAt parseStart(const Json* value) {
 }
 
 Json topicJson(const core::TopicView& topic) {
-  const TopicSettings& settings = topic.settings;
+  const TopicConfig& settings = topic.settings;
   return cli::topicJsonOf(topic,
                           cli::settingsJsonOf(settings, settings.maxAgeMs, settings.dedupWindowMs,
                                               settings.defaultTtlMs));

@@ -132,8 +132,7 @@ class ReplicationHub {
 // The cluster as its leader sees it, for `sluice cluster status` and `topics describe`: the
 // shard record, the live members (alive; null for static roles, where a follower counts as
 // alive while it keeps caught up) and the hub's view of each follower. (Here, not in member.h:
-// a program that uses only the membership, like the cluster tests beside the client library,
-// must not link the broker's core, whose sluice::TopicSettings the client's shares a name with.)
+// a program that uses only the membership, like the cluster tests, need not link the hub.)
 core::ClusterView describeCluster(const ReplicationHub& hub, const ShardState& shard,
                                   const std::map<std::string, BrokerInfo>* alive);
 

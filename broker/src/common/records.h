@@ -23,8 +23,10 @@ constexpr uint32_t kMaxTtlMs = 30u * 24 * 3600 * 1000;            // 30 days
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
-// Effective topic settings (defaults already applied; 0 limits mean unlimited).
-struct TopicSettings {
+// Effective topic settings (defaults already applied; 0 limits mean unlimited). Not named
+// TopicSettings: that is the client library's type, and a program linking both (a test) would
+// get one inline constructor for two different structs.
+struct TopicConfig {
   uint64_t maxAgeMs = 0;
   uint64_t maxBytes = 0;
   uint64_t maxMessages = 0;
@@ -42,7 +44,7 @@ struct TopicSettings {
 struct TopicRecord {
   std::string name;
   TopicId id = 0;
-  TopicSettings settings;
+  TopicConfig settings;
   Offset nextOffset = 1;   // The offset the next message gets.
   Offset firstOffset = 1;  // Oldest retained offset; == nextOffset when empty.
   uint64_t messages = 0;

@@ -165,8 +165,8 @@ void Context::forgetTopic(std::string_view name) {
   topics.erase(it);
 }
 
-Topic& Context::createTopicIn(WriteBatch& batch, std::string_view name,
-                              const TopicSettings& settings, int64_t nowMs) {
+Topic& Context::createTopicIn(WriteBatch& batch, std::string_view name, const TopicConfig& settings,
+                              int64_t nowMs) {
   CreateTopicOp op{nextTopicId++, std::string(name), settings, nowMs};
   TopicRecord record;
   record.name = op.name;

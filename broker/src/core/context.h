@@ -141,7 +141,7 @@ class Context {
   // Removes a topic from the live state (and from routing).
   void forgetTopic(std::string_view name);
   // Builds the ops creating a topic with the next id; the topic is live at once.
-  Topic& createTopicIn(WriteBatch& batch, std::string_view name, const TopicSettings& settings,
+  Topic& createTopicIn(WriteBatch& batch, std::string_view name, const TopicConfig& settings,
                        int64_t nowMs);
 };
 

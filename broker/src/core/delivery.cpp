@@ -235,7 +235,7 @@ void GroupDelivery::deadLetter(WriteBatch& batch, Settle& settle, Group& group, 
   if (!dlq.empty()) {
     if (auto message = snapshot.readMessage(topic.id, offset)) {
       Topic* target = ctx_.findTopic(dlq);
-      if (target == nullptr) target = &ctx_.createTopicIn(batch, dlq, TopicSettings{}, now);
+      if (target == nullptr) target = &ctx_.createTopicIn(batch, dlq, TopicConfig{}, now);
       MessageData data = std::move(message->data);
       data.headers.emplace_back("sluice-origin-topic", topic.name);
       data.headers.emplace_back("sluice-origin-group", group.name);
@@ -1006,7 +1006,7 @@ void GroupDelivery::expire(Group& group, Offset offset, uint32_t deliveries, boo
                            const StoreSnapshot& snapshot, WriteBatch& batch) {
   ++group.expired;
   ctx_.metrics.expiredTotal.fetch_add(1, std::memory_order_relaxed);
-  const TopicSettings& settings = group.topic->settings;
+  const TopicConfig& settings = group.topic->settings;
   if (settings.deadLetterExpired && !settings.deadLetterTopic.empty()) {
     deadLetterNow(group, offset, deliveries, "expired", snapshot);
     return;

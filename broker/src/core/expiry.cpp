@@ -66,7 +66,7 @@ void Expiry::sweepRetention(int64_t now) {
   for (auto& entry : ctx_.topics) {
     Topic* topic = entry.second.get();  // Not a structured binding: the lambda below uses it.
     if (topic->firstOffset >= topic->committedNext) continue;
-    const TopicSettings& s = topic->settings;
+    const TopicConfig& s = topic->settings;
     if (!snapshot) snapshot = ctx_.store.snapshot();
     // Every group's floor, when something below needs it.
     auto groupFloor = [&] {

@@ -65,7 +65,7 @@ struct Lease {
 struct Topic {
   std::string name;
   TopicId id = 0;
-  TopicSettings settings;
+  TopicConfig settings;
   int64_t createdMs = 0;
   // As of every batch submitted so far (committed or not): the next offset to assign, the
   // oldest retained offset, the last timestamp, and (for topics with maxBytes) the bytes.

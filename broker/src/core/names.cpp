@@ -101,7 +101,7 @@ std::optional<std::string> validateHeaders(const HeaderList& headers) {
 SettingsCheck checkSettings(std::string_view topic, const RequestedSettings& requested,
                             const Limits& limits) {
   SettingsCheck check;
-  TopicSettings& s = check.effective;
+  TopicConfig& s = check.effective;
   s.maxAgeMs = requested.maxAgeMs;
   s.maxBytes = requested.maxBytes;
   s.maxMessages = requested.maxMessages;

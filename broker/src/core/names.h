@@ -33,7 +33,7 @@ std::optional<std::string> validateHeaderCount(size_t count);
 // Applies defaults and checks ranges; `topic` is the name being created.
 struct SettingsCheck {
   std::optional<std::string> problem;
-  TopicSettings effective;
+  TopicConfig effective;
 };
 SettingsCheck checkSettings(std::string_view topic, const RequestedSettings& requested,
                             const Limits& limits);

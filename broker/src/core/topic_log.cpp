@@ -197,7 +197,7 @@ TopicLog::Prepared TopicLog::prepare(WriteBatch& batch, std::string topicName,
                                      int64_t now) {
   Topic* topic = ctx_.findTopic(topicName);
   if (topic == nullptr) {
-    topic = &ctx_.createTopicIn(batch, topicName, TopicSettings{}, now);
+    topic = &ctx_.createTopicIn(batch, topicName, TopicConfig{}, now);
     coreLog()->info("topic created topic={} reason=auto-create", topicName);
   }
   AppendOp op{topic->id, topicName, topic->nextOffset, {}};
@@ -309,7 +309,7 @@ uint64_t TopicLog::sizeAt(const Topic& topic, Offset offset, const StoreSnapshot
 }
 
 void TopicLog::trimBySize(WriteBatch& batch, Topic& topic, const StoreSnapshot& snapshot) {
-  const TopicSettings& s = topic.settings;
+  const TopicConfig& s = topic.settings;
   if (s.maxMessages == 0 && s.maxBytes == 0) return;
   // Retained messages are exactly [firstOffset, nextOffset): appends are contiguous and
   // retention only ever drops from the front.
@@ -506,7 +506,7 @@ kj::Promise<Result<Done>> TopicLog::createTopic(std::string name, RequestedSetti
   WriteBatch batch;
   ctx_.createTopicIn(batch, name, check.effective, now);
   // In the same commit: a topic never exists without its dead-letter topic.
-  if (withDeadLetter) ctx_.createTopicIn(batch, deadLetter, TopicSettings{}, now);
+  if (withDeadLetter) ctx_.createTopicIn(batch, deadLetter, TopicConfig{}, now);
   return ctx_.commit(std::move(batch)).then([](Result<uint64_t> committed) -> Result<Done> {
     if (!committed.ok()) return committed.status();
     return Done{};

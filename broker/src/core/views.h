@@ -41,7 +41,7 @@ struct GroupView {
 
 struct TopicView {
   std::string name;
-  TopicSettings settings;
+  TopicConfig settings;
   uint64_t messages = 0;
   uint64_t bytes = 0;
   Offset firstOffset = 0;

@@ -31,7 +31,7 @@ struct AppendedMessage {
 struct CreateTopicOp {
   TopicId id = 0;
   std::string name;
-  TopicSettings settings;
+  TopicConfig settings;
   int64_t createdMs = 0;
 };
 // Removes the topic with its messages, groups, pending entries and dedup ids.

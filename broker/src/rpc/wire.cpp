@@ -66,7 +66,7 @@ MessageData fromWire(wire::PublishMessage::Reader in) {
   return out;
 }
 
-void toWire(const TopicSettings& in, wire::TopicSettings::Builder out) {
+void toWire(const TopicConfig& in, wire::TopicSettings::Builder out) {
   out.setMaxAgeMs(in.maxAgeMs);
   out.setMaxBytes(in.maxBytes);
   out.setMaxMessages(in.maxMessages);

@@ -32,7 +32,7 @@ core::StartAt fromWire(wire::StartPosition::Reader start);
 core::RequestedSettings fromWire(wire::TopicSettings::Reader settings);
 MessageData fromWire(wire::PublishMessage::Reader message);
 
-void toWire(const TopicSettings& settings, wire::TopicSettings::Builder out);
+void toWire(const TopicConfig& settings, wire::TopicSettings::Builder out);
 void toWire(const core::GroupView& view, wire::GroupInfo::Builder out);
 void toWire(const core::TopicView& view, wire::TopicInfo::Builder out);
 void toWire(const core::ClusterView& view, wire::ClusterStatus::Builder out);

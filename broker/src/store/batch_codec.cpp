@@ -227,7 +227,7 @@ core::WriteOp decodeOp(WriteOp::Reader in, size_t i, bool* storedAppend, uint32_
   switch (in.which()) {
     case WriteOp::CREATE_TOPIC: {
       auto o = in.getCreateTopic();
-      TopicSettings settings = getSettings(o.getSettings());
+      TopicConfig settings = getSettings(o.getSettings());
       patternsOf(o.getSettings().getSubjects(), core::kMaxPatternsPerTopic, i);
       return core::CreateTopicOp{topicIdOf(o.getTopicId(), i), topicName(o.getName(), i),
                                  std::move(settings), o.getCreatedMs()};

@@ -80,7 +80,7 @@ auto withRoot(std::string_view value, Body&& body) {
 
 }  // namespace
 
-void setSettings(records::StoredSettings::Builder out, const TopicSettings& s) {
+void setSettings(records::StoredSettings::Builder out, const TopicConfig& s) {
   out.setMaxAgeMs(s.maxAgeMs);
   out.setMaxBytes(s.maxBytes);
   out.setMaxMessages(s.maxMessages);
@@ -96,8 +96,8 @@ void setSettings(records::StoredSettings::Builder out, const TopicSettings& s) {
     setTexts(out.initSubjects(static_cast<unsigned>(s.subjects.size())), s.subjects);
 }
 
-TopicSettings getSettings(records::StoredSettings::Reader in) {
-  TopicSettings s;
+TopicConfig getSettings(records::StoredSettings::Reader in) {
+  TopicConfig s;
   s.maxAgeMs = in.getMaxAgeMs();
   s.maxBytes = in.getMaxBytes();
   s.maxMessages = in.getMaxMessages();

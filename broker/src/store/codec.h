@@ -29,8 +29,8 @@ inline std::string_view bytesOf(const kj::Array<capnp::word>& words) {
   return std::string_view(reinterpret_cast<const char*>(words.begin()), words.asBytes().size());
 }
 
-void setSettings(records::StoredSettings::Builder out, const TopicSettings& settings);
-TopicSettings getSettings(records::StoredSettings::Reader in);
+void setSettings(records::StoredSettings::Builder out, const TopicConfig& settings);
+TopicConfig getSettings(records::StoredSettings::Reader in);
 // Lists of texts (subject patterns), sized: embedded NULs are kept.
 void setTexts(capnp::List<capnp::Text>::Builder out, const std::vector<std::string>& texts);
 std::vector<std::string> getTexts(capnp::List<capnp::Text>::Reader in);

@@ -539,7 +539,7 @@ TEST_CASE("a second broker on the same store is refused while the first runs", "
 
 TEST_CASE("subject patterns and message subjects are stored and survive a reopen", "[store]") {
   TestStore store;
-  TopicSettings settings;
+  TopicConfig settings;
   settings.subjects = {"orders.>"};
   TopicRecord t = store.create("orders", settings);
   CHECK(store.topic("orders").settings.subjects == std::vector<std::string>{"orders.>"});

@@ -45,7 +45,7 @@ CredentialRecord credential() {
 }
 
 core::WriteBatch everyOp() {
-  TopicSettings settings;
+  TopicConfig settings;
   settings.maxAgeMs = 1;
   settings.maxBytes = 2;
   settings.maxMessages = 3;

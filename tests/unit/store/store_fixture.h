@@ -142,7 +142,7 @@ class TestStore {
   }
 
   // Creates a topic with the next free id, as the broker would.
-  TopicRecord create(const std::string& name, TopicSettings settings = {}) {
+  TopicRecord create(const std::string& name, TopicConfig settings = {}) {
     TopicId id = ReadTxn(*env_).load().nextTopicId;
     commitOk(batchOf({core::CreateTopicOp{id, name, settings, kStartMs}}));
     return topic(name);
