@@ -186,7 +186,7 @@ struct BrokerStats {
 
 struct ReplicaInfo {
   id @0 :Text;
-  rpcAddress @1 :Text;          # Where clients reach it when it leads; empty when not known.
+  rpcAddress @1 :Text;          # Where clients reach it; empty when not known.
   replicationAddress @2 :Text;
   alive @3 :Bool;               # It holds a live membership (static roles: it keeps caught up).
   inSync @4 :Bool;              # A write is acknowledged only once it holds it.
@@ -202,6 +202,25 @@ struct ClusterStatus {
   lastSeq @4 :UInt64;           # The leader's last committed batch; lag = lastSeq - ackedSeq.
   inSync @5 :List(Text);
   brokers @6 :List(ReplicaInfo);  # The leader first.
+}
+
+struct BrokerAddress {
+  id @0 :Text;
+  rpc @1 :Text;                 # Its plaintext client address.
+  tls @2 :Text;                 # Its TLS client address; empty: it has none.
+}
+
+struct Hello {
+  # Who answered and where a client is served. Any broker answers, before authentication.
+  clusterId @0 :Text;           # Empty: a standalone broker (it serves every call itself).
+  brokerId @1 :Text;
+  serves @2 :Bool;              # This broker serves clients: standalone, or the leader.
+  leader @3 :Text;              # The cluster's leader; empty while none is known.
+  leaderRpc @4 :Text;           # Where the leader serves clients (plaintext, TLS).
+  leaderTls @5 :Text;
+  epoch @6 :UInt64;
+  brokers @7 :List(BrokerAddress);  # The cluster's live brokers: seeds for reconnecting.
+  why @8 :Text;                 # When it does not serve: why ("follows b1", "no leader").
 }
 
 struct ClusterStatusResult {
@@ -522,4 +541,8 @@ interface Broker {
   # unauthenticated) unless the connection presented a client certificate whose common name
   # is a principal's. Failed attempts are slowed down per peer address.
   auth @5 () -> (auth :Auth);
+  hello @6 () -> (hello :Hello);
+  # Answered by every broker of a cluster, with or without a credential: a follower serves no
+  # other call (each fails with an exception naming the leader), so a client asks first and
+  # connects to `leaderRpc` (or `leaderTls`) when `serves` is false.
 }

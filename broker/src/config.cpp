@@ -589,6 +589,11 @@ Status checkCombination(const Config& config) {
                         quote(config.listen) + " and " + quote(config.replicationListen) +
                         "): the other brokers and the clients find a new leader there");
     }
+    if (!config.listenTls.empty() && !fixedPort(config.listenTls)) {
+      return Status(Code::kInvalidArgument,
+                    "etcd = " + quote(config.etcd) + " needs a fixed port in listen_tls (got " +
+                        quote(config.listenTls) + "): TLS clients find a new leader there");
+    }
   }
   if (!config.replicationListen.empty() && !config.follow.empty()) {
     return Status(Code::kInvalidArgument,

@@ -33,6 +33,7 @@
 #include "config.h"
 #include "core/broker.h"
 #include "logging.h"
+#include "rpc/redirect.h"
 #include "rpc/server.h"
 #include "rpc/tls.h"
 #include "store/fsync_timing.h"
@@ -370,6 +371,7 @@ int serveCluster(Runtime& rt, const sluice::store::EnvOptions& envOptions) {
   memberOptions.brokerId = config.brokerId;
   memberOptions.rpcAddress = config.listen;
   memberOptions.replicationAddress = config.replicationListen;
+  memberOptions.tlsAddress = config.listenTls;
   cluster::ClusterMember member(timer, network, memberOptions);
   try {
     member.join().wait(io.waitScope);
@@ -384,6 +386,54 @@ int serveCluster(Runtime& rt, const sluice::store::EnvOptions& envOptions) {
   bool stopping = false;
   auto noteStop =
       signal.addBranch().then([&stopping]() { stopping = true; }).eagerlyEvaluate(nullptr);
+
+  // While this broker does not lead, its client addresses answer who leads (rpc/redirect.h).
+  sluice::rpc::Redirect redirect;
+  redirect.self = config.brokerId;
+  redirect.view.clusterId = config.clusterId;
+  redirect.why = "starting";
+  auto redirectTo = [&](const cluster::ShardState& shard,
+                        const std::map<std::string, cluster::BrokerInfo>& alive, std::string why) {
+    redirect.view.epoch = shard.epoch;
+    redirect.view.leader =
+        shard.leader != config.brokerId && alive.count(shard.leader) > 0 ? shard.leader : "";
+    redirect.view.brokers.clear();
+    for (const auto& [id, info] : alive) {
+      sluice::core::ReplicaView broker;
+      broker.id = id;
+      broker.alive = true;
+      broker.rpcAddress = info.rpc;
+      broker.replicationAddress = info.replication;
+      broker.tlsAddress = info.tls;
+      redirect.view.brokers.push_back(std::move(broker));
+    }
+    redirect.why = std::move(why);
+  };
+  sluice::rpc::ServerOptions redirectOptions;
+  redirectOptions.timer = &timer;
+  redirectOptions.maxConnections = config.maxConnections;
+  sluice::rpc::RpcServer redirector(
+      [&redirect](std::shared_ptr<sluice::rpc::ConnectionInfo>,
+                  std::optional<std::string>) -> capnp::Capability::Client {
+        return kj::heap<sluice::rpc::RedirectService>([&redirect]() { return redirect; });
+      },
+      rt.metrics, network, redirectOptions);
+  kj::Own<kj::TlsContext> redirectTls;
+  if (rt.tlsFiles) redirectTls = sluice::rpc::makeServerTls(*rt.tlsFiles, timer, 10 * kj::SECONDS);
+  auto redirectClients = [&]() -> bool {
+    try {
+      redirector.listen(config.listen).wait(io.waitScope);
+      if (redirectTls) redirector.listenTls(config.listenTls, *redirectTls).wait(io.waitScope);
+      return true;
+    } catch (const kj::Exception& e) {
+      log->error("cannot listen on {}: {}", config.listen, e.getDescription().cStr());
+      return false;
+    }
+  };
+  if (!redirectClients()) {
+    member.leave().wait(io.waitScope);
+    return 1;
+  }
   std::printf("ready broker=%s cluster=%s\n", config.brokerId.c_str(), config.clusterId.c_str());
   std::fflush(stdout);
 
@@ -411,6 +461,8 @@ int serveCluster(Runtime& rt, const sluice::store::EnvOptions& envOptions) {
       alive = member.brokers().wait(io.waitScope);
     } catch (const kj::Exception& e) {
       log->warn("cannot read the cluster's state: {}", e.getDescription().cStr());
+      redirect.view.leader.clear();
+      redirect.why = "cannot reach etcd to learn the leader";
       member.changed(500 * kj::MILLISECONDS).exclusiveJoin(signal.addBranch()).wait(io.waitScope);
       continue;
     }
@@ -432,6 +484,10 @@ int serveCluster(Runtime& rt, const sluice::store::EnvOptions& envOptions) {
       exitCode = 2;
       break;
     }
+    redirectTo(shard, alive,
+               role.kind == cluster::Role::Kind::kFollow ? "follows " + role.leader.id
+               : role.kind == cluster::Role::Kind::kWait ? role.why
+                                                         : "about to lead");
     if (role.kind == cluster::Role::Kind::kWait) {
       if (role.why != waitingWhy) log->warn("waiting: {}", role.why);
       waitingWhy = role.why;
@@ -466,6 +522,7 @@ int serveCluster(Runtime& rt, const sluice::store::EnvOptions& envOptions) {
                   return member.brokers().then(
                       [&](std::map<std::string, cluster::BrokerInfo> brokers) -> kj::Promise<void> {
                         if (brokers.count(shard.leader) == 0) return kj::READY_NOW;
+                        redirectTo(shard, brokers, redirect.why);  // Members come and go.
                         return leaderChanged();
                       });
                 },
@@ -523,6 +580,10 @@ int serveCluster(Runtime& rt, const sluice::store::EnvOptions& envOptions) {
     current->modRevision = revision;
     log->info("leading epoch={} from={} in_sync={}", current->epoch, lastSeq + 1,
               current->inSync.size());
+    // The leader's own server takes the client addresses until it stops leading.
+    redirector.stopAccepting();
+    redirector.disconnectAll();
+    KJ_DEFER(if (!stopping && !redirectClients()) exitCode = 1);
     sluice::store::Writer writer(*env.value());
     sluice::store::LmdbStore lmdbStore(*env.value(), writer);
     sluice::core::WriteBatch begin;

@@ -110,6 +110,12 @@ std::string ClusterMember::prefix() const {
 std::string ClusterMember::brokerKey(const std::string& id) const {
   return prefix() + "brokers/" + id;
 }
+std::string ClusterMember::registration() const {
+  Json info{{"rpc", options_.rpcAddress}, {"replication", options_.replicationAddress}};
+  if (!options_.tlsAddress.empty()) info["tls"] = options_.tlsAddress;
+  return info.dump();
+}
+
 std::string ClusterMember::shardKey() const {
   return prefix() + "shard";
 }
@@ -120,8 +126,7 @@ kj::Promise<void> ClusterMember::join() {
       .then([this, sentAt](Lease lease) {
         lease_ = lease.id;
         renewedAt_ = sentAt;
-        Json info{{"rpc", options_.rpcAddress}, {"replication", options_.replicationAddress}};
-        return etcd_.put(brokerKey(options_.brokerId), info.dump(), lease_);
+        return etcd_.put(brokerKey(options_.brokerId), registration(), lease_);
       })
       .then([this](int64_t revision) {
         log()->info("cluster: joined cluster={} broker_id={} lease_ttl={}s", options_.clusterId,
@@ -160,9 +165,7 @@ kj::Promise<void> ClusterMember::renew() {
                   .then([this, again](Lease lease) {
                     lease_ = lease.id;
                     renewedAt_ = again;
-                    Json info{{"rpc", options_.rpcAddress},
-                              {"replication", options_.replicationAddress}};
-                    return etcd_.put(brokerKey(options_.brokerId), info.dump(), lease_);
+                    return etcd_.put(brokerKey(options_.brokerId), registration(), lease_);
                   })
                   .then([](int64_t) {}, [](kj::Exception&&) {});
             })
@@ -214,6 +217,7 @@ kj::Promise<std::map<std::string, BrokerInfo>> ClusterMember::brokers() {
       broker.id = kv.key.substr(brokersPrefix.size());
       broker.rpc = info.value("rpc", "");
       broker.replication = info.value("replication", "");
+      broker.tls = info.value("tls", "");
       out[broker.id] = broker;
     }
     return out;

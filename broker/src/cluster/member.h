@@ -26,6 +26,7 @@ struct MemberOptions {
   std::string brokerId;
   std::string rpcAddress;          // Where clients reach this broker when it leads.
   std::string replicationAddress;  // Where followers reach it when it leads.
+  std::string tlsAddress;          // Where TLS clients reach it; empty: no TLS listener.
   int64_t leaseTtlSeconds = 2;
   kj::Duration requestTimeout = 1 * kj::SECONDS;
 };
@@ -34,6 +35,7 @@ struct BrokerInfo {
   std::string id;
   std::string rpc;
   std::string replication;
+  std::string tls = {};  // Empty: no TLS listener. (`= {}`: {id, rpc, replication} stays valid.)
 };
 
 struct EpochStart {
@@ -100,6 +102,7 @@ class ClusterMember {
   std::string prefix() const;
   std::string brokerKey(const std::string& id) const;
   std::string shardKey() const;
+  std::string registration() const;  // The value of this broker's key: its addresses.
 
   kj::Timer& timer_;
   MemberOptions options_;

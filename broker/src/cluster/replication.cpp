@@ -289,6 +289,7 @@ core::ClusterView describeCluster(const ReplicationHub& hub, const ShardState& s
     if (broker.alive) {
       broker.rpcAddress = found->second.rpc;
       broker.replicationAddress = found->second.replication;
+      broker.tlsAddress = found->second.tls;
     }
   };
   core::ReplicaView self;

@@ -13,6 +13,7 @@ namespace sluice::core {
 struct ReplicaView {
   std::string id;
   std::string rpcAddress, replicationAddress;  // Empty when not known (a static follower).
+  std::string tlsAddress;                      // Empty: not known, or no TLS listener.
   bool alive = false;          // It holds a live membership (or, statically, it pulls).
   bool inSync = false;         // A write is acknowledged only once it holds it.
   uint64_t ackedSeq = 0;       // The last batch it holds (the leader: its last commit).

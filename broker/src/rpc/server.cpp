@@ -133,7 +133,27 @@ struct RpcServer::Connection {
 
 RpcServer::RpcServer(core::Broker& broker, core::Metrics& metrics, kj::Network& network,
                      ServerOptions options)
-    : broker_(broker), metrics_(metrics), network_(network), options_(options), tasks_(*this) {}
+    : RpcServer(
+          [&broker, service = options.service, lowLevelIo = options.lowLevelIo](
+              std::shared_ptr<ConnectionInfo> info,
+              std::optional<std::string> certificateName) -> capnp::Capability::Client {
+            core::Identity identity = broker.auth().initial(certificateName);
+            if (certificateName) {
+              serverLog()->debug("tls client peer={} certificate=\"{}\" principal=\"{}\"",
+                                 info->peer, *certificateName, identity.principal);
+            }
+            return kj::heap<BrokerService>(broker, std::move(info), service, lowLevelIo,
+                                           std::move(identity));
+          },
+          metrics, network, options) {}
+
+RpcServer::RpcServer(Bootstrap bootstrap, core::Metrics& metrics, kj::Network& network,
+                     ServerOptions options)
+    : bootstrap_(std::move(bootstrap)),
+      metrics_(metrics),
+      network_(network),
+      options_(options),
+      tasks_(*this) {}
 
 RpcServer::~RpcServer() noexcept(false) {
   listeners_.clear();
@@ -153,6 +173,7 @@ kj::Promise<uint> RpcServer::listenTls(const std::string& address, kj::TlsContex
 }
 
 kj::Promise<uint> RpcServer::startListening(const std::string& address, kj::TlsContext* tls) {
+  accepting_ = true;
   return network_.parseAddress(address).then([this, tls](kj::Own<kj::NetworkAddress> addr) {
     Listener& listener = listeners_.emplace_back();
     listener.receiver = addr->listen();
@@ -252,13 +273,7 @@ void RpcServer::accept(kj::Own<kj::AsyncIoStream> stream, std::string peer,
   auto info = std::make_shared<ConnectionInfo>();
   info->peer = peer;
   info->timer = options_.timer;
-  core::Identity identity = broker_.auth().initial(certificateName);
-  if (certificateName) {
-    serverLog()->debug("tls client peer={} certificate=\"{}\" principal=\"{}\"", peer,
-                       *certificateName, identity.principal);
-  }
-  capnp::Capability::Client bootstrap = kj::heap<BrokerService>(
-      broker_, std::move(info), options_.service, options_.lowLevelIo, std::move(identity));
+  capnp::Capability::Client bootstrap = bootstrap_(std::move(info), std::move(certificateName));
   auto& rpc = connection->rpc.emplace(connection->network, kj::mv(bootstrap));
   rpc.setFlowLimit(options_.flowLimitWords);
   uint64_t id = connection->id;

@@ -4,6 +4,7 @@
 // limits) and RpcSystem whose bootstrap is a fresh BrokerService. Thread: kj.
 
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <optional>
@@ -46,11 +47,20 @@ struct ServerOptions {
 
 class RpcServer final : private kj::TaskSet::ErrorHandler {
  public:
+  // Makes a connection's bootstrap capability, given what the connection knows of its peer
+  // and the common name of its verified client certificate (TLS listeners that ask for one).
+  using Bootstrap = std::function<capnp::Capability::Client(
+      std::shared_ptr<ConnectionInfo> connection, std::optional<std::string> certificateName)>;
+
+  // Serves `broker`: each connection's bootstrap is a BrokerService.
   RpcServer(core::Broker& broker, core::Metrics& metrics, kj::Network& network,
+            ServerOptions options);
+  RpcServer(Bootstrap bootstrap, core::Metrics& metrics, kj::Network& network,
             ServerOptions options);
   ~RpcServer() noexcept(false);
 
-  // Binds `address` ("host:port"; port 0 picks one) and starts accepting. Resolves to the port.
+  // Binds `address` ("host:port"; port 0 picks one) and starts accepting (again, after
+  // stopAccepting). Resolves to the port.
   kj::Promise<uint> listen(const std::string& address);
   // The same for a TLS listener: every connection's handshake runs on its own, through `tls`
   // (which must outlive this server), before it is served as any other.
@@ -78,7 +88,7 @@ class RpcServer final : private kj::TaskSet::ErrorHandler {
   void refuse(kj::Own<Connection> connection);
   void taskFailed(kj::Exception&& exception) override;
 
-  core::Broker& broker_;
+  Bootstrap bootstrap_;
   core::Metrics& metrics_;
   kj::Network& network_;
   ServerOptions options_;

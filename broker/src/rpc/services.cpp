@@ -446,6 +446,16 @@ kj::Promise<void> BrokerService::auth(AuthContext context) {
   return kj::READY_NOW;
 }
 
+// This broker serves: it is standalone or leads. Answered without a credential (it names
+// addresses any member of the cluster would name).
+kj::Promise<void> BrokerService::hello(HelloContext context) {
+  return guarded("hello", [this, context]() mutable {
+    core::ClusterView view = broker_.cluster();
+    toWire(view, view.leader, /*serves=*/true, "", context.getResults().initHello());
+    return kj::READY_NOW;
+  });
+}
+
 namespace {
 // The address part of "host:port" ("[v6]:port"): failures are counted per address.
 std::string addressOf(const std::string& peer) {

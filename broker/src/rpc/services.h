@@ -52,6 +52,7 @@ class BrokerService final : public wire::Broker::Server {
   kj::Promise<void> publishSubject(PublishSubjectContext context) override;
   kj::Promise<void> authenticate(AuthenticateContext context) override;
   kj::Promise<void> auth(AuthContext context) override;
+  kj::Promise<void> hello(HelloContext context) override;
 
  private:
   Status allowed(uint8_t action, std::string_view topic);

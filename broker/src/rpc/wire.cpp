@@ -151,6 +151,30 @@ void toWire(const core::ClusterView& in, wire::ClusterStatus::Builder out) {
   }
 }
 
+void toWire(const core::ClusterView& in, std::string_view self, bool serves, std::string_view why,
+            wire::Hello::Builder out) {
+  out.setClusterId(in.clusterId);
+  out.setBrokerId(std::string(self));
+  out.setServes(serves);
+  out.setLeader(in.leader);
+  out.setEpoch(in.epoch);
+  out.setWhy(std::string(why));
+  std::vector<const core::ReplicaView*> live;
+  for (const core::ReplicaView& b : in.brokers) {
+    if (b.id == in.leader) {
+      out.setLeaderRpc(b.rpcAddress);
+      out.setLeaderTls(b.tlsAddress);
+    }
+    if (b.alive && !b.rpcAddress.empty()) live.push_back(&b);
+  }
+  auto brokers = out.initBrokers(static_cast<unsigned>(live.size()));
+  for (unsigned i = 0; i < live.size(); ++i) {
+    brokers[i].setId(live[i]->id);
+    brokers[i].setRpc(live[i]->rpcAddress);
+    brokers[i].setTls(live[i]->tlsAddress);
+  }
+}
+
 void toWire(const core::StatsView& in, wire::BrokerStats::Builder out) {
   out.setUptimeMs(in.uptimeMs);
   out.setTopics(in.topics);

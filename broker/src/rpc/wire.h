@@ -36,6 +36,10 @@ void toWire(const TopicConfig& settings, wire::TopicSettings::Builder out);
 void toWire(const core::GroupView& view, wire::GroupInfo::Builder out);
 void toWire(const core::TopicView& view, wire::TopicInfo::Builder out);
 void toWire(const core::ClusterView& view, wire::ClusterStatus::Builder out);
+// Broker.hello's answer from broker `self` of `view` (a standalone broker: empty clusterId);
+// serves: it serves clients; why: when it does not.
+void toWire(const core::ClusterView& view, std::string_view self, bool serves, std::string_view why,
+            wire::Hello::Builder out);
 void toWire(const core::StatsView& view, wire::BrokerStats::Builder out);
 // A message of `topic` (its subject when it has none of its own).
 void toWire(const StoredMessageData& message, uint32_t deliveries, std::string_view topic,
