@@ -8,8 +8,8 @@
 namespace sluice {
 
 Result<Client> Client::connect(std::string_view hostPort, Options options) {
-  // A cluster's brokers, separated by commas: the first that accepts is the leader (followers
-  // serve no clients); the connection tries them again whenever it is lost.
+  // Brokers separated by commas: the first that serves (a cluster's follower names its leader,
+  // and the connection goes there); the connection tries them again whenever it is lost.
   Result<std::shared_ptr<detail::Connection>> connection = [&] {
     try {
       return detail::Connection::open(hostPort, options);

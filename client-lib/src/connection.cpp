@@ -1,5 +1,6 @@
 #include "connection.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -20,6 +21,9 @@
 #include "subscription_state.h"
 
 namespace sluice::detail {
+
+std::optional<std::string> checkAddress(std::string_view hostPort);
+
 namespace {
 
 // The client trusts its broker, so incoming messages (a peek of 1,000 large messages, a big
@@ -70,6 +74,30 @@ std::vector<std::string> splitPem(const std::string& bundle) {
 
 // Where the handshake got to, for the message of one that fails or times out.
 enum class Stage { kConnecting, kBroker, kAuthenticating };
+
+// What a broker's Broker.hello said (a broker that predates hello: serves, no cluster).
+struct Hello {
+  std::string clusterId, brokerId, leader, why;
+  bool serves = true;
+  std::string leaderAddress;           // Where the leader serves this client (plaintext or TLS).
+  std::vector<std::string> addresses;  // The cluster's live brokers, the same way.
+};
+
+Hello helloOf(wire::Hello::Reader hello, bool tls) {
+  Hello out;
+  out.clusterId = toStd(hello.getClusterId());
+  out.brokerId = toStd(hello.getBrokerId());
+  out.leader = toStd(hello.getLeader());
+  out.why = toStd(hello.getWhy());
+  out.serves = hello.getServes();
+  out.leaderAddress = toStd(tls ? hello.getLeaderTls() : hello.getLeaderRpc());
+  for (auto broker : hello.getBrokers()) {
+    std::string address = toStd(tls ? broker.getTls() : broker.getRpc());
+    if (!address.empty() && !checkAddress(address)) out.addresses.push_back(std::move(address));
+  }
+  if (!out.leaderAddress.empty() && checkAddress(out.leaderAddress)) out.leaderAddress.clear();
+  return out;
+}
 
 // Thread: kj. The Broker capability everything on this connection goes through: the bootstrap
 // one, or, with a token, the restricted one that `authenticate` answers. Every connection is
@@ -330,11 +358,14 @@ void Connection::run(std::vector<std::string> addresses, std::promise<Result<voi
     std::optional<Error> refused;  // The broker refused options_.token.
     const auto timeout = saturatedTimeout(options_.connectTimeout);
 
-    // Connects to one broker, authenticates when there is a token, then asks for the Admin
-    // capability: its answer proves a Sluice broker is there. Null with `failure` (or
-    // `refused`) set when it did not work out.
-    auto attempt = [&](const std::string& address, std::string& failure) -> kj::Own<IoState> {
+    // Connects to one broker, asks who it is (`hello`), authenticates when there is a token,
+    // then asks for the Admin capability: its answer proves a Sluice broker is there. Null with
+    // `failure` (or `refused`) set when it did not work out; a cluster member that does not
+    // serve clients says so in `hello` (serves false), with where its leader is.
+    auto attempt = [&](const std::string& address, std::string& failure,
+                       Hello& hello) -> kj::Own<IoState> {
       endSession();
+      hello = Hello();
       Stage stage = Stage::kConnecting;
       auto handshake =
           io.provider->getNetwork()
@@ -379,7 +410,21 @@ void Connection::run(std::vector<std::string> addresses, std::promise<Result<voi
                 auto vatId = vatIdMessage.initRoot<capnp::rpc::twoparty::VatId>();
                 vatId.setSide(capnp::rpc::twoparty::Side::SERVER);
                 auto bootstrap = session.rpc->bootstrap(vatId).castAs<wire::Broker>();
-                return authenticate(kj::mv(bootstrap), options_.token, stage, refused)
+                auto asked = bootstrap.helloRequest().send().then(
+                    [&](capnp::Response<wire::Broker::HelloResults>&& answer) {
+                      hello = helloOf(answer.getHello(), tls_ != nullptr);
+                    },
+                    [](kj::Exception&& e) {
+                      // A broker that predates hello serves every call itself.
+                      if (e.getType() != kj::Exception::Type::UNIMPLEMENTED)
+                        kj::throwFatalException(kj::mv(e));
+                    });
+                return asked
+                    .then([&, bootstrap = kj::mv(bootstrap)]() mutable
+                          -> kj::Promise<kj::Maybe<wire::Broker::Client>> {
+                      if (!hello.serves) return kj::Maybe<wire::Broker::Client>(nullptr);
+                      return authenticate(kj::mv(bootstrap), options_.token, stage, refused);
+                    })
                     .then([&io](kj::Maybe<wire::Broker::Client> chosen)
                               -> kj::Promise<kj::Maybe<kj::Own<IoState>>> {
                       KJ_IF_MAYBE (found, chosen) {
@@ -404,7 +449,16 @@ void Connection::run(std::vector<std::string> addresses, std::promise<Result<voi
         KJ_IF_MAYBE (established, handshake.wait(io.waitScope)) {
           return kj::mv(*established);
         }
-        if (!refused) {
+        if (!hello.serves) {
+          failure = "broker " + hello.brokerId + " at " + address + " does not serve clients (" +
+                    hello.why + ")";
+          if (!hello.leader.empty()) {
+            failure += hello.leaderAddress.empty()
+                           ? "; its leader " + hello.leader + " has no " + (tls_ ? "TLS " : "") +
+                                 "client address"
+                           : "; its leader is " + hello.leader + " at " + hello.leaderAddress;
+          }
+        } else if (!refused) {
           const char* why = "";
           if (stage == Stage::kBroker) {
             why = " (the TCP connection opened, but the broker did not answer)";
@@ -430,27 +484,58 @@ void Connection::run(std::vector<std::string> addresses, std::promise<Result<voi
       return stopRequested_;
     };
 
+    // The brokers to try: those given, then those the cluster named in its last hello.
+    const std::vector<std::string> seeds = addresses;
+    bool clustered = false;  // A broker said it is a cluster member: reconnect after a loss.
+    auto learn = [&](const Hello& hello) {
+      if (hello.clusterId.empty()) return;
+      clustered = true;
+      if (hello.addresses.empty()) return;
+      addresses = seeds;
+      for (const std::string& address : hello.addresses) {
+        if (std::find(addresses.begin(), addresses.end(), address) == addresses.end())
+          addresses.push_back(address);
+      }
+    };
+    // One broker of the list, and the leader it names when it does not serve clients (a
+    // follower), up to a few hops (the leader may have changed meanwhile).
+    std::string connectedTo;
+    auto attemptVia = [&](std::string address, std::string& failure) -> kj::Own<IoState> {
+      std::vector<std::string> visited;
+      for (;;) {
+        Hello hello;
+        kj::Own<IoState> state = attempt(address, failure, hello);
+        learn(hello);
+        if (state) {
+          connectedTo = address;
+          return state;
+        }
+        visited.push_back(address);
+        const std::string& next = hello.leaderAddress;
+        if (refused || hello.serves || next.empty() || visited.size() > 3 ||
+            std::find(visited.begin(), visited.end(), next) != visited.end()) {
+          return state;
+        }
+        address = next;
+      }
+    };
+
     // The first broker of the list that accepts.
     kj::Own<IoState> state;
     std::string failures;
-    std::string connectedTo;
-    for (const std::string& address : addresses) {
+    for (size_t i = 0; i < addresses.size(); ++i) {
       std::string failure;
-      state = attempt(address, failure);
-      if (state) {
-        connectedTo = address;
-        break;
-      }
-      if (refused) break;
+      state = attemptVia(addresses[i], failure);
+      if (state || refused) break;
       failures += (failures.empty() ? "" : "; ") + failure;
     }
     if (!state) {
       announced = true;
       if (refused) {
         ready.set_value(*refused);
-      } else if (addresses.size() > 1) {
+      } else if (seeds.size() > 1) {
         std::string list;
-        for (const std::string& address : addresses)
+        for (const std::string& address : seeds)
           list += (list.empty() ? "" : ",") + address;
         ready.set_value(Error{ErrorCode::kConnectFailed,
                               "no broker of " + list + " accepted the connection: " + failures});
@@ -459,8 +544,9 @@ void Connection::run(std::vector<std::string> addresses, std::promise<Result<voi
       }
     }
 
-    // Serves until closed or disconnected; with several brokers, a lost connection is made
-    // again to whichever accepts (a cluster's new leader) for up to options_.reconnectFor.
+    // Serves until closed or disconnected; with several brokers (or a cluster's), a lost
+    // connection is made again to whichever serves (a cluster's new leader, found through any
+    // member) for up to options_.reconnectFor.
     std::map<uint64_t, Reattach> kept;  // Subscriptions to make again on the new connection.
     while (state) {
       for (auto& [id, again] : kept) {
@@ -497,7 +583,8 @@ void Connection::run(std::vector<std::string> addresses, std::promise<Result<voi
         // The disconnect promise may carry a reason; either way the connection is over.
       }
       bool closedByUs = stopRequested();
-      bool reconnect = !closedByUs && addresses.size() > 1 && options_.reconnectFor.count() > 0;
+      bool reconnect =
+          !closedByUs && (addresses.size() > 1 || clustered) && options_.reconnectFor.count() > 0;
       if (!reconnect) refuseWork();
       // Calls in flight answer kDisconnected: whether the broker acted on them is unknown.
       Error lost = closedByUs ? disconnectedError()
@@ -517,14 +604,13 @@ void Connection::run(std::vector<std::string> addresses, std::promise<Result<voi
       size_t next = 0;
       while (!state && !stopRequested() && timer.now() < deadline) {
         std::string failure;
-        const std::string& address = addresses[next];
-        next = (next + 1) % addresses.size();
-        state = attempt(address, failure);
-        if (state) {
-          connectedTo = address;
-        } else if (refused) {
+        std::string address = addresses[next % addresses.size()];
+        state = attemptVia(address, failure);
+        next = (next + 1) % addresses.size();  // The list may have grown (a hello).
+        if (refused) {
           break;
-        } else if (next == 0) {  // Each broker tried once: wait a little before the next round.
+        } else if (!state &&
+                   next == 0) {  // Each broker tried once: wait a little before the next round.
           timer.afterDelay(pause).exclusiveJoin(stopped.addBranch()).wait(io.waitScope);
           pause = std::min(pause * 2, 250 * kj::MILLISECONDS);
         }

@@ -24,12 +24,14 @@
 #include <thread>
 #include <vector>
 
+#include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
 #include <sluice/sluice.h>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include "cluster/member.h"
+#include "sluice/schemas/rpc.capnp.h"
 #include "support/etcd_cluster.h"
 #include "support/http_get.h"
 #include "support/run_process.h"
@@ -152,9 +154,9 @@ class Cluster {
     return out;
   }
 
-  // A client of whichever broker serves clients: the library tries the list in order, and
-  // followers do not listen. A new leader writes the record before it opens its client port,
-  // so this tries again until one accepts or `within` has passed (0: one round only).
+  // A client of whichever broker serves clients: the library tries the list in order, and a
+  // follower names its leader. A new leader writes the record before it serves on its client
+  // port, so this tries again until one serves or `within` has passed (0: one round only).
   std::optional<Client> connectAny(std::chrono::milliseconds within = 30s) {
     Options options;
     options.connectTimeout = 500ms;
@@ -666,6 +668,125 @@ TEST_CASE(
     CHECK(std::find(offsets.begin(), offsets.end(), offset) != offsets.end());
   CHECK(during == 1);
   client->close();
+  checkEqualStores(cluster);
+}
+
+// What a broker answers to Broker.hello, and what it answers to a publish, asked raw.
+struct RawHello {
+  bool serves = false;
+  std::string brokerId, leader, leaderRpc, why;
+  std::vector<std::string> brokers;
+  std::string publishFailure;  // Empty: the publish was answered.
+};
+
+RawHello askRaw(const std::string& address) {
+  auto io = kj::setupAsyncIo();
+  auto stream = io.provider->getNetwork()
+                    .parseAddress(address)
+                    .wait(io.waitScope)
+                    ->connect()
+                    .wait(io.waitScope);
+  capnp::TwoPartyClient client(*stream);
+  auto broker = client.bootstrap().castAs<wire::Broker>();
+  auto answer = broker.helloRequest().send().wait(io.waitScope).getHello();
+  RawHello out;
+  out.serves = answer.getServes();
+  out.brokerId = answer.getBrokerId();
+  out.leader = answer.getLeader();
+  out.leaderRpc = answer.getLeaderRpc();
+  out.why = answer.getWhy();
+  for (auto b : answer.getBrokers())
+    out.brokers.push_back(b.getRpc());
+  std::sort(out.brokers.begin(), out.brokers.end());
+  auto publish = broker.publishRequest();
+  publish.setTopic("orders");
+  publish.initMessages(1)[0].setPayload(kj::StringPtr("raw").asBytes());
+  try {
+    publish.send().wait(io.waitScope);
+  } catch (const kj::Exception& e) {
+    out.publishFailure = e.getDescription().cStr();
+  }
+  return out;
+}
+
+TEST_CASE(
+    "any member's address is enough: a follower names the leader, and a client of it alone "
+    "follows two failovers",
+    "[cluster][failover]") {
+  Cluster cluster(3);
+  int leader = cluster.leaderOfAllInSync();
+  int seed = (leader + 1) % cluster.size();
+  std::vector<std::string> all;
+  for (int i = 0; i < cluster.size(); ++i)
+    all.push_back(cluster.node(i).address());
+  std::sort(all.begin(), all.end());
+
+  // Asked raw: the follower names the leader and the live brokers, and serves nothing else.
+  RawHello follower = askRaw(cluster.node(seed).address());
+  CHECK_FALSE(follower.serves);
+  CHECK(follower.brokerId == cluster.node(seed).id);
+  CHECK(follower.leader == cluster.node(leader).id);
+  CHECK(follower.leaderRpc == cluster.node(leader).address());
+  CHECK(follower.brokers == all);
+  CHECK_THAT(follower.why, Catch::Matchers::Contains("follows " + cluster.node(leader).id));
+  CHECK_THAT(follower.publishFailure,
+             Catch::Matchers::Contains("connect to the leader " + cluster.node(leader).id + " at " +
+                                       cluster.node(leader).address()));
+  RawHello served = askRaw(cluster.node(leader).address());
+  CHECK(served.serves);
+  CHECK(served.brokerId == cluster.node(leader).id);
+  CHECK(served.leaderRpc == cluster.node(leader).address());
+  CHECK(served.brokers == all);
+  CHECK(served.publishFailure.empty());  // Answered (topicNotFound), not refused.
+
+  // The CLI given the follower alone is answered by the leader.
+  RunResult status = runProcess(
+      {sluiceCliPath(), "--json", "--broker", cluster.node(seed).address(), "cluster", "status"},
+      "", {}, std::chrono::seconds(30));
+  INFO(status.stderrText);
+  REQUIRE(status.exitCode == 0);
+  CHECK(nlohmann::json::parse(status.stdoutText)["leader"] == cluster.node(leader).id);
+
+  // A client given the follower alone.
+  Options options;
+  options.connectTimeout = 500ms;
+  options.callTimeout = 3s;
+  auto connected = Client::connect(cluster.node(seed).address(), options);
+  REQUIRE(connected.ok());
+  Client& client = connected.value();
+  REQUIRE(client.admin().createTopic("orders").ok());
+  Producer producer = client.producer();
+  auto publish = [&](const std::string& id) {
+    OutgoingMessage message;
+    message.id = id;
+    message.payload = id;
+    return eventually([&] { return producer.publish("orders", message).ok(); }, 30s);
+  };
+  REQUIRE(publish("one"));
+
+  // The leader dies: the client reconnects (through its only address, or another it learned)
+  // to the new leader.
+  cluster.node(leader).process->kill(SIGKILL);
+  REQUIRE(publish("two"));
+  int second = cluster.leader();
+  REQUIRE(second >= 0);
+  REQUIRE(second != leader);
+
+  // The old leader returns and catches up; then the new leader dies. If that is the only
+  // address the client was given, it goes on through the brokers the cluster named.
+  cluster.start(leader);
+  REQUIRE(eventually([&] { return cluster.inSyncCount() == 3; }, 60s));
+  cluster.node(second).process->kill(SIGKILL);
+  REQUIRE(publish("three"));
+  int third = cluster.leader();
+  CHECK(third != second);
+
+  std::vector<std::string> ids;
+  for (const Message& message : peekAll(client))
+    ids.push_back(message.id());
+  CHECK(ids == std::vector<std::string>{"one", "two", "three"});
+  client.close();
+  cluster.start(second);
   checkEqualStores(cluster);
 }
 

@@ -159,8 +159,9 @@ std::unique_ptr<SluicedProcess> SluicedProcess::start(const std::string& dataDir
         process->adminPort_ = portField(line, "admin");
         process->tlsPort_ = portField(line, "tls");
         process->replicationPort_ = portField(line, "replication");
-        // A follower serves no clients ("ready follower=<id>"), and a cluster member does so
-        // only while it leads ("ready broker=<id> cluster=<id>").
+        // A static follower serves no clients ("ready follower=<id>"), and a cluster member
+        // ("ready broker=<id> cluster=<id>") listens on its fixed port, serving only while it
+        // leads.
         bool noClients =
             line.rfind("ready follower=", 0) == 0 || line.rfind("ready broker=", 0) == 0;
         if (process->rpcPort_ <= 0 && !noClients) problem = "malformed ready line: " + line;

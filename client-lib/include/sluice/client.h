@@ -59,16 +59,17 @@ struct Options {
   // broker's error (kUnauthenticated).
   // (`= {}` keeps `Options{connectTimeout, callTimeout}` free of missing-initializer warnings.)
   std::string token = {};
-  // With several brokers (Client::connect("a:7400,b:7400,c:7400"), a cluster), a connection
-  // lost later is made again to whichever of them accepts (after a failover: the new leader),
-  // round after round for up to this long; 0: never. Calls in flight when it was lost answer
+  // With several brokers (Client::connect("a:7400,b:7400,c:7400")), or any member of a
+  // cluster, a connection lost later is made again to whichever serves (after a failover: the
+  // new leader, found through any live member), round after round for up to this long; 0:
+  // never. Calls in flight when it was lost answer
   // kDisconnected (a publish with a message id may be retried without a duplicate); calls made
   // meanwhile wait for the new connection (within callTimeout). A Consumer is subscribed again
   // on the new connection and goes on: the messages it had been sent and had not yet received
   // are dropped (the broker delivers them again), and an ack of a message received before
   // answers kDisconnected, kStaleDelivery or kNotPending (it is delivered again). If the new
   // subscribe is refused, or reconnecting gives up, the Consumer ends with that error. With
-  // one broker: never. Default 30 s.
+  // one standalone broker: never. Default 30 s.
   std::chrono::milliseconds reconnectFor{30000};
 };
 
@@ -427,10 +428,12 @@ class Client {
   // options.token when it is set. Errors: kConnectFailed, kInvalidArgument (malformed
   // address, unusable TLS files), kUnauthenticated (the broker refused options.token: wrong,
   // expired or revoked; the message is the broker's).
-  // "host:port,host:port,...": the brokers of a cluster, tried in order; the connection is to
-  // the first that accepts, which is the leader (followers serve no clients). When it is lost
-  // (a failover), it is made again to whichever accepts (Options::reconnectFor): the Client,
-  // its Producers and Admins go on. kConnectFailed names every refusal.
+  // "host:port,host:port,...": brokers tried in order; the connection is to the first that
+  // serves. A cluster's follower serves no clients: it names its leader (Broker.hello), and the
+  // connection goes there, so one member's address is enough. The cluster's live members
+  // named by the broker are tried after the given ones. When the connection is lost (a
+  // failover), it is made again (Options::reconnectFor): the Client, its Producers and Admins
+  // go on. kConnectFailed names every refusal.
   static Result<Client> connect(std::string_view hostPort, Options options = {});
 
   Client(Client&&) noexcept;
