@@ -149,10 +149,12 @@ int runConsume(Context& context, const ConsumeArgs& args) {
     Result<void> settled = nack ? message.nack() : message.ack();
     if (!settled.ok()) {
       ErrorCode code = settled.error().code;
-      if (code != ErrorCode::kNotPending && code != ErrorCode::kStaleDelivery) {
+      if (code != ErrorCode::kNotPending && code != ErrorCode::kStaleDelivery &&
+          code != ErrorCode::kDisconnected) {
         context.fail(settled.error());
       }
-      // Its ack timeout passed and it was delivered again; that delivery will be settled.
+      // Its ack timeout passed and it was delivered again, or the connection was lost (the
+      // consumer is subscribed again through the cluster): that delivery will be settled.
       context.note("warning: offset " + std::to_string(message.offset()) +
                    " was not settled: " + settled.error().toString());
     }

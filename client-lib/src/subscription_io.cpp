@@ -185,7 +185,12 @@ void SubscriptionIo::fetch(uint64_t seq, uint32_t max, uint32_t timeoutMs) {
           })
           .catch_(
               [](kj::Exception&& exception) -> Result<size_t> { return fromException(exception); })
-          .then([state = state_, seq](Result<size_t>&& answer) {
+          .then([state = state_, seq, &io = io_, id = id_](Result<size_t>&& answer) {
+            // Lost with a connection that may be made again: its shutdown answers this fetch
+            // (nothing fetched: the broker delivers its messages again), and the caller's next
+            // fetch goes to the subscription made again; or it ends the consumer.
+            bool lost = !answer.ok() && answer.error().code == ErrorCode::kDisconnected;
+            if (lost && io.reattach.count(id) > 0) return;
             if (auto owner = state.lock()) owner->fetchAnswered(seq, std::move(answer));
           }));
 }

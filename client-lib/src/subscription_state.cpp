@@ -106,6 +106,7 @@ Result<std::vector<Message>> SubscriptionState::fetch(uint32_t max,
     asked = true;
     uint64_t seq = ++fetchSeq_;
     fetchAnswer_.reset();
+    fetchCutShort_ = false;
     auto want = static_cast<uint32_t>(max - out.size());
     // The broker rejects timeouts beyond its limit with its own rule.
     auto timeoutMs = static_cast<uint32_t>(std::min<int64_t>(left.count(), UINT32_MAX));
@@ -126,6 +127,7 @@ Result<std::vector<Message>> SubscriptionState::fetch(uint32_t max,
                                             std::to_string(timeout.count()) +
                                             " ms plus the call timeout"};
     }
+    if (fetchCutShort_) return out;  // Its connection was lost (dropInbox).
     if (fetchAnswer_ && !fetchAnswer_->ok()) {
       Error error = fetchAnswer_->error();
       if (out.empty()) return error;
@@ -209,8 +211,16 @@ bool SubscriptionState::closed() const {
 
 void SubscriptionState::dropInbox() {
   std::deque<Message> dropped;
-  std::lock_guard<std::mutex> lock(mu_);
-  dropped.swap(inbox_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    dropped.swap(inbox_);
+    // A fetch waiting for the lost connection's answer returns what it has (or nothing).
+    if (!fetchAnswer_) {
+      fetchAnswer_ = Result<size_t>(size_t{0});
+      fetchCutShort_ = true;
+    }
+  }
+  wake_.notify_all();
 }
 
 void SubscriptionState::abandon() {

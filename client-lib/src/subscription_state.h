@@ -61,7 +61,8 @@ class SubscriptionState {
   void close();
   bool closed() const;
   // Drops the messages delivered and not yet received: their connection was lost, and their
-  // acks could no longer reach the broker, which delivers them again.
+  // acks could no longer reach the broker, which delivers them again. A fetch waiting for an
+  // answer on that connection returns with nothing more.
   void dropInbox();
   // Callback mode: starts the thread that feeds `handler`. `self` is this object.
   void startWorker(std::shared_ptr<SubscriptionState> self, std::function<void(Message)> handler);
@@ -113,6 +114,7 @@ class SubscriptionState {
   bool closed_ = false;                        // Set by close().
   uint64_t fetchSeq_ = 0;                      // The latest fetch sent.
   std::optional<Result<size_t>> fetchAnswer_;  // Its answer, once in.
+  bool fetchCutShort_ = false;                 // Its connection was lost before the answer.
   std::thread worker_;
   std::thread::id workerId_;
 };

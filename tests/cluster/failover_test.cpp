@@ -14,12 +14,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <future>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -787,6 +789,72 @@ TEST_CASE(
   CHECK(ids == std::vector<std::string>{"one", "two", "three"});
   client.close();
   cluster.start(second);
+  checkEqualStores(cluster);
+}
+
+TEST_CASE("the CLI's consume, given one follower, goes on across a failover by itself",
+          "[cluster][failover]") {
+  Cluster cluster(3);
+  int leader = cluster.leaderOfAllInSync();
+  int seed = (leader + 1) % cluster.size();
+  auto client = cluster.connectAny();
+  REQUIRE(client);
+  REQUIRE(client->admin().createTopic("orders").ok());
+  REQUIRE(client->admin().createGroup("orders", "workers").ok());
+  Producer producer = client->producer();
+  auto publish = [&](const std::string& id) {
+    OutgoingMessage message;
+    message.id = id;
+    message.payload = id;
+    uint64_t offset = 0;
+    REQUIRE(eventually(
+        [&] {
+          auto ack = producer.publish("orders", message);
+          if (ack.ok()) offset = ack.value().offset;
+          return ack.ok();
+        },
+        30s));
+    return offset;
+  };
+  std::set<std::string> sent;
+  uint64_t last = 0;
+  for (int i = 0; i < 10; ++i) {
+    sent.insert("before-" + std::to_string(i));
+    last = publish("before-" + std::to_string(i));
+  }
+
+  // `sluice consume` given the follower alone: it is served by the leader.
+  auto consumed = std::async(std::launch::async, [&] {
+    return runProcess({sluiceCliPath(), "--json", "--broker", cluster.node(seed).address(),
+                       "consume", "orders", "--group", "workers", "--count", "20"},
+                      "", {}, std::chrono::seconds(120));
+  });
+  // Every message so far acknowledged: none is in flight when the leader dies.
+  REQUIRE(eventually(
+      [&] {
+        auto group = client->admin().describeGroup("orders", "workers");
+        return group.ok() && group.value().ackFloor > last;
+      },
+      30s));
+  cluster.node(leader).process->kill(SIGKILL);
+  for (int i = 0; i < 10; ++i) {
+    sent.insert("after-" + std::to_string(i));
+    publish("after-" + std::to_string(i));
+  }
+
+  REQUIRE(consumed.wait_for(90s) == std::future_status::ready);
+  RunResult run = consumed.get();
+  INFO(run.stderrText);
+  INFO(run.stdoutText);
+  REQUIRE(run.exitCode == 0);
+  std::multiset<std::string> printed;
+  std::istringstream lines(run.stdoutText);
+  for (std::string line; std::getline(lines, line);)
+    printed.insert(nlohmann::json::parse(line)["payload"].get<std::string>());
+  CHECK(std::set<std::string>(printed.begin(), printed.end()) == sent);
+  CHECK(printed.size() == sent.size());  // Each once: none was redelivered.
+  client->close();
+  cluster.start(leader);
   checkEqualStores(cluster);
 }
 

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <future>
 #include <string>
 
 #include "integration/broker_fixture.h"
@@ -69,6 +70,45 @@ TEST_CASE("a consumer of a broker list goes on receiving after its broker goes",
     auto group = second.admin().describeGroup("jobs", "workers");
     return group.ok() && group.value().consumers.empty();
   }));
+}
+
+TEST_CASE("a fetch waiting when its broker goes returns with nothing, and the next is served",
+          "[integration][client]") {
+  Broker first, second;
+  createTopic(first.admin(), "jobs");
+  createTopic(second.admin(), "jobs");
+  auto client = Client::connect(addressOf(first) + "," + addressOf(second));
+  REQUIRE(client.ok());
+  SubscribeOptions options;
+  options.prefetch = 0;  // A fetch consumer.
+  auto subscribed = client.value().subscribe("jobs", "workers", options);
+  REQUIRE(subscribed.ok());
+  Consumer consumer = std::move(subscribed).value();
+  // Waiting in the broker (nothing to fetch) when the broker dies.
+  auto waiting = std::async(std::launch::async, [&] { return consumer.fetch(10, 30s); });
+  REQUIRE(eventually([&] {
+    auto group = first.admin().describeGroup("jobs", "workers");
+    return group.ok() && group.value().consumers.size() == 1;
+  }));
+  first.process().kill(SIGKILL);
+  // Not an error: the consumer is subscribed again on the second broker, and the fetch has
+  // nothing (what the first broker had handed it would be delivered again).
+  REQUIRE(waiting.wait_for(20s) == std::future_status::ready);
+  auto lost = waiting.get();
+  INFO((lost.ok() ? std::string("ok") : lost.error().message));
+  REQUIRE(lost.ok());
+  CHECK(lost.value().empty());
+  REQUIRE(eventually([&] {
+    auto group = second.admin().describeGroup("jobs", "workers");
+    return group.ok() && group.value().consumers.size() == 1;
+  }));
+  REQUIRE(second.producer().publish("jobs", "two").ok());
+  auto two = consumer.fetch(10, 10s);
+  REQUIRE(two.ok());
+  REQUIRE(two.value().size() == 1);
+  CHECK(two.value()[0].payload() == "two");
+  CHECK(two.value()[0].ack().ok());
+  consumer.close();
 }
 
 TEST_CASE("a client gives up reconnecting after reconnectFor, and closes at once meanwhile",

@@ -67,7 +67,9 @@ struct Options {
   // meanwhile wait for the new connection (within callTimeout). A Consumer is subscribed again
   // on the new connection and goes on: the messages it had been sent and had not yet received
   // are dropped (the broker delivers them again), and an ack of a message received before
-  // answers kDisconnected, kStaleDelivery or kNotPending (it is delivered again). If the new
+  // answers kDisconnected, kStaleDelivery or kNotPending (it is delivered again). A fetch()
+  // waiting when the connection was lost returns what it had (often nothing) without an
+  // error; the next one is served by the new subscription. If the new
   // subscribe is refused, or reconnecting gives up, the Consumer ends with that error. With
   // one standalone broker: never. Default 30 s.
   std::chrono::milliseconds reconnectFor{30000};
