@@ -39,6 +39,7 @@
 #include "support/run_process.h"
 #include "support/sluiced_process.h"
 #include "support/temp_dir.h"
+#include "support/test_certs.h"
 
 namespace sluice::test {
 namespace {
@@ -676,7 +677,7 @@ TEST_CASE(
 // What a broker answers to Broker.hello, and what it answers to a publish, asked raw.
 struct RawHello {
   bool serves = false;
-  std::string brokerId, leader, leaderRpc, why;
+  std::string brokerId, leader, leaderRpc, leaderTls, why;
   std::vector<std::string> brokers;
   std::string publishFailure;  // Empty: the publish was answered.
 };
@@ -696,6 +697,7 @@ RawHello askRaw(const std::string& address) {
   out.brokerId = answer.getBrokerId();
   out.leader = answer.getLeader();
   out.leaderRpc = answer.getLeaderRpc();
+  out.leaderTls = answer.getLeaderTls();
   out.why = answer.getWhy();
   for (auto b : answer.getBrokers())
     out.brokers.push_back(b.getRpc());
@@ -790,6 +792,40 @@ TEST_CASE(
   client.close();
   cluster.start(second);
   checkEqualStores(cluster);
+}
+
+TEST_CASE("a TLS client given a follower's TLS address is served by the leader over TLS",
+          "[cluster]") {
+  TempDir certs;
+  TestCert ca(certs.path(), "ca", caOptions("Sluice test CA"));
+  TestCert server(certs.path(), "server", CertOptions(), &ca);  // For "localhost".
+  Cluster cluster(3, 0);
+  std::vector<std::string> tls;
+  for (int i = 0; i < cluster.size(); ++i) {
+    tls.push_back("127.0.0.1:" + std::to_string(freeLoopbackPort()));
+    cluster.start(i, {"--listen-tls", tls.back(), "--tls-cert", server.certPath(), "--tls-key",
+                      server.keyPath()});
+  }
+  int leader = cluster.leaderOfAllInSync();
+  int seed = (leader + 1) % cluster.size();
+  RawHello follower = askRaw(cluster.node(seed).address());
+  CHECK(follower.leaderTls == tls[leader]);
+
+  Options options;
+  options.tls.enabled = true;
+  options.tls.caFile = ca.certPath();
+  options.tls.serverName = "localhost";  // Each broker's certificate names it.
+  options.callTimeout = 3s;
+  auto connected = Client::connect(tls[seed], options);
+  INFO((connected.ok() ? "" : connected.error().message));
+  REQUIRE(connected.ok());
+  Client& client = connected.value();
+  auto status = client.admin().clusterStatus();
+  REQUIRE(status.ok());
+  CHECK(status.value().leader == cluster.node(leader).id);
+  REQUIRE(client.admin().createTopic("orders").ok());
+  REQUIRE(client.producer().publish("orders", "over tls").ok());
+  client.close();
 }
 
 TEST_CASE("the CLI's consume, given one follower, goes on across a failover by itself",

@@ -42,7 +42,9 @@ struct TlsOptions {
   std::string certFile;    // PEM client certificate (chain) for mutual TLS; default: none.
   std::string keyFile;     // PEM private key of certFile (not encrypted); needed with certFile.
   std::string serverName;  // The name the broker's certificate must carry; default: the host
-                           // of the address (an IP address must then be in the certificate).
+                           // of the address. kj-tls checks it as a DNS name, so a broker
+                           // reached by IP address needs serverName (an IP entry in the
+                           // certificate does not match). Kept for every broker of a list.
 };
 
 // Connection options. Each field states its default.
