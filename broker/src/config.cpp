@@ -272,14 +272,10 @@ const Key kKeys[] = {
      "(needs broker_id, and fixed ports in listen and replication_listen); empty: no cluster",
      "empty, or HOST:PORT addresses separated by commas",
      [](Config& c, std::string_view t) {
-       size_t start = 0;
-       while (start < t.size()) {
-         size_t comma = t.find(',', start);
-         if (comma == std::string_view::npos) comma = t.size();
-         if (!validHostPort(t.substr(start, comma - start))) return false;
-         start = comma + 1;
+       if (!t.empty()) {
+         for (std::string_view endpoint : net::splitList(t))
+           if (!validHostPort(endpoint)) return false;
        }
-       if (!t.empty() && t.back() == ',') return false;
        c.etcd = std::string(t);
        return true;
      },

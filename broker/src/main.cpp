@@ -33,6 +33,7 @@
 #include "config.h"
 #include "core/broker.h"
 #include "logging.h"
+#include "net/host_port.h"
 #include "rpc/redirect.h"
 #include "rpc/server.h"
 #include "rpc/tls.h"
@@ -131,12 +132,9 @@ std::vector<std::string> allowedHosts(const Config& config) {
   };
   auto colon = config.admin.rfind(':');
   add(config.admin.substr(0, colon));
-  size_t start = 0;
-  while (start < config.adminHosts.size()) {
-    size_t comma = config.adminHosts.find(',', start);
-    if (comma == std::string::npos) comma = config.adminHosts.size();
-    add(config.adminHosts.substr(start, comma - start));
-    start = comma + 1;
+  if (!config.adminHosts.empty()) {
+    for (std::string_view host : sluice::net::splitList(config.adminHosts))
+      add(host);
   }
   return hosts;
 }
@@ -361,12 +359,8 @@ int serveCluster(Runtime& rt, const sluice::store::EnvOptions& envOptions) {
   auto& timer = io.provider->getTimer();
   auto& network = io.provider->getNetwork();
   cluster::MemberOptions memberOptions;
-  for (size_t start = 0; start < config.etcd.size();) {
-    size_t comma = config.etcd.find(',', start);
-    if (comma == std::string::npos) comma = config.etcd.size();
-    memberOptions.etcd.push_back(config.etcd.substr(start, comma - start));
-    start = comma + 1;
-  }
+  for (std::string_view endpoint : sluice::net::splitList(config.etcd))
+    memberOptions.etcd.emplace_back(endpoint);
   memberOptions.clusterId = config.clusterId;
   memberOptions.brokerId = config.brokerId;
   memberOptions.rpcAddress = config.listen;

@@ -174,11 +174,8 @@ CLI::Validator brokerAddressValidator() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
         // One address, or a cluster's brokers separated by commas.
-        size_t start = 0;
-        while (start <= text.size()) {
-          size_t comma = std::min(text.find(',', start), text.size());
-          std::string one = text.substr(start, comma - start);
-          start = comma + 1;
+        for (std::string_view piece : net::splitList(text)) {
+          std::string one(piece);
           std::string problem;
           auto address = net::parseHostPort(one, &problem);
           if (!address) return "invalid broker address: " + problem;

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sluice::net {
 
@@ -65,6 +66,21 @@ inline std::optional<HostPort> parseHostPort(std::string_view text, std::string*
   }
   if (!digits || value > 65535) return fail("the port must be 0-65535, got " + quoted(port));
   return HostPort{std::string(host), static_cast<uint16_t>(value)};
+}
+
+// The pieces of a comma-separated list ("a:1,b:2"), empty ones included ("a:1," has two), so
+// that a caller checking each piece refuses a stray comma.
+inline std::vector<std::string_view> splitList(std::string_view text) {
+  std::vector<std::string_view> pieces;
+  for (size_t start = 0;;) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string_view::npos) {
+      pieces.push_back(text.substr(start));
+      return pieces;
+    }
+    pieces.push_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
 }
 
 }  // namespace sluice::net

@@ -155,12 +155,9 @@ std::optional<std::string> checkAddress(std::string_view hostPort) {
 Result<std::shared_ptr<Connection>> Connection::open(std::string_view hostPorts,
                                                      const Options& options) {
   std::vector<std::string> addresses;
-  for (size_t start = 0; start <= hostPorts.size();) {
-    size_t comma = std::min(hostPorts.find(',', start), hostPorts.size());
-    std::string_view one = hostPorts.substr(start, comma - start);
+  for (std::string_view one : net::splitList(hostPorts)) {
     if (auto problem = checkAddress(one)) return Error{ErrorCode::kInvalidArgument, *problem};
     addresses.emplace_back(one);
-    start = comma + 1;
   }
   std::shared_ptr<Connection> handle(new Connection(options), &Connection::release);
   const TlsOptions& tls = options.tls;
