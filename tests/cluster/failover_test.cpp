@@ -691,7 +691,8 @@ RawHello askRaw(const std::string& address) {
                     .wait(io.waitScope);
   capnp::TwoPartyClient client(*stream);
   auto broker = client.bootstrap().castAs<wire::Broker>();
-  auto answer = broker.helloRequest().send().wait(io.waitScope).getHello();
+  auto response = broker.helloRequest().send().wait(io.waitScope);  // Owns what answer reads.
+  auto answer = response.getHello();
   RawHello out;
   out.serves = answer.getServes();
   out.brokerId = answer.getBrokerId();
