@@ -48,6 +48,13 @@ std::unique_ptr<SluicedProcess> startFollower(const std::string& dir, const Brok
   return SluicedProcess::start(dir, args);
 }
 
+// Until the leader counts itself and two followers in sync.
+void awaitAllInSync(Broker& leader) {
+  REQUIRE(eventually([&] {
+    return leader.process().stderrText().find("3 in-sync member(s)") != std::string::npos;
+  }));
+}
+
 std::string dumpOf(const std::string& dir) {
   RunResult dump = sluiced({"--dump", "--data", dir});
   INFO(dump.stderrText);
@@ -86,9 +93,7 @@ TEST_CASE("every acknowledged write is on every in-sync follower, and the stores
   auto f1 = startFollower(f1Dir.path(), leader, "f1");
   auto f2 = startFollower(f2Dir.path(), leader, "f2");
   // Until both followers are in sync, min_insync 3 refuses writes.
-  REQUIRE(eventually([&] {
-    return leader.process().stderrText().find("3 in-sync member(s)") != std::string::npos;
-  }));
+  awaitAllInSync(leader);
 
   driveEveryKindOfWrite(leader);
   awaitNoConsumers(leader.admin());
@@ -119,9 +124,7 @@ TEST_CASE("a dead follower leaves the in-sync set; below min_insync writes are r
   TempDir f1Dir, f2Dir;
   auto f1 = startFollower(f1Dir.path(), leader, "f1");
   auto f2 = startFollower(f2Dir.path(), leader, "f2");
-  REQUIRE(eventually([&] {
-    return leader.process().stderrText().find("3 in-sync member(s)") != std::string::npos;
-  }));
+  awaitAllInSync(leader);
   createTopic(leader.admin(), "orders");
   publishPayloads(leader.producer(), "orders", 10);
 
@@ -180,9 +183,7 @@ TEST_CASE("the leader reports its cluster: members, the in-sync set and each rep
   TempDir f1Dir, f2Dir;
   auto f1 = startFollower(f1Dir.path(), leader, "f1");
   auto f2 = startFollower(f2Dir.path(), leader, "f2");
-  REQUIRE(eventually([&] {
-    return leader.process().stderrText().find("3 in-sync member(s)") != std::string::npos;
-  }));
+  awaitAllInSync(leader);
   createTopic(leader.admin(), "orders");
   publishPayloads(leader.producer(), "orders", 10);
 
